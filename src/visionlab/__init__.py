@@ -1,0 +1,1 @@
+"""visionlab: reproducible image-classification experiments."""

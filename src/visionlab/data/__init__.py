@@ -1,0 +1,1 @@
+"""Data: fetching archives, safe extraction, image cleaning, splitting and offline augmentation."""

@@ -1,0 +1,100 @@
+"""The download stage: fetch one data set's archive (or its mirror copy) and extract it safely."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from visionlab import paths
+from visionlab.atomic import atomic_dir, atomic_write_text
+from visionlab.data.extract import extract
+from visionlab.data.fetch import Expected, fetch, join_url, local_path, read_text
+from visionlab.errors import DownloadError
+from visionlab.params import DownloadParams, Params, Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    url: str
+    expected: Expected
+    via: str
+
+
+def parse_sha256sums(text: str, where: str) -> dict[str, str]:
+    """Parse ``sha256sum`` output: ``<hash>  <name>`` or ``<hash> *<name>`` per line."""
+    sums: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        digest, _, name = line.partition(" ")
+        name = name.strip().lstrip("*")
+        if len(digest) != 64 or not name:
+            raise DownloadError(f"{where}: line {number} is not '<sha256>  <file name>': {line!r}")
+        sums[name] = digest.lower()
+    return sums
+
+
+def _anchor(location: str) -> str:
+    """Relative local paths are relative to the project, also inside DVC's temporary copies."""
+    path = local_path(location)
+    if path is not None and not path.is_absolute():
+        return str(paths.project_root() / path)
+    return location
+
+
+def resolve_source(source: Source, download: DownloadParams) -> ResolvedSource:
+    """Where to fetch the archive from and what it must hash to."""
+    if download.mirror:
+        base = _anchor(download.mirror)
+        sums_url = join_url(base, "SHA256SUMS")
+        sums = parse_sha256sums(read_text(sums_url, download.timeout_s), sums_url)
+        name = source.archive_name
+        if name not in sums:
+            raise DownloadError(
+                f"mirror {base} has no {name!r} in its SHA256SUMS (it lists: {', '.join(sums)})"
+            )
+        return ResolvedSource(join_url(base, name), Expected(sha256=sums[name]), f"mirror {base}")
+    if source.sha256 is None:
+        log.warning("no sha256 pinned for %s: its bytes are not verified", source.url)
+    return ResolvedSource(_anchor(source.url), Expected(sha256=source.sha256, size=source.size), "source url")
+
+
+def download_dataset(params: Params, name: str, progress: bool = True) -> Path:
+    """Fetch, verify and extract data set ``name`` into ``data/raw/<name>``."""
+    card = params.dataset(name)
+    resolved = resolve_source(card.source, params.download)
+    archive, digest = fetch(
+        resolved.url,
+        paths.downloads_dir() / card.source.archive_name,
+        resolved.expected,
+        retries=params.download.retries,
+        backoff_s=params.download.backoff_s,
+        timeout_s=params.download.timeout_s,
+        progress=progress,
+    )
+    out = paths.raw_dir(name)
+    max_bytes = int(params.download.max_extracted_gb * 1e9)
+    with atomic_dir(out) as scratch:
+        extract(archive, scratch, max_bytes)
+        if card.root and not (scratch / card.root).is_dir():
+            raise DownloadError(
+                f"{archive.name}: has no folder {card.root!r} "
+                f"(datasets.{name}.root); top level holds: "
+                f"{', '.join(sorted(p.name for p in scratch.iterdir()))}"
+            )
+    record = {
+        "dataset": name,
+        "archive": card.source.archive_name,
+        "url": resolved.url,
+        "via": resolved.via,
+        "sha256": digest,
+        "bytes": archive.stat().st_size,
+    }
+    atomic_write_text(paths.raw_record(name), json.dumps(record, indent=2) + "\n")
+    log.info("extracted %s into %s", archive.name, out)
+    return out

@@ -1,0 +1,281 @@
+"""The prepare stage: walk the class folders, drop what cannot or must not be used, split.
+
+Writes manifests (not copies of the images) and a cleaning report that lists every dropped file
+with its reason, so a reader can audit exactly what the experiments trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from visionlab import paths
+from visionlab.atomic import atomic_dir
+from visionlab.data.exclusions import load_exclusions
+from visionlab.data.images import check_image
+from visionlab.data.split import SPLITS, stratified_split
+from visionlab.errors import MissingArtifactError, VisionlabError
+from visionlab.params import DatasetCard, Params, PrepareParams
+
+log = logging.getLogger(__name__)
+
+OUTSIDE_CLASS_FOLDER = "outside_class_folder"
+EXCLUDED_BY_LIST = "excluded_by_list"
+DUPLICATE = "duplicate"
+DUPLICATE_ACROSS_CLASSES = "duplicate_across_classes"
+OVER_CLASS_LIMIT = "over_class_limit"
+
+MANIFEST_COLUMNS = ["path", "label", "split", "sha256"]
+
+
+@dataclass(frozen=True)
+class Scanned:
+    """One file seen under the image root, with its verdict."""
+
+    path: str  # relative to the project root: every stage opens it as is
+    rel: str  # relative to the image root: the key of exclusion lists
+    label: str | None  # None for files beside the class folders
+    sha256: str
+    reason: str | None
+    detail: str
+    mode: str | None
+
+
+def _scan_one(args: tuple[str, str, str | None]) -> Scanned:
+    path, rel, label = args
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    verdict = check_image(Path(path))
+    return Scanned(path, rel, label, digest, verdict.reason, verdict.detail, verdict.mode)
+
+
+def _walk(image_root: Path, card: DatasetCard, dataset: str) -> tuple[list, list[str], Counter]:
+    """Files to check as ``(path, rel, label)``, the class names, and folders left out by choice."""
+    if not image_root.is_dir():
+        raise MissingArtifactError(
+            f"{image_root}: no such folder; run the download stage for {dataset!r} first"
+        )
+    folders = sorted(p for p in image_root.iterdir() if p.is_dir())
+    names = [p.name for p in folders]
+    if card.classes is not None:
+        missing = [c for c in card.classes if c not in names]
+        if missing:
+            raise VisionlabError(
+                f"datasets.{dataset}.classes: {', '.join(missing)} not found in {image_root} "
+                f"(folders there: {', '.join(names)})"
+            )
+        classes = list(card.classes)
+    else:
+        classes = names
+    if not classes:
+        raise VisionlabError(f"{image_root}: no class folders found (datasets.{dataset}.root)")
+    jobs: list[tuple[str, str, str | None]] = []
+    left_out: Counter = Counter()
+    for entry in sorted(image_root.iterdir()):
+        if entry.is_file():
+            jobs.append((str(entry), entry.name, None))
+    for folder in folders:
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
+        if folder.name not in classes:
+            left_out[folder.name] = len(files)
+            continue
+        for file in files:
+            jobs.append((str(file), file.relative_to(image_root).as_posix(), folder.name))
+    return jobs, classes, left_out
+
+
+def _scan(jobs: list, workers: int) -> list[Scanned]:
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(jobs) < 64:
+        return [_scan_one(job) for job in tqdm(jobs, desc="checking images", mininterval=1.0)]
+    with ProcessPoolExecutor(workers) as pool:
+        return list(
+            tqdm(
+                pool.map(_scan_one, jobs, chunksize=32),
+                total=len(jobs),
+                desc="checking images",
+                mininterval=1.0,
+            )
+        )
+
+
+def clean(
+    scanned: list[Scanned], exclusions: dict[str, str], settings: PrepareParams
+) -> tuple[list[Scanned], list[dict], list[str]]:
+    """Apply the cleaning rules in order; return kept files, dropped records, unmatched exclusions."""
+    dropped: list[dict] = []
+
+    def drop(item: Scanned, reason: str, detail: str) -> None:
+        dropped.append({"path": item.path, "class": item.label, "reason": reason, "detail": detail})
+
+    candidates: list[Scanned] = []
+    for item in scanned:
+        if item.reason is not None:
+            detail = item.detail
+            if item.label is None:
+                detail = f"beside the class folders; {detail}"
+            drop(item, item.reason, detail)
+        elif item.label is None:
+            drop(item, OUTSIDE_CLASS_FOLDER, "an image beside the class folders")
+        elif item.rel in exclusions:
+            drop(item, EXCLUDED_BY_LIST, exclusions[item.rel] or "listed in the exclusion list")
+        else:
+            candidates.append(item)
+    seen_rel = {item.rel for item in scanned}
+    unmatched = sorted(rel for rel in exclusions if rel not in seen_rel)
+
+    by_hash: dict[str, list[Scanned]] = defaultdict(list)
+    for item in candidates:
+        by_hash[item.sha256].append(item)
+    kept: list[Scanned] = []
+    for group in by_hash.values():
+        group.sort(key=lambda s: s.path)
+        labels = sorted({s.label for s in group if s.label})
+        if len(labels) > 1:
+            for item in group:
+                drop(item, DUPLICATE_ACROSS_CLASSES, f"same bytes filed under {', '.join(labels)}")
+            continue
+        kept.append(group[0])
+        for item in group[1:]:
+            drop(item, DUPLICATE, f"same bytes as {group[0].path}")
+
+    if settings.max_per_class is not None:
+        rng = np.random.default_rng(settings.seed)
+        limited: list[Scanned] = []
+        for label in sorted({s.label for s in kept}):
+            members = sorted((s for s in kept if s.label == label), key=lambda s: s.path)
+            chosen = set(rng.permutation(len(members))[: settings.max_per_class].tolist())
+            for index, item in enumerate(members):
+                if index in chosen:
+                    limited.append(item)
+                else:
+                    drop(item, OVER_CLASS_LIMIT, f"prepare.max_per_class={settings.max_per_class}")
+        kept = limited
+    kept.sort(key=lambda s: s.path)
+    dropped.sort(key=lambda d: d["path"])
+    return kept, dropped, unmatched
+
+
+def _report(
+    dataset: str,
+    image_root: Path,
+    classes: list[str],
+    scanned: list[Scanned],
+    kept: list[Scanned],
+    dropped: list[dict],
+    unmatched: list[str],
+    left_out: Counter,
+    manifest: pd.DataFrame,
+) -> dict:
+    by_class_reason: dict[str, Counter] = defaultdict(Counter)
+    for record in dropped:
+        by_class_reason[record["class"] or "(no class)"][record["reason"]] += 1
+    converted = Counter(s.mode for s in kept if s.mode not in (None, "RGB"))
+    splits = {
+        split: {c: int(((manifest.split == split) & (manifest.label == c)).sum()) for c in classes}
+        for split in SPLITS
+    }
+    return {
+        "dataset": dataset,
+        "image_root": image_root.as_posix(),
+        "classes": classes,
+        "files_seen": len(scanned),
+        "images_kept": len(kept),
+        "before": {c: sum(1 for s in scanned if s.label == c) for c in classes},
+        "after": {c: sum(1 for s in kept if s.label == c) for c in classes},
+        "dropped_by_reason": dict(Counter(d["reason"] for d in dropped).most_common()),
+        "dropped_by_class": {c: dict(r) for c, r in sorted(by_class_reason.items())},
+        "converted_to_rgb": dict(converted),
+        "left_out_by_choice": dict(left_out),
+        "exclusions_not_found": unmatched,
+        "splits": splits,
+        "split_totals": {s: sum(splits[s].values()) for s in SPLITS},
+        "dropped": dropped,
+    }
+
+
+def _markdown(report: dict) -> str:
+    classes = report["classes"]
+    lines = [
+        f"# Cleaning report: {report['dataset']}",
+        "",
+        f"{report['files_seen']} files seen under `{report['image_root']}`, "
+        f"{report['images_kept']} images kept.",
+        "",
+        "| class | before | after | " + " | ".join(SPLITS) + " |",
+        "|---|---:|---:|" + "---:|" * len(SPLITS),
+    ]
+    for c in classes:
+        cells = [str(report["splits"][s][c]) for s in SPLITS]
+        lines.append(f"| {c} | {report['before'][c]} | {report['after'][c]} | " + " | ".join(cells) + " |")
+    totals = [str(report["split_totals"][s]) for s in SPLITS]
+    lines.append(
+        f"| **total** | {sum(report['before'].values())} | {report['images_kept']} | "
+        + " | ".join(totals)
+        + " |"
+    )
+    lines += ["", "## Dropped, by reason", "", "| reason | files |", "|---|---:|"]
+    lines += [f"| {r} | {n} |" for r, n in report["dropped_by_reason"].items()] or ["| none | 0 |"]
+    if report["converted_to_rgb"]:
+        lines += ["", "## Converted to RGB", "", "| mode | images |", "|---|---:|"]
+        lines += [f"| {m} | {n} |" for m, n in report["converted_to_rgb"].items()]
+    if report["left_out_by_choice"]:
+        lines += ["", "## Folders left out by choice (not in the class list)", ""]
+        lines += [f"- {f}: {n} files" for f, n in report["left_out_by_choice"].items()]
+    if report["exclusions_not_found"]:
+        lines += ["", "## Exclusion entries that match no file", ""]
+        lines += [f"- `{e}`" for e in report["exclusions_not_found"]]
+    lines += ["", "## Every dropped file", "", "| file | class | reason | detail |", "|---|---|---|---|"]
+    for d in report["dropped"]:
+        detail = d["detail"].replace("|", "\\|")
+        lines.append(f"| `{d['path']}` | {d['class'] or ''} | {d['reason']} | {detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def prepare_dataset(params: Params, dataset: str) -> Path:
+    """Clean and split data set ``dataset``; write ``data/prepared/<dataset>/``."""
+    card = params.dataset(dataset)
+    image_root = paths.raw_dir(dataset) / card.root
+    jobs, classes, left_out = _walk(image_root, card, dataset)
+    exclusions = load_exclusions(Path(card.exclusions)) if card.exclusions else {}
+    scanned = _scan(jobs, params.prepare.workers)
+    kept, dropped, unmatched = clean(scanned, exclusions, params.prepare)
+    if not kept:
+        raise VisionlabError(f"{image_root}: no usable images left after cleaning")
+    assignment = stratified_split(
+        [(s.path, s.label) for s in kept], params.prepare.split, params.prepare.seed
+    )
+    manifest = pd.DataFrame(
+        [(s.path, s.label, assignment[s.path], s.sha256) for s in kept], columns=MANIFEST_COLUMNS
+    )
+    report = _report(dataset, image_root, classes, scanned, kept, dropped, unmatched, left_out, manifest)
+    out = paths.prepared_dir(dataset)
+    with atomic_dir(out) as scratch:
+        manifest.to_csv(scratch / "manifest.csv", index=False)
+        (scratch / "classes.json").write_text(json.dumps(classes, indent=2) + "\n")
+        (scratch / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+        (scratch / "report.md").write_text(_markdown(report))
+    log.info("%s: kept %d of %d files; splits %s", dataset, len(kept), len(scanned), report["split_totals"])
+    return out
+
+
+def read_manifest(folder: Path) -> tuple[pd.DataFrame, list[str]]:
+    """A prepared (or augmented) manifest and the class names in label-index order."""
+    folder = Path(folder)
+    try:
+        manifest = pd.read_csv(folder / "manifest.csv")
+        classes = json.loads((folder / "classes.json").read_text())
+    except FileNotFoundError as exc:
+        raise MissingArtifactError(
+            f"{exc.filename}: missing; run the stage that writes {folder} first"
+        ) from None
+    return manifest, classes

@@ -1,0 +1,1 @@
+"""Evaluation: the studies' classification report, confusion matrices and learning curves."""

@@ -1,0 +1,144 @@
+"""The evaluate stage: loss and accuracy per split, the classification report, confusion
+matrices, learning curves and the misclassified test images with their probabilities."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from visionlab import paths
+from visionlab.atomic import atomic_dir, atomic_write_text
+from visionlab.data.prepare import read_manifest
+from visionlab.data.split import SPLITS
+from visionlab.errors import MissingArtifactError, VisionlabError
+from visionlab.evaluation.plots import plot_confusion, plot_learning_curves
+from visionlab.evaluation.report import confusion, per_class_report, report_markdown
+from visionlab.models import load_checkpoint
+from visionlab.params import Params
+from visionlab.tracking import open_run
+from visionlab.training.data import image_dataset, loader
+from visionlab.training.inference import collect
+from visionlab.training.runtime import select_device
+from visionlab.training.train_stage import RUN_RECORD
+
+log = logging.getLogger(__name__)
+
+
+def predictions_frame(rows: pd.DataFrame, probs: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """One row per image: true and predicted class, confidence and the full probability row."""
+    predicted = probs.argmax(1)
+    frame = pd.DataFrame(
+        {
+            "path": rows.path.to_numpy(),
+            "label": rows.label.to_numpy(),
+            "predicted": [classes[i] for i in predicted],
+            "confidence": probs.max(1),
+        }
+    )
+    frame["correct"] = frame.label == frame.predicted
+    for index, name in enumerate(classes):
+        frame[f"p_{name}"] = probs[:, index]
+    return frame
+
+
+def evaluate_experiment(params: Params, experiment: str) -> Path:
+    exp = params.experiment(experiment)
+    model, checkpoint = load_checkpoint(paths.model_dir(experiment) / "model.pt")
+    classes, size = checkpoint["classes"], checkpoint["image_size"]
+    prepared, manifest_classes = read_manifest(paths.prepared_dir(exp.dataset))
+    if manifest_classes != classes:
+        raise VisionlabError(
+            f"{experiment}: the model was trained on classes {classes} but the prepared data "
+            f"has {manifest_classes}; rerun the train stage"
+        )
+    device = select_device(params.train.device)
+    model.to(device)
+    metrics: dict[str, dict[str, float]] = {}
+    test_frame = None
+    for split in SPLITS:
+        rows = prepared[prepared.split == split].reset_index(drop=True)
+        if rows.empty:
+            continue
+        batches = loader(
+            image_dataset(rows, classes, size, model),
+            params.evaluate.batch_size,
+            shuffle=False,
+            workers=params.evaluate.num_workers,
+        )
+        logits, labels = collect(model, batches, device, desc=f"evaluate {split}")
+        metrics[split] = {
+            "loss": F.cross_entropy(logits, labels).item(),
+            "accuracy": (logits.argmax(1) == labels).float().mean().item(),
+            "images": len(labels),
+        }
+        if split == "test":
+            test_frame = predictions_frame(rows, torch.softmax(logits, 1).numpy(), classes)
+    if test_frame is None:
+        raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
+
+    index = {name: i for i, name in enumerate(classes)}
+    truth = test_frame.label.map(index).to_numpy()
+    guess = test_frame.predicted.map(index).to_numpy()
+    report = per_class_report(truth, guess, classes)
+    counts, normalised = confusion(truth, guess, classes)
+    by_class = report.set_index("class")
+    metrics["test"]["macro_f1"] = float(by_class.loc["macro avg", "f1"])
+    metrics["test"]["weighted_f1"] = float(by_class.loc["weighted avg", "f1"])
+
+    history_path = paths.results_dir(experiment) / "history.csv"
+    if not history_path.is_file():
+        raise MissingArtifactError(f"{history_path}: missing; rerun the train stage")
+    history = pd.read_csv(history_path)
+
+    out = paths.eval_dir(experiment)
+    with atomic_dir(out) as scratch:
+        report.to_csv(scratch / "classification_report.csv", index=False)
+        (scratch / "classification_report.md").write_text(report_markdown(report, f"{experiment}: test set"))
+        pd.DataFrame(counts, index=classes, columns=classes).to_csv(scratch / "confusion_matrix.csv")
+        plot_confusion(
+            counts, classes, f"{experiment}: test confusion (counts)", scratch / "confusion.png", "d"
+        )
+        plot_confusion(
+            normalised,
+            classes,
+            f"{experiment}: test confusion (row-normalised)",
+            scratch / "confusion_normalized.png",
+            ".2f",
+        )
+        plot_learning_curves(history, experiment, scratch / "learning_curves.png")
+        test_frame.to_csv(scratch / "predictions.csv", index=False)
+        test_frame[~test_frame.correct].to_csv(scratch / "misclassified.csv", index=False)
+    results = paths.results_dir(experiment)
+    atomic_write_text(results / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(
+        results / "confusion.csv",
+        test_frame[["path", "label", "predicted"]].rename(columns={"label": "actual"}).to_csv(index=False),
+    )
+    atomic_write_text(
+        results / "per_class.csv",
+        report[report["class"].isin(classes)][["class", "precision", "recall", "f1"]].to_csv(index=False),
+    )
+
+    run = open_run(paths.model_dir(experiment) / RUN_RECORD, exp.dataset, experiment)
+    try:
+        flat = {
+            f"{'final_' if split != 'test' else ''}{split}_{name}": value
+            for split, values in metrics.items()
+            for name, value in values.items()
+            if name != "images"
+        }
+        run.log_metrics(flat)
+        run.log_artifact(out, "evaluation")
+        run.log_artifact(results / "metrics.json", "evaluation")
+        run.finish(True)
+    except BaseException:
+        run.finish(False)
+        raise
+    log.info("%s: test accuracy %.4f", experiment, metrics["test"]["accuracy"])
+    return out

@@ -1,0 +1,61 @@
+"""Build models by name from their params, and save/load trained checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from visionlab.errors import MissingArtifactError
+from visionlab.models.base import Classifier
+from visionlab.params import ModelParams
+
+
+def build_model(spec: ModelParams, num_classes: int, load_weights: bool = True) -> Classifier:
+    """The architecture ``spec.arch`` with a ``num_classes`` head.
+
+    ``load_weights=False`` skips the pretrained weights (a checkpoint will overwrite them anyway).
+    """
+    pretrained = spec.weights == "imagenet" and load_weights
+    if spec.arch == "handmade_cnn":
+        from visionlab.models.handmade_cnn import HandmadeCNN
+
+        model: Classifier = HandmadeCNN(num_classes, spec.dropout, spec.dense_dropout)
+    elif spec.arch == "efficientnet_lite0":
+        from visionlab.models.efficientnet_lite import EfficientNetLite0
+
+        model = EfficientNetLite0(num_classes, pretrained, spec.dropout)
+    else:  # pragma: no cover - the params schema admits only the names above
+        raise ValueError(f"unknown architecture {spec.arch!r}")
+    if spec.base == "frozen":
+        model.freeze_backbone()
+    return model
+
+
+def save_checkpoint(
+    path: Path, model: Classifier, spec: ModelParams, classes: list[str], image_size: int, **extra: Any
+) -> None:
+    torch.save(
+        {
+            "spec": spec.model_dump(),
+            "classes": classes,
+            "image_size": image_size,
+            "state_dict": model.state_dict(),
+            **extra,
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: Path) -> tuple[Classifier, dict[str, Any]]:
+    """A trained model in eval mode, and the checkpoint's metadata."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingArtifactError(f"{path}: no trained model; run the train stage first")
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    spec = ModelParams.model_validate(checkpoint["spec"])
+    model = build_model(spec, len(checkpoint["classes"]), load_weights=False)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.eval()
+    return model, checkpoint

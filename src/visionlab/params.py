@@ -1,0 +1,250 @@
+"""The schema of params.yaml: every knob of the pipeline, validated when a stage starts.
+
+A bad value stops the stage before any work, with a message naming the key, e.g.
+``params.yaml: train.lr: must be greater than 0 (got -0.1)``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
+
+from visionlab.errors import ParamsError
+
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Section):
+    """Where a data set's archive comes from and what its bytes must hash to."""
+
+    url: str
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+    size: Annotated[int, Field(gt=0)] | None = None
+    filename: str | None = None
+
+    @model_validator(mode="after")
+    def _known_scheme(self) -> Source:
+        scheme = urlparse(self.url).scheme
+        if scheme not in ("http", "https", "file", ""):
+            raise ValueError(f"url must be http, https, file or a local path (got {self.url!r})")
+        return self
+
+    @property
+    def archive_name(self) -> str:
+        """The archive's file name: also its key in a mirror's SHA256SUMS."""
+        return self.filename or Path(urlparse(self.url).path).name
+
+
+class DatasetCard(_Section):
+    """One data set: its archive, where the class folders sit inside it, and cleaning rules."""
+
+    source: Source
+    root: str  # folder inside the archive that holds the class folders ("" for the top)
+    classes: list[Name] | None = None
+    exclusions: str | None = None
+
+
+class DownloadParams(_Section):
+    mirror: str | None = None
+    retries: Annotated[int, Field(ge=0, le=20)] = 4
+    backoff_s: Annotated[float, Field(ge=0)] = 2.0
+    timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    max_extracted_gb: Annotated[float, Field(gt=0)] = 20.0
+
+
+class SplitFractions(_Section):
+    train: Annotated[float, Field(gt=0, le=1)] = 0.7
+    val: Fraction = 0.2
+    test: Fraction = 0.1
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitFractions:
+        total = self.train + self.val + self.test
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"train + val + test must sum to 1 (got {total:g})")
+        return self
+
+
+class PrepareParams(_Section):
+    split: SplitFractions = SplitFractions()
+    seed: int = 42
+    max_per_class: Annotated[int, Field(gt=0)] | None = None
+    workers: Annotated[int, Field(ge=0)] = 0
+
+
+class TransformParams(_Section):
+    """Strengths of the offline augmentation; 0 switches a transform off."""
+
+    hflip: Fraction = 0.5
+    zoom: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    translate: Annotated[float, Field(ge=0, le=0.5)] = 0.1
+    contrast: Fraction = 0.3
+    rotate: Annotated[float, Field(ge=0, le=180)] = 10.0
+    shear: Annotated[float, Field(ge=0, le=45)] = 10.0
+
+
+class AugmentParams(_Section):
+    factor: Annotated[int, Field(ge=1, le=100)] = 5
+    image_size: Annotated[int, Field(ge=8, le=2048)] = 224
+    seed: int = 42
+    workers: Annotated[int, Field(ge=0)] = 0
+    jpeg_quality: Annotated[int, Field(ge=50, le=100)] = 95
+    transforms: TransformParams = TransformParams()
+
+
+class TrainParams(_Section):
+    image_size: Annotated[int, Field(ge=8, le=2048)] = 224
+    epochs: Annotated[int, Field(ge=1)] = 30
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: Annotated[float, Field(gt=0, le=10)] = 1e-3
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 5
+    lr_plateau_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    lr_plateau_patience: Annotated[int, Field(ge=0)] = 2
+    min_lr: Annotated[float, Field(ge=0)] = 1e-6
+    seed: int = 42
+    num_workers: Annotated[int, Field(ge=0)] = 2
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class ModelParams(_Section):
+    """An architecture and how its base is treated; head knobs apply to the new classifier."""
+
+    # Required, not defaulted: the featurize stage lists these keys as DVC params, and DVC
+    # needs them present in params.yaml.
+    arch: Literal["handmade_cnn", "efficientnet_lite0"]
+    weights: Literal["none", "imagenet"]
+    base: Literal["trainable", "frozen"]
+    augmented: bool
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.3
+    dense_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    l2: Annotated[float, Field(ge=0)] = 0.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelParams:
+        if self.arch == "handmade_cnn" and self.weights != "none":
+            raise ValueError("handmade_cnn has no pretrained weights: set weights: none")
+        if self.base == "frozen" and self.weights == "none":
+            raise ValueError("a frozen base needs pretrained weights: set weights: imagenet")
+        return self
+
+
+class ExperimentParams(_Section):
+    dataset: Name
+    model: Name
+
+
+class EvaluateParams(_Section):
+    batch_size: Annotated[int, Field(ge=1)] = 64
+    num_workers: Annotated[int, Field(ge=0)] = 2
+
+
+class ExplainParams(_Section):
+    images_per_class: Annotated[int, Field(ge=1, le=50)] = 2
+    target_layer: str | None = None
+    alpha: Annotated[float, Field(gt=0, lt=1)] = 0.5
+
+
+class Params(_Section):
+    datasets: dict[Name, DatasetCard]
+    download: DownloadParams = DownloadParams()
+    prepare: PrepareParams = PrepareParams()
+    augment: AugmentParams = AugmentParams()
+    train: TrainParams = TrainParams()
+    models: dict[Name, ModelParams]
+    experiments: dict[Name, ExperimentParams]
+    evaluate: EvaluateParams = EvaluateParams()
+    explain: ExplainParams = ExplainParams()
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Params:
+        for name, exp in self.experiments.items():
+            if exp.dataset not in self.datasets:
+                raise ValueError(
+                    f"experiments.{name}.dataset: unknown data set {exp.dataset!r} "
+                    f"(known: {', '.join(sorted(self.datasets))})"
+                )
+            if exp.model not in self.models:
+                raise ValueError(
+                    f"experiments.{name}.model: unknown model {exp.model!r} "
+                    f"(known: {', '.join(sorted(self.models))})"
+                )
+        return self
+
+    def dataset(self, name: str) -> DatasetCard:
+        if name not in self.datasets:
+            raise ParamsError(
+                f"params.yaml: datasets.{name}: no such data set (known: {', '.join(sorted(self.datasets))})"
+            )
+        return self.datasets[name]
+
+    def experiment(self, name: str) -> ExperimentParams:
+        if name not in self.experiments:
+            raise ParamsError(
+                f"params.yaml: experiments.{name}: no such experiment "
+                f"(known: {', '.join(sorted(self.experiments))})"
+            )
+        return self.experiments[name]
+
+    def model_of(self, experiment: str) -> ModelParams:
+        return self.models[self.experiment(experiment).model]
+
+    def image_size_of(self, experiment: str) -> int:
+        """Input side of the experiment's model."""
+        self.experiment(experiment)
+        return self.train.image_size
+
+
+def _describe(error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        message = "unknown key"
+    elif kind == "missing":
+        message = "required key is missing"
+    else:
+        message = error["msg"].removeprefix("Value error, ")
+        if "input" in error and not isinstance(error["input"], dict):
+            message += f" (got {error['input']!r})"
+    return f"{key}: {message}" if key else message
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-parsed params mapping; raise ParamsError naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{source}: {_describe(err)}" for err in exc.errors()]
+        raise ParamsError("\n".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run stages from the project root)") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,78 @@
+"""Where the project lives and where each stage writes.
+
+DVC runs queued and ``--temp`` experiments in a copy of the repository under
+``<project>/.dvc/tmp/exps/``; anything that must be shared between runs (the MLflow store, the
+download cache, a relative mirror folder) is resolved against the *original* project root.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_EXPS_MARKER = (".dvc", "tmp", "exps")
+
+
+def workspace_root(start: Path | None = None) -> Path:
+    """The folder holding dvc.yaml that the current stage runs in (possibly a temporary copy)."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file() or (folder / ".dvc").is_dir():
+            return folder
+    return here
+
+
+def project_root(start: Path | None = None) -> Path:
+    """The user's real project folder, even when DVC runs a stage in a temporary copy."""
+    override = os.environ.get("VISIONLAB_PROJECT_ROOT")
+    if override:
+        return Path(override).resolve()
+    root = workspace_root(start)
+    parts = root.parts
+    for i in range(len(parts) - len(_EXPS_MARKER)):
+        if parts[i : i + len(_EXPS_MARKER)] == _EXPS_MARKER:
+            return Path(*parts[:i])
+    return root
+
+
+def downloads_dir() -> Path:
+    """Cache of verified archives and partial downloads, shared by all experiments."""
+    return project_root() / "data" / ".downloads"
+
+
+def raw_dir(dataset: str) -> Path:
+    return Path("data") / "raw" / dataset
+
+
+def raw_record(dataset: str) -> Path:
+    """Which archive, from where, with which checksum, the raw folder was extracted from."""
+    return Path("data") / "raw" / f"{dataset}.json"
+
+
+def prepared_dir(dataset: str) -> Path:
+    return Path("data") / "prepared" / dataset
+
+
+def augmented_dir(dataset: str) -> Path:
+    return Path("data") / "augmented" / dataset
+
+
+def features_dir(experiment: str) -> Path:
+    return Path("data") / "features" / experiment
+
+
+def model_dir(experiment: str) -> Path:
+    return Path("data") / "models" / experiment
+
+
+def eval_dir(experiment: str) -> Path:
+    return Path("data") / "eval" / experiment
+
+
+def explain_dir(experiment: str) -> Path:
+    return Path("data") / "explain" / experiment
+
+
+def results_dir(experiment: str) -> Path:
+    """Small, git-tracked metrics and plot data that `dvc exp show` and `dvc plots` read."""
+    return Path("results") / experiment

@@ -1,0 +1,77 @@
+"""Datasets and loaders over manifests: images decoded, resized and normalised on the fly."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from visionlab import paths
+from visionlab.data.images import load_rgb
+from visionlab.data.prepare import read_manifest
+from visionlab.params import Params
+
+
+class ImageDataset(Dataset):
+    """``(tensor, label index)`` pairs from image paths, normalised with the model's mean/std."""
+
+    def __init__(
+        self,
+        image_paths: Sequence[str],
+        labels: Sequence[int],
+        image_size: int,
+        mean: Sequence[float],
+        std: Sequence[float],
+    ):
+        self.paths = list(image_paths)
+        self.labels = list(labels)
+        self.size = image_size
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> torch.Tensor:
+        pixels = np.asarray(load_rgb(Path(self.paths[index]), self.size), dtype=np.uint8)
+        tensor = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255.0)
+        return (tensor - self.mean) / self.std
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.load(index), self.labels[index]
+
+
+def loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, seed: int = 0) -> DataLoader:
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        generator=generator,
+    )
+
+
+def split_rows(params: Params, experiment: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Rows of each split for an experiment: train from the augmented set when the model asks."""
+    dataset = params.experiment(experiment).dataset
+    prepared, classes = read_manifest(paths.prepared_dir(dataset))
+    splits = {
+        name: prepared[prepared.split == name].reset_index(drop=True) for name in ("train", "val", "test")
+    }
+    if params.model_of(experiment).augmented:
+        augmented, _ = read_manifest(paths.augmented_dir(dataset))
+        splits["train"] = augmented
+    return splits, classes
+
+
+def image_dataset(rows: pd.DataFrame, classes: list[str], image_size: int, model) -> ImageDataset:
+    index = {name: i for i, name in enumerate(classes)}
+    return ImageDataset(
+        rows.path.tolist(), [index[label] for label in rows.label], image_size, model.mean, model.std
+    )

@@ -1,0 +1,76 @@
+"""The featurize stage: run a frozen backbone once over the training and validation images.
+
+With a frozen base, every epoch would push the same images through the same backbone; caching its
+output as a DVC stage output turns head training (and re-tuning it) into seconds of work. For a
+trainable base there is nothing to cache and the stage records just that.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from visionlab import paths
+from visionlab.atomic import atomic_dir
+from visionlab.errors import MissingArtifactError
+from visionlab.models import Classifier, build_model
+from visionlab.params import Params
+from visionlab.training.data import image_dataset, loader, split_rows
+from visionlab.training.inference import collect
+from visionlab.training.runtime import select_device
+
+log = logging.getLogger(__name__)
+
+CACHED_SPLITS = ("train", "val")
+
+
+def compute_features(
+    model: Classifier, rows, classes: list[str], image_size: int, params: Params, desc: str
+) -> dict:
+    device = select_device(params.train.device)
+    model.to(device).eval()
+    batches = loader(
+        image_dataset(rows, classes, image_size, model),
+        params.evaluate.batch_size,
+        shuffle=False,
+        workers=params.evaluate.num_workers,
+    )
+    features, labels = collect(model.forward_features, batches, device, desc=desc)
+    return {"features": features, "labels": labels, "paths": rows.path.tolist()}
+
+
+def featurize_experiment(params: Params, experiment: str) -> Path:
+    spec = params.model_of(experiment)
+    out = paths.features_dir(experiment)
+    with atomic_dir(out) as scratch:
+        info: dict = {"experiment": experiment, "frozen": spec.base == "frozen"}
+        if spec.base == "frozen":
+            splits, classes = split_rows(params, experiment)
+            model = build_model(spec, len(classes))
+            size = params.image_size_of(experiment)
+            started = time.perf_counter()
+            for split in CACHED_SPLITS:
+                cached = compute_features(model, splits[split], classes, size, params, f"features {split}")
+                torch.save(cached, scratch / f"{split}.pt")
+                info[f"{split}_images"] = len(cached["labels"])
+            info.update(
+                feature_dim=model.head[-1].in_features,
+                image_size=size,
+                classes=classes,
+                seconds=round(time.perf_counter() - started, 2),
+            )
+        else:
+            info["note"] = "the base is trainable: nothing to cache"
+        (scratch / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return out
+
+
+def load_features(experiment: str, split: str) -> dict:
+    path = paths.features_dir(experiment) / f"{split}.pt"
+    if not path.is_file():
+        raise MissingArtifactError(f"{path}: no cached features; run the featurize stage first")
+    return torch.load(path, map_location="cpu", weights_only=False)

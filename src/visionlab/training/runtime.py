@@ -1,0 +1,35 @@
+"""Seeds and devices: the parts of a run that must be pinned for it to repeat."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+
+import numpy as np
+import torch
+
+from visionlab.errors import VisionlabError
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+
+
+def select_device(setting: str) -> torch.device:
+    """``auto`` takes CUDA when present; ``cuda`` without a GPU is an error, not a silent CPU run."""
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise VisionlabError("train.device: cuda was requested but no CUDA device is available")
+    if setting == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def use_amp(device: torch.device) -> bool:
+    """Mixed precision on CUDA only: bfloat16 needs no loss scaling."""
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
