@@ -28,7 +28,7 @@ from visionlab.params import AugmentParams, Params, TransformParams
 
 log = logging.getLogger(__name__)
 
-AUGMENTED_COLUMNS = ["path", "label", "split", "sha256", "source", "copy"]
+AUGMENTED_COLUMNS = ["path", "label", "split", "sha256", "source", "copy_index"]
 
 
 def build_transform(t: TransformParams) -> A.Compose:
@@ -70,7 +70,7 @@ def _init_worker(settings_json: str) -> None:
 
 
 def _augment_one(job: tuple[str, str, str, str]) -> list[tuple[str, str]]:
-    """Write the copies of one image; return ``(path, sha-less name)`` pairs."""
+    """Write the copies of one image; return ``(path, copy index)`` pairs."""
     assert _transform is not None and _settings is not None
     source, label, sha256, out_folder = job
     pixels = np.asarray(load_rgb(Path(source), _settings.image_size))

@@ -1,0 +1,69 @@
+"""Shared fixtures: generated images and the shared samples of the real archives."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def image_bytes(mode: str = "RGB", size: tuple[int, int] = (48, 40), fmt: str = "JPEG", seed: int = 0) -> bytes:
+    """A small random image of the given mode, encoded as ``fmt``."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    if mode == "P":
+        image = image.quantize(16)
+    elif mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def write_image(path: Path, seed: int = 0, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(image_bytes(seed=seed, **kwargs))
+    return path
+
+
+@pytest.fixture
+def shared_datasets() -> Path:
+    if not (SHARED_DATASETS / "SHA256SUMS").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"the shared samples are missing from {SHARED_DATASETS}")
+        pytest.skip(f"shared samples not found at {SHARED_DATASETS}")
+    return SHARED_DATASETS
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test from an empty project folder, as stages run from the project root."""
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VISIONLAB_PROJECT_ROOT", raising=False)
+    return tmp_path
+
+
+def minimal_params(**sections) -> dict:
+    """A valid params mapping with one data set, one model and one experiment."""
+    params = {
+        "datasets": {
+            "toy": {
+                "source": {"url": "http://127.0.0.1:9/toy.tgz"},
+                "root": "toy",
+            }
+        },
+        "models": {
+            "cnn": {"arch": "handmade_cnn", "weights": "none", "base": "trainable", "augmented": False}
+        },
+        "experiments": {"toy-cnn": {"dataset": "toy", "model": "cnn"}},
+    }
+    params.update(sections)
+    return params

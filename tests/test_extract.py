@@ -1,0 +1,115 @@
+import io
+import stat
+import tarfile
+import zipfile
+
+import pytest
+
+from visionlab.data.extract import extract
+from visionlab.errors import UnsafeArchiveError
+
+CAP = 10_000_000
+
+
+def _tar(path, members):
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _file(name, data=b"hello"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _link(name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def test_benign_tar(tmp_path):
+    archive = _tar(tmp_path / "ok.tgz", [_file("root/a/x.txt"), _link("root/a/y.txt", "x.txt")])
+    target = tmp_path / "out"
+    target.mkdir()
+    extract(archive, target, CAP)
+    assert (target / "root/a/x.txt").read_bytes() == b"hello"
+    assert (target / "root/a/y.txt").read_bytes() == b"hello"
+
+
+@pytest.mark.parametrize(
+    ("member", "message"),
+    [
+        (_file("/etc/evil"), "'/etc/evil': absolute path"),
+        (_file("root/../../evil"), "'root/../../evil': '..' leaves the target"),
+        (_link("root/escape", "../../etc/passwd"), "refusing link 'root/escape'"),
+        (_link("root/abs", "/etc/passwd"), "refusing link 'root/abs'"),
+        (_link("root/hard", "../outside", tarfile.LNKTYPE), "refusing link 'root/hard'"),
+    ],
+)
+def test_hostile_tar_members_are_refused(tmp_path, member, message):
+    archive = _tar(tmp_path / "bad.tgz", [_file("root/ok.txt"), member])
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(UnsafeArchiveError, match="bad.tgz: refusing") as caught:
+        extract(archive, target, CAP)
+    assert message in str(caught.value)
+    assert list(target.iterdir()) == []  # refused before anything was written
+
+
+def test_device_is_refused(tmp_path):
+    info = tarfile.TarInfo("root/null")
+    info.type = tarfile.CHRTYPE
+    info.devmajor, info.devminor = 1, 3
+    archive = _tar(tmp_path / "dev.tar.gz", [(info, None)])
+    with pytest.raises(UnsafeArchiveError, match="device or FIFO"):
+        extract(archive, tmp_path, CAP)
+
+
+def test_tar_size_cap(tmp_path):
+    archive = _tar(tmp_path / "big.tgz", [_file("root/zeros", b"\0" * 5000)])
+    with pytest.raises(UnsafeArchiveError, match="expands to more than 4,096 bytes"):
+        extract(archive, tmp_path, 4096)
+
+
+def test_zip_traversal_and_symlink_refused(tmp_path):
+    for name, make in [
+        ("trav.zip", lambda z: z.writestr("../evil.txt", "x")),
+        ("abs.zip", lambda z: z.writestr("/abs.txt", "x")),
+    ]:
+        path = tmp_path / name
+        with zipfile.ZipFile(path, "w") as zf:
+            make(zf)
+        with pytest.raises(UnsafeArchiveError, match=f"{name}: refusing member"):
+            extract(path, tmp_path / "out", CAP)
+    link = zipfile.ZipInfo("root/link")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    path = tmp_path / "link.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(link, "../../etc/passwd")
+    with pytest.raises(UnsafeArchiveError, match="refusing link 'root/link'"):
+        extract(path, tmp_path / "out", CAP)
+
+
+def test_zip_bomb_is_stopped_while_inflating(tmp_path):
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("root/zeros", b"\0" * 2_000_000)
+    # Lie about the size in the central directory so only the streaming count can catch it.
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("root/zeros")
+    assert info.file_size == 2_000_000
+    with pytest.raises(UnsafeArchiveError, match="bomb.zip: expands to more than 1,000,000 bytes"):
+        extract(path, tmp_path / "out", 1_000_000)
+    assert bytes(data) == path.read_bytes()
+
+
+def test_not_an_archive(tmp_path):
+    path = tmp_path / "x.tgz"
+    path.write_bytes(b"<html>404</html>")
+    with pytest.raises(UnsafeArchiveError, match="not a tar or zip archive"):
+        extract(path, tmp_path, CAP)

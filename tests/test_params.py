@@ -1,0 +1,82 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import minimal_params
+from visionlab.errors import ParamsError
+from visionlab.params import load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_are_valid():
+    params = load_params(ROOT / "params.yaml")
+    assert params.prepare.split.train == pytest.approx(0.7)
+    assert set(params.experiments) == {"flowers-cnn", "flowers-effnet"}
+
+
+def _error(mutate) -> str:
+    raw = copy.deepcopy(minimal_params())
+    mutate(raw)
+    with pytest.raises(ParamsError) as caught:
+        parse_params(raw)
+    return str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda p: p.update(train={"lr": -0.1}), "params.yaml: train.lr: Input should be greater than 0"),
+        (lambda p: p.update(train={"lrate": 0.1}), "params.yaml: train.lrate: unknown key"),
+        (lambda p: p.update(train={"epochs": "many"}), "train.epochs: Input should be a valid integer"),
+        (
+            lambda p: p.update(prepare={"split": {"train": 0.7, "val": 0.2, "test": 0.2}}),
+            "prepare.split: train + val + test must sum to 1 (got 1.1)",
+        ),
+        (lambda p: p.update(augment={"factor": 0}), "augment.factor: Input should be greater than or equal to 1"),
+        (lambda p: p["datasets"]["toy"].pop("root"), "datasets.toy.root: required key is missing"),
+        (
+            lambda p: p["datasets"]["toy"]["source"].update(sha256="abc"),
+            "datasets.toy.source.sha256: String should match pattern",
+        ),
+        (lambda p: p["experiments"]["toy-cnn"].update(model="vgg"), "experiments.toy-cnn.model: unknown model 'vgg'"),
+        (
+            lambda p: p["models"]["cnn"].update(base="frozen"),
+            "models.cnn: a frozen base needs pretrained weights",
+        ),
+        (lambda p: p.update(surprise={}), "params.yaml: surprise: unknown key"),
+    ],
+)
+def test_bad_values_name_their_key(mutate, expected):
+    assert expected in _error(mutate)
+
+
+def test_every_error_is_reported_at_once():
+    message = _error(lambda p: p.update(train={"lr": 0, "batch_size": 0}))
+    assert "train.lr" in message and "train.batch_size" in message
+
+
+def test_unreadable_files(tmp_path):
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "missing.yaml")
+    broken = tmp_path / "params.yaml"
+    broken.write_text("train: [unclosed\n")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(broken)
+
+
+def test_stage_stops_before_work_on_bad_params(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from visionlab.data.download import download_dataset
+    from visionlab.stage import stage_command
+
+    raw = minimal_params(train={"lr": -1})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(stage_command(download_dataset, "dataset"), ["--dataset", "toy"])
+    assert result.exit_code == 1
+    assert "train.lr" in result.output
+    assert not (tmp_path / "data").exists()
