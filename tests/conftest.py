@@ -13,7 +13,9 @@ from PIL import Image
 SHARED_DATASETS = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
 
-def image_bytes(mode: str = "RGB", size: tuple[int, int] = (48, 40), fmt: str = "JPEG", seed: int = 0) -> bytes:
+def image_bytes(
+    mode: str = "RGB", size: tuple[int, int] = (48, 40), fmt: str = "JPEG", seed: int = 0
+) -> bytes:
     """A small random image of the given mode, encoded as ``fmt``."""
     rng = np.random.default_rng(seed)
     pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)

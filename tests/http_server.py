@@ -26,7 +26,7 @@ def _handler(folder: Path, behaviour: Behaviour) -> type[BaseHTTPRequestHandler]
         def log_message(self, *args) -> None:  # keep test output clean
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        def do_GET(self) -> None:
             behaviour.requests.append({"path": self.path, "range": self.headers.get("Range")})
             if behaviour.fail_first > 0:
                 behaviour.fail_first -= 1

@@ -13,13 +13,18 @@ from visionlab.params import parse_params
 def prepared(in_tmp):
     for label in ("a", "b"):
         for i in range(10):
-            write_image(in_tmp / f"data/raw/toy/toy/{label}/{i}.jpg", seed=hash((label, i)) % 1000, size=(60, 50))
+            write_image(
+                in_tmp / f"data/raw/toy/toy/{label}/{i}.jpg", seed=hash((label, i)) % 1000, size=(60, 50)
+            )
     return in_tmp
 
 
 def _run(factor, seed=1, workers=2):
     params = parse_params(
-        minimal_params(prepare={"workers": 1}, augment={"factor": factor, "image_size": 32, "seed": seed, "workers": workers})
+        minimal_params(
+            prepare={"workers": 1},
+            augment={"factor": factor, "image_size": 32, "seed": seed, "workers": workers},
+        )
     )
     prepare_dataset(params, "toy")
     out = augment_dataset(params, "toy")

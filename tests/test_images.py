@@ -47,7 +47,9 @@ def test_png_under_jpg_name_is_usable(tmp_path):
     assert verdict.reason is None and verdict.format == "PNG"
 
 
-@pytest.mark.parametrize(("mode", "fmt"), [("L", "JPEG"), ("P", "PNG"), ("CMYK", "JPEG"), ("RGBA", "PNG"), ("LA", "PNG")])
+@pytest.mark.parametrize(
+    ("mode", "fmt"), [("L", "JPEG"), ("P", "PNG"), ("CMYK", "JPEG"), ("RGBA", "PNG"), ("LA", "PNG")]
+)
 def test_every_mode_loads_as_rgb(tmp_path, mode, fmt):
     path = tmp_path / f"img.{fmt.lower()}"
     path.write_bytes(image_bytes(mode=mode, fmt=fmt))

@@ -35,13 +35,19 @@ def _error(mutate) -> str:
             lambda p: p.update(prepare={"split": {"train": 0.7, "val": 0.2, "test": 0.2}}),
             "prepare.split: train + val + test must sum to 1 (got 1.1)",
         ),
-        (lambda p: p.update(augment={"factor": 0}), "augment.factor: Input should be greater than or equal to 1"),
+        (
+            lambda p: p.update(augment={"factor": 0}),
+            "augment.factor: Input should be greater than or equal to 1",
+        ),
         (lambda p: p["datasets"]["toy"].pop("root"), "datasets.toy.root: required key is missing"),
         (
             lambda p: p["datasets"]["toy"]["source"].update(sha256="abc"),
             "datasets.toy.source.sha256: String should match pattern",
         ),
-        (lambda p: p["experiments"]["toy-cnn"].update(model="vgg"), "experiments.toy-cnn.model: unknown model 'vgg'"),
+        (
+            lambda p: p["experiments"]["toy-cnn"].update(model="vgg"),
+            "experiments.toy-cnn.model: unknown model 'vgg'",
+        ),
         (
             lambda p: p["models"]["cnn"].update(base="frozen"),
             "models.cnn: a frozen base needs pretrained weights",

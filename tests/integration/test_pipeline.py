@@ -43,9 +43,7 @@ def copy_project(target: Path) -> Path:
 
 def tiny_params(project: Path, url: str, shared: Path) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
-    sums = dict(
-        reversed(line.split()) for line in (shared / "SHA256SUMS").read_text().splitlines() if line
-    )
+    sums = dict(reversed(line.split()) for line in (shared / "SHA256SUMS").read_text().splitlines() if line)
     params["datasets"]["flowers"]["source"].update(
         url=f"{url}/flower_photos.tgz",
         sha256=sums["flower_photos.tgz"],
