@@ -20,7 +20,7 @@ def test_learns_and_records_history():
     net = nn.Linear(4, 2)
     settings = TrainParams(epochs=15, lr=0.05, early_stopping_patience=20)
     result = fit(net, _data(128, 0, False), _data(64, 1, False), settings, torch.device("cpu"))
-    assert [list(r) for r in result.history][0] == HISTORY_COLUMNS
+    assert list(result.history[0]) == HISTORY_COLUMNS
     assert result.history[-1]["val_accuracy"] > 0.9
     assert result.samples_seen == 15 * 128
 
