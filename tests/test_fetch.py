@@ -134,3 +134,15 @@ def test_wrong_root_is_named(in_tmp, site):
     raw["datasets"]["toy"].update(root="flowers", source={"url": str(site / "toy.tgz")})
     with pytest.raises(DownloadError, match="has no folder 'flowers' .*top level holds: toy"):
         download_dataset(parse_params(raw), "toy", progress=False)
+
+
+def test_local_archive_is_verified_in_place(tmp_path):
+    archive = tmp_path / "local.bin"
+    archive.write_bytes(PAYLOAD)
+    path, digest = fetch(f"file://{archive}", tmp_path / "cache/local.bin", _expected(), progress=False)
+    assert path == archive and digest == _expected().sha256
+    assert not (tmp_path / "cache").exists()
+    with pytest.raises(ChecksumError, match="sha256 mismatch"):
+        fetch(str(archive), tmp_path / "cache/local.bin", Expected(sha256="1" * 64), progress=False)
+    with pytest.raises(DownloadError, match="archive not found"):
+        fetch(str(tmp_path / "nope.tgz"), tmp_path / "x", Expected(), progress=False)

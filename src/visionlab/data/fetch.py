@@ -100,8 +100,14 @@ def fetch(
 ) -> tuple[Path, str]:
     """Make ``dest`` hold the verified bytes of ``url``; reuse it if it already verifies.
 
-    Returns the path and its sha256.
+    A local file (path or file:// URL) is verified where it lies and used in place, not copied.
+    Returns the path of the verified archive and its sha256.
     """
+    source = local_path(url)
+    if source is not None:
+        if not source.is_file():
+            raise DownloadError(f"archive not found: {source}")
+        return source, verify(source, expected, str(source))
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
@@ -112,11 +118,7 @@ def fetch(
         except ChecksumError:
             dest.unlink()
     part = dest.with_name(dest.name + ".part")
-    source = local_path(url)
-    if source is not None:
-        _copy_local(source, part, progress)
-    else:
-        _download_with_retries(url, part, expected, retries, backoff_s, timeout_s, progress)
+    _download_with_retries(url, part, expected, retries, backoff_s, timeout_s, progress)
     try:
         digest = verify(part, expected, f"{dest.name} (from {url})")
     except ChecksumError:
@@ -125,19 +127,6 @@ def fetch(
         raise
     part.replace(dest)
     return dest, digest
-
-
-def _copy_local(source: Path, part: Path, progress: bool) -> None:
-    if not source.is_file():
-        raise DownloadError(f"archive not found: {source}")
-    with (
-        open(source, "rb") as src,
-        open(part, "wb") as dst,
-        _bar(source.stat().st_size, source.name, progress) as bar,
-    ):
-        while block := src.read(_CHUNK):
-            dst.write(block)
-            bar.update(len(block))
 
 
 def _download_with_retries(

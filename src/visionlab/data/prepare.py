@@ -58,13 +58,18 @@ def _scan_one(args: tuple[str, str, str | None]) -> Scanned:
     return Scanned(path, rel, label, digest, verdict.reason, verdict.detail, verdict.mode)
 
 
+def _is_junk_folder(name: str) -> bool:
+    """Archiver debris (``__MACOSX``, ``.DS_Store`` folders) is never a class."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
 def _walk(image_root: Path, card: DatasetCard, dataset: str) -> tuple[list, list[str], Counter]:
     """Files to check as ``(path, rel, label)``, the class names, and folders left out by choice."""
     if not image_root.is_dir():
         raise MissingArtifactError(
             f"{image_root}: no such folder; run the download stage for {dataset!r} first"
         )
-    folders = sorted(p for p in image_root.iterdir() if p.is_dir())
+    folders = sorted(p for p in image_root.iterdir() if p.is_dir() and not _is_junk_folder(p.name))
     names = [p.name for p in folders]
     if card.classes is not None:
         missing = [c for c in card.classes if c not in names]
