@@ -14,7 +14,9 @@ def prepared(in_tmp):
     for label in ("a", "b"):
         for i in range(10):
             write_image(
-                in_tmp / f"data/raw/toy/toy/{label}/{i}.jpg", seed=hash((label, i)) % 1000, size=(60, 50)
+                in_tmp / f"data/raw/toy/toy/{label}/{i}.jpg",
+                seed=100 * ("a", "b").index(label) + i,
+                size=(60, 50),
             )
     return in_tmp
 

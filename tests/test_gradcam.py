@@ -38,11 +38,14 @@ def test_heatmap_lands_where_the_evidence_is():
 
 
 def test_frozen_base_still_gets_a_heatmap():
+    torch.manual_seed(0)
     spec = ModelParams(arch="efficientnet_lite0", weights="imagenet", base="frozen", augmented=False)
     model = build_model(spec, num_classes=3)
     name, layer = target_layer(model, None)
     assert name == "backbone.bn2"
-    heat = grad_cam(model, layer, torch.rand(3, 64, 64), 1)
+    image = torch.rand(3, 64, 64)
+    predicted = int(model(image.unsqueeze(0)).argmax())
+    heat = grad_cam(model, layer, image, predicted)
     assert heat.shape == (64, 64) and np.isfinite(heat).all() and heat.max() > 0
 
 

@@ -60,3 +60,12 @@ def test_missing_checkpoint_says_which_stage(tmp_path):
 
     with pytest.raises(MissingArtifactError, match="run the train stage"):
         load_checkpoint(tmp_path / "none.pt")
+
+
+def test_frozen_backbone_keeps_batch_norm_statistics(effnet):
+    effnet.train()
+    assert effnet.head.training
+    assert not effnet.backbone.training and not effnet.backbone.bn1.training
+    before = effnet.backbone.bn1.running_mean.clone()
+    effnet(torch.rand(2, 3, 64, 64))
+    assert torch.equal(before, effnet.backbone.bn1.running_mean)

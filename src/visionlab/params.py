@@ -34,22 +34,30 @@ class _Section(BaseModel):
 class Source(_Section):
     """Where a data set's archive comes from and what its bytes must hash to."""
 
-    url: str
+    url: str | None = None
+    kaggle: Annotated[str, StringConstraints(pattern=r"^[\w.-]+/[\w.-]+$")] | None = None
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
+    md5: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{32}$")] | None = None
     size: Annotated[int, Field(gt=0)] | None = None
     filename: str | None = None
 
     @model_validator(mode="after")
-    def _known_scheme(self) -> Source:
-        scheme = urlparse(self.url).scheme
-        if scheme not in ("http", "https", "file", ""):
+    def _usable(self) -> Source:
+        if self.url is None and self.kaggle is None:
+            raise ValueError("give a url, a kaggle dataset slug (owner/name), or both")
+        if self.url is not None and urlparse(self.url).scheme not in ("http", "https", "file", ""):
             raise ValueError(f"url must be http, https, file or a local path (got {self.url!r})")
+        if self.url is None and self.filename is None:
+            raise ValueError("a Kaggle-only source needs a filename (the archive's name in a mirror)")
         return self
 
     @property
     def archive_name(self) -> str:
         """The archive's file name: also its key in a mirror's SHA256SUMS."""
-        return self.filename or Path(urlparse(self.url).path).name
+        if self.filename:
+            return self.filename
+        assert self.url is not None
+        return Path(urlparse(self.url).path).name
 
 
 class DatasetCard(_Section):
@@ -57,8 +65,12 @@ class DatasetCard(_Section):
 
     source: Source
     root: str  # folder inside the archive that holds the class folders ("" for the top)
-    classes: list[Name] | None = None
+    format: Literal["image_folder", "cifar10_pickle"] = "image_folder"
+    classes: list[Name] | None = None  # class folders to keep, in label order; null = all
     exclusions: str | None = None
+    image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # default input side
+    grayscale: bool = False  # train on one grey channel (the cats-and-dogs study)
+    max_per_class: Annotated[int, Field(gt=0)] | None = None  # overrides prepare.max_per_class
 
 
 class DownloadParams(_Section):
@@ -70,7 +82,7 @@ class DownloadParams(_Section):
 
 
 class SplitFractions(_Section):
-    train: Annotated[float, Field(gt=0, le=1)] = 0.7
+    train: Annotated[float, Field(gt=0, le=1)] = 0.7  # with an official test set, test is unused
     val: Fraction = 0.2
     test: Fraction = 0.1
 
@@ -208,9 +220,8 @@ class Params(_Section):
         return self.models[self.experiment(experiment).model]
 
     def image_size_of(self, experiment: str) -> int:
-        """Input side of the experiment's model."""
-        self.experiment(experiment)
-        return self.train.image_size
+        """Input side of the experiment's model: the data set's default, else train.image_size."""
+        return self.dataset(self.experiment(experiment).dataset).image_size or self.train.image_size
 
 
 def _describe(error: dict[str, Any]) -> str:

@@ -88,6 +88,9 @@ def _augment_one(job: tuple[str, str, str, str]) -> list[tuple[str, str]]:
 def augment_dataset(params: Params, dataset: str) -> Path:
     """Write ``data/augmented/<dataset>/``: copies of the training images plus a manifest."""
     settings = params.augment
+    size = params.dataset(dataset).image_size
+    if size is not None:
+        settings = settings.model_copy(update={"image_size": size})
     prepared, classes = read_manifest(paths.prepared_dir(dataset))
     train = prepared[prepared.split == "train"].reset_index(drop=True)
     out = paths.augmented_dir(dataset)

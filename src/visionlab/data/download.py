@@ -9,8 +9,9 @@ from pathlib import Path
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir, atomic_write_text
+from visionlab.data import kaggle_source
 from visionlab.data.extract import extract
-from visionlab.data.fetch import Expected, fetch, join_url, local_path, read_text
+from visionlab.data.fetch import Expected, fetch, join_url, local_path, read_text, verify
 from visionlab.errors import DownloadError
 from visionlab.params import DownloadParams, Params, Source
 
@@ -59,23 +60,39 @@ def resolve_source(source: Source, download: DownloadParams) -> ResolvedSource:
                 f"mirror {base} has no {name!r} in its SHA256SUMS (it lists: {', '.join(sums)})"
             )
         return ResolvedSource(join_url(base, name), Expected(sha256=sums[name]), f"mirror {base}")
-    if source.sha256 is None:
-        log.warning("no sha256 pinned for %s: its bytes are not verified", source.url)
-    return ResolvedSource(_anchor(source.url), Expected(sha256=source.sha256, size=source.size), "source url")
+    pinned = Expected(sha256=source.sha256, size=source.size, md5=source.md5)
+    if source.kaggle and (kaggle_source.credentials_present() or source.url is None):
+        return ResolvedSource(f"kaggle:{source.kaggle}", pinned, "kaggle")
+    assert source.url is not None  # the params schema requires a url or a kaggle slug
+    if source.sha256 is None and source.md5 is None:
+        log.warning("no checksum pinned for %s: its bytes are not verified", source.url)
+    return ResolvedSource(_anchor(source.url), pinned, "source url")
+
+
+def _fetch(
+    resolved: ResolvedSource, dest: Path, download: DownloadParams, progress: bool
+) -> tuple[Path, str]:
+    if resolved.via == "kaggle":
+        if not dest.exists():
+            kaggle_source.download(resolved.url.removeprefix("kaggle:"), dest)
+        return dest, verify(dest, resolved.expected, dest.name)
+    return fetch(
+        resolved.url,
+        dest,
+        resolved.expected,
+        retries=download.retries,
+        backoff_s=download.backoff_s,
+        timeout_s=download.timeout_s,
+        progress=progress,
+    )
 
 
 def download_dataset(params: Params, name: str, progress: bool = True) -> Path:
     """Fetch, verify and extract data set ``name`` into ``data/raw/<name>``."""
     card = params.dataset(name)
     resolved = resolve_source(card.source, params.download)
-    archive, digest = fetch(
-        resolved.url,
-        paths.downloads_dir() / card.source.archive_name,
-        resolved.expected,
-        retries=params.download.retries,
-        backoff_s=params.download.backoff_s,
-        timeout_s=params.download.timeout_s,
-        progress=progress,
+    archive, digest = _fetch(
+        resolved, paths.downloads_dir() / card.source.archive_name, params.download, progress
     )
     out = paths.raw_dir(name)
     max_bytes = int(params.download.max_extracted_gb * 1e9)

@@ -21,11 +21,12 @@ from tqdm import tqdm
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir
+from visionlab.data.cifar import TEST_BATCH, export_batches
 from visionlab.data.exclusions import load_exclusions
 from visionlab.data.images import check_image
 from visionlab.data.split import SPLITS, stratified_split
 from visionlab.errors import MissingArtifactError, VisionlabError
-from visionlab.params import DatasetCard, Params, PrepareParams
+from visionlab.params import DatasetCard, Params, PrepareParams, SplitFractions
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ DUPLICATE_ACROSS_CLASSES = "duplicate_across_classes"
 OVER_CLASS_LIMIT = "over_class_limit"
 
 MANIFEST_COLUMNS = ["path", "label", "split", "sha256"]
+_EXTENSION_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP"}
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,25 @@ class Scanned:
     reason: str | None
     detail: str
     mode: str | None
+    format: str | None = None
+
+    def repairs(self) -> list[str]:
+        """What loading this image fixes: a non-RGB mode, or a format its extension hides."""
+        found = []
+        if self.mode not in (None, "RGB"):
+            found.append(f"{self.mode} converted to RGB")
+        extension = Path(self.path).suffix.lower().lstrip(".")
+        expected = _EXTENSION_FORMATS.get(extension)
+        if self.format and expected and self.format != expected:
+            found.append(f"{self.format} data under a .{extension} name, decoded as {self.format}")
+        return found
 
 
 def _scan_one(args: tuple[str, str, str | None]) -> Scanned:
     path, rel, label = args
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     verdict = check_image(Path(path))
-    return Scanned(path, rel, label, digest, verdict.reason, verdict.detail, verdict.mode)
+    return Scanned(path, rel, label, digest, verdict.reason, verdict.detail, verdict.mode, verdict.format)
 
 
 def _is_junk_folder(name: str) -> bool:
@@ -114,9 +128,15 @@ def _scan(jobs: list, workers: int) -> list[Scanned]:
 
 
 def clean(
-    scanned: list[Scanned], exclusions: dict[str, str], settings: PrepareParams
+    scanned: list[Scanned],
+    exclusions: dict[str, str],
+    settings: PrepareParams,
+    official_test: frozenset[str] = frozenset(),
 ) -> tuple[list[Scanned], list[dict], list[str]]:
-    """Apply the cleaning rules in order; return kept files, dropped records, unmatched exclusions."""
+    """Apply the cleaning rules in order; return kept files, dropped records, unmatched exclusions.
+
+    ``prepare.max_per_class`` limits the pool that is split; an official test set stays whole.
+    """
     dropped: list[dict] = []
 
     def drop(item: Scanned, reason: str, detail: str) -> None:
@@ -155,9 +175,10 @@ def clean(
 
     if settings.max_per_class is not None:
         rng = np.random.default_rng(settings.seed)
-        limited: list[Scanned] = []
-        for label in sorted({s.label for s in kept}):
-            members = sorted((s for s in kept if s.label == label), key=lambda s: s.path)
+        limited = [s for s in kept if s.path in official_test]
+        pool = [s for s in kept if s.path not in official_test]
+        for label in sorted({s.label for s in pool}):
+            members = sorted((s for s in pool if s.label == label), key=lambda s: s.path)
             chosen = set(rng.permutation(len(members))[: settings.max_per_class].tolist())
             for index, item in enumerate(members):
                 if index in chosen:
@@ -200,6 +221,9 @@ def _report(
         "dropped_by_reason": dict(Counter(d["reason"] for d in dropped).most_common()),
         "dropped_by_class": {c: dict(r) for c, r in sorted(by_class_reason.items())},
         "converted_to_rgb": dict(converted),
+        "repaired": [
+            {"path": s.path, "class": s.label, "repair": "; ".join(s.repairs())} for s in kept if s.repairs()
+        ],
         "left_out_by_choice": dict(left_out),
         "exclusions_not_found": unmatched,
         "splits": splits,
@@ -233,6 +257,9 @@ def _markdown(report: dict) -> str:
     if report["converted_to_rgb"]:
         lines += ["", "## Converted to RGB", "", "| mode | images |", "|---|---:|"]
         lines += [f"| {m} | {n} |" for m, n in report["converted_to_rgb"].items()]
+    if report["repaired"]:
+        lines += ["", "## Repaired and kept", "", "| file | class | repair |", "|---|---|---|"]
+        lines += [f"| `{r['path']}` | {r['class']} | {r['repair']} |" for r in report["repaired"]]
     if report["left_out_by_choice"]:
         lines += ["", "## Folders left out by choice (not in the class list)", ""]
         lines += [f"- {f}: {n} files" for f, n in report["left_out_by_choice"].items()]
@@ -246,25 +273,71 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def assign_splits(
+    kept: list[Scanned], settings: PrepareParams, official_test: frozenset[str]
+) -> dict[str, str]:
+    """Stratified, seeded split; with an official test set, validation is carved from the rest."""
+    if not official_test:
+        return stratified_split([(s.path, s.label) for s in kept], settings.split, settings.seed)
+    pool = settings.split.train + settings.split.val
+    fractions = SplitFractions(train=settings.split.train / pool, val=settings.split.val / pool, test=0.0)
+    assignment = stratified_split(
+        [(s.path, s.label) for s in kept if s.path not in official_test], fractions, settings.seed
+    )
+    assignment.update({s.path: "test" for s in kept if s.path in official_test})
+    return assignment
+
+
+def _scan_image_folder(
+    card: DatasetCard, dataset: str, workers: int
+) -> tuple[list[Scanned], list[str], Counter]:
+    jobs, classes, left_out = _walk(paths.raw_dir(dataset) / card.root, card, dataset)
+    return _scan(jobs, workers), classes, left_out
+
+
+def _scan_cifar(
+    card: DatasetCard, dataset: str, scratch: Path, out: Path
+) -> tuple[list[Scanned], list[str], frozenset[str]]:
+    rows, names = export_batches(paths.raw_dir(dataset) / card.root, scratch, out)
+    if card.classes is not None and card.classes != names:
+        raise VisionlabError(f"datasets.{dataset}.classes: must be batches.meta's label_names {names}")
+    scanned = [
+        Scanned(path, Path(path).relative_to(out).as_posix(), label, digest, None, "", "RGB")
+        for path, label, digest, _ in rows
+    ]
+    official_test = frozenset(path for path, _, _, batch in rows if batch == TEST_BATCH)
+    return scanned, names, official_test
+
+
 def prepare_dataset(params: Params, dataset: str) -> Path:
     """Clean and split data set ``dataset``; write ``data/prepared/<dataset>/``."""
     card = params.dataset(dataset)
     image_root = paths.raw_dir(dataset) / card.root
-    jobs, classes, left_out = _walk(image_root, card, dataset)
-    exclusions = load_exclusions(Path(card.exclusions)) if card.exclusions else {}
-    scanned = _scan(jobs, params.prepare.workers)
-    kept, dropped, unmatched = clean(scanned, exclusions, params.prepare)
-    if not kept:
-        raise VisionlabError(f"{image_root}: no usable images left after cleaning")
-    assignment = stratified_split(
-        [(s.path, s.label) for s in kept], params.prepare.split, params.prepare.seed
-    )
-    manifest = pd.DataFrame(
-        [(s.path, s.label, assignment[s.path], s.sha256) for s in kept], columns=MANIFEST_COLUMNS
-    )
-    report = _report(dataset, image_root, classes, scanned, kept, dropped, unmatched, left_out, manifest)
     out = paths.prepared_dir(dataset)
     with atomic_dir(out) as scratch:
+        official_test: frozenset[str] = frozenset()
+        left_out: Counter = Counter()
+        if card.format == "cifar10_pickle":
+            scanned, classes, official_test = _scan_cifar(card, dataset, scratch, out)
+        else:
+            scanned, classes, left_out = _scan_image_folder(card, dataset, params.prepare.workers)
+        exclusions = load_exclusions(Path(card.exclusions)) if card.exclusions else {}
+        settings = params.prepare
+        if card.max_per_class is not None:
+            settings = settings.model_copy(update={"max_per_class": card.max_per_class})
+        kept, dropped, unmatched = clean(scanned, exclusions, settings, official_test)
+        if not kept:
+            raise VisionlabError(f"{image_root}: no usable images left after cleaning")
+        for record in dropped:
+            # Files this stage wrote itself (CIFAR's PNGs) are not kept once dropped.
+            if record["path"].startswith(out.as_posix() + "/"):
+                (scratch / Path(record["path"]).relative_to(out)).unlink(missing_ok=True)
+        assignment = assign_splits(kept, params.prepare, official_test)
+        manifest = pd.DataFrame(
+            [(s.path, s.label, assignment[s.path], s.sha256) for s in kept], columns=MANIFEST_COLUMNS
+        )
+        report = _report(dataset, image_root, classes, scanned, kept, dropped, unmatched, left_out, manifest)
+        report["official_test_split"] = bool(official_test)
         manifest.to_csv(scratch / "manifest.csv", index=False)
         (scratch / "classes.json").write_text(json.dumps(classes, indent=2) + "\n")
         (scratch / "report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -66,7 +66,7 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
         if rows.empty:
             continue
         batches = loader(
-            image_dataset(rows, classes, size, model),
+            image_dataset(rows, classes, size, model, checkpoint.get("grayscale", False)),
             params.evaluate.batch_size,
             shuffle=False,
             workers=params.evaluate.num_workers,

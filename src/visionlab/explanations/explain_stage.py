@@ -22,7 +22,7 @@ from visionlab.explanations.gradcam import colour, grad_cam, overlay, target_lay
 from visionlab.models import load_checkpoint
 from visionlab.params import Params
 from visionlab.tracking import open_run
-from visionlab.training.data import ImageDataset
+from visionlab.training.data import image_dataset
 from visionlab.training.train_stage import RUN_RECORD
 
 log = logging.getLogger(__name__)
@@ -65,9 +65,7 @@ def explain_experiment(params: Params, experiment: str) -> Path:
     chosen = choose_images(pd.read_csv(predictions_path), params.explain.images_per_class)
     layer_name, layer = target_layer(model, params.explain.target_layer)
     index = {name: i for i, name in enumerate(classes)}
-    dataset = ImageDataset(
-        chosen.path.tolist(), [index[x] for x in chosen.label], size, model.mean, model.std
-    )
+    dataset = image_dataset(chosen, classes, size, model, checkpoint.get("grayscale", False))
 
     out = paths.explain_dir(experiment)
     records: list[dict] = []

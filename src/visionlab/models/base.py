@@ -18,6 +18,7 @@ class Classifier(nn.Module):
     # Input normalisation the weights expect, applied to pixels scaled to [0, 1].
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    in_channels: int = 3
     head: nn.Module
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -38,9 +39,22 @@ class Classifier(nn.Module):
         """Kernels that the model's L2 penalty applies to (Keras' kernel_regularizer)."""
         return iter(())
 
+    backbone_frozen: bool = False
+
     def freeze_backbone(self) -> None:
         for parameter in self.backbone_parameters():
             parameter.requires_grad_(False)
+        self.backbone_frozen = True
+
+    def train(self, mode: bool = True) -> Classifier:
+        """A frozen backbone stays in eval mode: its batch-norm statistics must not drift."""
+        super().train(mode)
+        if mode and self.backbone_frozen:
+            head = set(self.head.modules())
+            for module in self.modules():
+                if module is not self and module not in head:
+                    module.eval()
+        return self
 
 
 def count_trainable(model: nn.Module) -> int:

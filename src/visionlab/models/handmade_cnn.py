@@ -33,10 +33,13 @@ class HandmadeCNN(Classifier):
     mean = (0.0, 0.0, 0.0)  # the study rescaled pixels to [0, 1]
     std = (1.0, 1.0, 1.0)
 
-    def __init__(self, num_classes: int, dropout: float = 0.3, dense_dropout: float = 0.1):
+    def __init__(
+        self, num_classes: int, dropout: float = 0.3, dense_dropout: float = 0.1, in_channels: int = 3
+    ):
         super().__init__()
+        self.in_channels = in_channels
         blocks = []
-        c_in = 3
+        c_in = in_channels
         for index, width in enumerate(WIDTHS):
             last = index == len(WIDTHS) - 1
             pool = nn.AdaptiveMaxPool2d(1) if last else nn.MaxPool2d(3)

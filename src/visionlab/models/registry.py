@@ -12,16 +12,21 @@ from visionlab.models.base import Classifier
 from visionlab.params import ModelParams
 
 
-def build_model(spec: ModelParams, num_classes: int, load_weights: bool = True) -> Classifier:
+def build_model(
+    spec: ModelParams, num_classes: int, load_weights: bool = True, grayscale: bool = False
+) -> Classifier:
     """The architecture ``spec.arch`` with a ``num_classes`` head.
 
     ``load_weights=False`` skips the pretrained weights (a checkpoint will overwrite them anyway).
+    With ``grayscale``, models trained from scratch take one channel; pretrained ones keep three
+    and are fed the grey channel three times.
     """
     pretrained = spec.weights == "imagenet" and load_weights
     if spec.arch == "handmade_cnn":
         from visionlab.models.handmade_cnn import HandmadeCNN
 
-        model: Classifier = HandmadeCNN(num_classes, spec.dropout, spec.dense_dropout)
+        channels = 1 if grayscale else 3
+        model: Classifier = HandmadeCNN(num_classes, spec.dropout, spec.dense_dropout, channels)
     elif spec.arch == "efficientnet_lite0":
         from visionlab.models.efficientnet_lite import EfficientNetLite0
 
@@ -34,13 +39,20 @@ def build_model(spec: ModelParams, num_classes: int, load_weights: bool = True) 
 
 
 def save_checkpoint(
-    path: Path, model: Classifier, spec: ModelParams, classes: list[str], image_size: int, **extra: Any
+    path: Path,
+    model: Classifier,
+    spec: ModelParams,
+    classes: list[str],
+    image_size: int,
+    grayscale: bool = False,
+    **extra: Any,
 ) -> None:
     torch.save(
         {
             "spec": spec.model_dump(),
             "classes": classes,
             "image_size": image_size,
+            "grayscale": grayscale,
             "state_dict": model.state_dict(),
             **extra,
         },
@@ -55,7 +67,9 @@ def load_checkpoint(path: Path) -> tuple[Classifier, dict[str, Any]]:
         raise MissingArtifactError(f"{path}: no trained model; run the train stage first")
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     spec = ModelParams.model_validate(checkpoint["spec"])
-    model = build_model(spec, len(checkpoint["classes"]), load_weights=False)
+    model = build_model(
+        spec, len(checkpoint["classes"]), load_weights=False, grayscale=checkpoint.get("grayscale", False)
+    )
     model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     return model, checkpoint

@@ -17,7 +17,11 @@ from visionlab.params import Params
 
 
 class ImageDataset(Dataset):
-    """``(tensor, label index)`` pairs from image paths, normalised with the model's mean/std."""
+    """``(tensor, label index)`` pairs from image paths, normalised with the model's mean/std.
+
+    ``grayscale`` turns every image grey first; ``channels`` is what the model takes (a grey image
+    is repeated over three channels for a model that wants three).
+    """
 
     def __init__(
         self,
@@ -26,19 +30,27 @@ class ImageDataset(Dataset):
         image_size: int,
         mean: Sequence[float],
         std: Sequence[float],
+        grayscale: bool = False,
+        channels: int = 3,
     ):
         self.paths = list(image_paths)
         self.labels = list(labels)
         self.size = image_size
-        self.mean = torch.tensor(mean).view(3, 1, 1)
-        self.std = torch.tensor(std).view(3, 1, 1)
+        self.grayscale = grayscale
+        self.channels = channels
+        self.mean = torch.tensor(mean[:channels]).view(channels, 1, 1)
+        self.std = torch.tensor(std[:channels]).view(channels, 1, 1)
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def load(self, index: int) -> torch.Tensor:
-        pixels = np.asarray(load_rgb(Path(self.paths[index]), self.size), dtype=np.uint8)
+        image = load_rgb(Path(self.paths[index]), self.size)
+        if self.grayscale or self.channels == 1:
+            image = image.convert("L")
+        pixels = np.asarray(image, dtype=np.uint8).reshape(self.size, self.size, -1)
         tensor = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255.0)
+        tensor = tensor.expand(self.channels, -1, -1)
         return (tensor - self.mean) / self.std
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
@@ -70,8 +82,16 @@ def split_rows(params: Params, experiment: str) -> tuple[dict[str, pd.DataFrame]
     return splits, classes
 
 
-def image_dataset(rows: pd.DataFrame, classes: list[str], image_size: int, model) -> ImageDataset:
+def image_dataset(
+    rows: pd.DataFrame, classes: list[str], image_size: int, model, grayscale: bool = False
+) -> ImageDataset:
     index = {name: i for i, name in enumerate(classes)}
     return ImageDataset(
-        rows.path.tolist(), [index[label] for label in rows.label], image_size, model.mean, model.std
+        rows.path.tolist(),
+        [index[label] for label in rows.label],
+        image_size,
+        model.mean,
+        model.std,
+        grayscale,
+        model.in_channels,
     )

@@ -29,12 +29,18 @@ CACHED_SPLITS = ("train", "val")
 
 
 def compute_features(
-    model: Classifier, rows, classes: list[str], image_size: int, params: Params, desc: str
+    model: Classifier,
+    rows,
+    classes: list[str],
+    image_size: int,
+    params: Params,
+    desc: str,
+    grayscale: bool = False,
 ) -> dict:
     device = select_device(params.train.device)
     model.to(device).eval()
     batches = loader(
-        image_dataset(rows, classes, image_size, model),
+        image_dataset(rows, classes, image_size, model, grayscale),
         params.evaluate.batch_size,
         shuffle=False,
         workers=params.evaluate.num_workers,
@@ -50,11 +56,14 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
         info: dict = {"experiment": experiment, "frozen": spec.base == "frozen"}
         if spec.base == "frozen":
             splits, classes = split_rows(params, experiment)
-            model = build_model(spec, len(classes))
+            grayscale = params.dataset(params.experiment(experiment).dataset).grayscale
+            model = build_model(spec, len(classes), grayscale=grayscale)
             size = params.image_size_of(experiment)
             started = time.perf_counter()
             for split in CACHED_SPLITS:
-                cached = compute_features(model, splits[split], classes, size, params, f"features {split}")
+                cached = compute_features(
+                    model, splits[split], classes, size, params, f"features {split}", grayscale
+                )
                 torch.save(cached, scratch / f"{split}.pt")
                 info[f"{split}_images"] = len(cached["labels"])
             info.update(

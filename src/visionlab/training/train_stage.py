@@ -51,7 +51,8 @@ def train_experiment(params: Params, experiment: str) -> Path:
     seed_everything(settings.seed)
     device = select_device(settings.device)
     splits, classes = split_rows(params, experiment)
-    model = build_model(spec, len(classes))
+    grayscale = params.dataset(exp.dataset).grayscale
+    model = build_model(spec, len(classes), grayscale=grayscale)
     frozen = spec.base == "frozen"
 
     if frozen:
@@ -64,8 +65,8 @@ def train_experiment(params: Params, experiment: str) -> Path:
         net = model
         if device.type == "cuda":
             net = net.to(memory_format=torch.channels_last)
-        train_set = image_dataset(splits["train"], classes, size, model)
-        val_set = image_dataset(splits["val"], classes, size, model)
+        train_set = image_dataset(splits["train"], classes, size, model, grayscale)
+        val_set = image_dataset(splits["val"], classes, size, model, grayscale)
         workers = settings.num_workers
 
     run = start_run(exp.dataset, experiment)
@@ -112,7 +113,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
         history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
         out = paths.model_dir(experiment)
         with atomic_dir(out) as scratch:
-            save_checkpoint(scratch / "model.pt", model, spec, classes, size, summary=summary)
+            save_checkpoint(scratch / "model.pt", model, spec, classes, size, grayscale, summary=summary)
             (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
             run.record(scratch / RUN_RECORD)
         history_path = paths.results_dir(experiment) / "history.csv"
