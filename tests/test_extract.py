@@ -32,12 +32,29 @@ def _link(name, target, kind=tarfile.SYMTYPE):
 
 
 def test_benign_tar(tmp_path):
-    archive = _tar(tmp_path / "ok.tgz", [_file("root/a/x.txt"), _link("root/a/y.txt", "x.txt")])
+    archive = _tar(tmp_path / "ok.tgz", [_file("root/a/x.txt"), _file("root/b.txt", b"bye")])
     target = tmp_path / "out"
     target.mkdir()
     extract(archive, target, CAP)
     assert (target / "root/a/x.txt").read_bytes() == b"hello"
-    assert (target / "root/a/y.txt").read_bytes() == b"hello"
+    assert (target / "root/b.txt").read_bytes() == b"bye"
+
+
+def test_chained_links_cannot_escape(tmp_path):
+    # Each link looks harmless alone; together 'c' would point at the target's parent.
+    archive = _tar(tmp_path / "chain.tgz", [_link("a", "."), _link("c", "a/..")])
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(UnsafeArchiveError, match="refusing link 'a' -> '.': links are not allowed"):
+        extract(archive, target, CAP)
+    assert list(target.iterdir()) == []
+
+
+def test_corrupt_archive_is_named(tmp_path):
+    good = _tar(tmp_path / "cut.tgz", [_file("root/x.bin", bytes(range(256)) * 400)])
+    good.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(UnsafeArchiveError, match="cut.tgz is corrupt or incomplete"):
+        extract(good, tmp_path, CAP)
 
 
 @pytest.mark.parametrize(
@@ -90,7 +107,7 @@ def test_zip_traversal_and_symlink_refused(tmp_path):
     path = tmp_path / "link.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr(link, "../../etc/passwd")
-    with pytest.raises(UnsafeArchiveError, match="refusing link 'root/link'"):
+    with pytest.raises(UnsafeArchiveError, match="refusing link 'root/link': symbolic link"):
         extract(path, tmp_path / "out", CAP)
 
 

@@ -146,3 +146,10 @@ def test_local_archive_is_verified_in_place(tmp_path):
         fetch(str(archive), tmp_path / "cache/local.bin", Expected(sha256="1" * 64), progress=False)
     with pytest.raises(DownloadError, match="archive not found"):
         fetch(str(tmp_path / "nope.tgz"), tmp_path / "x", Expected(), progress=False)
+
+
+def test_credentials_in_addresses_are_redacted():
+    from visionlab.data.download import redact
+
+    assert redact("https://user:s3cret@mirror.example/data") == "https://***@mirror.example/data"
+    assert redact("/local/folder") == "/local/folder"

@@ -38,3 +38,14 @@ def test_early_stopping_restores_the_best_epoch():
     net.eval()
     final = nn.functional.cross_entropy(net(x), y).item()
     assert abs(final - best_val) < 1e-5  # weights were put back to the best epoch
+
+
+def test_divergence_is_an_error_not_a_saved_model():
+    import pytest
+
+    from visionlab.errors import VisionlabError
+
+    x = torch.full((32, 4), float("nan"))
+    batches = DataLoader(TensorDataset(x, torch.zeros(32, dtype=torch.long)), batch_size=16)
+    with pytest.raises(VisionlabError, match="loss was never finite"):
+        fit(nn.Linear(4, 2), batches, batches, TrainParams(epochs=2), torch.device("cpu"))

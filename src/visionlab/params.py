@@ -23,7 +23,8 @@ from pydantic import (
 
 from visionlab.errors import ParamsError
 
-Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+# Names become DVC stage names, params keys and folders: no dots (DVC reads them as nesting).
+Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 
 

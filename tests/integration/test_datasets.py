@@ -207,3 +207,13 @@ def test_sixth_data_set_from_a_card_alone(project):
     assert report["classes"] == ["circle", "square", "star"]
     assert report["after"] == {"circle": 10, "square": 10, "star": 10}
     assert report["split_totals"] == {"train": 21, "val": 6, "test": 3}
+
+
+def test_cifar_label_names_cannot_name_paths(tmp_path):
+    from visionlab.data.cifar import label_names
+
+    (tmp_path / "batches.meta").write_bytes(
+        pickle.dumps({b"label_names": [b"cat", b"../../etc"]}, protocol=2)
+    )
+    with pytest.raises(UnsafeArchiveError, match="label names must be unique plain names"):
+        label_names(tmp_path)

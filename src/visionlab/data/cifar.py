@@ -12,6 +12,7 @@ import codecs
 import hashlib
 import io
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ _ARRAY_GLOBALS = {
     ("numpy", "ndarray"),
     ("numpy", "dtype"),
 }
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_ -]{0,63}")
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
 META = "batches.meta"
@@ -59,7 +61,7 @@ def load_pickle(path: Path) -> dict[str, Any]:
             loaded = RestrictedUnpickler(handle, encoding="bytes").load()
     except FileNotFoundError:
         raise VisionlabError(f"{path}: missing from the CIFAR-10 archive") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+    except Exception as exc:  # a hostile pickle can raise anything; none of it may escape raw
         raise UnsafeArchiveError(f"{path}: refused: not a plain CIFAR-10 pickle ({exc})") from None
     if not isinstance(loaded, dict):
         raise UnsafeArchiveError(f"{path}: refused: expected a dict, got {type(loaded).__name__}")
@@ -71,6 +73,12 @@ def label_names(root: Path) -> list[str]:
     names = [_text(n) for n in meta.get("label_names", [])]
     if not names or not all(isinstance(n, str) for n in names):
         raise VisionlabError(f"{root / META}: no label_names list")
+    # Names become folder names: nothing that could leave the output folder.
+    bad = [n for n in names if not _SAFE_NAME.fullmatch(n)]
+    if bad or len(set(names)) != len(names):
+        raise UnsafeArchiveError(
+            f"{root / META}: refused: label names must be unique plain names, got {bad or names}"
+        )
     return names
 
 

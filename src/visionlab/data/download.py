@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +14,7 @@ from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.data import kaggle_source
 from visionlab.data.extract import extract
 from visionlab.data.fetch import Expected, fetch, join_url, local_path, read_text, verify
-from visionlab.errors import DownloadError
+from visionlab.errors import DownloadError, UnsafeArchiveError
 from visionlab.params import DownloadParams, Params, Source
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,11 @@ def parse_sha256sums(text: str, where: str) -> dict[str, str]:
             raise DownloadError(f"{where}: line {number} is not '<sha256>  <file name>': {line!r}")
         sums[name] = digest.lower()
     return sums
+
+
+def redact(url: str) -> str:
+    """The address without any ``user:password@`` part, for logs and records."""
+    return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
 
 
 def _anchor(location: str) -> str:
@@ -91,13 +98,19 @@ def download_dataset(params: Params, name: str, progress: bool = True) -> Path:
     """Fetch, verify and extract data set ``name`` into ``data/raw/<name>``."""
     card = params.dataset(name)
     resolved = resolve_source(card.source, params.download)
-    archive, digest = _fetch(
-        resolved, paths.downloads_dir() / card.source.archive_name, params.download, progress
-    )
+    # The cache is keyed by address too: an unpinned archive from one URL is never reused for another.
+    key = hashlib.sha256(resolved.url.encode()).hexdigest()[:12]
+    cached = paths.downloads_dir() / f"{key}-{card.source.archive_name}"
+    archive, digest = _fetch(resolved, cached, params.download, progress)
     out = paths.raw_dir(name)
     max_bytes = int(params.download.max_extracted_gb * 1e9)
     with atomic_dir(out) as scratch:
-        extract(archive, scratch, max_bytes)
+        try:
+            extract(archive, scratch, max_bytes)
+        except UnsafeArchiveError:
+            if archive == cached and resolved.expected.sha256 is None and resolved.expected.md5 is None:
+                cached.unlink(missing_ok=True)  # unverifiable and broken: fetch afresh next time
+            raise
         if card.root and not (scratch / card.root).is_dir():
             raise DownloadError(
                 f"{archive.name}: has no folder {card.root!r} "
@@ -107,8 +120,8 @@ def download_dataset(params: Params, name: str, progress: bool = True) -> Path:
     record = {
         "dataset": name,
         "archive": card.source.archive_name,
-        "url": resolved.url,
-        "via": resolved.via,
+        "url": redact(resolved.url),
+        "via": redact(resolved.via),
         "sha256": digest,
         "bytes": archive.stat().st_size,
     }

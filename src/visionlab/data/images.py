@@ -50,13 +50,14 @@ def check_image(path: Path) -> ImageCheck:
                 fmt, mode = image.format, image.mode
                 image.load()
                 width, height = image.size
+                to_rgb(image)  # what every later stage does: EXIF, palette and mode conversion
     except UnidentifiedImageError:
         return ImageCheck(NOT_AN_IMAGE, "not a format Pillow can identify")
     except OSError as exc:
         text = str(exc)
         reason = TRUNCATED if "truncated" in text or "broken data stream" in text else UNDECODABLE
         return ImageCheck(reason, text)
-    except (SyntaxError, ValueError, EOFError, Image.DecompressionBombError, Warning) as exc:
+    except Exception as exc:  # any failure to decode means the file cannot be used
         return ImageCheck(UNDECODABLE, f"{type(exc).__name__}: {exc}")
     if width < 1 or height < 1:
         return ImageCheck(UNDECODABLE, f"degenerate size {width}x{height}")

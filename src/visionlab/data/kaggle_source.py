@@ -56,7 +56,7 @@ def download(slug: str, dest: Path) -> Path:
         raise DownloadError(f"Kaggle data set {slug}: no Kaggle credentials found; {HOW_TO}")
     dest.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".kaggle-", dir=dest.parent))
-    chatter = io.StringIO()
+    chatter = io.StringIO()  # swallowed, never shown: with VERBOSE set it can hold request headers
     try:
         with contextlib.redirect_stdout(chatter), contextlib.redirect_stderr(chatter):
             from kaggle.api.kaggle_api_extended import KaggleApi
@@ -72,7 +72,7 @@ def download(slug: str, dest: Path) -> Path:
     except DownloadError:
         raise
     except (Exception, SystemExit) as exc:
-        detail = scrub(f"{type(exc).__name__}: {exc} {chatter.getvalue()[-500:]}".strip())
+        detail = scrub(f"{type(exc).__name__}: {exc}")
         raise DownloadError(f"Kaggle download of {slug} failed: {detail}") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -350,7 +350,10 @@ def read_manifest(folder: Path) -> tuple[pd.DataFrame, list[str]]:
     """A prepared (or augmented) manifest and the class names in label-index order."""
     folder = Path(folder)
     try:
-        manifest = pd.read_csv(folder / "manifest.csv")
+        # Labels stay strings: a class folder named "1" or "NA" must not turn into a number or NaN.
+        manifest = pd.read_csv(
+            folder / "manifest.csv", dtype={"path": str, "label": str}, keep_default_na=False
+        )
         classes = json.loads((folder / "classes.json").read_text())
     except FileNotFoundError as exc:
         raise MissingArtifactError(

@@ -62,7 +62,10 @@ def explain_experiment(params: Params, experiment: str) -> Path:
     predictions_path = paths.eval_dir(experiment) / "predictions.csv"
     if not predictions_path.is_file():
         raise MissingArtifactError(f"{predictions_path}: missing; run the evaluate stage first")
-    chosen = choose_images(pd.read_csv(predictions_path), params.explain.images_per_class)
+    predictions = pd.read_csv(
+        predictions_path, dtype={"path": str, "label": str, "predicted": str}, keep_default_na=False
+    )
+    chosen = choose_images(predictions, params.explain.images_per_class)
     layer_name, layer = target_layer(model, params.explain.target_layer)
     index = {name: i for i, name in enumerate(classes)}
     dataset = image_dataset(chosen, classes, size, model, checkpoint.get("grayscale", False))

@@ -65,7 +65,11 @@ def load_checkpoint(path: Path) -> tuple[Classifier, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise MissingArtifactError(f"{path}: no trained model; run the train stage first")
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        # weights_only: a checkpoint pulled from a DVC remote must not be able to run code.
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise MissingArtifactError(f"{path}: unreadable checkpoint ({exc}); rerun the train stage") from None
     spec = ModelParams.model_validate(checkpoint["spec"])
     model = build_model(
         spec, len(checkpoint["classes"]), load_weights=False, grayscale=checkpoint.get("grayscale", False)

@@ -82,4 +82,7 @@ def load_features(experiment: str, split: str) -> dict:
     path = paths.features_dir(experiment) / f"{split}.pt"
     if not path.is_file():
         raise MissingArtifactError(f"{path}: no cached features; run the featurize stage first")
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise MissingArtifactError(f"{path}: unreadable feature cache ({exc}); rerun featurize") from None

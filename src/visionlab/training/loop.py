@@ -19,6 +19,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from visionlab.errors import VisionlabError
 from visionlab.params import TrainParams
 from visionlab.training.inference import collect
 from visionlab.training.runtime import use_amp
@@ -152,6 +153,10 @@ def fit(
                 result.stopped_early = True
                 log.info("early stopping after epoch %d; best was %d", epoch, result.best_epoch)
                 break
+    if result.best_epoch == 0:
+        raise VisionlabError(
+            f"{desc}: the loss was never finite (diverged from the first epoch); lower train.lr"
+        )
     net.load_state_dict(best_state)
     log.info("trained for %.1fs (%.1f samples/s)", time.perf_counter() - started, result.samples_per_second)
     return result

@@ -12,6 +12,7 @@ from torch.utils.data import TensorDataset
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir, atomic_write_text
+from visionlab.data.download import redact
 from visionlab.models import build_model, save_checkpoint
 from visionlab.models.base import count_trainable
 from visionlab.params import Params
@@ -38,7 +39,10 @@ def experiment_params(params: Params, experiment: str) -> dict:
         "train": params.train.model_dump(),
         "augment": params.augment.model_dump(),
         "prepare": params.prepare.model_dump(),
-        "source": {"archive": card.source.archive_name, "mirror": params.download.mirror},
+        "source": {
+            "archive": card.source.archive_name,
+            "mirror": redact(params.download.mirror) if params.download.mirror else None,
+        },
         "image_size": params.image_size_of(experiment),
     }
 
