@@ -43,10 +43,11 @@ def _project(shared: Path, name: str, overrides: dict) -> Path:
         )
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["download"]["mirror"] = str(shared)
+    params["datasets"] = {"flowers": params["datasets"]["flowers"]}
     for section, values in overrides.items():
         params[section].update(values)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = _env()
+    env = _env(project)
     for args in (
         ["git", "init", "-q"],
         ["git", "add", "-A"],
@@ -56,15 +57,16 @@ def _project(shared: Path, name: str, overrides: dict) -> Path:
     return project
 
 
-def _env() -> dict:
+def _env(project: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(project / "src")  # the copy's code, not the live checkout's
     return env
 
 
 def _timed(project: Path, *args: str) -> tuple[float, str]:
     start = time.perf_counter()
-    result = subprocess.run(args, cwd=project, env=_env(), capture_output=True, text=True, check=False)
+    result = subprocess.run(args, cwd=project, env=_env(project), capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if result.returncode:
         raise SystemExit(f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")

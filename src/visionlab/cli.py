@@ -17,6 +17,27 @@ def main() -> None:
     configure_logging()
 
 
+@main.command()
+@click.option("--port", default=5000, show_default=True)
+def ui(port: int) -> None:
+    """Start the MLflow UI on 127.0.0.1 against the project's tracking store."""
+    import os
+    import subprocess
+
+    from visionlab.tracking import tracking_uri
+    from visionlab.tracking.mlflow_run import default_artifact_location
+
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri()]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    artifacts = default_artifact_location()
+    if artifacts:
+        command += ["--default-artifact-root", artifacts]
+    click.echo(f"MLflow UI for {tracking_uri()} at http://127.0.0.1:{port} (Ctrl-C to stop)")
+    if os.name == "posix":
+        os.execv(sys.executable, command)  # Ctrl-C and signals go straight to the server
+    sys.exit(subprocess.run(command, check=False).returncode)
+
+
 @main.group()
 def data() -> None:
     """Look after the data sets."""

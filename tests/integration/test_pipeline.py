@@ -62,6 +62,7 @@ def tiny_params(project: Path, url: str, shared: Path) -> None:
 def run(project: Path, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "VISIONLAB_"))}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env["PYTHONPATH"] = str(project / "src")  # stages run the copy's code
     result = subprocess.run(
         args, cwd=project, env=env, capture_output=True, text=True, timeout=1200, check=False
     )
@@ -119,7 +120,8 @@ def test_repro_noop_and_experiment(tmp_path, shared_datasets):
             history = pd.read_csv(project / f"results/{name}/history.csv")
             assert history.epoch.tolist() == [1, 2]
             metrics = json.loads((project / f"results/{name}/metrics.json").read_text())
-            assert set(metrics) == {"train", "val", "test"}
+            assert set(metrics) == {"train", "val", "test", "training"}
+            assert metrics["training"]["epochs"] == 2 and metrics["training"]["images_per_second"] > 0
             assert metrics["test"]["images"] == 5 and 0 <= metrics["test"]["accuracy"] <= 1
             evaluation = project / f"data/eval/{name}"
             for artefact in ("confusion.png", "confusion_normalized.png", "learning_curves.png"):

@@ -95,6 +95,13 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     if not history_path.is_file():
         raise MissingArtifactError(f"{history_path}: missing; rerun the train stage")
     history = pd.read_csv(history_path)
+    summary = checkpoint.get("summary", {})
+    metrics["training"] = {
+        "seconds": summary.get("train_seconds", float("nan")),
+        "images_per_second": summary.get("train_images_per_second", float("nan")),
+        "epochs": summary.get("epochs_run", len(history)),
+        "best_epoch": summary.get("best_epoch", 0),
+    }
 
     out = paths.eval_dir(experiment)
     with atomic_dir(out) as scratch:
@@ -131,7 +138,7 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
             f"{'final_' if split != 'test' else ''}{split}_{name}": value
             for split, values in metrics.items()
             for name, value in values.items()
-            if name != "images"
+            if name != "images" and split != "training"
         }
         run.log_metrics(flat)
         run.log_artifact(out, "evaluation")

@@ -41,7 +41,7 @@ def tracking_uri() -> str:
     return f"sqlite:///{paths.project_root() / STORE_FILE}"
 
 
-def _default_artifact_location() -> str | None:
+def default_artifact_location() -> str | None:
     """Artifacts beside the default store; a user-provided server keeps its own default."""
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return None
@@ -53,7 +53,7 @@ def _experiment_id(client: MlflowClient, name: str) -> str:
     if found is not None:
         return found.experiment_id
     try:
-        return client.create_experiment(name, artifact_location=_default_artifact_location())
+        return client.create_experiment(name, artifact_location=default_artifact_location())
     except MlflowException:
         # A parallel queued run created it between our lookup and our create.
         found = client.get_experiment_by_name(name)
