@@ -76,6 +76,17 @@ def test_split_is_seeded_and_limit_applies(toy):
     assert limited.label.value_counts().to_dict() == {"cat": 5, "dog": 5}
 
 
+def test_card_split_overrides_the_default(toy):
+    raw = minimal_params(prepare={"workers": 1})
+    raw["datasets"]["toy"]["split"] = {"train": 0.5, "val": 0.25, "test": 0.25}
+    manifest = pd.read_csv(prepare_dataset(parse_params(raw), "toy") / "manifest.csv")
+    assert manifest[manifest.label == "dog"].split.value_counts().to_dict() == {
+        "train": 8,
+        "val": 4,
+        "test": 4,
+    }
+
+
 def test_unknown_class_is_named(toy):
     raw = minimal_params()
     raw["datasets"]["toy"]["classes"] = ["cat", "horse"]

@@ -61,19 +61,6 @@ class Source(_Section):
         return Path(urlparse(self.url).path).name
 
 
-class DatasetCard(_Section):
-    """One data set: its archive, where the class folders sit inside it, and cleaning rules."""
-
-    source: Source
-    root: str  # folder inside the archive that holds the class folders ("" for the top)
-    format: Literal["image_folder", "cifar10_pickle"] = "image_folder"
-    classes: list[Name] | None = None  # class folders to keep, in label order; null = all
-    exclusions: str | None = None
-    image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # default input side
-    grayscale: bool = False  # train on one grey channel (the cats-and-dogs study)
-    max_per_class: Annotated[int, Field(gt=0)] | None = None  # overrides prepare.max_per_class
-
-
 class DownloadParams(_Section):
     mirror: str | None = None
     retries: Annotated[int, Field(ge=0, le=20)] = 4
@@ -100,6 +87,20 @@ class PrepareParams(_Section):
     seed: int = 42
     max_per_class: Annotated[int, Field(gt=0)] | None = None
     workers: Annotated[int, Field(ge=0)] = 0
+
+
+class DatasetCard(_Section):
+    """One data set: its archive, where the class folders sit inside it, and cleaning rules."""
+
+    source: Source
+    root: str  # folder inside the archive that holds the class folders ("" for the top)
+    format: Literal["image_folder", "cifar10_pickle"] = "image_folder"
+    classes: list[Name] | None = None  # class folders to keep, in label order; null = all
+    exclusions: str | None = None
+    image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # default input side
+    grayscale: bool = False  # train on one grey channel (the cats-and-dogs study)
+    max_per_class: Annotated[int, Field(gt=0)] | None = None  # overrides prepare.max_per_class
+    split: SplitFractions | None = None  # overrides prepare.split
 
 
 class TransformParams(_Section):

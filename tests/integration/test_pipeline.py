@@ -76,7 +76,11 @@ def ran_stages(output: str) -> set[str]:
 
 
 def git(project: Path, *args: str) -> None:
-    run(project, "git", "-c", "user.name=ci", "-c", "user.email=ci@example.invalid", *args)
+    run(project, "git", *args)
+    if args[0] == "init":
+        # A repo-local identity: `dvc exp run` commits, and CI machines may have no global one.
+        run(project, "git", "config", "user.name", "visionlab-ci")
+        run(project, "git", "config", "user.email", "ci@example.invalid")
 
 
 def mlflow_runs(project: Path):

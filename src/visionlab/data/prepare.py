@@ -325,6 +325,8 @@ def prepare_dataset(params: Params, dataset: str) -> Path:
         settings = params.prepare
         if card.max_per_class is not None:
             settings = settings.model_copy(update={"max_per_class": card.max_per_class})
+        if card.split is not None:
+            settings = settings.model_copy(update={"split": card.split})
         kept, dropped, unmatched = clean(scanned, exclusions, settings, official_test)
         if not kept:
             raise VisionlabError(f"{image_root}: no usable images left after cleaning")
@@ -332,7 +334,7 @@ def prepare_dataset(params: Params, dataset: str) -> Path:
             # Files this stage wrote itself (CIFAR's PNGs) are not kept once dropped.
             if record["path"].startswith(out.as_posix() + "/"):
                 (scratch / Path(record["path"]).relative_to(out)).unlink(missing_ok=True)
-        assignment = assign_splits(kept, params.prepare, official_test)
+        assignment = assign_splits(kept, settings, official_test)
         manifest = pd.DataFrame(
             [(s.path, s.label, assignment[s.path], s.sha256) for s in kept], columns=MANIFEST_COLUMNS
         )
