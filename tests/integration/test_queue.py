@@ -1,0 +1,55 @@
+"""`dvc exp run --queue` + `dvc queue start -j 2`: both variants run in DVC's temporary copies,
+and both reach the one MLflow store at the project root (no lost runs, no lock errors)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.http_server import serve
+from tests.integration.test_pipeline import copy_project, git, mlflow_runs, run, tiny_params
+
+pytestmark = pytest.mark.slow
+
+
+def test_queued_variants_run_in_parallel_and_all_reach_mlflow(tmp_path, shared_datasets):
+    project = copy_project(tmp_path / "project")
+    dvc = [sys.executable, "-m", "dvc"]
+    with serve(shared_datasets) as (url, _):
+        tiny_params(project, url, shared_datasets)
+        params = yaml.safe_load((project / "params.yaml").read_text())
+        params["experiments"] = {"flowers-cnn": params["experiments"]["flowers-cnn"]}
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        git(project, "init", "-q")
+        git(project, "add", "-A")
+        git(project, "commit", "-qm", "baseline")
+        for lr in ("0.002", "0.0005"):
+            run(project, *dvc, "exp", "run", "--queue", "-S", f"train.lr={lr}")
+        run(project, *dvc, "queue", "start", "-j", "2")
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            status = run(project, *dvc, "queue", "status")
+            if "Queued" not in status and "Running" not in status:
+                break
+            time.sleep(5)
+        assert "Failed" not in status, status
+
+    shown = json.loads(run(project, *dvc, "exp", "show", "--json"))
+    lrs = set()
+    for baseline in shown:
+        for experiment in baseline.get("experiments") or []:
+            for rev in experiment["revs"]:
+                lrs.add(str(rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"]))
+    assert {"0.002", "0.0005"} <= lrs
+    _, runs = mlflow_runs(project)
+    logged = {r.data.params.get("train.lr"): r for r in runs}
+    assert {"0.002", "0.0005"} <= set(logged)
+    for lr in ("0.002", "0.0005"):
+        assert logged[lr].info.status == "FINISHED"
+        assert "test_accuracy" in logged[lr].data.metrics  # evaluate reopened the same run
+        assert logged[lr].data.tags["dvc.exp_name"] != "workspace"
+    assert not list((project / ".dvc").rglob("mlflow.db")), "a queued run wrote its own store"
