@@ -153,3 +153,19 @@ def test_credentials_in_addresses_are_redacted():
 
     assert redact("https://user:s3cret@mirror.example/data") == "https://***@mirror.example/data"
     assert redact("/local/folder") == "/local/folder"
+
+
+def test_parallel_stages_share_one_download(in_tmp, site):
+    """Queued experiments download the same archive at once: one fetches, the other reuses it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _toy_archive(site)
+    raw = minimal_params(download={"backoff_s": 0})
+    with serve(site) as (url, behaviour):
+        raw["datasets"]["toy"]["source"] = {"url": f"{url}/toy.tgz"}
+        params = parse_params(raw)
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda _: download_dataset(params, "toy", progress=False), range(2)))
+    assert all((r / "toy/a/1.jpg").is_file() for r in results)
+    assert sum(r["path"] == "/toy.tgz" for r in behaviour.requests) == 1
+    assert not list((in_tmp / "data/.downloads").glob("*.part"))

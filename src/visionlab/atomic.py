@@ -22,8 +22,8 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     if final.exists():
-        old = final.with_name(f".old-{final.name}-{os.getpid()}")
-        final.rename(old)
+        old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
+        final.rename(old / final.name)
         scratch.rename(final)
         shutil.rmtree(old, ignore_errors=True)
     else:

@@ -15,6 +15,7 @@ from visionlab.data import kaggle_source
 from visionlab.data.extract import extract
 from visionlab.data.fetch import Expected, fetch, join_url, local_path, read_text, verify
 from visionlab.errors import DownloadError, UnsafeArchiveError
+from visionlab.locks import file_lock
 from visionlab.params import DownloadParams, Params, Source
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,8 @@ def download_dataset(params: Params, name: str, progress: bool = True) -> Path:
     # The cache is keyed by address too: an unpinned archive from one URL is never reused for another.
     key = hashlib.sha256(resolved.url.encode()).hexdigest()[:12]
     cached = paths.downloads_dir() / f"{key}-{card.source.archive_name}"
-    archive, digest = _fetch(resolved, cached, params.download, progress)
+    with file_lock(cached):  # one writer per cached archive: queued runs share the cache
+        archive, digest = _fetch(resolved, cached, params.download, progress)
     out = paths.raw_dir(name)
     max_bytes = int(params.download.max_extracted_gb * 1e9)
     with atomic_dir(out) as scratch:

@@ -25,6 +25,7 @@ from mlflow.tracking import MlflowClient
 
 from visionlab import paths
 from visionlab.atomic import atomic_write_text
+from visionlab.locks import file_lock
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,15 @@ class TrackedRun:
 
 
 def _client() -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri())
+    uri = tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return MlflowClient(tracking_uri=uri)
+    # A new SQLite store migrates its schema when first opened; two queued runs doing that at
+    # once fail ("duplicate column"). One process at a time opens (and so creates) the store.
+    with file_lock(Path(uri.removeprefix("sqlite:///"))):
+        client = MlflowClient(tracking_uri=uri)
+        client.search_experiments(max_results=1)
+    return client
 
 
 def start_run(dataset: str, experiment: str) -> TrackedRun:
