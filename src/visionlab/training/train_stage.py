@@ -39,6 +39,7 @@ def experiment_params(params: Params, experiment: str) -> dict:
         "train": params.train.model_dump(),
         "augment": params.augment.model_dump(),
         "prepare": params.prepare.model_dump(),
+        "dataset_card": card.model_dump(exclude={"source"}),
         "source": {
             "archive": card.source.archive_name,
             "mirror": redact(params.download.mirror) if params.download.mirror else None,
