@@ -218,12 +218,15 @@ class Params(_Section):
             )
         return self.experiments[name]
 
+    def dataset_of(self, experiment: str) -> DatasetCard:
+        return self.dataset(self.experiment(experiment).dataset)
+
     def model_of(self, experiment: str) -> ModelParams:
         return self.models[self.experiment(experiment).model]
 
     def image_size_of(self, experiment: str) -> int:
         """Input side of the experiment's model: the data set's default, else train.image_size."""
-        return self.dataset(self.experiment(experiment).dataset).image_size or self.train.image_size
+        return self.dataset_of(experiment).image_size or self.train.image_size
 
 
 def _describe(error: dict[str, Any]) -> str:

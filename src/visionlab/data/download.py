@@ -14,7 +14,7 @@ from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.data import kaggle_source
 from visionlab.data.extract import extract
 from visionlab.data.fetch import Expected, fetch, join_url, local_path, read_text, verify
-from visionlab.errors import DownloadError, UnsafeArchiveError
+from visionlab.errors import ChecksumError, DownloadError, UnsafeArchiveError
 from visionlab.locks import file_lock
 from visionlab.params import DownloadParams, Params, Source
 
@@ -83,7 +83,11 @@ def _fetch(
     if resolved.via == "kaggle":
         if not dest.exists():
             kaggle_source.download(resolved.url.removeprefix("kaggle:"), dest)
-        return dest, verify(dest, resolved.expected, dest.name)
+        try:
+            return dest, verify(dest, resolved.expected, dest.name)
+        except ChecksumError:
+            dest.unlink()  # never reuse bytes that failed their check
+            raise
     return fetch(
         resolved.url,
         dest,

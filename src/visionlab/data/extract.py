@@ -32,7 +32,7 @@ def _check_name(name: str, archive: Path) -> PurePosixPath:
     return path
 
 
-def _check_link(name: str, target: str, hard: bool, archive: Path) -> None:
+def _refuse_link(name: str, target: str, hard: bool, archive: Path) -> None:
     """Refuse a link, saying whether it would leave the extraction folder."""
     member = PurePosixPath(name)
     base = PurePosixPath() if hard else member.parent
@@ -98,7 +98,7 @@ def _extract_tar(archive: Path, target: Path, max_bytes: int) -> None:
                 raise UnsafeArchiveError(f"{archive.name}: more than {MAX_MEMBERS:,} members")
             _check_name(member.name, archive)
             if member.issym() or member.islnk():
-                _check_link(member.name, member.linkname, member.islnk(), archive)
+                _refuse_link(member.name, member.linkname, member.islnk(), archive)
             elif member.isdev() or member.isfifo():
                 raise UnsafeArchiveError(f"{archive.name}: refusing member {member.name!r}: device or FIFO")
             elif not (member.isfile() or member.isdir()):

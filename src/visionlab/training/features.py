@@ -56,7 +56,7 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
         info: dict = {"experiment": experiment, "frozen": spec.base == "frozen"}
         if spec.base == "frozen":
             splits, classes = split_rows(params, experiment)
-            grayscale = params.dataset(params.experiment(experiment).dataset).grayscale
+            grayscale = params.dataset_of(experiment).grayscale
             model = build_model(spec, len(classes), grayscale=grayscale)
             size = params.image_size_of(experiment)
             started = time.perf_counter()

@@ -56,7 +56,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
     seed_everything(settings.seed)
     device = select_device(settings.device)
     splits, classes = split_rows(params, experiment)
-    grayscale = params.dataset(exp.dataset).grayscale
+    grayscale = params.dataset_of(experiment).grayscale
     model = build_model(spec, len(classes), grayscale=grayscale)
     frozen = spec.base == "frozen"
 
