@@ -65,7 +65,8 @@ def minimal_params(**sections) -> dict:
         "models": {
             "cnn": {"arch": "handmade_cnn", "weights": "none", "base": "trainable", "augmented": False}
         },
-        "experiments": {"toy-cnn": {"dataset": "toy", "model": "cnn"}},
+        "recipes": {"default": {}},
+        "experiments": {"toy-cnn": {"dataset": "toy", "model": "cnn", "recipe": "default"}},
     }
     params.update(sections)
     return params

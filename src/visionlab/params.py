@@ -123,20 +123,68 @@ class AugmentParams(_Section):
     transforms: TransformParams = TransformParams()
 
 
+Positive = Annotated[int, Field(gt=0)]
+DropoutRate = Annotated[float, Field(ge=0, lt=1)]
+
+
 class TrainParams(_Section):
+    """A training recipe. ``train`` holds the defaults; ``recipes.<name>`` overrides some keys."""
+
     image_size: Annotated[int, Field(ge=8, le=2048)] = 224
     epochs: Annotated[int, Field(ge=1)] = 30
     batch_size: Annotated[int, Field(ge=1)] = 32
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: Annotated[float, Field(gt=0, le=10)] = 1e-3
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
-    early_stopping_patience: Annotated[int, Field(ge=0)] = 5
+    nesterov: bool = False
+    schedule: Literal["plateau", "cosine", "none"] = "plateau"
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 5  # 0 = never stop early
     lr_plateau_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
     lr_plateau_patience: Annotated[int, Field(ge=0)] = 2
     min_lr: Annotated[float, Field(ge=0)] = 1e-6
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    class_weights: Literal["none", "balanced"] = "none"
+    # Two-phase fine-tuning (models with base: finetune): head only, then unfreeze at lower LR.
+    head_epochs: Annotated[int, Field(ge=0)] = 5
+    finetune_lr_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
     seed: int = 42
     num_workers: Annotated[int, Field(ge=0)] = 2
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: Literal["auto", "off"] = "auto"  # auto = bfloat16 autocast + channels-last on CUDA
+    resume: bool = True  # continue a killed run from its last epoch checkpoint
+
+
+RecipeOverrides = dict[str, Any]
+
+FROM_SCRATCH = (
+    "handmade_cnn",
+    "simple_cnn",
+    "catsdogs_cnn",
+    "cifar_base",
+    "cifar_inception",
+    "cifar_residual",
+    "caltech_cnn1",
+    "caltech_cnn2",
+    "caltech_cnn3",
+)
+PRETRAINABLE = ("efficientnet_lite0", "mobilenet_v2", "alexnet", "inception_v3", "vgg16", "vgg19", "resnet50")
+Arch = Literal[FROM_SCRATCH + PRETRAINABLE]  # type: ignore[valid-type]
+
+
+class HeadParams(_Section):
+    """The new classifier on a transfer-learning backbone.
+
+    ``native`` keeps the backbone's own classifier and retrains only its last layer(s), as the
+    VGG19 and AlexNet studies did; otherwise: global ``pool``, then ``hidden`` dense layers (each
+    ReLU, optional batch norm, then ``dropout``), then the class layer.
+    """
+
+    native: bool = False
+    pool: Literal["avg", "max"] = "avg"
+    hidden: list[Positive] = []
+    dropout: DropoutRate = 0.0
+    batch_norm: bool = False
+    l2: Annotated[float, Field(ge=0)] = 0.0  # on the head's dense kernels
 
 
 class ModelParams(_Section):
@@ -144,26 +192,40 @@ class ModelParams(_Section):
 
     # Required, not defaulted: the featurize stage lists these keys as DVC params, and DVC
     # needs them present in params.yaml.
-    arch: Literal["handmade_cnn", "efficientnet_lite0"]
+    arch: Arch
     weights: Literal["none", "imagenet"]
-    base: Literal["trainable", "frozen"]
+    base: Literal["trainable", "frozen", "finetune"]
     augmented: bool
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.3
-    dense_dropout: Annotated[float, Field(ge=0, lt=1)] = 0.1
-    l2: Annotated[float, Field(ge=0)] = 0.0
+    unfreeze_from: str | None = None  # finetune: first module trained in phase two
+    normalize: Literal["auto", "unit", "imagenet", "caffe"] = "auto"
+    image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # e.g. InceptionV3's 299
+    dropout: DropoutRate = 0.3
+    dense_dropout: DropoutRate = 0.1
+    batch_norm: bool = True  # from-scratch nets that the studies built with and without it
+    l2: Annotated[float, Field(ge=0)] = 0.0  # on the backbone's / from-scratch net's kernels
+    head: HeadParams = HeadParams()
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelParams:
-        if self.arch == "handmade_cnn" and self.weights != "none":
-            raise ValueError("handmade_cnn has no pretrained weights: set weights: none")
-        if self.base == "frozen" and self.weights == "none":
-            raise ValueError("a frozen base needs pretrained weights: set weights: imagenet")
+        if self.arch in FROM_SCRATCH and self.weights != "none":
+            raise ValueError(f"{self.arch} has no pretrained weights: set weights: none")
+        if self.base in ("frozen", "finetune") and self.weights == "none":
+            raise ValueError(f"a {self.base} base needs pretrained weights: set weights: imagenet")
+        if self.base == "finetune" and not self.unfreeze_from:
+            raise ValueError("base: finetune needs unfreeze_from (the first module to train in phase two)")
+        if self.base != "finetune" and self.unfreeze_from:
+            raise ValueError("unfreeze_from applies only to base: finetune")
         return self
 
 
 class ExperimentParams(_Section):
+    """One experiment: a data set, a model and a training recipe, with optional local tweaks."""
+
     dataset: Name
     model: Name
+    recipe: Name  # required: dvc.yaml tracks recipes.<recipe> as this experiment's params
+    model_overrides: dict[str, Any] = {}  # keys of models.<model>, e.g. {head: {dropout: 0.2}}
+    train_overrides: dict[str, Any] = {}  # keys of train, e.g. {lr: 0.0003}
 
 
 class EvaluateParams(_Section):
@@ -183,6 +245,7 @@ class Params(_Section):
     prepare: PrepareParams = PrepareParams()
     augment: AugmentParams = AugmentParams()
     train: TrainParams = TrainParams()
+    recipes: dict[Name, dict[str, Any]] = {}  # named partial overrides of train
     models: dict[Name, ModelParams]
     experiments: dict[Name, ExperimentParams]
     evaluate: EvaluateParams = EvaluateParams()
@@ -201,6 +264,16 @@ class Params(_Section):
                     f"experiments.{name}.model: unknown model {exp.model!r} "
                     f"(known: {', '.join(sorted(self.models))})"
                 )
+            if exp.recipe not in self.recipes:
+                raise ValueError(
+                    f"experiments.{name}.recipe: unknown recipe {exp.recipe!r} "
+                    f"(known: {', '.join(sorted(self.recipes)) or 'none'})"
+                )
+        for name, overrides in self.recipes.items():
+            _merged(TrainParams, self.train.model_dump(), overrides or {}, f"recipes.{name}")
+        for name in self.experiments:
+            self.model_of(name)
+            self.recipe_of(name)
         return self
 
     def dataset(self, name: str) -> DatasetCard:
@@ -222,11 +295,53 @@ class Params(_Section):
         return self.dataset(self.experiment(experiment).dataset)
 
     def model_of(self, experiment: str) -> ModelParams:
-        return self.models[self.experiment(experiment).model]
+        """The experiment's model with its ``model_overrides`` applied."""
+        exp = self.experiment(experiment)
+        return _merged(
+            ModelParams,
+            self.models[exp.model].model_dump(),
+            exp.model_overrides,
+            f"experiments.{experiment}.model_overrides",
+        )
+
+    def recipe_of(self, experiment: str) -> TrainParams:
+        """``train``, then the experiment's recipe, then its ``train_overrides``."""
+        exp = self.experiment(experiment)
+        base = _merged(
+            TrainParams, self.train.model_dump(), self.recipes.get(exp.recipe) or {}, f"recipes.{exp.recipe}"
+        )
+        return _merged(
+            TrainParams, base.model_dump(), exp.train_overrides, f"experiments.{experiment}.train_overrides"
+        )
 
     def image_size_of(self, experiment: str) -> int:
-        """Input side of the experiment's model: the data set's default, else train.image_size."""
-        return self.dataset_of(experiment).image_size or self.train.image_size
+        """Input side: the model's native size, else the data set's, else the recipe's."""
+        return (
+            self.model_of(experiment).image_size
+            or self.dataset_of(experiment).image_size
+            or self.recipe_of(experiment).image_size
+        )
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merged(schema: type[_Section], base: dict[str, Any], overrides: dict[str, Any], where: str):
+    """``base`` with ``overrides`` laid over it, validated; errors name the override's key."""
+    if not isinstance(overrides, dict):
+        raise ParamsError(f"params.yaml: {where}: expected a mapping (got {overrides!r})")
+    try:
+        return schema.model_validate(_deep_merge(base, overrides))
+    except ValidationError as exc:
+        lines = [f"params.yaml: {where}.{_describe(err)}" for err in exc.errors()]
+        raise ParamsError("\n".join(lines)) from None
 
 
 def _describe(error: dict[str, Any]) -> str:
