@@ -44,6 +44,7 @@ def _project(shared: Path, name: str, overrides: dict) -> Path:
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["download"]["mirror"] = str(shared)
     params["datasets"] = {"flowers": params["datasets"]["flowers"]}
+    params["experiments"] = {name: params["experiments"][name] for name in ("flowers-cnn", "flowers-effnet")}
     for section, values in overrides.items():
         params[section].update(values)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

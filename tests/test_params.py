@@ -14,7 +14,35 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_repository_params_are_valid():
     params = load_params(ROOT / "params.yaml")
     assert params.prepare.split.train == pytest.approx(0.7)
-    assert set(params.experiments) == {"flowers-cnn", "flowers-effnet"}
+    # Every study's model on its data set, plus our own best recipe per data set.
+    by_dataset: dict[str, set[str]] = {}
+    for name in params.experiments:
+        by_dataset.setdefault(params.experiment(name).dataset, set()).add(params.model_of(name).arch)
+    assert by_dataset["flowers"] >= {
+        "handmade_cnn",
+        "simple_cnn",
+        "mobilenet_v2",
+        "alexnet",
+        "inception_v3",
+        "vgg16",
+        "resnet50",
+    }
+    assert by_dataset["kaggle_flowers"] >= {"vgg16"}
+    assert by_dataset["cats_dogs"] >= {"catsdogs_cnn", "vgg16"}
+    assert by_dataset["cifar10"] >= {"cifar_base", "cifar_inception", "cifar_residual"}
+    assert by_dataset["caltech101_5"] >= {"caltech_cnn1", "caltech_cnn2", "caltech_cnn3", "vgg19"}
+    assert {
+        params.experiment(f"{d}-best").dataset
+        for d in ("flowers", "kflowers", "catsdogs", "cifar", "caltech")
+    }
+    ladder = [
+        params.model_of(f"kflowers-vgg16{s}")
+        for s in ("", "-dropout", "-aug", "-plateau", "-centering", "-bn")
+    ]
+    assert [m.head.dropout for m in ladder] == [0.0, 0.2, 0.2, 0.2, 0.2, 0.2]
+    assert [m.normalize for m in ladder][-2:] == ["caffe", "caffe"] and ladder[-1].head.batch_norm
+    assert params.recipe_of("kflowers-vgg16").schedule == "none"
+    assert params.recipe_of("kflowers-vgg16-plateau").schedule == "plateau"
 
 
 def _error(mutate) -> str:

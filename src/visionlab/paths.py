@@ -40,6 +40,12 @@ def downloads_dir() -> Path:
     return project_root() / "data" / ".downloads"
 
 
+def resume_dir(experiment: str, key: str) -> Path:
+    """Epoch checkpoints of an unfinished training run: outside DVC's outputs, which DVC deletes
+    before it reruns a stage, and keyed by params and data so only the same run resumes."""
+    return project_root() / "data" / ".resume" / f"{experiment}-{key[:16]}"
+
+
 def raw_dir(dataset: str) -> Path:
     return Path("data") / "raw" / dataset
 

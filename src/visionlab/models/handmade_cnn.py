@@ -46,6 +46,7 @@ class HandmadeCNN(Classifier):
             blocks.append(_block(c_in, width, pool, dropout if index >= 1 else 0.0))
             c_in = width
         self.blocks = nn.Sequential(*blocks)
+        self.feature_dim = WIDTHS[-1]
         self.head = nn.Sequential(
             nn.Linear(WIDTHS[-1], 64),
             nn.ReLU(),

@@ -7,34 +7,89 @@ from typing import Any
 
 import torch
 
-from visionlab.errors import MissingArtifactError
+from visionlab.errors import MissingArtifactError, VisionlabError
 from visionlab.models.base import Classifier
-from visionlab.params import ModelParams
+from visionlab.params import FROM_SCRATCH, HeadParams, ModelParams
+
+# Input normalisation by name (spec.normalize), on pixels scaled to [0, 1].
+NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "unit": ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+    # The VGG study's featurewise centering (Keras "caffe" means, RGB order): x * 255 - mean.
+    "caffe": ((123.68 / 255, 116.779 / 255, 103.939 / 255), (1 / 255, 1 / 255, 1 / 255)),
+}
+
+
+def _from_scratch(spec: ModelParams, num_classes: int, channels: int) -> Classifier:
+    """The studies' own CNNs; lazy imports keep ``import visionlab.models`` light."""
+    from visionlab.models import study_cnns
+    from visionlab.models.handmade_cnn import HandmadeCNN
+
+    if spec.head != HeadParams():
+        raise VisionlabError(
+            f"{spec.arch} is trained from scratch with its own dense layers: the head: settings "
+            "apply only to transfer-learning architectures; remove them (dense_dropout and l2 "
+            "cover this net)"
+        )
+    arch = spec.arch
+    if arch == "handmade_cnn":
+        return HandmadeCNN(num_classes, spec.dropout, spec.dense_dropout, channels)
+    if arch == "simple_cnn":
+        size = spec.image_size or study_cnns.SimpleCNN.default_image_size
+        return study_cnns.SimpleCNN(
+            num_classes, channels, spec.dropout, spec.dense_dropout, spec.batch_norm, size
+        )
+    if arch == "catsdogs_cnn":
+        size = spec.image_size or study_cnns.CatsDogsCNN.default_image_size
+        return study_cnns.CatsDogsCNN(num_classes, channels, size)
+    if arch == "cifar_base":
+        return study_cnns.CifarBase(
+            num_classes, channels, spec.dropout, spec.batch_norm, spec.image_size or 32
+        )
+    if arch == "cifar_inception":
+        return study_cnns.CifarInception(num_classes, channels, spec.dropout, spec.batch_norm)
+    if arch == "cifar_residual":
+        return study_cnns.CifarResidual(num_classes, channels, spec.dropout, spec.batch_norm)
+    if arch.startswith("caltech_cnn"):
+        return study_cnns.CaltechCNN(int(arch[-1]), num_classes, channels, spec.image_size or 224)
+    raise ValueError(f"unknown architecture {arch!r}")  # pragma: no cover - FROM_SCRATCH is closed
 
 
 def build_model(
     spec: ModelParams, num_classes: int, load_weights: bool = True, grayscale: bool = False
 ) -> Classifier:
-    """The architecture ``spec.arch`` with a ``num_classes`` head.
+    """The architecture ``spec.arch`` with a ``num_classes`` head, its base set up per ``spec.base``.
 
     ``load_weights=False`` skips the pretrained weights (a checkpoint will overwrite them anyway).
     With ``grayscale``, models trained from scratch take one channel; pretrained ones keep three
-    and are fed the grey channel three times.
+    and are fed the grey channel three times. ``base: finetune`` builds the backbone frozen (phase
+    one trains the head); phase two calls ``model.unfreeze_from(spec.unfreeze_from)``. Missing
+    ImageNet weights raise a MissingArtifactError that says where to put the file.
     """
     pretrained = spec.weights == "imagenet" and load_weights
-    if spec.arch == "handmade_cnn":
-        from visionlab.models.handmade_cnn import HandmadeCNN
-
-        channels = 1 if grayscale else 3
-        model: Classifier = HandmadeCNN(num_classes, spec.dropout, spec.dense_dropout, channels)
+    if spec.arch in FROM_SCRATCH:
+        model = _from_scratch(spec, num_classes, 1 if grayscale else 3)
     elif spec.arch == "efficientnet_lite0":
         from visionlab.models.efficientnet_lite import EfficientNetLite0
+        from visionlab.models.torchvision_backbones import native_head_error
 
-        model = EfficientNetLite0(num_classes, pretrained, spec.dropout)
-    else:  # pragma: no cover - the params schema admits only the names above
-        raise ValueError(f"unknown architecture {spec.arch!r}")
-    if spec.base == "frozen":
+        if spec.head.native:
+            raise native_head_error(spec.arch)
+        model = EfficientNetLite0(num_classes, pretrained, spec.head)
+    else:
+        from visionlab.models.torchvision_backbones import build_transfer_model
+
+        # torchvision's custom initialisation is slow and pointless when weights overwrite it.
+        model = build_transfer_model(
+            spec.arch, num_classes, spec.head, pretrained, initialise=spec.weights == "none"
+        )
+    model.arch = spec.arch
+    mean, std = NORMALIZATION[spec.normalize] if spec.normalize != "auto" else (model.mean, model.std)
+    model.mean, model.std = tuple(mean), tuple(std)
+    if spec.base in ("frozen", "finetune"):
         model.freeze_backbone()
+    if spec.base == "finetune" and spec.unfreeze_from:
+        model.check_block_name(spec.unfreeze_from)  # a typo fails now, not after phase one
     return model
 
 
@@ -74,6 +129,12 @@ def load_checkpoint(path: Path) -> tuple[Classifier, dict[str, Any]]:
     model = build_model(
         spec, len(checkpoint["classes"]), load_weights=False, grayscale=checkpoint.get("grayscale", False)
     )
-    model.load_state_dict(checkpoint["state_dict"])
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as exc:  # saved by an older layout of the zoo
+        first = str(exc).strip().splitlines()[0]
+        raise MissingArtifactError(
+            f"{path}: does not fit the {spec.arch} model its spec builds ({first}); rerun the train stage"
+        ) from None
     model.eval()
     return model, checkpoint

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -41,16 +43,36 @@ class ImageDataset(Dataset):
         self.mean = torch.tensor(mean[:channels]).view(channels, 1, 1)
         self.std = torch.tensor(std[:channels]).view(channels, 1, 1)
 
+        self.pixels: torch.Tensor | None = None  # decoded uint8 images, once preload() ran
+
     def __len__(self) -> int:
         return len(self.paths)
 
-    def load(self, index: int) -> torch.Tensor:
+    def decode(self, index: int) -> torch.Tensor:
+        """The image as a uint8 (1 or 3)xHxW tensor at the model's input size."""
         image = load_rgb(Path(self.paths[index]), self.size)
         if self.grayscale or self.channels == 1:
             image = image.convert("L")
         pixels = np.asarray(image, dtype=np.uint8).reshape(self.size, self.size, -1)
-        tensor = torch.from_numpy(pixels.copy()).permute(2, 0, 1).float().div_(255.0)
-        tensor = tensor.expand(self.channels, -1, -1)
+        return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+
+    def preload_bytes(self) -> int:
+        return len(self) * (1 if self.grayscale or self.channels == 1 else 3) * self.size * self.size
+
+    def preload(self, threads: int | None = None) -> None:
+        """Decode every image once into memory, so epochs after the first cost no JPEG decoding.
+
+        Training re-reads the same files every epoch; on a CPU the decoding would otherwise take
+        a core away from the model (benchmarks/training_throughput.py measures the difference).
+        """
+        if self.pixels is not None or not self.paths:
+            return
+        with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
+            self.pixels = torch.stack(list(pool.map(self.decode, range(len(self)))))
+
+    def load(self, index: int) -> torch.Tensor:
+        pixels = self.pixels[index] if self.pixels is not None else self.decode(index)
+        tensor = pixels.float().div_(255.0).expand(self.channels, -1, -1)
         return (tensor - self.mean) / self.std
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:

@@ -36,8 +36,9 @@ def compute_features(
     params: Params,
     desc: str,
     grayscale: bool = False,
+    device_setting: str = "auto",
 ) -> dict:
-    device = select_device(params.train.device)
+    device = select_device(device_setting)
     model.to(device).eval()
     batches = loader(
         image_dataset(rows, classes, image_size, model, grayscale),
@@ -62,18 +63,25 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
             started = time.perf_counter()
             for split in CACHED_SPLITS:
                 cached = compute_features(
-                    model, splits[split], classes, size, params, f"features {split}", grayscale
+                    model,
+                    splits[split],
+                    classes,
+                    size,
+                    params,
+                    f"features {split}",
+                    grayscale,
+                    params.recipe_of(experiment).device,
                 )
                 torch.save(cached, scratch / f"{split}.pt")
                 info[f"{split}_images"] = len(cached["labels"])
             info.update(
-                feature_dim=model.head[-1].in_features,
+                feature_dim=int(cached["features"].shape[1]),
                 image_size=size,
                 classes=classes,
                 seconds=round(time.perf_counter() - started, 2),
             )
         else:
-            info["note"] = "the base is trainable: nothing to cache"
+            info["note"] = f"the base is {spec.base}: nothing to cache"
         (scratch / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
 

@@ -17,10 +17,15 @@ def collect(
     batches: DataLoader,
     device: torch.device,
     desc: str | None = None,
+    amp: bool | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Outputs of ``fn`` on every batch (float32, on the CPU) and the labels, in loader order."""
+    """Outputs of ``fn`` on every batch (float32, on the CPU) and the labels, in loader order.
+
+    ``amp`` None means bfloat16 autocast wherever the device supports it.
+    """
     outputs, labels = [], []
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp(device)):
+    amp = use_amp(device) if amp is None else amp
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
         for inputs, targets in tqdm(batches, desc=desc, disable=desc is None, mininterval=1.0):
             outputs.append(fn(inputs.to(device, non_blocking=True)).float().cpu())
             labels.append(torch.as_tensor(targets))

@@ -1,18 +1,26 @@
-"""The fit loop: Adam or SGD, cross-entropy plus L2, ReduceLROnPlateau, early stopping.
+"""The fit loop: Adam or SGD, cross-entropy plus L2, an LR schedule, early stopping, resume.
 
 Early stopping watches the validation loss and restores the weights of the best epoch, like
-Keras' ``EarlyStopping(restore_best_weights=True)``. Reported losses are the cross-entropy alone,
-so models with and without L2 compare on the same scale.
+Keras' ``EarlyStopping(restore_best_weights=True)``. Reported losses are the plain cross-entropy
+(no L2, no label smoothing, no class weights), so every recipe compares on the same scale.
+
+With a ``checkpoint`` path, the loop saves its whole state after every epoch (weights, optimizer,
+schedule, early-stopping counters, history and RNG states) and a rerun continues from there: a
+killed run resumed this way ends with the same weights as one that was never interrupted.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
+import random
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -26,37 +34,107 @@ from visionlab.training.runtime import use_amp
 
 log = logging.getLogger(__name__)
 
-HISTORY_COLUMNS = ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "lr", "seconds"]
+HISTORY_COLUMNS = [
+    "epoch",
+    "phase",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "lr",
+    "seconds",
+]
+
+Penalty = Callable[[], torch.Tensor | float]
 
 
 @dataclass
 class FitResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
+    best_loss: float = float("inf")
     stopped_early: bool = False
     seconds: float = 0.0
     samples_seen: int = 0
+    resumed_from: int = 0  # epochs taken from a checkpoint instead of being trained again
 
     @property
     def samples_per_second(self) -> float:
         return self.samples_seen / self.seconds if self.seconds else 0.0
 
 
-def make_optimizer(parameters: list[nn.Parameter], settings: TrainParams) -> torch.optim.Optimizer:
+def make_optimizer(parameters: list[nn.Parameter], settings: TrainParams, lr: float) -> torch.optim.Optimizer:
     if settings.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=settings.lr, momentum=settings.momentum)
-    return torch.optim.Adam(parameters, lr=settings.lr)
+        return torch.optim.SGD(parameters, lr=lr, momentum=settings.momentum, nesterov=settings.nesterov)
+    return torch.optim.Adam(parameters, lr=lr)
 
 
-def evaluate_loss(net: nn.Module, batches: DataLoader, device: torch.device) -> tuple[float, float]:
+def make_schedule(optimizer: torch.optim.Optimizer, settings: TrainParams, epochs: int):
+    if settings.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=settings.min_lr)
+    if settings.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            factor=settings.lr_plateau_factor,
+            patience=settings.lr_plateau_patience,
+            min_lr=settings.min_lr,
+        )
+    return None
+
+
+def evaluate_loss(
+    net: nn.Module, batches: DataLoader, device: torch.device, amp: bool = False
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``net`` over ``batches`` in eval mode."""
     net.eval()
-    logits, labels = collect(net, batches, device)
+    logits, labels = collect(net, batches, device, amp=amp)
     if len(labels) == 0:
         return float("nan"), float("nan")
     loss = F.cross_entropy(logits, labels).item()
     accuracy = (logits.argmax(1) == labels).float().mean().item()
     return loss, accuracy
+
+
+def _rng_state() -> dict:
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _save_atomically(state: dict, path: Path) -> None:
+    """A kill during the write leaves the previous checkpoint, never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    scratch = path.with_name(path.name + ".tmp")
+    torch.save(state, scratch)
+    os.replace(scratch, path)
+
+
+def _load_checkpoint(path: Path | None, key: str) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        # Our own file, but it holds numpy RNG state: a full unpickle, from a folder DVC does not sync.
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a file cut short by a crash during the very first save
+        log.warning("%s: unreadable resume checkpoint (%s); starting over", path, exc)
+        return None
+    if state.get("key") != key:
+        log.info("%s: written for other params or data; starting over", path)
+        return None
+    return state
 
 
 def fit(
@@ -66,66 +144,99 @@ def fit(
     settings: TrainParams,
     device: torch.device,
     *,
-    l2: float = 0.0,
-    l2_weights: Callable[[], Iterable[torch.Tensor]] = lambda: (),
+    epochs: int | None = None,
+    lr: float | None = None,
+    penalty: Penalty = lambda: 0.0,
+    class_weights: torch.Tensor | None = None,
+    checkpoint: Path | None = None,
+    checkpoint_key: str = "",
+    phase: str = "train",
+    first_epoch: int = 1,
     on_epoch: Callable[[dict], None] = lambda row: None,
     desc: str = "train",
 ) -> FitResult:
-    """Train ``net`` in place and leave it holding the best epoch's weights."""
+    """Train ``net`` in place and leave it holding the best epoch's weights.
+
+    ``epochs`` and ``lr`` default to the recipe's; ``penalty`` returns the L2 term added to the
+    objective; ``first_epoch`` numbers the rows when this is a second phase of one run.
+    """
+    epochs = settings.epochs if epochs is None else epochs
+    lr = settings.lr if lr is None else lr
     net.to(device)
     trainable = [p for p in net.parameters() if p.requires_grad]
-    optimizer = make_optimizer(trainable, settings)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer,
-        factor=settings.lr_plateau_factor,
-        patience=settings.lr_plateau_patience,
-        min_lr=settings.min_lr,
-    )
-    amp = use_amp(device)
+    if not trainable:
+        raise VisionlabError(f"{desc}: the model has no trainable parameters (is its whole base frozen?)")
+    optimizer = make_optimizer(trainable, settings, lr)
+    scheduler = make_schedule(optimizer, settings, epochs)
+    amp = use_amp(device, settings.amp)
+    weights = class_weights.to(device) if class_weights is not None else None
     has_val = len(val_batches.dataset) > 0
     if not has_val:
         log.warning("no validation images: early stopping and the LR schedule watch the train loss")
+    patience = settings.early_stopping_patience
+    generator = train_batches.generator
+
     result = FitResult()
-    best_loss = float("inf")
     best_state = copy.deepcopy(net.state_dict())
     waited = 0
-    started = time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
+    start_epoch = 1
+    saved = _load_checkpoint(checkpoint, checkpoint_key)
+    if saved is not None:
+        net.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        best_state, waited = saved["best_state"], saved["waited"]
+        result = FitResult(**saved["result"])
+        result.resumed_from = saved["epoch"]
+        _set_rng_state(saved["rng"])
+        start_epoch = saved["epoch"] + 1
+        log.info("%s: resuming after epoch %d from %s", desc, saved["epoch"], checkpoint)
+        if saved.get("finished"):
+            net.load_state_dict(best_state)
+            return result
+
+    finished = False
+    for epoch in range(start_epoch, epochs + 1):
+        if generator is not None:
+            # The shuffle order depends on the epoch alone, so a resumed run sees the same batches.
+            generator.manual_seed(settings.seed * 100_003 + first_epoch + epoch)
         epoch_start = time.perf_counter()
         net.train()
         total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(train_batches, desc=f"{desc} epoch {epoch}/{settings.epochs}", mininterval=1.0)
+        bar = tqdm(train_batches, desc=f"{desc} {phase} epoch {epoch}/{epochs}", mininterval=1.0)
         for inputs, targets in bar:
             inputs = inputs.to(device, non_blocking=True)
+            if inputs.dim() == 4 and device.type == "cuda":
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
             targets = torch.as_tensor(targets).to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 logits = net(inputs)
-                loss = F.cross_entropy(logits.float(), targets)
-            objective = loss
-            if l2 > 0:
-                objective = loss + l2 * sum(w.pow(2).sum() for w in l2_weights())
+            logits = logits.float()
+            objective = F.cross_entropy(
+                logits, targets, weight=weights, label_smoothing=settings.label_smoothing
+            )
+            objective = objective + penalty()
             optimizer.zero_grad(set_to_none=True)
             objective.backward()
             optimizer.step()
-            total_loss += loss.item() * len(targets)
-            correct += (logits.argmax(1) == targets).sum().item()
+            with torch.no_grad():
+                total_loss += F.cross_entropy(logits, targets, reduction="sum").item()
+                correct += (logits.argmax(1) == targets).sum().item()
             seen += len(targets)
             bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
         train_seconds = time.perf_counter() - epoch_start
         result.samples_seen += seen
         result.seconds += train_seconds
         train_loss, train_accuracy = total_loss / max(seen, 1), correct / max(seen, 1)
-        val_loss, val_accuracy = (
-            evaluate_loss(net, val_batches, device)
-            if has_val
-            else (
-                float("nan"),
-                float("nan"),
-            )
-        )
+        if has_val:
+            val_loss, val_accuracy = evaluate_loss(net, val_batches, device, amp)
+        else:
+            val_loss, val_accuracy = float("nan"), float("nan")
         watched = val_loss if has_val else train_loss
         row = {
-            "epoch": epoch,
+            "epoch": first_epoch + epoch - 1,
+            "phase": phase,
             "train_loss": train_loss,
             "train_accuracy": train_accuracy,
             "val_loss": val_loss,
@@ -134,29 +245,51 @@ def fit(
             "seconds": time.perf_counter() - epoch_start,
         }
         result.history.append(row)
-        on_epoch(row)
         log.info(
             "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f",
-            epoch,
+            row["epoch"],
             train_loss,
             train_accuracy,
             val_loss,
             val_accuracy,
         )
-        scheduler.step(watched)
-        if watched < best_loss:
-            best_loss, result.best_epoch, waited = watched, epoch, 0
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step(watched)
+        elif scheduler is not None:
+            scheduler.step()
+        if watched < result.best_loss:
+            result.best_loss, result.best_epoch, waited = watched, row["epoch"], 0
             best_state = copy.deepcopy(net.state_dict())
         else:
             waited += 1
-            if waited >= max(settings.early_stopping_patience, 1):
+            if patience > 0 and waited >= patience:
                 result.stopped_early = True
-                log.info("early stopping after epoch %d; best was %d", epoch, result.best_epoch)
-                break
+                finished = True
+                log.info("early stopping after epoch %d; best was %d", row["epoch"], result.best_epoch)
+        finished = finished or epoch == epochs
+        if checkpoint is not None:
+            _save_atomically(
+                {
+                    "key": checkpoint_key,
+                    "epoch": epoch,
+                    "finished": finished,
+                    "model": net.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                    "best_state": best_state,
+                    "waited": waited,
+                    "result": asdict(result),
+                    "rng": _rng_state(),
+                },
+                checkpoint,
+            )
+        on_epoch(row)
+        if finished:
+            break
     if result.best_epoch == 0:
         raise VisionlabError(
-            f"{desc}: the loss was never finite (diverged from the first epoch); lower train.lr"
+            f"{desc}: the loss was never finite (diverged from the first epoch); lower the recipe's lr"
         )
     net.load_state_dict(best_state)
-    log.info("trained for %.1fs (%.1f samples/s)", time.perf_counter() - started, result.samples_per_second)
+    log.info("%s: trained %.1fs (%.1f samples/s)", desc, result.seconds, result.samples_per_second)
     return result

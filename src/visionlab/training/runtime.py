@@ -28,6 +28,6 @@ def select_device(setting: str) -> torch.device:
     return torch.device("cuda")
 
 
-def use_amp(device: torch.device) -> bool:
-    """Mixed precision on CUDA only: bfloat16 needs no loss scaling."""
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+def use_amp(device: torch.device, setting: str = "auto") -> bool:
+    """Mixed precision on CUDA only (train.amp: auto): bfloat16 needs no loss scaling."""
+    return setting == "auto" and device.type == "cuda" and torch.cuda.is_bf16_supported()

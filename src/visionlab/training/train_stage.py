@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.data.download import redact
-from visionlab.models import build_model, save_checkpoint
+from visionlab.models import Classifier, build_model, save_checkpoint
 from visionlab.models.base import count_trainable
-from visionlab.params import Params
+from visionlab.params import ModelParams, Params, TrainParams
 from visionlab.tracking import start_run
 from visionlab.training.data import image_dataset, loader, split_rows
 from visionlab.training.features import load_features
 from visionlab.training.loop import HISTORY_COLUMNS, fit
+from visionlab.training.regularization import balanced_class_weights, l2_penalty
 from visionlab.training.runtime import seed_everything, select_device, use_amp
 
 log = logging.getLogger(__name__)
@@ -28,15 +33,16 @@ RUN_RECORD = "mlflow_run.json"
 
 
 def experiment_params(params: Params, experiment: str) -> dict:
-    """Everything that shaped this experiment, for MLflow."""
+    """Everything that shaped this experiment, for MLflow and the resume key."""
     exp = params.experiment(experiment)
     card = params.dataset(exp.dataset)
     return {
         "experiment": experiment,
         "dataset": exp.dataset,
         "model_name": exp.model,
-        "model": params.models[exp.model].model_dump(),
-        "train": params.train.model_dump(),
+        "recipe": exp.recipe,
+        "model": params.model_of(experiment).model_dump(),
+        "train": params.recipe_of(experiment).model_dump(),
         "augment": params.augment.model_dump(),
         "prepare": params.prepare.model_dump(),
         "dataset_card": card.model_dump(exclude={"source"}),
@@ -48,31 +54,94 @@ def experiment_params(params: Params, experiment: str) -> dict:
     }
 
 
+def resume_key(params: Params, experiment: str, splits: dict[str, pd.DataFrame]) -> str:
+    """Same params and same training images: only then may a run continue a checkpoint."""
+    shaping = experiment_params(params, experiment)
+    for name in ("device", "num_workers", "resume"):
+        shaping["train"].pop(name)  # where and how fast it runs does not change the result
+    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode())
+    for split in ("train", "val"):
+        digest.update(splits[split].to_csv(index=False).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class _Inputs:
+    net: torch.nn.Module
+    train_set: Dataset
+    val_set: Dataset
+    workers: int
+    on_features: bool
+
+
+def _inputs(
+    model: Classifier,
+    spec: ModelParams,
+    settings: TrainParams,
+    splits,
+    classes,
+    size,
+    grayscale,
+    experiment: str,
+) -> _Inputs:
+    if spec.base == "frozen":
+        # The featurize stage ran the frozen backbone once: train the head on its cached output.
+        train_cache, val_cache = load_features(experiment, "train"), load_features(experiment, "val")
+        return _Inputs(
+            model.head,
+            TensorDataset(train_cache["features"], train_cache["labels"]),
+            TensorDataset(val_cache["features"], val_cache["labels"]),
+            0,  # tensors in memory: worker processes would only add overhead
+            True,
+        )
+    train_set = image_dataset(splits["train"], classes, size, model, grayscale)
+    val_set = image_dataset(splits["val"], classes, size, model, grayscale)
+    needed = train_set.preload_bytes() + val_set.preload_bytes()
+    if 0 < needed <= settings.preload_max_gb * 1e9:
+        started = time.perf_counter()
+        train_set.preload()
+        val_set.preload()
+        log.info(
+            "decoded %d images into %.2f GB in %.1fs",
+            len(train_set) + len(val_set),
+            needed / 1e9,
+            time.perf_counter() - started,
+        )
+        # In memory, worker processes would only copy the tensors around.
+        return _Inputs(model, train_set, val_set, 0, False)
+    return _Inputs(model, train_set, val_set, settings.num_workers, False)
+
+
+def _labels(dataset: Dataset) -> list[int]:
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1].tolist()
+    return list(dataset.labels)
+
+
 def train_experiment(params: Params, experiment: str) -> Path:
-    settings = params.train
+    settings = params.recipe_of(experiment)
     exp = params.experiment(experiment)
-    spec = params.models[exp.model]
+    spec = params.model_of(experiment)
     size = params.image_size_of(experiment)
     seed_everything(settings.seed)
     device = select_device(settings.device)
     splits, classes = split_rows(params, experiment)
     grayscale = params.dataset_of(experiment).grayscale
     model = build_model(spec, len(classes), grayscale=grayscale)
-    frozen = spec.base == "frozen"
-
-    if frozen:
-        train_cache, val_cache = load_features(experiment, "train"), load_features(experiment, "val")
-        net = model.head
-        train_set = TensorDataset(train_cache["features"], train_cache["labels"])
-        val_set = TensorDataset(val_cache["features"], val_cache["labels"])
-        workers = 0  # tensors in memory: worker processes would only add overhead
-    else:
-        net = model
-        if device.type == "cuda":
-            net = net.to(memory_format=torch.channels_last)
-        train_set = image_dataset(splits["train"], classes, size, model, grayscale)
-        val_set = image_dataset(splits["val"], classes, size, model, grayscale)
-        workers = settings.num_workers
+    inputs = _inputs(model, spec, settings, splits, classes, size, grayscale, experiment)
+    amp = use_amp(device, settings.amp)
+    channels_last = device.type == "cuda" and settings.amp == "auto" and not inputs.on_features
+    if channels_last:
+        inputs.net.to(memory_format=torch.channels_last)
+    class_weights = (
+        balanced_class_weights(_labels(inputs.train_set), len(classes))
+        if settings.class_weights == "balanced"
+        else None
+    )
+    key = resume_key(params, experiment, splits)
+    resume = paths.resume_dir(experiment, key)
+    if not settings.resume:
+        shutil.rmtree(resume, ignore_errors=True)
 
     run = start_run(exp.dataset, experiment)
     try:
@@ -80,42 +149,101 @@ def train_experiment(params: Params, experiment: str) -> Path:
         run.log_params(
             {
                 "trainable_parameters": count_trainable(model),
-                "train_images": len(train_set),
-                "val_images": len(val_set),
+                "total_parameters": sum(p.numel() for p in model.parameters()),
+                "train_images": len(inputs.train_set),
+                "val_images": len(inputs.val_set),
                 "device": device.type,
-                "amp": use_amp(device),
-                "channels_last": device.type == "cuda" and not frozen,
-                "trained_on": "cached features" if frozen else "images",
+                "amp": amp,
+                "channels_last": channels_last,
+                "trained_on": "cached features" if inputs.on_features else "images",
             }
         )
+        if class_weights is not None:
+            run.log_params({"class_weight_values": [round(w, 4) for w in class_weights.tolist()]})
 
         def on_epoch(row: dict) -> None:
-            run.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
+            metrics = {k: v for k, v in row.items() if k not in ("epoch", "phase")}
+            run.log_metrics(metrics, step=row["epoch"])
 
-        result = fit(
-            net,
-            loader(train_set, settings.batch_size, shuffle=True, workers=workers, seed=settings.seed),
-            loader(val_set, settings.batch_size, shuffle=False, workers=workers),
-            settings,
-            device,
-            l2=spec.l2,
-            l2_weights=lambda: (w for w in model.l2_weights() if w.requires_grad),
+        def batches(dataset: Dataset, shuffle: bool) -> DataLoader:
+            return loader(
+                dataset, settings.batch_size, shuffle=shuffle, workers=inputs.workers, seed=settings.seed
+            )
+
+        common = dict(
+            penalty=l2_penalty(model, spec),
+            class_weights=class_weights,
+            checkpoint_key=key,
             on_epoch=on_epoch,
             desc=experiment,
         )
-        model.to("cpu")
+        phases = []
+        if spec.base == "finetune":
+            head_epochs = min(settings.head_epochs, settings.epochs)
+            if head_epochs:
+                phases.append(
+                    fit(
+                        inputs.net,
+                        batches(inputs.train_set, True),
+                        batches(inputs.val_set, False),
+                        settings,
+                        device,
+                        epochs=head_epochs,
+                        phase="head",
+                        checkpoint=resume / "head.pt" if settings.resume else None,
+                        **common,
+                    )
+                )
+            unfrozen = model.unfreeze_from(spec.unfreeze_from)
+            run.log_params({"unfrozen_parameters": len(unfrozen)})
+            if settings.epochs > head_epochs:
+                phases.append(
+                    fit(
+                        inputs.net,
+                        batches(inputs.train_set, True),
+                        batches(inputs.val_set, False),
+                        settings,
+                        device,
+                        epochs=settings.epochs - head_epochs,
+                        lr=settings.lr * settings.finetune_lr_factor,
+                        phase="finetune",
+                        first_epoch=head_epochs + 1,
+                        checkpoint=resume / "finetune.pt" if settings.resume else None,
+                        **common,
+                    )
+                )
+        else:
+            phases.append(
+                fit(
+                    inputs.net,
+                    batches(inputs.train_set, True),
+                    batches(inputs.val_set, False),
+                    settings,
+                    device,
+                    checkpoint=resume / "train.pt" if settings.resume else None,
+                    **common,
+                )
+            )
+        model.to("cpu").to(memory_format=torch.contiguous_format)
+        history_rows = [row for result in phases for row in result.history]
+        best = phases[-1]  # a second phase starts from the first one's best weights
+        seconds = sum(result.seconds for result in phases)
+        seen = sum(result.samples_seen for result in phases)
         summary = {
             "experiment": experiment,
-            "epochs_run": len(result.history),
-            "best_epoch": result.best_epoch,
-            "stopped_early": result.stopped_early,
-            "train_seconds": round(result.seconds, 3),
-            "train_images_per_second": round(result.samples_per_second, 2),
+            "epochs_run": len(history_rows),
+            "best_epoch": best.best_epoch,
+            "stopped_early": any(result.stopped_early for result in phases),
+            "resumed_after_epoch": sum(result.resumed_from for result in phases),
+            "train_seconds": round(seconds, 3),
+            "train_images_per_second": round(seen / seconds, 2) if seconds else 0.0,
             "trainable_parameters": count_trainable(model),
             "device": device.type,
-            "trained_on": "cached features" if frozen else "images",
+            "amp": amp,
+            "channels_last": channels_last,
+            "trained_on": "cached features" if inputs.on_features else "images",
         }
-        history = pd.DataFrame(result.history, columns=HISTORY_COLUMNS)
+        history = pd.DataFrame(history_rows, columns=HISTORY_COLUMNS)
         out = paths.model_dir(experiment)
         with atomic_dir(out) as scratch:
             save_checkpoint(scratch / "model.pt", model, spec, classes, size, grayscale, summary=summary)
@@ -125,9 +253,9 @@ def train_experiment(params: Params, experiment: str) -> Path:
         atomic_write_text(history_path, history.to_csv(index=False))
         run.log_metrics(
             {
-                "best_epoch": result.best_epoch,
-                "train_seconds": result.seconds,
-                "train_images_per_second": result.samples_per_second,
+                "best_epoch": best.best_epoch,
+                "train_seconds": seconds,
+                "train_images_per_second": summary["train_images_per_second"],
             }
         )
         run.log_artifact(history_path, "training")
@@ -137,5 +265,6 @@ def train_experiment(params: Params, experiment: str) -> Path:
     except BaseException:
         run.finish(False)
         raise
-    log.info("%s: best epoch %d of %d", experiment, result.best_epoch, len(result.history))
+    shutil.rmtree(resume, ignore_errors=True)  # finished: nothing left to resume
+    log.info("%s: best epoch %d of %d", experiment, best.best_epoch, len(history_rows))
     return out

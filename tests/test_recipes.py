@@ -1,0 +1,134 @@
+"""Training recipes: named overrides of train, per-experiment tweaks, schedules, losses, penalties."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tests.conftest import minimal_params
+from visionlab.errors import ParamsError
+from visionlab.params import ModelParams, TrainParams, parse_params
+from visionlab.training.loop import fit
+from visionlab.training.regularization import balanced_class_weights, l2_penalty
+
+
+def _params(**experiment):
+    raw = minimal_params(
+        recipes={"default": {}, "slow": {"lr": 0.0001, "schedule": "cosine"}},
+    )
+    raw["train"] = {"epochs": 7}
+    raw["experiments"]["toy-cnn"].update(experiment)
+    return parse_params(raw)
+
+
+def test_recipe_then_experiment_overrides_lay_over_train():
+    params = _params(recipe="slow", train_overrides={"batch_size": 8})
+    recipe = params.recipe_of("toy-cnn")
+    assert (recipe.epochs, recipe.lr, recipe.schedule, recipe.batch_size) == (7, 0.0001, "cosine", 8)
+
+
+def test_model_overrides_merge_into_nested_sections():
+    raw = minimal_params()
+    raw["models"]["vgg"] = {
+        "arch": "vgg16",
+        "weights": "imagenet",
+        "base": "frozen",
+        "augmented": False,
+        "head": {"hidden": [512, 128], "dropout": 0.5},
+    }
+    raw["experiments"]["ladder"] = {
+        "dataset": "toy",
+        "model": "vgg",
+        "recipe": "default",
+        "model_overrides": {"head": {"dropout": 0.2}},
+    }
+    model = parse_params(raw).model_of("ladder")
+    assert model.head.hidden == [512, 128] and model.head.dropout == 0.2
+
+
+@pytest.mark.parametrize(
+    ("experiment", "message"),
+    [
+        ({"recipe": "fast"}, "experiments.toy-cnn.recipe: unknown recipe 'fast'"),
+        ({"train_overrides": {"lr": -1}}, "experiments.toy-cnn.train_overrides.lr: Input should be greater"),
+        ({"train_overrides": {"lrr": 1}}, "experiments.toy-cnn.train_overrides.lrr: unknown key"),
+        ({"model_overrides": {"arch": "vgg99"}}, "experiments.toy-cnn.model_overrides.arch: Input should be"),
+    ],
+)
+def test_bad_overrides_name_their_key(experiment, message):
+    with pytest.raises(ParamsError, match=message.replace(".", r"\.").replace("(", r"\(")):
+        _params(**experiment)
+
+
+def test_a_bad_recipe_names_its_key():
+    raw = minimal_params(recipes={"default": {}, "broken": {"schedule": "linear"}})
+    with pytest.raises(ParamsError, match=r"recipes\.broken\.schedule"):
+        parse_params(raw)
+
+
+def test_finetune_needs_a_layer_to_unfreeze_from():
+    with pytest.raises(ValueError, match="unfreeze_from"):
+        ModelParams(arch="resnet50", weights="imagenet", base="finetune", augmented=False)
+
+
+def _batches(n=64, seed=0, noisy=False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g)
+    y = torch.randint(0, 2, (n,), generator=g) if noisy else (x[:, 0] > 0).long()
+    return DataLoader(TensorDataset(x, y), batch_size=16)
+
+
+def test_cosine_schedule_anneals_to_min_lr():
+    settings = TrainParams(epochs=5, lr=0.1, schedule="cosine", min_lr=0.001, early_stopping_patience=0)
+    result = fit(nn.Linear(4, 2), _batches(), _batches(seed=1), settings, torch.device("cpu"))
+    lrs = [row["lr"] for row in result.history]
+    assert lrs[0] == pytest.approx(0.1) and all(a > b for a, b in itertools.pairwise(lrs))
+    assert len(result.history) == 5  # patience 0: never stops early
+
+
+def test_reported_loss_is_plain_cross_entropy_whatever_the_recipe():
+    """Label smoothing and class weights shape the objective, not the numbers compared across runs."""
+    torch.manual_seed(0)
+    net = nn.Linear(4, 2)
+    settings = TrainParams(epochs=1, lr=1e-9, label_smoothing=0.3, optimizer="sgd", momentum=0.0)
+    batches = _batches()
+    x, y = batches.dataset.tensors
+    expected = nn.functional.cross_entropy(net(x), y).item()
+    result = fit(net, batches, batches, settings, torch.device("cpu"), class_weights=torch.tensor([5.0, 1.0]))
+    assert result.history[0]["train_loss"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_balanced_class_weights_match_scikit_learn():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    labels = [0] * 30 + [1] * 10 + [2] * 5
+    ours = balanced_class_weights(labels, 3)
+    theirs = compute_class_weight("balanced", classes=np.array([0, 1, 2]), y=np.array(labels))
+    assert torch.allclose(ours, torch.tensor(theirs, dtype=torch.float32))
+
+
+class _TwoGroups(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3)
+        self.head = nn.Linear(2, 2)
+
+    def l2_weights(self):
+        return iter([self.conv.weight])
+
+    def head_l2_weights(self):
+        return iter([self.head.weight])
+
+
+def test_l2_applies_each_groups_rate_to_its_trainable_kernels():
+    model = _TwoGroups()
+    spec = ModelParams(
+        arch="resnet50", weights="imagenet", base="trainable", augmented=False, l2=0.1, head={"l2": 0.01}
+    )
+    expected = 0.1 * model.conv.weight.pow(2).sum() + 0.01 * model.head.weight.pow(2).sum()
+    assert torch.allclose(l2_penalty(model, spec)(), expected)
+    model.conv.weight.requires_grad_(False)  # a frozen kernel costs nothing and is not penalised
+    assert torch.allclose(l2_penalty(model, spec)(), 0.01 * model.head.weight.pow(2).sum())

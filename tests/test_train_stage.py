@@ -1,0 +1,113 @@
+"""One tiny epoch of each model family through the real featurize, train and evaluate stages.
+
+Generated images, a real prepare stage, a real MLflow store in the test's folder. Torchvision's
+ImageNet weights cannot be downloaded here: a randomly initialised MobileNetV2 state dict is placed
+in a temporary torch cache under the real file name, which exercises the same loading path.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import torchvision
+
+from tests.conftest import minimal_params, write_image
+from visionlab.data.prepare import prepare_dataset
+from visionlab.evaluation.evaluate_stage import evaluate_experiment
+from visionlab.models import load_checkpoint
+from visionlab.params import parse_params
+from visionlab.training.features import featurize_experiment
+from visionlab.training.train_stage import train_experiment
+
+MODELS = {
+    "handmade": {"arch": "handmade_cnn"},
+    "simple": {"arch": "simple_cnn"},
+    "binary": {"arch": "catsdogs_cnn", "image_size": 200},
+    "cifar-res": {"arch": "cifar_residual", "image_size": 32},
+    "cifar-inc": {"arch": "cifar_inception", "image_size": 32},
+    "caltech": {"arch": "caltech_cnn3"},
+    "mobilenet-frozen": {
+        "arch": "mobilenet_v2",
+        "weights": "imagenet",
+        "base": "frozen",
+        "head": {"hidden": [16], "dropout": 0.5, "batch_norm": True, "l2": 0.01},
+    },
+    "effnet-finetune": {
+        "arch": "efficientnet_lite0",
+        "weights": "imagenet",
+        "base": "finetune",
+        "unfreeze_from": "backbone.blocks.6",
+        "image_size": 64,
+    },
+}
+
+
+@pytest.fixture
+def project(in_tmp, tmp_path_factory, monkeypatch):
+    torch_home = tmp_path_factory.mktemp("torch-home")
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    weights = torchvision.models.MobileNet_V2_Weights.IMAGENET1K_V1
+    cached = torch_home / "hub" / "checkpoints" / weights.url.rsplit("/", 1)[-1]
+    cached.parent.mkdir(parents=True)
+    torch.save(torchvision.models.mobilenet_v2().state_dict(), cached)
+
+    for label, seed in (("cat", 0), ("dog", 100)):
+        for i in range(10):
+            write_image(in_tmp / "data/raw/toy/toy" / label / f"{i}.jpg", seed=seed + i, size=(72, 64))
+    models = {
+        name: {"weights": "none", "base": "trainable", "augmented": False, **spec}
+        for name, spec in MODELS.items()
+    }
+    raw = minimal_params(
+        models=models,
+        experiments={name: {"dataset": "toy", "model": name, "recipe": "tiny"} for name in MODELS},
+        recipes={"tiny": {"epochs": 2, "head_epochs": 1, "batch_size": 4, "num_workers": 0}},
+        train={"image_size": 64},
+        evaluate={"num_workers": 0, "batch_size": 8},
+    )
+    params = parse_params(raw)
+    prepare_dataset(params, "toy")
+    return params
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", list(MODELS))
+def test_each_model_family_trains_and_evaluates_through_the_stages(project, experiment):
+    params = project
+    featurize_experiment(params, experiment)
+    train_experiment(params, experiment)
+    evaluate_experiment(params, experiment)
+
+    model_dir = Path("data/models") / experiment
+    summary = json.loads((model_dir / "summary.json").read_text())
+    history = pd.read_csv(f"results/{experiment}/history.csv")
+    spec = params.model_of(experiment)
+    if spec.base == "finetune":
+        assert history.phase.tolist() == ["head", "finetune"]
+        assert history.epoch.tolist() == [1, 2]
+    else:
+        assert history.epoch.tolist() == [1, 2] or summary["stopped_early"]
+    assert summary["trained_on"] == ("cached features" if spec.base == "frozen" else "images")
+    metrics = json.loads(Path(f"results/{experiment}/metrics.json").read_text())
+    assert metrics["test"]["images"] == 2 and 0 <= metrics["test"]["accuracy"] <= 1
+
+    model, _ = load_checkpoint(model_dir / "model.pt")
+    size = params.image_size_of(experiment)
+    with torch.no_grad():
+        logits = model(torch.zeros(1, model.in_channels, size, size))
+    assert logits.shape == (1, 2)  # the binary single-logit net too
+
+
+def test_missing_torchvision_weights_stop_the_train_stage_with_the_fix(project, monkeypatch, tmp_path):
+    from visionlab.errors import MissingArtifactError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
+    with pytest.raises(MissingArtifactError) as caught:
+        featurize_experiment(project, "mobilenet-frozen")
+    message = str(caught.value)
+    assert "mobilenet_v2-b0353104.pth" in message and "weights: none" in message
+    assert str(tmp_path / "empty-cache") in message
