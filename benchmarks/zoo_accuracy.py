@@ -1,0 +1,158 @@
+"""Test accuracy of the named experiments on the shared samples, through the real `dvc repro`.
+
+The project is copied to benchmarks/work/zoo, pointed at the shared archives with
+``download.mirror``, and `dvc repro evaluate@<experiment>` runs for each chosen experiment (its
+whole chain: download, prepare, augment, featurize, train, evaluate). Experiments whose backbone
+needs torchvision's ImageNet weights cannot run on a machine without internet and an empty torch
+cache; they are listed with the error the pipeline gave, so the table says what was not measured.
+
+The samples are small (flowers 1,000 images, Kaggle flowers 200, cats and dogs 402, CIFAR-10
+5,000, Caltech 484), so these figures are not the studies' full-data numbers.
+
+Usage:  uv run python benchmarks/zoo_accuracy.py [--experiment NAME ...] [--epochs N] [--factor N]
+Writes benchmarks/results/zoo_accuracy.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "benchmarks" / "work" / "zoo"
+RESULTS = REPO / "benchmarks" / "results"
+
+PUBLISHED = {
+    "flowers-cnn": 72.78,
+    "flowers-mobilenetv2": 91.11,
+    "flowers-alexnet": 89.72,
+    "flowers-inceptionv3": 87.22,
+    "flowers-vgg16": 89.72,
+    "flowers-resnet50": 93.06,
+    "kflowers-vgg16-bn": 85.47,
+    "cifar-base": 73.64,
+    "cifar-inception": 73.64,
+    "cifar-residual": 74.80,
+    "caltech-vgg19": 93.0,
+}
+
+
+def _project(shared: Path, experiments: list[str], epochs: int | None, factor: int) -> Path:
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    for item in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy2(REPO / item, WORK / item)
+    for item in ("stages", "src", "config", ".dvc"):
+        shutil.copytree(
+            REPO / item, WORK / item, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
+        )
+    params = yaml.safe_load((WORK / "params.yaml").read_text())
+    params["download"]["mirror"] = str(shared)
+    params["augment"]["factor"] = factor
+    params["experiments"] = {name: params["experiments"][name] for name in experiments}
+    if epochs is not None:
+        for spec in params["experiments"].values():
+            spec.setdefault("train_overrides", {})["epochs"] = epochs
+    (WORK / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "zoo"]):
+        subprocess.run(args, cwd=WORK, check=True, env=_env(), capture_output=True)
+    return WORK
+
+
+def _env() -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "VISIONLAB_"))}
+    env["PYTHONPATH"] = str(WORK / "src")
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(
+        GIT_AUTHOR_NAME="bench",
+        GIT_AUTHOR_EMAIL="b@b",
+        GIT_COMMITTER_NAME="bench",
+        GIT_COMMITTER_EMAIL="b@b",
+        VISIONLAB_OFFLINE="1",
+    )
+    return env
+
+
+def _run(project: Path, experiment: str) -> dict:
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", f"evaluate@{experiment}"],
+        cwd=project,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    row: dict = {"experiment": experiment, "wall_seconds": round(seconds, 1)}
+    if result.returncode != 0:
+        lines = [line for line in (result.stdout + result.stderr).splitlines() if "error" in line.lower()]
+        row["error"] = (lines[0] if lines else (result.stdout + result.stderr)[-300:]).strip()[:300]
+        return row
+    metrics = json.loads((project / "results" / experiment / "metrics.json").read_text())
+    summary = json.loads((project / "data" / "models" / experiment / "summary.json").read_text())
+    row.update(
+        test_accuracy=round(100 * metrics["test"]["accuracy"], 2),
+        test_macro_f1=round(metrics["test"].get("macro_f1", float("nan")), 4),
+        val_accuracy=round(100 * metrics["val"]["accuracy"], 2),
+        test_images=metrics["test"]["images"],
+        epochs_run=summary["epochs_run"],
+        train_seconds=summary["train_seconds"],
+        train_images_per_second=summary["train_images_per_second"],
+        trained_on=summary["trained_on"],
+    )
+    return row
+
+
+@click.command()
+@click.option("--shared", type=click.Path(path_type=Path), default=REPO.parent / "shared" / "datasets")
+@click.option("--experiment", "experiments", multiple=True, help="Experiments to run (default: all).")
+@click.option("--epochs", type=int, default=None, help="Cap every experiment's epochs (recorded).")
+@click.option("--factor", default=5, show_default=True, help="augment.factor for the run.")
+def main(shared: Path, experiments: tuple[str, ...], epochs: int | None, factor: int) -> None:
+    names = list(experiments) or list(yaml.safe_load((REPO / "params.yaml").read_text())["experiments"])
+    project = _project(shared, names, epochs, factor)
+    rows = []
+    for name in names:
+        row = _run(project, name)
+        row["published"] = PUBLISHED.get(name)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    meta = {"machine": platform.machine(), "epochs_cap": epochs, "augment_factor": factor}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "zoo_accuracy.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    lines = [
+        "# Test accuracy of the named experiments on the shared samples (CPU)",
+        "",
+        f"Real `dvc repro evaluate@<name>` per experiment; epochs cap: {epochs or 'none (the recipe)'}; "
+        f"augment.factor {factor}. Samples, not the full data sets: compare with the studies' figures",
+        "with care.",
+        "",
+        "| experiment | test acc % | published % | val acc % | test images | epochs | train s | img/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        published = f"{r['published']:.2f}" if r.get("published") else ""
+        if "error" in r:
+            lines.append(f"| {r['experiment']} | not run: {r['error']} | {published} | | | | | |")
+            continue
+        lines.append(
+            f"| {r['experiment']} | {r['test_accuracy']:.2f} | {published} | {r['val_accuracy']:.2f} | "
+            f"{r['test_images']} | {r['epochs_run']} | {r['train_seconds']:.0f} | "
+            f"{r['train_images_per_second']:.1f} |"
+        )
+    (RESULTS / "zoo_accuracy.md").write_text("\n".join(lines) + "\n")
+    print((RESULTS / "zoo_accuracy.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

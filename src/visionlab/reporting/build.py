@@ -1,0 +1,94 @@
+"""Build the comparison report: collect every experiment's outputs, register each data set's best
+model, and write reports/index.html, summary.md, comparison.csv and learning_curves.csv."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from visionlab.atomic import atomic_write_text
+from visionlab.params import Params
+from visionlab.reporting.collect import DatasetRecord, collect, comparison_frame, history_frame
+from visionlab.reporting.html import render_html
+from visionlab.reporting.markdown import render_markdown
+from visionlab.tracking.mlflow_run import git_commit
+from visionlab.tracking.registry import Candidate, Registration, register_best, registered_name
+
+log = logging.getLogger(__name__)
+
+REPORT_DIR = Path("reports")
+
+
+@dataclass
+class ReportFiles:
+    html: Path
+    summary: Path
+    comparison: Path
+    learning_curves: Path
+    registrations: dict[str, Registration] = field(default_factory=dict)
+
+    def paths(self) -> list[Path]:
+        return [self.html, self.summary, self.comparison, self.learning_curves]
+
+
+def register_datasets(datasets: list[DatasetRecord], prefix: str) -> dict[str, Registration]:
+    """Each data set's best run into the registry. A registry failure costs its line in the
+    report, never the report: the tables are worth having even with the store unreachable."""
+    registrations: dict[str, Registration] = {}
+    for dataset in datasets:
+        if not dataset.run:
+            continue
+        candidates = [
+            Candidate(e.name, e.run_id, e.metric("test", "accuracy"), e.metric("test", "macro_f1"))
+            for e in dataset.run
+        ]
+        try:
+            registrations[dataset.name] = register_best(dataset.name, candidates, prefix=prefix)
+        except Exception as exc:  # any store failure (locked, unreachable, older schema): same answer
+            first_line = str(exc).splitlines()[0] if str(exc) else ""
+            reason = f"the MLflow store failed: {type(exc).__name__}: {first_line}"
+            log.warning("registry: %s: %s", dataset.name, reason)
+            registrations[dataset.name] = Registration(
+                dataset.name, registered_name(dataset.name, prefix), skipped=reason
+            )
+    return registrations
+
+
+def build_report(
+    params: Params,
+    out_dir: Path = REPORT_DIR,
+    root: Path = Path("."),
+    register: bool | None = None,
+) -> ReportFiles:
+    """Write the report from whatever experiments have outputs under ``root``.
+
+    ``register``: update the MLflow model registry; None = as ``report.register_best`` says.
+    """
+    out_dir = Path(out_dir)
+    datasets = collect(params, Path(root))
+    frame = comparison_frame(datasets)
+    register = params.report.register_best if register is None else register
+    registrations = register_datasets(datasets, params.report.registry_prefix) if register else {}
+    commit = git_commit()
+    files = ReportFiles(
+        out_dir / "index.html",
+        out_dir / "summary.md",
+        out_dir / "comparison.csv",
+        out_dir / "learning_curves.csv",
+        registrations,
+    )
+    atomic_write_text(
+        files.html, render_html(datasets, frame, registrations, out_dir, params.report.thumbnail_px, commit)
+    )
+    atomic_write_text(files.summary, render_markdown(datasets, frame, registrations, commit))
+    atomic_write_text(files.comparison, frame.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(files.learning_curves, history_frame(datasets).to_csv(index=False, float_format="%.6g"))
+    done = int((frame.status == "done").sum())
+    log.info("report: %d of %d experiments have results; %s", done, len(frame), files.html)
+    return files
+
+
+def report_stage(params: Params, _name: str = "report") -> ReportFiles:
+    """DVC stage `report`: compare every experiment and register each data set's best model."""
+    return build_report(params)

@@ -1,0 +1,276 @@
+"""Read what the pipeline left on disk for every experiment into records and pandas frames.
+
+Everything is read defensively: an experiment whose stages have not run yet is a record with
+``metrics=None`` ("not run yet"), and a half-written or older-format file degrades one cell of the
+report, not the report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from visionlab import paths
+from visionlab.params import Params
+from visionlab.reporting.published import PublishedFigure, load_published
+from visionlab.training.train_stage import RUN_RECORD
+
+log = logging.getLogger(__name__)
+
+HISTORY_FIELDS = ["train_loss", "train_accuracy", "val_loss", "val_accuracy"]
+
+
+@dataclass
+class Explanations:
+    folder: Path
+    gallery: Path | None  # the explain stage's index.html, else its grid image
+    thumbnails: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class ExperimentRecord:
+    name: str
+    dataset: str
+    model: str  # the models.<name> key
+    arch: str
+    recipe: str
+    metrics: dict[str, Any] | None = None  # results/<exp>/metrics.json; None = not run yet
+    problem: str | None = None  # why the results could not be read
+    run_id: str | None = None
+    history: pd.DataFrame | None = None
+    per_class: pd.DataFrame | None = None  # class, precision, recall, f1[, support]
+    confusion_png: Path | None = None
+    curves_png: Path | None = None
+    explanations: Explanations | None = None
+    published: PublishedFigure | None = None
+
+    @property
+    def has_run(self) -> bool:
+        return self.metrics is not None
+
+    def metric(self, split: str, name: str) -> float:
+        value = (self.metrics or {}).get(split, {}).get(name)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return math.nan
+
+
+@dataclass
+class DatasetRecord:
+    name: str
+    experiments: list[ExperimentRecord]
+    cleaning: dict[str, Any] | None = None  # data/prepared/<dataset>/report.json
+    published: dict[str, PublishedFigure] = field(default_factory=dict)
+
+    @property
+    def run(self) -> list[ExperimentRecord]:
+        return [e for e in self.experiments if e.has_run]
+
+    @property
+    def not_run(self) -> list[ExperimentRecord]:
+        return [e for e in self.experiments if not e.has_run]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable (%s); left out of the report", path, exc)
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable (%s); left out of the report", path, exc)
+        return None
+
+
+def _existing(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def read_explanations(folder: Path, limit: int) -> Explanations | None:
+    """Thumbnails and gallery of one experiment's explain stage output.
+
+    The index may list ``thumbnails`` (overlay file names) explicitly; older ones only have
+    ``images[*].overlay``. Names that do not exist on disk are dropped, so a half-updated folder
+    still renders.
+    """
+    index = _read_json(folder / "index.json")
+    if index is None:
+        return None
+    names = index.get("thumbnails")
+    if not isinstance(names, list):
+        images = index.get("images")
+        images = images if isinstance(images, list) else []
+        names = [record.get("overlay") for record in images if isinstance(record, dict)]
+    thumbnails: list[Path] = []
+    for name in names:
+        if isinstance(name, str) and name and (folder / name).is_file():
+            thumbnails.append(folder / name)
+        if len(thumbnails) >= limit:
+            break
+    gallery = _existing(folder / "index.html") or _existing(folder / "gradcam_grid.png")
+    return Explanations(folder, gallery, thumbnails)
+
+
+def _per_class(root: Path, experiment: str) -> pd.DataFrame | None:
+    # The evaluate stage's classification report carries support and the averages; results/
+    # holds the per-class part only (for `dvc plots`): use it when the report is gone.
+    frame = _read_csv(root / paths.eval_dir(experiment) / "classification_report.csv")
+    if frame is None:
+        frame = _read_csv(root / paths.results_dir(experiment) / "per_class.csv")
+    if frame is None or not {"class", "precision", "recall", "f1"} <= set(frame.columns):
+        return None
+    frame["class"] = frame["class"].astype(str)
+    return frame
+
+
+def read_experiment(
+    root: Path,
+    params: Params,
+    name: str,
+    published: dict[str, dict[str, PublishedFigure]],
+    thumbnails: int,
+) -> ExperimentRecord:
+    exp = params.experiment(name)
+    arch = params.model_of(name).arch
+    record = ExperimentRecord(
+        name, exp.dataset, exp.model, arch, exp.recipe, published=published.get(exp.dataset, {}).get(arch)
+    )
+    metrics_path = root / paths.results_dir(name) / "metrics.json"
+    record.metrics = _read_json(metrics_path)
+    if record.metrics is None and metrics_path.is_file():
+        record.problem = f"{metrics_path} is unreadable"
+    run = _read_json(root / paths.model_dir(name) / RUN_RECORD)
+    record.run_id = str(run["run_id"]) if run and run.get("run_id") else None
+    record.history = _read_csv(root / paths.results_dir(name) / "history.csv")
+    record.per_class = _per_class(root, name)
+    evaluation = root / paths.eval_dir(name)
+    record.confusion_png = _existing(evaluation / "confusion.png")
+    record.curves_png = _existing(evaluation / "learning_curves.png")
+    record.explanations = read_explanations(root / paths.explain_dir(name), thumbnails)
+    return record
+
+
+def collect(params: Params, root: Path = Path(".")) -> list[DatasetRecord]:
+    """Every data set that has experiments, in params.yaml order, with every experiment's outputs."""
+    published = load_published(root / params.report.published)
+    by_dataset: dict[str, list[ExperimentRecord]] = {}
+    for name in params.experiments:
+        record = read_experiment(root, params, name, published, params.report.thumbnails)
+        by_dataset.setdefault(record.dataset, []).append(record)
+    return [
+        DatasetRecord(
+            dataset,
+            by_dataset[dataset],
+            _read_json(root / paths.prepared_dir(dataset) / "report.json"),
+            published.get(dataset, {}),
+        )
+        for dataset in params.datasets
+        if dataset in by_dataset
+    ]
+
+
+COMPARISON_COLUMNS = [
+    "dataset",
+    "experiment",
+    "model",
+    "arch",
+    "recipe",
+    "status",
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "test_macro_f1",
+    "train_seconds",
+    "images_per_second",
+    "epochs",
+    "published_model",
+    "published_accuracy",
+    "delta_accuracy",
+    "mlflow_run_id",
+]
+
+
+def comparison_frame(datasets: list[DatasetRecord]) -> pd.DataFrame:
+    """One row per experiment, run or not: the table the studies drew, plus the published figure."""
+    rows = []
+    for dataset in datasets:
+        for e in dataset.experiments:
+            published = e.published.test_accuracy if e.published else math.nan
+            test_accuracy = e.metric("test", "accuracy")
+            rows.append(
+                {
+                    "dataset": dataset.name,
+                    "experiment": e.name,
+                    "model": e.model,
+                    "arch": e.arch,
+                    "recipe": e.recipe,
+                    "status": "done" if e.has_run else (e.problem or "not run yet"),
+                    "train_loss": e.metric("train", "loss"),
+                    "train_accuracy": e.metric("train", "accuracy"),
+                    "val_loss": e.metric("val", "loss"),
+                    "val_accuracy": e.metric("val", "accuracy"),
+                    "test_loss": e.metric("test", "loss"),
+                    "test_accuracy": test_accuracy,
+                    "test_macro_f1": e.metric("test", "macro_f1"),
+                    "train_seconds": e.metric("training", "seconds"),
+                    "images_per_second": e.metric("training", "images_per_second"),
+                    "epochs": e.metric("training", "epochs"),
+                    "published_model": e.published.model if e.published else "",
+                    "published_accuracy": published,
+                    "delta_accuracy": test_accuracy - published,
+                    "mlflow_run_id": e.run_id or "",
+                }
+            )
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
+def history_frame(datasets: list[DatasetRecord]) -> pd.DataFrame:
+    """Every experiment's per-epoch curves in one long frame, with an ``experiment`` column: the
+    data of the top-level `dvc plots` that draw every experiment's learning curves together."""
+    columns = ["dataset", "experiment", "epoch", *HISTORY_FIELDS]
+    frames = []
+    for dataset in datasets:
+        for e in dataset.experiments:
+            if e.history is None or "epoch" not in e.history.columns:
+                continue
+            frame = e.history.reindex(columns=["epoch", *HISTORY_FIELDS]).copy()
+            frame.insert(0, "experiment", e.name)
+            frame.insert(0, "dataset", dataset.name)
+            frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    return pd.concat(frames, ignore_index=True)[columns]
+
+
+def per_class_frame(dataset: DatasetRecord) -> pd.DataFrame:
+    """Long frame: experiment, class, precision, recall, f1 (classes and averages, as reported)."""
+    frames = []
+    for e in dataset.run:
+        if e.per_class is None:
+            continue
+        frame = e.per_class.reindex(columns=["class", "precision", "recall", "f1"]).copy()
+        frame.insert(0, "experiment", e.name)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=["experiment", "class", "precision", "recall", "f1"])
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,162 @@
+"""The MLflow model registry: each data set's best model under a stable name.
+
+``visionlab-<dataset>`` gets a new version only when the best run changes, and the alias ``best``
+always points at the version of the current best run, so ``models:/visionlab-flowers@best`` is
+what a consumer loads.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from visionlab.tracking.mlflow_run import _client
+from visionlab.tracking.model_logging import MODEL_NAME
+
+log = logging.getLogger(__name__)
+
+ALIAS = "best"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One evaluated experiment competing for its data set's registry entry."""
+
+    experiment: str
+    run_id: str | None
+    test_accuracy: float
+    macro_f1: float
+
+
+@dataclass(frozen=True)
+class Registration:
+    """What the registry holds for one data set after :func:`register_best`."""
+
+    dataset: str
+    name: str
+    experiment: str | None = None
+    run_id: str | None = None
+    version: str | None = None
+    changed: bool = False
+    skipped: str | None = None  # why nothing was registered
+
+
+def registered_name(dataset: str, prefix: str = "visionlab") -> str:
+    return f"{prefix}-{dataset}"
+
+
+def _score(candidate: Candidate) -> tuple[float, float]:
+    # NaN never wins: it sorts below every real score.
+    def clean(value: float) -> float:
+        return value if value == value else float("-inf")
+
+    return clean(candidate.test_accuracy), clean(candidate.macro_f1)
+
+
+def best_candidate(candidates: Sequence[Candidate]) -> Candidate | None:
+    """Highest test accuracy, ties broken by macro F1, then by name (stable across runs)."""
+    if not candidates:
+        return None
+    ordered = sorted(candidates, key=lambda c: c.experiment)
+    return max(ordered, key=_score)
+
+
+def logged_model_id(client: MlflowClient, run_id: str) -> str | None:
+    """The newest ``mlflow_model`` logged in the run (an evaluate rerun logs another one)."""
+    run = client.get_run(run_id)
+    outputs = run.outputs.model_outputs if run.outputs else []
+    found = []
+    for output in outputs:
+        try:
+            model = client.get_logged_model(output.model_id)
+        except MlflowException:
+            continue
+        if model.name == MODEL_NAME:
+            found.append((model.creation_timestamp, output.model_id))
+    return max(found)[1] if found else None
+
+
+def _holds(version: ModelVersion, model_id: str) -> bool:
+    """Whether a registered version is that logged model. The SQLite registry does not return
+    ``model_id``; the source URI always names it."""
+    return version.model_id == model_id or version.source == f"models:/{model_id}"
+
+
+def _ensure_registered_model(client: MlflowClient, name: str, dataset: str) -> None:
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(
+                name,
+                tags={"visionlab.dataset": dataset},
+                description=f"The best visionlab model on {dataset} (test accuracy, then macro F1).",
+            )
+        except MlflowException:
+            client.get_registered_model(name)  # created meanwhile by a parallel report: fine
+
+
+def register_best(
+    dataset: str,
+    candidates: Sequence[Candidate],
+    client: MlflowClient | None = None,
+    prefix: str = "visionlab",
+) -> Registration:
+    """Point ``<prefix>-<dataset>@best`` at the best candidate's logged model.
+
+    Never raises for a run the store does not know (a changed ``MLFLOW_TRACKING_URI``, a deleted
+    store) or a run logged before models were: the data set is skipped with a warning, and the
+    registry keeps what it had, rather than calling a lesser model the best.
+    """
+    name = registered_name(dataset, prefix)
+    best = best_candidate(candidates)
+    if best is None:
+        return Registration(dataset, name, skipped="no evaluated experiment")
+    if not best.run_id:
+        reason = f"{best.experiment}: no MLflow run recorded (data/models/{best.experiment}/mlflow_run.json)"
+        log.warning("registry: %s: skipped: %s", name, reason)
+        return Registration(dataset, name, best.experiment, skipped=reason)
+    client = client or _client()
+    try:
+        model_id = logged_model_id(client, best.run_id)
+    except MlflowException as exc:
+        reason = f"{best.experiment}: run {best.run_id} is unknown to the store at {client.tracking_uri}"
+        log.warning("registry: %s: skipped: %s (%s)", name, reason, exc.message.splitlines()[0])
+        return Registration(dataset, name, best.experiment, best.run_id, skipped=reason)
+    if model_id is None:
+        reason = f"{best.experiment}: run {best.run_id} has no logged {MODEL_NAME}; rerun its evaluate stage"
+        log.warning("registry: %s: skipped: %s", name, reason)
+        return Registration(dataset, name, best.experiment, best.run_id, skipped=reason)
+
+    _ensure_registered_model(client, name, dataset)
+    try:
+        current = client.get_model_version_by_alias(name, ALIAS)
+    except MlflowException:
+        current = None
+    if current is not None and current.run_id == best.run_id and _holds(current, model_id):
+        return Registration(dataset, name, best.experiment, best.run_id, str(current.version), changed=False)
+
+    # The best may go back to a run registered before: reuse its version rather than duplicate it.
+    existing = [v for v in client.search_model_versions(f"name = '{name}'") if _holds(v, model_id)]
+    if existing:
+        version = max(existing, key=lambda v: int(v.version))
+    else:
+        version = client.create_model_version(
+            name,
+            source=f"models:/{model_id}",
+            run_id=best.run_id,
+            model_id=model_id,
+            tags={
+                "visionlab.experiment": best.experiment,
+                "test_accuracy": f"{best.test_accuracy:.4f}",
+                "test_macro_f1": f"{best.macro_f1:.4f}",
+            },
+        )
+    client.set_registered_model_alias(name, ALIAS, version.version)
+    log.info("registry: %s@%s -> version %s (%s)", name, ALIAS, version.version, best.experiment)
+    return Registration(dataset, name, best.experiment, best.run_id, str(version.version), changed=True)

@@ -1,0 +1,401 @@
+"""The comparison report and the model registry, on a generated results tree and a real
+temporary MLflow store (no mocks)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import logging
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tests.conftest import minimal_params
+from visionlab.params import parse_params
+from visionlab.reporting import build_report
+from visionlab.reporting.published import load_published
+from visionlab.tracking.registry import Candidate, register_best
+
+ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["cat", "dog", "fox"]
+RESULTS = {  # experiment -> (test accuracy, macro F1)
+    "toy-cnn": (0.80, 0.78),
+    "toy-effnet": (0.90, 0.88),
+}
+
+
+def toy_params(**report):
+    return parse_params(
+        minimal_params(
+            models={
+                "cnn": {"arch": "handmade_cnn", "weights": "none", "base": "trainable", "augmented": False},
+                "effnet": {
+                    "arch": "efficientnet_lite0",
+                    "weights": "imagenet",
+                    "base": "frozen",
+                    "augmented": False,
+                },
+            },
+            experiments={
+                "toy-cnn": {"dataset": "toy", "model": "cnn", "recipe": "default"},
+                "toy-effnet": {"dataset": "toy", "model": "effnet", "recipe": "default"},
+                "toy-pending": {"dataset": "toy", "model": "cnn", "recipe": "default"},
+            },
+            report=report,
+        )
+    )
+
+
+def png(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (120, 90)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+    return path
+
+
+def write_json(path: Path, data: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def fake_experiment(
+    root: Path, name: str, accuracy: float, f1: float, gallery: bool, run_id: str | None = None
+):
+    """What the train, evaluate and explain stages leave for one experiment."""
+    results, evaluation, explain = (
+        root / "results" / name,
+        root / "data/eval" / name,
+        root / "data/explain" / name,
+    )
+    write_json(
+        results / "metrics.json",
+        {
+            "train": {"loss": 0.5 - accuracy / 10, "accuracy": accuracy + 0.05, "images": 70},
+            "val": {"loss": 0.6 - accuracy / 10, "accuracy": accuracy - 0.02, "images": 20},
+            "test": {"loss": 0.7 - accuracy / 10, "accuracy": accuracy, "images": 10, "macro_f1": f1},
+            "training": {"seconds": 100 * accuracy, "images_per_second": 10 / accuracy, "epochs": 3},
+        },
+    )
+    pd.DataFrame(
+        {
+            "epoch": [1, 2, 3],
+            "phase": ["train"] * 3,
+            "train_loss": [1.0, 0.7, 0.5],
+            "train_accuracy": [0.4, 0.6, accuracy + 0.05],
+            "val_loss": [1.1, 0.8, 0.6],
+            "val_accuracy": [0.3, 0.5, accuracy - 0.02],
+        }
+    ).to_csv(results / "history.csv", index=False)
+    per_class = pd.DataFrame(
+        {
+            "class": [*CLASSES, "macro avg", "weighted avg"],
+            "precision": [accuracy, accuracy - 0.1, 1.0, f1, f1],
+            "recall": [accuracy, 1.0, accuracy - 0.1, f1, f1],
+            "f1": [accuracy, accuracy - 0.05, accuracy - 0.06, f1, f1],
+            "support": [4, 3, 3, 10, 10],
+        }
+    )
+    evaluation.mkdir(parents=True, exist_ok=True)
+    per_class.to_csv(evaluation / "classification_report.csv", index=False)
+    per_class.iloc[:3, :4].to_csv(results / "per_class.csv", index=False)
+    png(evaluation / "confusion.png", (200, 30, 30))
+    png(evaluation / "learning_curves.png", (30, 200, 30))
+    overlays = [png(explain / c / f"correct-000-{c}-overlay.png", (30, 30, 200), (64, 64)) for c in CLASSES]
+    index = {"method": "gradcam", "images": [{"overlay": str(p.relative_to(explain))} for p in overlays]}
+    if gallery:  # the extended explain stage: an explicit thumbnail list and an HTML gallery
+        index["thumbnails"] = [str(p.relative_to(explain)) for p in overlays[:2]] + ["missing.png"]
+        (explain / "index.html").write_text("<html>gallery</html>")
+    else:
+        png(explain / "gradcam_grid.png", (90, 90, 90))
+    write_json(explain / "index.json", index)
+    if run_id:
+        write_json(root / "data/models" / name / "mlflow_run.json", {"run_id": run_id})
+
+
+@pytest.fixture
+def results_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    for number, (name, (accuracy, f1)) in enumerate(RESULTS.items()):
+        fake_experiment(root, name, accuracy, f1, gallery=number == 1)
+    write_json(
+        root / "data/prepared/toy/report.json",
+        {
+            "files_seen": 33,
+            "images_kept": 30,
+            "before": dict.fromkeys(CLASSES, 11),
+            "after": dict.fromkeys(CLASSES, 10),
+            "dropped_by_reason": {"truncated": 2, "not_an_image": 1},
+            "splits": {"train": dict.fromkeys(CLASSES, 7), "val": dict.fromkeys(CLASSES, 2)},
+            "split_totals": {"train": 21, "val": 6},
+        },
+    )
+    published = root / "config/published_results.yaml"
+    published.parent.mkdir(parents=True)
+    published.write_text(
+        "toy:\n  study: the toy study\n  results:\n"
+        "    handmade_cnn: {model: their CNN, test_accuracy: 0.75}\n"
+        "    vgg16: {model: their VGG16, test_accuracy: 0.95}\n"
+    )
+    return root
+
+
+def table(page: str, css_class: str) -> str:
+    found = re.search(rf'<table class="{css_class}"[^>]*>(.*?)</table>', page, re.S)
+    assert found, f"no {css_class} table"
+    return found.group(1)
+
+
+def body_rows(html_table: str) -> list[str]:
+    return re.findall(r"<tr>(.*?)</tr>", html_table.split("<tbody>")[1], re.S)
+
+
+def test_html_report_compares_every_experiment(results_tree, tmp_path):
+    files = build_report(toy_params(), results_tree / "reports", root=results_tree, register=False)
+    page = files.html.read_text()
+
+    comparison = table(page, "comparison")
+    rows = body_rows(comparison)
+    assert [re.search(r"<td>([^<]+)</td>", r).group(1) for r in rows] == ["toy-cnn", "toy-effnet"]
+    effnet = rows[1]
+    # Best value per column in bold: the EfficientNet wins test accuracy, loss and F1 ...
+    assert '<td class="num best"><strong>90.00%</strong></td>' in effnet
+    assert '<td class="num best"><strong>0.8800</strong></td>' in effnet
+    assert "<strong>80.00%</strong>" not in rows[0]
+    # ... and the CNN trains faster (80 s against 90 s).
+    assert '<td class="num best"><strong>80.0 s</strong></td>' in rows[0]
+    # The published figure of its arch on its data set, and the difference.
+    assert "75.00%" in rows[0] and "+5.00 pp" in rows[0]
+    assert "–" in effnet  # no published EfficientNet figure
+    assert "toy-pending (handmade_cnn): not run yet" in page
+
+    published = table(page, "published")
+    assert "their VGG16" in published and "no experiment" in published
+    assert "80.00% (toy-cnn)" in published
+
+    # Self-contained: every image is a data URI, nothing is fetched.
+    assert not re.search(r'(src|href)="https?://', page) and "<script" not in page and "<link" not in page
+    confusion = (results_tree / "data/eval/toy-cnn/confusion.png").read_bytes()
+    assert f'src="data:image/png;base64,{base64.b64encode(confusion).decode()}"' in page
+    uris = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    images = [Image.open(io.BytesIO(base64.b64decode(u))) for u in uris]
+    # 2 confusion matrices + 2 learning curves + 1 overview + 3 + 2 thumbnails
+    assert len(images) == 10 and all(i.width > 0 for i in images)
+
+    # Thumbnails link to the gallery (index.html), else to the Grad-CAM grid.
+    assert 'href="../data/explain/toy-effnet/index.html"' in page
+    assert 'href="../data/explain/toy-cnn/gradcam_grid.png"' in page
+    effnet_thumbs = re.search(r'<div class="thumbs" data-experiment="toy-effnet">(.*?)</div>', page, re.S)
+    assert effnet_thumbs.group(1).count("<img") == 2  # the listed thumbnails that exist
+
+    per_class = table(page, "per-class")
+    assert [re.search(r"<td>([^<]+)</td>", r).group(1) for r in body_rows(per_class)] == [
+        *CLASSES,
+        "macro avg",
+        "weighted avg",
+    ]
+    cleaning = table(page, "cleaning")
+    assert "<td>total</td>" in cleaning and ">33<" in cleaning and ">30<" in cleaning
+    assert "truncated" in table(page, "dropped")
+
+
+def test_markdown_and_csv_outputs(results_tree):
+    files = build_report(toy_params(), results_tree / "reports", root=results_tree, register=False)
+    summary = files.summary.read_text()
+    assert "## toy" in summary
+    effnet_row = next(line for line in summary.splitlines() if line.startswith("| toy-effnet"))
+    assert "**90.00%**" in effnet_row and "**0.8800**" in effnet_row
+    assert "Not run yet: toy-pending (handmade_cnn)." in summary
+    assert "| their CNN | handmade_cnn | 75.00% | 80.00% (toy-cnn) | +5.00 pp |" in summary
+    assert "30 images kept; dropped: truncated 2, not_an_image 1" in summary
+
+    comparison = pd.read_csv(files.comparison)
+    assert comparison.experiment.tolist() == ["toy-cnn", "toy-effnet", "toy-pending"]
+    assert comparison.status.tolist() == ["done", "done", "not run yet"]
+    assert comparison.delta_accuracy.iloc[0] == pytest.approx(0.05)
+    curves = pd.read_csv(files.learning_curves)
+    assert list(curves.columns[:3]) == ["dataset", "experiment", "epoch"]
+    assert curves.groupby("experiment").size().to_dict() == {"toy-cnn": 3, "toy-effnet": 3}
+
+
+def test_report_before_anything_ran(tmp_path):
+    files = build_report(toy_params(), tmp_path / "reports", root=tmp_path, register=False)
+    page = files.html.read_text()
+    assert "No experiment of this data set has results yet." in page
+    assert page.count("not run yet</li>") == 3
+    assert "No cleaning report yet" in page
+    assert pd.read_csv(files.learning_curves).empty
+
+
+def test_damaged_outputs_degrade_the_report_not_break_it(results_tree):
+    (results_tree / "data/explain/toy-cnn/index.json").write_text("{not json")
+    (results_tree / "results/toy-effnet/metrics.json").write_text("[1, 2")
+    files = build_report(toy_params(), results_tree / "reports", root=results_tree, register=False)
+    page = files.html.read_text()
+    assert "toy-effnet (efficientnet_lite0):" in page and "is unreadable" in page
+    assert 'data-experiment="toy-cnn"' not in page  # no thumbnails row without an index
+
+
+def test_repository_published_figures_cover_the_studies():
+    figures = load_published(ROOT / "config/published_results.yaml")
+    assert figures["flowers"]["resnet50"].test_accuracy == pytest.approx(0.9306)
+    assert figures["flowers"]["handmade_cnn"].test_accuracy == pytest.approx(0.7278)
+    assert figures["kaggle_flowers"]["vgg16"].test_accuracy == pytest.approx(0.8547)
+    assert figures["cifar10"]["cifar_residual"].test_accuracy == pytest.approx(0.7480)
+    assert {a: f.test_accuracy for a, f in figures["caltech101_5"].items()} == {
+        "caltech_cnn1": 0.76,
+        "caltech_cnn2": 0.76,
+        "caltech_cnn3": 0.76,
+        "vgg19": 0.93,
+    }
+
+
+# --- the model registry, against a real SQLite MLflow store -------------------------------------
+
+
+def logged_run(experiment: str, dataset: str = "toy") -> str:
+    """A run with a tiny trained-looking model logged the way the evaluate stage logs it."""
+    import torch
+
+    from visionlab.models import build_model
+    from visionlab.params import ModelParams
+    from visionlab.tracking import start_run
+    from visionlab.tracking.model_logging import log_classifier
+
+    torch.manual_seed(0)
+    spec = ModelParams(arch="handmade_cnn", weights="none", base="trainable", augmented=False)
+    model = build_model(spec, len(CLASSES)).eval()
+    run = start_run(dataset, experiment)
+    example = np.random.default_rng(0).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    log_classifier(run, model, example, CLASSES, {"experiment": experiment})
+    run.finish(True)
+    return run.run_id
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """The project's default store in a temporary project folder, shared by this module's tests
+    (creating a SQLite store costs seconds); each test registers under its own data set name."""
+    from mlflow.tracking import MlflowClient
+
+    from visionlab.tracking import tracking_uri
+
+    project = tmp_path_factory.mktemp("registry-project")
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.delenv("VISIONLAB_PROJECT_ROOT", raising=False)
+        yield MlflowClient(tracking_uri=tracking_uri())
+
+
+def test_registry_tracks_the_best_run(store, monkeypatch):
+    import mlflow
+
+    first, second = logged_run("pets-a", "pets"), logged_run("pets-b", "pets")
+    a_wins = [Candidate("pets-a", first, 0.9, 0.8), Candidate("pets-b", second, 0.9, 0.7)]  # tie: F1 decides
+    b_wins = [Candidate("pets-a", first, 0.8, 0.8), Candidate("pets-b", second, 0.9, 0.7)]
+
+    registered = register_best("pets", a_wins, store)
+    assert (registered.name, registered.version, registered.changed) == ("visionlab-pets", "1", True)
+    assert store.get_model_version_by_alias("visionlab-pets", "best").run_id == first
+    assert register_best("pets", a_wins, store).changed is False  # same best: no new version
+
+    registered = register_best("pets", b_wins, store)
+    assert (registered.experiment, registered.version, registered.changed) == ("pets-b", "2", True)
+    registered = register_best("pets", a_wins, store)  # back to the first: its version, not a third
+    assert registered.version == "1"
+    assert len(store.search_model_versions("name = 'visionlab-pets'")) == 2
+
+    # The registered model is a usable MLflow model: signature, input example, probabilities out.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.tracking_uri)  # undone after the test
+    info = mlflow.models.get_model_info("models:/visionlab-pets@best")
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 3, 32, 32]
+    assert info.metadata["classes"] == CLASSES
+    probabilities = mlflow.pyfunc.load_model("models:/visionlab-pets@best").predict(
+        np.zeros((2, 3, 32, 32), np.float32)
+    )
+    assert probabilities.shape == (2, 3) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
+
+
+def test_registry_skips_unknown_runs_with_a_warning(store, caplog):
+    from visionlab.tracking import start_run
+
+    bare = start_run("birds", "birds-bare")  # evaluated before models were logged
+    bare.finish(True)
+    with caplog.at_level(logging.WARNING):
+        unknown = register_best("birds", [Candidate("birds-a", "0" * 32, 0.9, 0.9)], store)
+        no_model = register_best("birds", [Candidate("birds-bare", bare.run_id, 0.9, 0.9)], store)
+        no_record = register_best("birds", [Candidate("birds-c", None, 0.9, 0.9)], store)
+    assert "unknown to the store" in unknown.skipped
+    assert "no logged mlflow_model" in no_model.skipped
+    assert "no MLflow run recorded" in no_record.skipped
+    assert "skipped" in caplog.text
+    assert "visionlab-birds" not in [m.name for m in store.search_registered_models()]
+
+
+def test_report_registers_each_data_sets_best(store, results_tree):
+    runs = {name: logged_run(name) for name in RESULTS}
+    for name, run_id in runs.items():
+        (results_tree / "data/models" / name).mkdir(parents=True)
+        write_json(results_tree / "data/models" / name / "mlflow_run.json", {"run_id": run_id})
+    files = build_report(toy_params(), results_tree / "reports", root=results_tree)
+    assert files.registrations["toy"].experiment == "toy-effnet", files.registrations
+    assert files.registrations["toy"].skipped is None, files.registrations
+    assert store.get_model_version_by_alias("visionlab-toy", "best").run_id == runs["toy-effnet"]
+    assert "models:/visionlab-toy@best" in files.html.read_text()
+    assert "`models:/visionlab-toy@best` (version 1, new version)" in files.summary.read_text()
+
+
+# --- the top-level DVC plots -------------------------------------------------------------------
+
+
+def test_dvc_plots_draw_every_experiments_curves(results_tree, tmp_path):
+    """`dvc plots show` renders the top-level plots of dvc.yaml from the report's CSV files."""
+    project = tmp_path / "dvc-project"
+    project.mkdir()
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy2(ROOT / name, project / name)
+    shutil.copytree(ROOT / "config", project / "config")
+    build_report(toy_params(), project / "reports", root=results_tree, register=False)
+
+    def run(*args: str) -> str:
+        result = subprocess.run(args, cwd=project, capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    run("git", "init", "-q")
+    run(sys.executable, "-m", "dvc", "init", "-q")
+    shown = json.loads(run(sys.executable, "-m", "dvc", "plots", "show", "--json"))
+    # (The per-stage plots' files do not exist in this bare copy: only the report's must load.)
+    assert not [e for e in shown.get("errors", []) if e["source"].startswith("reports/")]
+    plots = {k: v for k, v in shown["data"].items() if "every experiment" in k}
+    assert set(plots) == {"accuracy per epoch, every experiment", "loss per epoch, every experiment"}
+    assert "test accuracy per experiment" in shown["data"]
+    spec = plots["accuracy per epoch, every experiment"][0]["content"]
+    assert spec["encoding"]["color"]["field"] == "experiment"
+    values = spec["data"]["values"]
+    assert {v["experiment"] for v in values} == set(RESULTS)
+    assert {v["field"] for v in values} == {"train_accuracy", "val_accuracy"}
+
+
+def test_ties_and_lone_rows_are_not_bolded():
+    from visionlab.reporting.collect import COMPARISON_COLUMNS
+    from visionlab.reporting.tables import comparison_table
+
+    frame = pd.DataFrame(
+        [
+            {"experiment": n, "model": "cnn", "arch": "handmade_cnn", "status": "done", "test_accuracy": 0.5}
+            for n in ("a", "b")
+        ]
+    ).reindex(columns=COMPARISON_COLUMNS)
+    assert not any(cell.best for row in comparison_table(frame).rows for cell in row)
+    frame.loc[1, "test_accuracy"] = 0.75
+    best = [[cell.text for cell in row if cell.best] for row in comparison_table(frame).rows]
+    assert best == [[], ["75.00%"]]
