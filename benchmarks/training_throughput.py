@@ -18,7 +18,9 @@ Writes benchmarks/results/training_throughput.{json,md}.
 from __future__ import annotations
 
 import json
+import math
 import platform
+import statistics
 import tarfile
 import tempfile
 import time
@@ -86,7 +88,7 @@ def _time_featurize(model, dataset, batch_size: int, workers: int) -> float:
     return len(dataset) / (time.perf_counter() - started)
 
 
-def _measure(case, paths: list[str], epochs: int, workers: int) -> dict:
+def _measure(case, paths: list[str], epochs: int, workers: int, rounds: int, min_seconds: float) -> dict:
     label, arch, base, size, grayscale, batch = case
     classes = 2 if arch == "catsdogs_cnn" else 5
     labels = [i % classes for i in range(len(paths))]
@@ -102,22 +104,35 @@ def _measure(case, paths: list[str], epochs: int, workers: int) -> dict:
         return data
 
     synthetic = TensorDataset(torch.randn(len(paths), channels, size, size), torch.tensor(labels))
+    preloaded = dataset(True)
+    preload_rate = len(paths) / preloaded.preload_seconds
     if base == "frozen":
         model.eval()
-        rates = {
-            "synthetic": _time_featurize(model, synthetic, batch, 0),
-            "pipeline": _time_featurize(model, dataset(True), batch, 0),
-            "on_the_fly": _time_featurize(model, dataset(False), batch, workers),
+        sources = {
+            "synthetic": lambda: _time_featurize(model, synthetic, batch, 0),
+            # Featurize reads each image once, so its preload (decoding) is part of its cost.
+            "pipeline": lambda: _time_featurize(model, dataset(True), batch, 0),
+            "on_the_fly": lambda: _time_featurize(model, dataset(False), batch, workers),
         }
-        # Featurize reads each image exactly once: the preload is part of its cost there.
     else:
-        preloaded = dataset(True)
-        rates = {
-            "synthetic": _time_training(model, synthetic, batch, 0, epochs),
-            "pipeline": _time_training(model, preloaded, batch, 0, epochs),
-            "on_the_fly": _time_training(model, dataset(False), batch, workers, epochs),
+        # Short timings are at the mercy of the scheduler: time enough epochs for each
+        # measurement to last about min_seconds, judged from an untimed warm-up epoch.
+        warm = _time_training(model, synthetic, batch, 0, 1)
+        epochs = max(epochs, math.ceil(min_seconds * warm / len(paths)))
+        sources = {
+            "synthetic": lambda: _time_training(model, synthetic, batch, 0, epochs),
+            "pipeline": lambda: _time_training(model, preloaded, batch, 0, epochs),
+            "on_the_fly": lambda: _time_training(model, dataset(False), batch, workers, epochs),
         }
-        rates["preload_images_per_second"] = len(paths) / preloaded.preload_seconds
+    # Interleaved rounds, median per source: a slow spell of the shared machine or a cold cache
+    # hits every source alike instead of whichever happened to run first.
+    samples: dict[str, list[float]] = {name: [] for name in sources}
+    for _ in range(rounds):
+        for name, measure in sources.items():
+            samples[name].append(measure())
+    rates = {name: statistics.median(values) for name, values in samples.items()}
+    if base != "frozen":
+        rates["preload_images_per_second"] = preload_rate
     return {
         "model": label,
         "input": f"{size}x{size}x{channels}",
@@ -125,6 +140,8 @@ def _measure(case, paths: list[str], epochs: int, workers: int) -> dict:
         **{k: round(v, 2) for k, v in rates.items()},
         "pipeline_ratio": round(rates["pipeline"] / rates["synthetic"], 3),
         "on_the_fly_ratio": round(rates["on_the_fly"] / rates["synthetic"], 3),
+        "epochs_timed": None if base == "frozen" else epochs,
+        "spread": {name: [round(v, 2) for v in values] for name, values in samples.items()},
     }
 
 
@@ -133,8 +150,18 @@ def _measure(case, paths: list[str], epochs: int, workers: int) -> dict:
 @click.option("--images", default=64, show_default=True, help="Images per measurement.")
 @click.option("--epochs", default=2, show_default=True, help="Training epochs timed per measurement.")
 @click.option("--workers", default=2, show_default=True, help="Decoding processes for on-the-fly loading.")
+@click.option("--rounds", default=3, show_default=True, help="Interleaved rounds; the median is reported.")
+@click.option("--min-seconds", default=4.0, show_default=True, help="Least time per training measurement.")
 @click.option("--only", multiple=True, help="Labels of the cases to run (default: all).")
-def main(shared: Path, images: int, epochs: int, workers: int, only: tuple[str, ...]) -> None:
+def main(
+    shared: Path,
+    images: int,
+    epochs: int,
+    workers: int,
+    rounds: int,
+    min_seconds: float,
+    only: tuple[str, ...],
+) -> None:
     torch.manual_seed(0)
     rows = []
     with tempfile.TemporaryDirectory() as folder:
@@ -143,7 +170,7 @@ def main(shared: Path, images: int, epochs: int, workers: int, only: tuple[str, 
             if only and case[0] not in only:
                 continue
             started = time.perf_counter()
-            row = _measure(case, paths, epochs, workers)
+            row = _measure(case, paths, epochs, workers, rounds, min_seconds)
             row["bench_seconds"] = round(time.perf_counter() - started, 1)
             print(json.dumps(row), flush=True)
             rows.append(row)
@@ -154,6 +181,8 @@ def main(shared: Path, images: int, epochs: int, workers: int, only: tuple[str, 
         "images": images,
         "epochs": epochs,
         "workers": workers,
+        "rounds": rounds,
+        "min_seconds": min_seconds,
     }
     (RESULTS / "training_throughput.json").write_text(
         json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"
@@ -161,7 +190,8 @@ def main(shared: Path, images: int, epochs: int, workers: int, only: tuple[str, 
     lines = [
         "# Training throughput: pipeline data path vs synthetic tensors",
         "",
-        f"{meta['machine']}; {images} real flower JPEGs per case; {epochs} epochs timed; CPU only.",
+        f"{meta['machine']}; {images} real flower JPEGs per case; at least {epochs} epochs and "
+        f"{min_seconds:.0f} s per training measurement; median of {rounds} interleaved rounds; CPU only.",
         "Images/s. *pipeline* = the train stage's path (decoded once into memory, then batched);",
         f"*on the fly* = decoding every epoch in {workers} worker processes; ratio = path / synthetic.",
         "",

@@ -120,7 +120,6 @@ def test_predict_needs_a_trained_model(in_tmp):
 
 
 def test_predict_prints_every_file_and_fails_if_one_did(in_tmp):
-    pytest.importorskip("visionlab.explanations.predict", reason="the predict module is not written yet")
     from click.testing import CliRunner
 
     from tests.conftest import write_image

@@ -7,6 +7,7 @@ way a model can call a rectifier.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -482,6 +483,37 @@ def test_predict_classifies_good_files_and_names_bad_ones(tmp_path):
     assert len(predict_paths(checkpoint, [folder / "one.png"], top_k=10)[0].top) == 3
 
 
+def test_predict_writes_overlays_beside_the_images_and_never_classifies_them(tmp_path):
+    checkpoint = toy_checkpoint(tmp_path / "model.pt", ["daisy", "roses"])
+    folder = tmp_path / "inbox"
+    write_image(folder / "one.png", seed=1, fmt="PNG")
+    write_image(folder / "deeper" / "two.jpg", seed=2)
+
+    first = predict_paths(checkpoint, [folder], cam_beside=True, layer="blocks.2.0")
+    again = predict_paths(checkpoint, [folder], cam_beside=True)
+
+    assert [r.cam for r in first] == [folder / "deeper" / "two-gradcam.png", folder / "one-gradcam.png"]
+    assert all(r.cam.is_file() and r.cam_error is None for r in first)
+    assert [r.path for r in again] == [r.path for r in first]  # the overlays are not inputs
+    assert [r.top for r in again] == [r.top for r in first]
+    with pytest.raises(VisionlabError, match="no_such_layer"):
+        predict_paths(checkpoint, [folder], cam_beside=True, layer="no_such_layer")
+
+
+def test_an_overlay_that_cannot_be_written_fails_that_image_only(tmp_path):
+    checkpoint = toy_checkpoint(tmp_path / "model.pt", ["daisy", "roses"])
+    write_image(tmp_path / "in" / "one.png", seed=1, fmt="PNG")
+    write_image(tmp_path / "in" / "two.png", seed=2, fmt="PNG")
+    (tmp_path / "cams").mkdir()
+    (tmp_path / "cams" / "one-gradcam.png").mkdir()  # a folder where the overlay should go
+
+    one, two = predict_paths(checkpoint, [tmp_path / "in"], cam_dir=tmp_path / "cams")
+
+    assert one.ok and one.top and one.cam is None and "one-gradcam.png" in one.cam_error
+    assert "no cam:" in format_result(one) and "\n" not in format_result(one)
+    assert two.cam == tmp_path / "cams" / "two-gradcam.png" and two.cam.is_file()
+
+
 # --- the stage -----------------------------------------------------------------------------------
 
 
@@ -550,8 +582,10 @@ def test_the_explain_stage_writes_every_explanation_and_a_gallery(in_tmp, monkey
         assert explained[0] == record["predicted"] and "tulips" in explained
         assert (record["label"] in explained) and len(set(explained)) == len(explained)
     wrong = next(r for r in index["images"] if r["label"] == "daisy" and not r["correct"])
+    by_overlay = {r["overlay"]: r for r in index["images"]}
     assert [e["class"] for e in wrong["explanations"]] == ["roses", "daisy", "tulips"]
-    assert 2 <= len(index["thumbnails"]) <= 4 and all((out / t).is_file() for t in index["thumbnails"])
+    assert sorted(index["thumbnails"]) == sorted(r["overlay"] for r in index["images"])
+    assert [r["correct"] for r in map(by_overlay.get, index["thumbnails"][:4])] == [True, False] * 2
 
     kinds = {a["kind"] for a in index["artifacts"]}
     assert {
@@ -583,8 +617,16 @@ def test_the_explain_stage_writes_every_explanation_and_a_gallery(in_tmp, monkey
             assert again == pytest.approx(patch["score"], rel=1e-4, abs=1e-4)
 
     html = (out / "index.html").read_text()
-    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert sources and all((out / s).is_file() for s in sources)
+    # Self-contained: every picture is embedded (MLflow's viewer cannot follow relative paths),
+    # and each one links to its PNG beside the page, for full size from disk.
+    sources = re.findall(r'src="([^"]+)"', html)
+    links = re.findall(r'href="([^"]+)"', html)
+    assert len(sources) == len(links) > 0 and all((out / link).is_file() for link in links)
+    embedded = [base64.b64decode(s.removeprefix("data:image/png;base64,")) for s in sources]
+    assert all(s.startswith("data:image/png;base64,") for s in sources)
+    assert embedded == [(out / link).read_bytes() for link in links]
+    first = index["images"][0]["explanations"][0]
+    assert {first["gradcam"], first["gradcam_pp"], first["gradcam_overlay"]} <= set(links)
     assert "http" not in html and "<script" not in html
     assert "handmade_cnn" in html and "blocks.3.2" in html and "true daisy, predicted roses" in html
 

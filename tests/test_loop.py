@@ -49,3 +49,27 @@ def test_divergence_is_an_error_not_a_saved_model():
     batches = DataLoader(TensorDataset(x, torch.zeros(32, dtype=torch.long)), batch_size=16)
     with pytest.raises(VisionlabError, match="loss was never finite"):
         fit(nn.Linear(4, 2), batches, batches, TrainParams(epochs=2), torch.device("cpu"))
+
+
+def test_a_second_phase_that_never_beats_the_first_keeps_the_first_phases_best():
+    torch.manual_seed(0)
+    net = nn.Linear(4, 2)
+    train, val = _data(128, 0, False), _data(64, 1, False)
+    settings = TrainParams(epochs=8, lr=0.05, early_stopping_patience=0)
+    first = fit(net, train, val, settings, torch.device("cpu"), phase="head")
+    # Random labels at a large learning rate only make things worse: no epoch beats phase one.
+    second = fit(
+        net,
+        _data(128, 5, True),
+        val,
+        TrainParams(epochs=3, lr=5.0, early_stopping_patience=0, schedule="none"),
+        torch.device("cpu"),
+        phase="finetune",
+        first_epoch=first.best_epoch + 1,
+        best_so_far=(first.best_loss, first.best_epoch),
+    )
+    assert min(r["val_loss"] for r in second.history) > first.best_loss
+    assert (second.best_epoch, second.best_loss) == (first.best_epoch, first.best_loss)
+    x, y = val.dataset.tensors
+    final = nn.functional.cross_entropy(net(x), y).item()
+    assert abs(final - first.best_loss) < 1e-5

@@ -31,9 +31,14 @@ def test_repository_params_are_valid():
     assert by_dataset["cats_dogs"] >= {"catsdogs_cnn", "vgg16"}
     assert by_dataset["cifar10"] >= {"cifar_base", "cifar_inception", "cifar_residual"}
     assert by_dataset["caltech101_5"] >= {"caltech_cnn1", "caltech_cnn2", "caltech_cnn3", "vgg19"}
-    assert {
-        params.experiment(f"{d}-best").dataset
-        for d in ("flowers", "kflowers", "catsdogs", "cifar", "caltech")
+    best = {name: params.experiment(f"{name}-best").dataset for name in ("flowers", "kflowers", "catsdogs")}
+    best |= {name: params.experiment(f"{name}-best").dataset for name in ("cifar", "caltech")}
+    assert best == {
+        "flowers": "flowers",
+        "kflowers": "kaggle_flowers",
+        "catsdogs": "cats_dogs",
+        "cifar": "cifar10",
+        "caltech": "caltech101_5",
     }
     ladder = [
         params.model_of(f"kflowers-vgg16{s}")
@@ -81,10 +86,28 @@ def _error(mutate) -> str:
             "models.cnn: a frozen base needs pretrained weights",
         ),
         (lambda p: p.update(surprise={}), "params.yaml: surprise: unknown key"),
+        (
+            lambda p: p["recipes"].update(big={"image_size": 299}),
+            "recipes.big.image_size: a recipe cannot set image_size (cached features depend on it)",
+        ),
+        (
+            lambda p: p["experiments"]["toy-cnn"].update(explain_overrides={"alpha": 2}),
+            "experiments.toy-cnn.explain_overrides.alpha: Input should be less than 1",
+        ),
     ],
 )
 def test_bad_values_name_their_key(mutate, expected):
     assert expected in _error(mutate)
+
+
+def test_an_experiment_overrides_the_explain_section_for_itself_only():
+    raw = minimal_params(explain={"patches_top_k": 3})
+    raw["experiments"]["other"] = {**raw["experiments"]["toy-cnn"]}
+    raw["experiments"]["toy-cnn"]["explain_overrides"] = {"target_layer": "blocks.2.0"}
+    params = parse_params(raw)
+    assert params.explain_of("toy-cnn").target_layer == "blocks.2.0"
+    assert params.explain_of("toy-cnn").patches_top_k == 3
+    assert params.explain_of("other").target_layer is None
 
 
 def test_every_error_is_reported_at_once():

@@ -324,6 +324,19 @@ def test_registry_tracks_the_best_run(store, monkeypatch):
     assert probabilities.shape == (2, 3) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-5)
 
 
+def test_a_lesser_model_reported_later_does_not_take_the_alias(store):
+    """Queued variants report from their own workspaces, in any order: the alias keeps the best."""
+    strong, weak = logged_run("fish-strong", "fish"), logged_run("fish-weak", "fish")
+    assert register_best("fish", [Candidate("fish-strong", strong, 0.95, 0.9)], store).changed
+    later = register_best("fish", [Candidate("fish-weak", weak, 0.7, 0.7)], store)
+    assert (later.changed, later.experiment, later.run_id) == (False, "fish-strong", strong)
+    assert store.get_model_version_by_alias("visionlab-fish", "best").run_id == strong
+    # A better one does take it, and so does the workspace's best once the held run, rerun, got worse.
+    assert register_best("fish", [Candidate("fish-weak", weak, 0.97, 0.9)], store).experiment == "fish-weak"
+    worse = [Candidate("fish-weak", weak, 0.5, 0.5), Candidate("fish-strong", strong, 0.9, 0.9)]
+    assert register_best("fish", worse, store).experiment == "fish-strong"
+
+
 def test_registry_skips_unknown_runs_with_a_warning(store, caplog):
     from visionlab.tracking import start_run
 

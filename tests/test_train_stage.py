@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import torch
 import torchvision
+import yaml
 
 from tests.conftest import minimal_params, write_image
 from visionlab.data.prepare import prepare_dataset
@@ -27,6 +28,7 @@ MODELS = {
     "handmade": {"arch": "handmade_cnn"},
     "simple": {"arch": "simple_cnn"},
     "binary": {"arch": "catsdogs_cnn", "image_size": 200},
+    "cifar-base-centred": {"arch": "cifar_base", "image_size": 32, "normalize": "caffe"},
     "cifar-res": {"arch": "cifar_residual", "image_size": 32},
     "cifar-inc": {"arch": "cifar_inception", "image_size": 32},
     "caltech": {"arch": "caltech_cnn3"},
@@ -102,12 +104,21 @@ def test_each_model_family_trains_and_evaluates_through_the_stages(project, expe
     assert logits.shape == (1, 2)  # the binary single-logit net too
 
 
-def test_missing_torchvision_weights_stop_the_train_stage_with_the_fix(project, monkeypatch, tmp_path):
-    from visionlab.errors import MissingArtifactError
+def test_missing_torchvision_weights_stop_the_stage_with_the_fix(project, monkeypatch, tmp_path):
+    """Through the stage's own entry point, as `dvc repro` runs it: one message, no traceback."""
+    from click.testing import CliRunner
+
+    from visionlab.stage import stage_command
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
-    with pytest.raises(MissingArtifactError) as caught:
-        featurize_experiment(project, "mobilenet-frozen")
-    message = str(caught.value)
+    monkeypatch.setenv("VISIONLAB_OFFLINE", "1")  # no download attempt, whatever the network
+    Path("params.yaml").write_text(yaml.safe_dump(project.model_dump(mode="json")))
+    result = CliRunner().invoke(
+        stage_command(featurize_experiment, "experiment"), ["--experiment", "mobilenet-frozen"]
+    )
+    assert result.exit_code == 1, result.output
+    message = result.output
+    assert message.startswith("error: ") and "Traceback" not in message
     assert "mobilenet_v2-b0353104.pth" in message and "weights: none" in message
     assert str(tmp_path / "empty-cache") in message
+    assert not Path("data/features/mobilenet-frozen").exists()

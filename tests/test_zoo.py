@@ -239,6 +239,10 @@ def test_normalisation_follows_the_weights_unless_overridden():
     assert torch.allclose(
         centred, torch.tensor([127.5 - 123.68, 127.5 - 116.779, 127.5 - 103.939]), atol=1e-3
     )
+    # On ImageNet weights, centring keeps the scale the weights were trained at: one std for all
+    # channels (centring, not standardising), the average of the weights' own.
+    vgg = build_model(spec("vgg16", normalize="caffe"), 5, load_weights=False)
+    assert vgg.mean == caffe.mean and vgg.std == pytest.approx((0.226,) * 3, abs=1e-3)
     imagenet = build_model(spec("cifar_base", normalize="imagenet"), 10)
     assert imagenet.std == (0.229, 0.224, 0.225)
     assert build_model(spec("resnet50", normalize="unit"), 5, load_weights=False).mean == (0.0, 0.0, 0.0)

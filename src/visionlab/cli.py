@@ -134,8 +134,15 @@ def report(params_file: Path | None, out_dir: Path | None, register: bool | None
     "--cam-dir",
     type=click.Path(path_type=Path),
     default=None,
-    help="Write a Grad-CAM overlay of the best class per image here.",
+    help="Write a Grad-CAM overlay of the best class per image into this folder.",
 )
+@click.option(
+    "--cam",
+    "cam_beside",
+    is_flag=True,
+    help="Write each image's Grad-CAM overlay beside it, as <name>-gradcam.png.",
+)
+@click.option("--layer", default=None, help="Grad-CAM layer by module name (default: the model's choice).")
 @click.option(
     "--alpha",
     default=0.5,
@@ -149,6 +156,8 @@ def predict(
     checkpoint: Path | None,
     top_k: int,
     cam_dir: Path | None,
+    cam_beside: bool,
+    layer: str | None,
     alpha: float,
     inputs: tuple[Path, ...],
 ) -> None:
@@ -156,6 +165,8 @@ def predict(
 
     Prints one line per file, failures included; exits 1 if any file failed.
     """
+    if cam_dir is not None and cam_beside:
+        raise click.UsageError("give --cam (overlays beside the images) or --cam-dir DIR, not both")
     if checkpoint is None:
         if experiment is None:
             raise click.UsageError("give --experiment NAME (or --checkpoint PATH)")
@@ -171,7 +182,15 @@ def predict(
     from visionlab.explanations.predict import format_result, predict_paths
 
     try:
-        results = predict_paths(checkpoint, list(inputs), top_k=top_k, cam_dir=cam_dir, alpha=alpha)
+        results = predict_paths(
+            checkpoint,
+            list(inputs),
+            top_k=top_k,
+            cam_dir=cam_dir,
+            alpha=alpha,
+            cam_beside=cam_beside,
+            layer=layer,
+        )
     except VisionlabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -190,6 +190,10 @@ class HeadParams(_Section):
     l2: Annotated[float, Field(ge=0)] = 0.0  # on the head's dense kernels
 
 
+# Keys of train that the featurize stage reads (dvc.yaml lists them as its params).
+FEATURE_KEYS = frozenset({"image_size", "device", "amp"})
+
+
 class ModelParams(_Section):
     """An architecture and how its base is treated; head knobs apply to the new classifier."""
 
@@ -229,6 +233,7 @@ class ExperimentParams(_Section):
     recipe: Name  # required: dvc.yaml tracks recipes.<recipe> as this experiment's params
     model_overrides: dict[str, Any] = {}  # keys of models.<model>, e.g. {head: {dropout: 0.2}}
     train_overrides: dict[str, Any] = {}  # keys of train, e.g. {lr: 0.0003}
+    explain_overrides: dict[str, Any] = {}  # keys of explain, e.g. {target_layer: features.28}
 
 
 class EvaluateParams(_Section):
@@ -295,9 +300,17 @@ class Params(_Section):
                 )
         for name, overrides in self.recipes.items():
             _merged(TrainParams, self.train.model_dump(), overrides or {}, f"recipes.{name}")
+            # The featurize stage caches features per experiment and DVC tracks train.<key> and
+            # experiments.<name> for it, not recipes (a recipe's lr must not recompute features).
+            for key in sorted(FEATURE_KEYS & set(overrides or {})):
+                raise ValueError(
+                    f"recipes.{name}.{key}: a recipe cannot set {key} (cached features depend on it); "
+                    f"set it in train: or in an experiment's train_overrides"
+                )
         for name in self.experiments:
             self.model_of(name)
             self.recipe_of(name)
+            self.explain_of(name)
         return self
 
     def dataset(self, name: str) -> DatasetCard:
@@ -336,6 +349,16 @@ class Params(_Section):
         )
         return _merged(
             TrainParams, base.model_dump(), exp.train_overrides, f"experiments.{experiment}.train_overrides"
+        )
+
+    def explain_of(self, experiment: str) -> ExplainParams:
+        """``explain`` with the experiment's ``explain_overrides`` (a layer name fits one model only)."""
+        exp = self.experiment(experiment)
+        return _merged(
+            ExplainParams,
+            self.explain.model_dump(),
+            exp.explain_overrides,
+            f"experiments.{experiment}.explain_overrides",
         )
 
     def image_size_of(self, experiment: str) -> int:

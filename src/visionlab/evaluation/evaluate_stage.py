@@ -25,7 +25,7 @@ from visionlab.tracking import open_run
 from visionlab.tracking.model_logging import log_classifier
 from visionlab.training.data import image_dataset, loader
 from visionlab.training.inference import collect
-from visionlab.training.runtime import select_device
+from visionlab.training.runtime import select_device, use_amp
 from visionlab.training.train_stage import RUN_RECORD
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,9 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
             f"{experiment}: the model was trained on classes {classes} but the prepared data "
             f"has {manifest_classes}; rerun the train stage"
         )
-    device = select_device(params.recipe_of(experiment).device)
+    recipe = params.recipe_of(experiment)
+    device = select_device(recipe.device)
+    amp = use_amp(device, recipe.amp)  # as trained: train.amp off means float32 here too
     model.to(device)
     metrics: dict[str, dict[str, float]] = {}
     test_frame = None
@@ -72,7 +74,7 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
             shuffle=False,
             workers=params.evaluate.num_workers,
         )
-        logits, labels = collect(model, batches, device, desc=f"evaluate {split}")
+        logits, labels = collect(model, batches, device, desc=f"evaluate {split}", amp=amp)
         metrics[split] = {
             "loss": F.cross_entropy(logits, labels).item(),
             "accuracy": (logits.argmax(1) == labels).float().mean().item(),

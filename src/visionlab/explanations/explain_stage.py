@@ -45,8 +45,6 @@ from visionlab.training.train_stage import RUN_RECORD
 
 log = logging.getLogger(__name__)
 
-THUMBNAILS = 4
-
 
 def choose_images(predictions: pd.DataFrame, per_class: int) -> pd.DataFrame:
     """Per true class, the most confident correct and the most confident wrong predictions."""
@@ -402,12 +400,13 @@ def _artifacts(index: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _thumbnails(records: list[dict]) -> list[str]:
-    """A few Grad-CAM overlays for a report: correct and misclassified ones alternately."""
+    """Every Grad-CAM overlay, correct and misclassified ones alternately: a report shows the first
+    ``report.thumbnails`` of them."""
     correct = [r["overlay"] for r in records if r["correct"]]
     wrong = [r["overlay"] for r in records if not r["correct"]]
     mixed = [f for pair in zip(correct, wrong, strict=False) for f in pair]
     rest = correct[len(mixed) // 2 :] + wrong[len(mixed) // 2 :]
-    return (mixed + rest)[:THUMBNAILS]
+    return mixed + rest
 
 
 def write_explanations(
@@ -477,11 +476,12 @@ def explain_experiment(params: Params, experiment: str) -> Path:
     """Explanations of one experiment's model on its test set, logged to its MLflow run."""
     exp = params.experiment(experiment)
     model, checkpoint = load_checkpoint(paths.model_dir(experiment) / "model.pt")
-    model.to(_device(params.explain.device))
+    settings = params.explain_of(experiment)
+    model.to(_device(settings.device))
     predictions = read_predictions(paths.eval_dir(experiment) / "predictions.csv")
     out = paths.explain_dir(experiment)
     with atomic_dir(out) as scratch:
-        index = write_explanations(model, checkpoint, predictions, params.explain, scratch, experiment)
+        index = write_explanations(model, checkpoint, predictions, settings, scratch, experiment)
     run = open_run(paths.model_dir(experiment) / RUN_RECORD, exp.dataset, experiment)
     try:
         run.log_artifact(out, "explanations")

@@ -1,12 +1,15 @@
 """A self-contained HTML page of every explanation of an experiment.
 
-The page references its images by relative paths inside the explain folder, so the folder can be
-opened from disk, copied, or browsed as an MLflow artifact; it loads nothing from the network
-(no external CSS, fonts or scripts).
+Every image is embedded as a ``data:`` URI, so the page shows everything on its own: opened from
+disk, mailed, or in MLflow's artifact viewer, which renders HTML in a sandboxed frame where paths
+relative to the page lead nowhere. It loads nothing from the network (no external CSS, fonts or
+scripts). Each picture also links to its PNG beside the page, for full size from disk.
 """
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -25,15 +28,27 @@ figure.wide figcaption { max-width: 900px; }
 """
 
 
-def _figure(file: str, caption: str, wide: bool = False) -> str:
+# Turns a file name relative to the explain folder into the <img> source: a data URI.
+Embed = Callable[[str], str]
+
+
+def _embedder(folder: Path) -> Embed:
+    def embed(file: str) -> str:
+        payload = (folder / file).read_bytes()
+        return "data:image/png;base64," + base64.b64encode(payload).decode("ascii")
+
+    return embed
+
+
+def _figure(embed: Embed, file: str, caption: str, wide: bool = False) -> str:
     cls = ' class="wide"' if wide else ""
     return (
-        f'<figure{cls}><a href="{escape(file)}"><img src="{escape(file)}" alt="{escape(caption)}" '
-        f'loading="lazy"></a><figcaption>{escape(caption)}</figcaption></figure>'
+        f'<figure{cls}><a href="{escape(file)}"><img src="{embed(file)}" alt="{escape(caption)}">'
+        f"</a><figcaption>{escape(caption)}</figcaption></figure>"
     )
 
 
-def _image_rows(index: dict[str, Any]) -> list[str]:
+def _image_rows(embed: Embed, index: dict[str, Any]) -> list[str]:
     parts = ["<h2>Grad-CAM, Grad-CAM++ and guided backpropagation</h2>"]
     parts.append(
         f'<p class="meta">Layer <code>{escape(index["layer"])}</code>. Each row: one test image; '
@@ -46,18 +61,20 @@ def _image_rows(index: dict[str, Any]) -> list[str]:
             f"(p = {record['confidence']:.3f})"
         )
         parts.append(f'<div class="row {verdict}"><div>{escape(head)}</div>')
-        parts.append(_figure(record["image"], "input"))
+        parts.append(_figure(embed, record["image"], "input"))
         for item in record["explanations"]:
             what = f"class {item['class']} (p = {item['probability']:.3f})"
-            parts.append(_figure(item["gradcam_overlay"], f"Grad-CAM, {what}"))
-            parts.append(_figure(item["gradcam_pp_overlay"], f"Grad-CAM++, {what}"))
-            parts.append(_figure(item["guided_backprop"], f"guided backprop, {what}"))
-            parts.append(_figure(item["guided_gradcam"], f"guided Grad-CAM, {what}"))
+            parts.append(_figure(embed, item["gradcam"], f"Grad-CAM heatmap, {what}"))
+            parts.append(_figure(embed, item["gradcam_overlay"], f"Grad-CAM, {what}"))
+            parts.append(_figure(embed, item["gradcam_pp"], f"Grad-CAM++ heatmap, {what}"))
+            parts.append(_figure(embed, item["gradcam_pp_overlay"], f"Grad-CAM++, {what}"))
+            parts.append(_figure(embed, item["guided_backprop"], f"guided backprop, {what}"))
+            parts.append(_figure(embed, item["guided_gradcam"], f"guided Grad-CAM, {what}"))
         parts.append("</div>")
     return parts
 
 
-def _feature_maps(section: dict[str, Any]) -> list[str]:
+def _feature_maps(embed: Embed, section: dict[str, Any]) -> list[str]:
     source = section["image"]
     parts = [
         "<h2>Feature maps</h2>",
@@ -65,17 +82,17 @@ def _feature_maps(section: dict[str, Any]) -> list[str]:
         f"predicted {escape(source['predicted'])} (p = {source['confidence']:.3f}). Raw conv outputs, "
         "one tile per channel, each channel scaled to its own range.</p>",
     ]
-    parts.append(_figure(source["file"], "input"))
+    parts.append(_figure(embed, source["file"], "input"))
     for layer in section["layers"]:
         caption = (
             f"{layer['layer']}: {layer['shown']} of {layer['channels']} channels, "
             f"{layer['map_size'][0]}x{layer['map_size'][1]}"
         )
-        parts.append(_figure(layer["file"], caption, wide=True))
+        parts.append(_figure(embed, layer["file"], caption, wide=True))
     return parts
 
 
-def _filters(section: dict[str, Any]) -> list[str]:
+def _filters(embed: Embed, section: dict[str, Any]) -> list[str]:
     parts = [
         "<h2>First-layer filters</h2>",
         f'<p class="meta">Layer <code>{escape(section["layer"])}</code>: {section["kernels"]} kernels of '
@@ -83,12 +100,13 @@ def _filters(section: dict[str, Any]) -> list[str]:
         "channel(s), all on one scale.</p>",
     ]
     if section.get("colour"):
-        parts.append(_figure(section["colour"], "one colour tile per kernel", wide=True))
-    parts.append(_figure(section["channels"], "one row per kernel, one tile per input channel", wide=True))
+        parts.append(_figure(embed, section["colour"], "one colour tile per kernel", wide=True))
+    caption = "one row per kernel, one tile per input channel"
+    parts.append(_figure(embed, section["channels"], caption, wide=True))
     return parts
 
 
-def _patches(section: dict[str, Any]) -> list[str]:
+def _patches(embed: Embed, section: dict[str, Any]) -> list[str]:
     parts = [
         "<h2>Maximally activating patches</h2>",
         f'<p class="meta">Among {section["images_scanned"]} test images. Score: the model on the patch '
@@ -106,12 +124,13 @@ def _patches(section: dict[str, Any]) -> list[str]:
                 f"score {patch['score']:.3f}: {Path(patch['source']).name} "
                 f"(true {patch['label']}, predicted {patch['predicted']})"
             )
-            parts.append(_figure(patch["file"], caption))
+            parts.append(_figure(embed, patch["file"], caption))
     return parts
 
 
-def render(index: dict[str, Any]) -> str:
-    """The HTML page for an explain folder's index (see explain_stage)."""
+def render(index: dict[str, Any], folder: Path) -> str:
+    """The HTML page for the index of the explain folder ``folder`` (see explain_stage)."""
+    embed = _embedder(Path(folder))
     title = f"Explanations: {index['experiment']} ({index['arch']})"
     parts = [
         "<!DOCTYPE html>",
@@ -123,20 +142,20 @@ def render(index: dict[str, Any]) -> str:
     ]
     if index.get("grid"):
         parts.append(
-            _figure(index["grid"], "overview: input, Grad-CAM, Grad-CAM++, guided Grad-CAM", wide=True)
+            _figure(embed, index["grid"], "overview: input, Grad-CAM, Grad-CAM++, guided Grad-CAM", wide=True)
         )
-    parts += _image_rows(index)
+    parts += _image_rows(embed, index)
     if index.get("feature_maps"):
-        parts += _feature_maps(index["feature_maps"])
+        parts += _feature_maps(embed, index["feature_maps"])
     if index.get("filters"):
-        parts += _filters(index["filters"])
+        parts += _filters(embed, index["filters"])
     if index.get("patches"):
-        parts += _patches(index["patches"])
+        parts += _patches(embed, index["patches"])
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
 def write_gallery(folder: Path, index: dict[str, Any]) -> Path:
     path = Path(folder) / "index.html"
-    path.write_text(render(index), encoding="utf-8")
+    path.write_text(render(index, folder), encoding="utf-8")
     return path

@@ -85,6 +85,12 @@ def build_model(
         )
     model.arch = spec.arch
     mean, std = NORMALIZATION[spec.normalize] if spec.normalize != "auto" else (model.mean, model.std)
+    if spec.normalize == "caffe" and spec.weights == "imagenet":
+        # The study centred inputs on a 0-255 scale because Keras' VGG weights were trained so.
+        # These weights were trained on inputs of about unit spread: 255x larger ones would wreck
+        # the features. Centre on the study's means, keep the weights' own (average) scale.
+        scale = sum(model.std) / len(model.std)
+        std = (scale,) * len(std)
     model.mean, model.std = tuple(mean), tuple(std)
     if spec.base in ("frozen", "finetune"):
         model.freeze_backbone()

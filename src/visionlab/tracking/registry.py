@@ -1,8 +1,12 @@
 """The MLflow model registry: each data set's best model under a stable name.
 
 ``visionlab-<dataset>`` gets a new version only when the best run changes, and the alias ``best``
-always points at the version of the current best run, so ``models:/visionlab-flowers@best`` is
-what a consumer loads.
+points at the best model any report has seen, so ``models:/visionlab-flowers@best`` is what a
+consumer loads. A report compares its workspace's experiments with the version the alias holds:
+queued variants report from their own workspace copies, in any order, and one that finishes last
+with a lesser model must not take the alias from a better one. When the held run is among the
+candidates its fresh score counts (a rerun that got worse loses the alias); otherwise the score
+tagged on its version does. To reset, delete the alias in the MLflow UI.
 """
 
 from __future__ import annotations
@@ -81,6 +85,26 @@ def logged_model_id(client: MlflowClient, run_id: str) -> str | None:
     return max(found)[1] if found else None
 
 
+def _rounded(score: tuple[float, float]) -> tuple[float, float]:
+    # Versions carry their scores as 4-decimal tags: compare at that precision.
+    return round(score[0], 4), round(score[1], 4)
+
+
+def _held_score(current: ModelVersion | None, candidates: Sequence[Candidate]) -> tuple[float, float] | None:
+    """The score of the version the alias holds: fresh when its run competes here, else tagged
+    (None when it has no readable tags: then the workspace's best takes the alias)."""
+    if current is None:
+        return None
+    for candidate in candidates:
+        if candidate.run_id == current.run_id:
+            return _rounded(_score(candidate))
+    tags = current.tags or {}
+    try:
+        return _rounded((float(tags["test_accuracy"]), float(tags["test_macro_f1"])))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _holds(version: ModelVersion, model_id: str) -> bool:
     """Whether a registered version is that logged model. The SQLite registry does not return
     ``model_id``; the source URI always names it."""
@@ -140,6 +164,18 @@ def register_best(
         current = None
     if current is not None and current.run_id == best.run_id and _holds(current, model_id):
         return Registration(dataset, name, best.experiment, best.run_id, str(current.version), changed=False)
+    held = _held_score(current, candidates)
+    if current is not None and held is not None and held >= _rounded(_score(best)):
+        experiment = current.tags.get("visionlab.experiment")
+        log.info(
+            "registry: %s@%s stays at version %s (%s): it scores at least as high as %s",
+            name,
+            ALIAS,
+            current.version,
+            experiment,
+            best.experiment,
+        )
+        return Registration(dataset, name, experiment, current.run_id, str(current.version), changed=False)
 
     # The best may go back to a run registered before: reuse its version rather than duplicate it.
     existing = [v for v in client.search_model_versions(f"name = '{name}'") if _holds(v, model_id)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +17,8 @@ from visionlab import paths
 from visionlab.data.images import load_rgb
 from visionlab.data.prepare import read_manifest
 from visionlab.params import Params
+
+log = logging.getLogger(__name__)
 
 
 class ImageDataset(Dataset):
@@ -101,6 +104,18 @@ def split_rows(params: Params, experiment: str) -> tuple[dict[str, pd.DataFrame]
     if params.model_of(experiment).augmented:
         augmented, _ = read_manifest(paths.augmented_dir(dataset))
         splits["train"] = augmented
+        written = params.dataset(dataset).image_size or params.augment.image_size
+        needed = params.image_size_of(experiment)
+        if written < needed:
+            # Upscaled copies are blurrier than the originals the model is tested on.
+            log.warning(
+                "%s: trains on augmented copies written at %d px, upscaled to its %d px input; "
+                "set augment.image_size to at least %d",
+                experiment,
+                written,
+                needed,
+                needed,
+            )
     return splits, classes
 
 

@@ -21,7 +21,7 @@ from visionlab.models import Classifier, build_model
 from visionlab.params import Params
 from visionlab.training.data import image_dataset, loader, split_rows
 from visionlab.training.inference import collect
-from visionlab.training.runtime import select_device
+from visionlab.training.runtime import select_device, use_amp
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,7 @@ def compute_features(
     desc: str,
     grayscale: bool = False,
     device_setting: str = "auto",
+    amp_setting: str = "auto",
 ) -> dict:
     device = select_device(device_setting)
     model.to(device).eval()
@@ -46,7 +47,8 @@ def compute_features(
         shuffle=False,
         workers=params.evaluate.num_workers,
     )
-    features, labels = collect(model.forward_features, batches, device, desc=desc)
+    amp = use_amp(device, amp_setting)
+    features, labels = collect(model.forward_features, batches, device, desc=desc, amp=amp)
     return {"features": features, "labels": labels, "paths": rows.path.tolist()}
 
 
@@ -60,6 +62,7 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
             grayscale = params.dataset_of(experiment).grayscale
             model = build_model(spec, len(classes), grayscale=grayscale)
             size = params.image_size_of(experiment)
+            recipe = params.recipe_of(experiment)
             started = time.perf_counter()
             for split in CACHED_SPLITS:
                 cached = compute_features(
@@ -70,7 +73,8 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
                     params,
                     f"features {split}",
                     grayscale,
-                    params.recipe_of(experiment).device,
+                    recipe.device,
+                    recipe.amp,
                 )
                 torch.save(cached, scratch / f"{split}.pt")
                 info[f"{split}_images"] = len(cached["labels"])

@@ -154,11 +154,14 @@ def fit(
     first_epoch: int = 1,
     on_epoch: Callable[[dict], None] = lambda row: None,
     desc: str = "train",
+    best_so_far: tuple[float, int] | None = None,
 ) -> FitResult:
     """Train ``net`` in place and leave it holding the best epoch's weights.
 
     ``epochs`` and ``lr`` default to the recipe's; ``penalty`` returns the L2 term added to the
-    objective; ``first_epoch`` numbers the rows when this is a second phase of one run.
+    objective; ``first_epoch`` numbers the rows when this is a second phase of one run, and
+    ``best_so_far`` (the first phase's best loss and epoch, whose weights ``net`` holds) is the
+    mark to beat: a second phase that never does leaves the first phase's best in place.
     """
     epochs = settings.epochs if epochs is None else epochs
     lr = settings.lr if lr is None else lr
@@ -177,6 +180,8 @@ def fit(
     generator = train_batches.generator
 
     result = FitResult()
+    if best_so_far is not None:
+        result.best_loss, result.best_epoch = best_so_far
     best_state = copy.deepcopy(net.state_dict())
     waited = 0
     start_epoch = 1
@@ -207,7 +212,7 @@ def fit(
         bar = tqdm(train_batches, desc=f"{desc} {phase} epoch {epoch}/{epochs}", mininterval=1.0)
         for inputs, targets in bar:
             inputs = inputs.to(device, non_blocking=True)
-            if inputs.dim() == 4 and device.type == "cuda":
+            if amp and inputs.dim() == 4:  # channels-last goes with AMP (train_stage converts the model)
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             targets = torch.as_tensor(targets).to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):

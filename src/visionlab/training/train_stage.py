@@ -130,7 +130,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
     model = build_model(spec, len(classes), grayscale=grayscale)
     inputs = _inputs(model, spec, settings, splits, classes, size, grayscale, experiment)
     amp = use_amp(device, settings.amp)
-    channels_last = device.type == "cuda" and settings.amp == "auto" and not inputs.on_features
+    channels_last = amp and not inputs.on_features
     if channels_last:
         inputs.net.to(memory_format=torch.channels_last)
     class_weights = (
@@ -208,6 +208,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
                         lr=settings.lr * settings.finetune_lr_factor,
                         phase="finetune",
                         first_epoch=head_epochs + 1,
+                        best_so_far=(phases[0].best_loss, phases[0].best_epoch),
                         checkpoint=resume / "finetune.pt" if settings.resume else None,
                         **common,
                     )
@@ -226,7 +227,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
             )
         model.to("cpu").to(memory_format=torch.contiguous_format)
         history_rows = [row for result in phases for row in result.history]
-        best = phases[-1]  # a second phase starts from the first one's best weights
+        best = phases[-1]  # a second phase starts from the first one's best, and must beat it
         seconds = sum(result.seconds for result in phases)
         seen = sum(result.samples_seen for result in phases)
         summary = {
