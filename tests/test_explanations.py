@@ -676,3 +676,14 @@ def test_a_grey_model_gets_grey_pictures(tmp_path):
     target = Target("Cat", index["layer"], class_index=0)
     again = rescore(model, piece, tuple(patch["box"]), 48, target, tuple(patch["position"]))
     assert again == pytest.approx(patch["score"], rel=1e-4, abs=1e-4)
+
+
+def test_the_patch_search_sample_keeps_every_class():
+    rows = pd.DataFrame(
+        {"path": [f"{n:03d}.png" for n in range(203)], "label": ["common"] * 200 + ["rare"] * 3}
+    )
+    sample = explain_stage._scanned_rows(rows, 20)
+    counts = sample.label.value_counts().to_dict()
+    assert counts["rare"] >= 1 and 18 <= counts["common"] <= 21
+    assert sample.path.is_monotonic_increasing and sample.path.is_unique
+    assert explain_stage._scanned_rows(rows, None).equals(rows)

@@ -214,6 +214,8 @@ def test_markdown_and_csv_outputs(results_tree):
     assert "Not run yet: toy-pending (handmade_cnn)." in summary
     assert "| their CNN | handmade_cnn | 75.00% | 80.00% (toy-cnn) | +5.00 pp |" in summary
     assert "30 images kept; dropped: truncated 2, not_an_image 1" in summary
+    header = next(line for line in summary.splitlines() if line.startswith("| class |"))
+    assert "toy-cnn P" in header and "toy-cnn R" in header and "toy-effnet F1" in header
 
     comparison = pd.read_csv(files.comparison)
     assert comparison.experiment.tolist() == ["toy-cnn", "toy-effnet", "toy-pending"]

@@ -122,3 +122,51 @@ def test_missing_torchvision_weights_stop_the_stage_with_the_fix(project, monkey
     assert "mobilenet_v2-b0353104.pth" in message and "weights: none" in message
     assert str(tmp_path / "empty-cache") in message
     assert not Path("data/features/mobilenet-frozen").exists()
+
+
+class _Killed(BaseException):
+    """Stands for SIGKILL: not an Exception, so no handler of the stage can swallow it."""
+
+
+@pytest.mark.slow
+def test_the_train_stage_resumes_a_killed_two_phase_run_to_the_same_weights(project, monkeypatch):
+    """Through the real stage: a fine-tuning run (head phase, then unfrozen top blocks) dies right
+    after the checkpoint of its third epoch (second phase); rerun, it ends where an uninterrupted
+    run ends, bit for bit."""
+    from visionlab.training import loop
+
+    params = project
+    experiment = "effnet-finetune"
+    model_pt = Path("data/models") / experiment / "model.pt"
+    params = params.model_copy(update={"recipes": {"tiny": {**params.recipes["tiny"], "epochs": 4}}})
+    featurize_experiment(params, experiment)
+
+    train_experiment(params, experiment)
+    uninterrupted = torch.load(model_pt, weights_only=True)["state_dict"]
+    history = pd.read_csv(f"results/{experiment}/history.csv")
+    assert history.phase.tolist() == ["head", "finetune", "finetune", "finetune"]
+    assert not any(Path("data/.resume").rglob("*.pt")), "a finished run leaves no resume state"
+
+    saves = []
+    real_save = loop._save_atomically
+
+    def save_then_die(state, path):
+        real_save(state, path)
+        saves.append(path.name)
+        if len(saves) == 3:
+            raise _Killed
+
+    monkeypatch.setattr(loop, "_save_atomically", save_then_die)
+    with pytest.raises(_Killed):
+        train_experiment(params, experiment)
+    assert saves == ["head.pt", "finetune.pt", "finetune.pt"]
+    monkeypatch.setattr(loop, "_save_atomically", real_save)
+
+    train_experiment(params, experiment)
+    resumed = torch.load(model_pt, weights_only=True)
+    summary = resumed["summary"]
+    assert summary["resumed_after_epoch"] == 1 + 2  # the head phase's epoch, two of phase two
+    again = pd.read_csv(f"results/{experiment}/history.csv")
+    assert again.drop(columns="seconds").equals(history.drop(columns="seconds"))
+    for name, tensor in uninterrupted.items():
+        assert torch.equal(tensor, resumed["state_dict"][name]), name

@@ -160,6 +160,40 @@ def test_mlflow_ui_shows_the_runs_params_and_metrics(tiny, mlflow_ui, browser):
     print(f"screenshots: {shots}")
 
 
+def test_the_explanation_gallery_renders_in_mlflows_artifact_viewer(tiny, mlflow_ui, browser):
+    """MLflow shows an HTML artifact in a sandboxed frame where relative image paths lead nowhere:
+    the gallery's images are embedded, so they render there."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tiny.store_uri)
+    experiment = client.get_experiment_by_name("flowers")
+    run = next(
+        r
+        for r in client.search_runs([experiment.experiment_id])
+        if r.data.tags.get("visionlab.experiment") == EXPERIMENTS[0]
+    )
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(
+        f"{mlflow_ui}/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+        "/artifactPath/explanations/index.html",
+        wait_until="domcontentloaded",
+    )
+    # The sandboxed frame is not among page.frames; a frame locator reaches into it.
+    images = page.frame_locator("iframe[sandbox]").locator("img")
+    images.first.wait_for()
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while True:
+        sizes = images.evaluate_all("els => els.map(i => [i.complete, i.naturalWidth])")
+        if all(complete for complete, _ in sizes) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    page.screenshot(path=_artifacts() / "mlflow-gallery.png", full_page=True)
+    assert len(sizes) > 10, "the gallery's frame showed no images"
+    assert all(width > 0 for _, width in sizes), sizes
+    page.close()
+
+
 def test_report_renders_its_table_and_images(tiny, browser):
     report = tiny.path / "reports" / "index.html"
     shots = _artifacts()

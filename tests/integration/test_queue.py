@@ -39,12 +39,15 @@ def test_queued_variants_run_in_parallel_and_all_reach_mlflow(tmp_path, shared_d
         assert "Failed" not in status, status
 
     shown = json.loads(run(project, *dvc, "exp", "show", "--json"))
-    lrs = set()
+    accuracy_by_lr = {}
     for baseline in shown:
         for experiment in baseline.get("experiments") or []:
             for rev in experiment["revs"]:
-                lrs.add(str(rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"]))
-    assert {"0.002", "0.0005"} <= lrs
+                lr = str(rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"])
+                metrics = rev["data"]["metrics"]["results/flowers-cnn/metrics.json"]["data"]
+                accuracy_by_lr[lr] = metrics["test"]["accuracy"]
+    assert {"0.002", "0.0005"} <= set(accuracy_by_lr)
+    assert all(0 <= accuracy_by_lr[lr] <= 1 for lr in ("0.002", "0.0005"))
     _, runs = mlflow_runs(project)
     logged = {r.data.params.get("train.lr"): r for r in runs}
     assert {"0.002", "0.0005"} <= set(logged)
@@ -52,4 +55,7 @@ def test_queued_variants_run_in_parallel_and_all_reach_mlflow(tmp_path, shared_d
         assert logged[lr].info.status == "FINISHED"
         assert "test_accuracy" in logged[lr].data.metrics  # evaluate reopened the same run
         assert logged[lr].data.tags["dvc.exp_name"] != "workspace"
+    # In parallel, not one after the other: each run's span (train to explain) overlaps the other's.
+    spans = [(logged[lr].info.start_time, logged[lr].info.end_time) for lr in ("0.002", "0.0005")]
+    assert max(start for start, _ in spans) < min(end for _, end in spans), spans
     assert not list((project / ".dvc").rglob("mlflow.db")), "a queued run wrote its own store"

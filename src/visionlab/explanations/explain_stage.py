@@ -244,10 +244,15 @@ def _filters(ctx: _Context, example: torch.Tensor) -> dict[str, Any]:
 
 
 def _scanned_rows(predictions: pd.DataFrame, limit: int | None) -> pd.DataFrame:
-    """The test images searched for patches: all, or a seeded sample of every class's share."""
+    """The test images searched for patches: all, or a seeded sample in which every class keeps
+    its share (at least one image each), so a rare class still has candidates."""
     rows = predictions
     if limit is not None and len(rows) > limit:
-        rows = rows.sample(n=limit, random_state=0)
+        share = limit / len(rows)
+        rows = pd.concat(
+            group.sample(n=max(1, round(share * len(group))), random_state=0)
+            for _, group in rows.groupby("label", sort=True)
+        )
     return rows.sort_values("path").reset_index(drop=True)
 
 

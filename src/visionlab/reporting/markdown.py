@@ -59,6 +59,10 @@ def render_markdown(
             lines += [*render_table(tables.comparison_table(rows)), ""]
         else:
             lines += ["No experiment of this data set has results yet.", ""]
+        per_class = tables.per_class_table(dataset) if dataset.run else None
+        if per_class is not None:
+            lines += ["Per-class precision, recall and F1 on the test split:", ""]
+            lines += [*render_table(per_class), ""]
         if dataset.not_run:
             lines += ["Not run yet: " + ", ".join(f"{e.name} ({e.arch})" for e in dataset.not_run) + ".", ""]
         if dataset.published:
