@@ -496,7 +496,7 @@ def test_predict_writes_overlays_beside_the_images_and_never_classifies_them(tmp
     assert all(r.cam.is_file() and r.cam_error is None for r in first)
     assert [r.path for r in again] == [r.path for r in first]  # the overlays are not inputs
     assert [r.top for r in again] == [r.top for r in first]
-    with pytest.raises(VisionlabError, match="no_such_layer"):
+    with pytest.raises(VisionlabError, match="--layer: the model has no layer 'no_such_layer'"):
         predict_paths(checkpoint, [folder], cam_beside=True, layer="no_such_layer")
 
 

@@ -302,7 +302,9 @@ class Params(_Section):
             _merged(TrainParams, self.train.model_dump(), overrides or {}, f"recipes.{name}")
             # The featurize stage caches features per experiment and DVC tracks train.<key> and
             # experiments.<name> for it, not recipes (a recipe's lr must not recompute features).
-            for key in sorted(FEATURE_KEYS & set(overrides or {})):
+            forbidden = sorted(FEATURE_KEYS & set(overrides or {}))
+            if forbidden:
+                key = forbidden[0]
                 raise ValueError(
                     f"recipes.{name}.{key}: a recipe cannot set {key} (cached features depend on it); "
                     f"set it in train: or in an experiment's train_overrides"

@@ -31,8 +31,11 @@ from visionlab.models import Classifier
 _EPS = 1e-7
 
 
-def target_layer(model: Classifier, name: str | None) -> tuple[str, nn.Module]:
-    """The layer named ``name`` (explain.target_layer), or the model's last spatial layer."""
+def target_layer(
+    model: Classifier, name: str | None, setting: str = "explain.target_layer"
+) -> tuple[str, nn.Module]:
+    """The layer named ``name``, or the model's last spatial layer; an unknown name is an error
+    that names ``setting``, where the user gave it."""
     modules = dict(model.named_modules())
     if name is None:
         layer = model.cam_layer()
@@ -41,8 +44,7 @@ def target_layer(model: Classifier, name: str | None) -> tuple[str, nn.Module]:
     if name not in modules:
         convs = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)][-5:]
         raise VisionlabError(
-            f"explain.target_layer: the model has no layer {name!r} "
-            f"(its last conv layers are: {', '.join(convs)})"
+            f"{setting}: the model has no layer {name!r} (its last conv layers are: {', '.join(convs)})"
         )
     return name, modules[name]
 

@@ -96,7 +96,7 @@ def predict_paths(
     """
     model, checkpoint = load_checkpoint(Path(checkpoint_path))
     # Resolve the layer before any work, so a wrong name fails the call, not every file.
-    cam_layer = target_layer(model, layer)[1] if cam_dir is not None or cam_beside else None
+    cam_layer = target_layer(model, layer, "--layer")[1] if cam_dir is not None or cam_beside else None
     classes: list[str] = list(checkpoint["classes"])
     size = int(checkpoint["image_size"])
     grey = is_grey(model, bool(checkpoint.get("grayscale", False)))

@@ -18,7 +18,7 @@ from visionlab import paths
 from visionlab.atomic import atomic_dir
 from visionlab.errors import MissingArtifactError
 from visionlab.models import Classifier, build_model
-from visionlab.params import Params
+from visionlab.params import Params, TrainParams
 from visionlab.training.data import image_dataset, loader, split_rows
 from visionlab.training.inference import collect
 from visionlab.training.runtime import select_device, use_amp
@@ -35,11 +35,10 @@ def compute_features(
     image_size: int,
     params: Params,
     desc: str,
+    recipe: TrainParams,
     grayscale: bool = False,
-    device_setting: str = "auto",
-    amp_setting: str = "auto",
 ) -> dict:
-    device = select_device(device_setting)
+    device = select_device(recipe.device)
     model.to(device).eval()
     batches = loader(
         image_dataset(rows, classes, image_size, model, grayscale),
@@ -47,7 +46,7 @@ def compute_features(
         shuffle=False,
         workers=params.evaluate.num_workers,
     )
-    amp = use_amp(device, amp_setting)
+    amp = use_amp(device, recipe.amp)
     features, labels = collect(model.forward_features, batches, device, desc=desc, amp=amp)
     return {"features": features, "labels": labels, "paths": rows.path.tolist()}
 
@@ -72,9 +71,8 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
                     size,
                     params,
                     f"features {split}",
+                    recipe,
                     grayscale,
-                    recipe.device,
-                    recipe.amp,
                 )
                 torch.save(cached, scratch / f"{split}.pt")
                 info[f"{split}_images"] = len(cached["labels"])
