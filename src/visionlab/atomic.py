@@ -10,6 +10,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish_mode(path: Path, base: int) -> None:
+    """Give a scratch file/folder the mode a plain open()/mkdir() would have.
+
+    mkstemp and mkdtemp create 0600/0700 whatever the umask; renamed into place that would
+    leave reports and galleries unreadable to the rest of a team sharing the project.
+    """
+    os.chmod(path, base & ~current_umask())
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a scratch folder beside ``final``; it replaces ``final`` only if the block succeeds."""
@@ -21,6 +37,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
+    _publish_mode(scratch, 0o777)
     if final.exists():
         old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
         final.rename(old / final.name)
@@ -38,6 +55,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        _publish_mode(Path(tmp), 0o666)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
