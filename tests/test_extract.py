@@ -1,10 +1,12 @@
 import io
 import stat
+import struct
 import tarfile
 import zipfile
 
 import pytest
 
+from visionlab.atomic import atomic_dir
 from visionlab.data.extract import extract
 from visionlab.errors import UnsafeArchiveError
 
@@ -111,18 +113,45 @@ def test_zip_traversal_and_symlink_refused(tmp_path):
         extract(path, tmp_path / "out", CAP)
 
 
-def test_zip_bomb_is_stopped_while_inflating(tmp_path):
-    path = tmp_path / "bomb.zip"
+def test_zip_declared_size_cap(tmp_path):
+    path = tmp_path / "big.zip"
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("root/zeros", b"\0" * 2_000_000)
-    # Lie about the size in the central directory so only the streaming count can catch it.
+    with pytest.raises(UnsafeArchiveError, match="big.zip: expands to more than 1,000,000 bytes"):
+        extract(path, tmp_path / "out", 1_000_000)
+    assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_zip_whose_headers_understate_the_size_is_refused_while_inflating(tmp_path):
+    # 10 MB of zeros deflate to ~10 kB; both headers claim 3,000,000 bytes, under the 4,000,000 cap,
+    # so the declared-size check passes and the member is refused while it is being written.
+    # CPython's zipfile stops each member at its declared size and then checks its CRC-32, so the
+    # lie surfaces as a CRC error after at most the declared bytes; the running count in
+    # extract() is the second line, should a reader ever hand out more.
+    path = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("root/before.txt", b"first member, extracted before the bomb")
+        zf.writestr("root/zeros", b"\0" * 10_000_000)
     data = bytearray(path.read_bytes())
     with zipfile.ZipFile(path) as zf:
-        info = zf.getinfo("root/zeros")
-    assert info.file_size == 2_000_000
-    with pytest.raises(UnsafeArchiveError, match="bomb.zip: expands to more than 1,000,000 bytes"):
-        extract(path, tmp_path / "out", 1_000_000)
-    assert bytes(data) == path.read_bytes()
+        local = zf.getinfo("root/zeros").header_offset
+        central = zf.start_dir + data[zf.start_dir :].index(b"PK\x01\x02", 1)  # second entry
+    struct.pack_into("<I", data, local + 22, 3_000_000)  # local file header: uncompressed size
+    struct.pack_into("<I", data, central + 24, 3_000_000)  # central directory: uncompressed size
+    path.write_bytes(bytes(data))
+    with zipfile.ZipFile(path) as zf:
+        assert [i.file_size for i in zf.infolist()] == [39, 3_000_000]
+
+    out = tmp_path / "raw"
+    refused = pytest.raises(UnsafeArchiveError, match="bomb.zip is corrupt or incomplete .*Bad CRC-32")
+    with refused, atomic_dir(out) as scratch:  # as download_dataset extracts
+        try:
+            extract(path, scratch, 4_000_000)
+        finally:
+            # The refusal came mid-write: the first member and part of the bomb are on disk.
+            assert (scratch / "root/before.txt").stat().st_size == 39
+            assert 0 < (scratch / "root/zeros").stat().st_size < 3_000_000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.zip"]  # no output, no scratch folder
 
 
 def test_not_an_archive(tmp_path):

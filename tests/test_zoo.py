@@ -55,6 +55,8 @@ STUDY_NETS = [
     ("simple_cnn", 5, 224, 3, 2_381_061, "features.block5.relu"),
     ("catsdogs_cnn", 2, 200, 1, 4_737_473, "features.conv2"),
     ("cifar_base", 10, 32, 3, 1_442_698, "features.relu4"),
+    ("cifar_inception", 10, 32, 3, 124_386, "features.inception3"),
+    ("cifar_residual", 10, 32, 3, 309_322, "features.res3"),
     ("caltech_cnn1", 5, 224, 3, 353_013, "features.relu2"),
     ("caltech_cnn2", 5, 224, 3, 158_997, "features.relu3"),
     ("caltech_cnn3", 5, 224, 3, 324_949, "features.relu4"),

@@ -2,9 +2,11 @@
 
 Every member is checked before a single byte is written: absolute names, ``..`` components,
 links, devices and FIFOs are refused with the member's name, and so is an archive with too many
-members or whose declared expanded size passes the cap. Zip members are also counted while they
-decompress, since a zip's declared sizes can lie. Links are refused even when they point inside:
-two harmless-looking links can chain out of the folder, and image data sets never need them.
+members or whose declared expanded size passes the cap. A zip's declared sizes can lie: zipfile
+stops each member at its declared size and then fails its CRC-32 check (tested), and the bytes
+written are counted against the cap too, should a reader ever hand out more. Links are refused
+even when they point inside: two harmless-looking links can chain out of the folder, and image
+data sets never need them.
 """
 
 from __future__ import annotations
