@@ -149,7 +149,7 @@ def test_local_archive_is_verified_in_place(tmp_path):
 
 
 def test_credentials_in_addresses_are_redacted():
-    from visionlab.data.download import redact
+    from visionlab.redaction import redact
 
     assert redact("https://user:s3cret@mirror.example/data") == "https://***@mirror.example/data"
     assert redact("/local/folder") == "/local/folder"

@@ -59,7 +59,7 @@ def data() -> None:
 @click.option("--image-size", default=224, show_default=True)
 def review(dataset: str, count: int, out_dir: Path, image_size: int) -> None:
     """Contact sheet of the images least like the rest of their class, to curate exclusions."""
-    from visionlab.data.review import review_dataset
+    from visionlab.evaluation.review import review_dataset
 
     try:
         sheet, table = review_dataset(dataset, count, out_dir, image_size)

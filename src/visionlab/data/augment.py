@@ -23,7 +23,7 @@ from tqdm import tqdm
 from visionlab import paths
 from visionlab.atomic import atomic_dir
 from visionlab.data.images import load_rgb
-from visionlab.data.prepare import read_manifest
+from visionlab.data.manifest import read_manifest, write_manifest
 from visionlab.params import AugmentParams, Params, TransformParams
 
 log = logging.getLogger(__name__)
@@ -115,8 +115,7 @@ def augment_dataset(params: Params, dataset: str) -> Path:
                         final = final_images / Path(path).relative_to(images)
                         rows.append((final.as_posix(), job[1], "train", job[2], job[0], int(copy)))
         manifest = pd.DataFrame(rows, columns=AUGMENTED_COLUMNS)
-        manifest.to_csv(scratch / "manifest.csv", index=False)
-        (scratch / "classes.json").write_text(json.dumps(classes, indent=2) + "\n")
+        write_manifest(scratch, manifest, classes)
         summary = {
             "dataset": dataset,
             "factor": settings.factor,

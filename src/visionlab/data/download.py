@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from visionlab.data.fetch import Expected, fetch, join_url, local_path, read_tex
 from visionlab.errors import ChecksumError, DownloadError, UnsafeArchiveError
 from visionlab.locks import file_lock
 from visionlab.params import DownloadParams, Params, Source
+from visionlab.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,6 @@ def parse_sha256sums(text: str, where: str) -> dict[str, str]:
             raise DownloadError(f"{where}: line {number} is not '<sha256>  <file name>': {line!r}")
         sums[name] = digest.lower()
     return sums
-
-
-def redact(url: str) -> str:
-    """The address without any ``user:password@`` part, for logs and records."""
-    return re.sub(r"(?<=://)[^/@\s]+@", "***@", url)
 
 
 def _anchor(location: str) -> str:

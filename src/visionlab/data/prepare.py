@@ -24,6 +24,7 @@ from visionlab.atomic import atomic_dir
 from visionlab.data.cifar import TEST_BATCH, export_batches
 from visionlab.data.exclusions import load_exclusions
 from visionlab.data.images import check_image
+from visionlab.data.manifest import MANIFEST_COLUMNS, write_manifest
 from visionlab.data.split import SPLITS, stratified_split
 from visionlab.errors import MissingArtifactError, VisionlabError
 from visionlab.params import DatasetCard, Params, PrepareParams, SplitFractions
@@ -36,7 +37,6 @@ DUPLICATE = "duplicate"
 DUPLICATE_ACROSS_CLASSES = "duplicate_across_classes"
 OVER_CLASS_LIMIT = "over_class_limit"
 
-MANIFEST_COLUMNS = ["path", "label", "split", "sha256"]
 _EXTENSION_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP"}
 
 
@@ -340,25 +340,8 @@ def prepare_dataset(params: Params, dataset: str) -> Path:
         )
         report = _report(dataset, image_root, classes, scanned, kept, dropped, unmatched, left_out, manifest)
         report["official_test_split"] = bool(official_test)
-        manifest.to_csv(scratch / "manifest.csv", index=False)
-        (scratch / "classes.json").write_text(json.dumps(classes, indent=2) + "\n")
+        write_manifest(scratch, manifest, classes)
         (scratch / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         (scratch / "report.md").write_text(_markdown(report))
     log.info("%s: kept %d of %d files; splits %s", dataset, len(kept), len(scanned), report["split_totals"])
     return out
-
-
-def read_manifest(folder: Path) -> tuple[pd.DataFrame, list[str]]:
-    """A prepared (or augmented) manifest and the class names in label-index order."""
-    folder = Path(folder)
-    try:
-        # Labels stay strings: a class folder named "1" or "NA" must not turn into a number or NaN.
-        manifest = pd.read_csv(
-            folder / "manifest.csv", dtype={"path": str, "label": str}, keep_default_na=False
-        )
-        classes = json.loads((folder / "classes.json").read_text())
-    except FileNotFoundError as exc:
-        raise MissingArtifactError(
-            f"{exc.filename}: missing; run the stage that writes {folder} first"
-        ) from None
-    return manifest, classes

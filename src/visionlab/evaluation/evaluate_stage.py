@@ -14,19 +14,18 @@ import torch.nn.functional as F
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir, atomic_write_text
-from visionlab.data.prepare import read_manifest
+from visionlab.data.manifest import read_manifest
 from visionlab.data.split import SPLITS
 from visionlab.errors import MissingArtifactError, VisionlabError
 from visionlab.evaluation.plots import plot_confusion, plot_learning_curves
 from visionlab.evaluation.report import confusion, per_class_report, report_markdown
 from visionlab.models import load_checkpoint
 from visionlab.params import Params
-from visionlab.tracking import open_run
+from visionlab.tracking import RUN_RECORD, finishing, open_run
 from visionlab.tracking.model_logging import log_classifier
 from visionlab.training.data import image_dataset, loader
 from visionlab.training.inference import collect
 from visionlab.training.runtime import select_device, use_amp
-from visionlab.training.train_stage import RUN_RECORD
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +134,8 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
         report[report["class"].isin(classes)][["class", "precision", "recall", "f1"]].to_csv(index=False),
     )
 
-    run = open_run(paths.model_dir(experiment) / RUN_RECORD, exp.dataset, experiment)
-    try:
+    record = paths.model_dir(experiment) / RUN_RECORD
+    with finishing(open_run(record, exp.dataset, experiment)) as run:
         flat = {
             f"{'final_' if split != 'test' else ''}{split}_{name}": value
             for split, values in metrics.items()
@@ -162,9 +161,5 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
                 "std": [float(v) for v in model.std],
             },
         )
-        run.finish(True)
-    except BaseException:
-        run.finish(False)
-        raise
     log.info("%s: test accuracy %.4f", experiment, metrics["test"]["accuracy"])
     return out

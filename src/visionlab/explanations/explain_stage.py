@@ -40,8 +40,8 @@ from visionlab.explanations.pixels import as_rgb, is_grey, load_pixels, to_tenso
 from visionlab.explanations.scores import evaluating, model_device, probabilities
 from visionlab.models import Classifier, load_checkpoint
 from visionlab.params import ExplainParams, Params
-from visionlab.tracking import open_run
-from visionlab.training.train_stage import RUN_RECORD
+from visionlab.tracking import RUN_RECORD, finishing, open_run
+from visionlab.training.runtime import select_device
 
 log = logging.getLogger(__name__)
 
@@ -469,32 +469,20 @@ def write_explanations(
     return index
 
 
-def _device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise VisionlabError("explain.device: cuda asked for, but torch sees no CUDA device; set auto or cpu")
-    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    return torch.device("cuda")
-
-
 def explain_experiment(params: Params, experiment: str) -> Path:
     """Explanations of one experiment's model on its test set, logged to its MLflow run."""
     exp = params.experiment(experiment)
     model, checkpoint = load_checkpoint(paths.model_dir(experiment) / "model.pt")
     settings = params.explain_of(experiment)
-    model.to(_device(settings.device))
+    model.to(select_device(settings.device, "explain.device"))
     predictions = read_predictions(paths.eval_dir(experiment) / "predictions.csv")
     out = paths.explain_dir(experiment)
     with atomic_dir(out) as scratch:
         index = write_explanations(model, checkpoint, predictions, settings, scratch, experiment)
-    run = open_run(paths.model_dir(experiment) / RUN_RECORD, exp.dataset, experiment)
-    try:
+    record = paths.model_dir(experiment) / RUN_RECORD
+    with finishing(open_run(record, exp.dataset, experiment)) as run:
         run.log_artifact(out, "explanations")
         run.set_tags({"visionlab.gradcam_layer": index["layer"]})
-        run.finish(True)
-    except BaseException:
-        run.finish(False)
-        raise
     log.info(
         "%s: explanations of %d images on layer %s, %d files",
         experiment,

@@ -19,7 +19,7 @@ import pandas as pd
 from visionlab import paths
 from visionlab.params import Params
 from visionlab.reporting.published import PublishedFigure, load_published
-from visionlab.training.train_stage import RUN_RECORD
+from visionlab.tracking import RUN_RECORD
 
 log = logging.getLogger(__name__)
 

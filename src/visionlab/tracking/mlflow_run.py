@@ -14,7 +14,8 @@ import logging
 import os
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from visionlab.locks import file_lock
 log = logging.getLogger(__name__)
 
 STORE_FILE = "mlflow.db"
+RUN_RECORD = "mlflow_run.json"  # in the train stage's output folder: the run later stages reopen
 ARTIFACTS_DIR = "mlartifacts"
 _MAX_PARAM_LENGTH = 6000
 _BATCH = 100
@@ -133,6 +135,20 @@ class TrackedRun:
             )
             + "\n",
         )
+
+
+@contextmanager
+def finishing(run: TrackedRun) -> Iterator[TrackedRun]:
+    """The run marked FINISHED when the block completes, FAILED when anything (Ctrl-C too) escapes.
+
+    A run left RUNNING after a crash would look alive in the MLflow UI forever.
+    """
+    try:
+        yield run
+    except BaseException:
+        run.finish(False)
+        raise
+    run.finish(True)
 
 
 def _client() -> MlflowClient:

@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from visionlab import paths
 from visionlab.data.images import load_rgb
-from visionlab.data.prepare import read_manifest
+from visionlab.data.manifest import read_manifest
 from visionlab.params import Params
 
 log = logging.getLogger(__name__)

@@ -16,16 +16,14 @@ import torch
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir
-from visionlab.errors import MissingArtifactError
 from visionlab.models import Classifier, build_model
 from visionlab.params import Params, TrainParams
 from visionlab.training.data import image_dataset, loader, split_rows
+from visionlab.training.feature_cache import CACHED_SPLITS, feature_file
 from visionlab.training.inference import collect
 from visionlab.training.runtime import select_device, use_amp
 
 log = logging.getLogger(__name__)
-
-CACHED_SPLITS = ("train", "val")
 
 
 def compute_features(
@@ -74,7 +72,7 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
                     recipe,
                     grayscale,
                 )
-                torch.save(cached, scratch / f"{split}.pt")
+                torch.save(cached, feature_file(scratch, split))
                 info[f"{split}_images"] = len(cached["labels"])
             info.update(
                 feature_dim=int(cached["features"].shape[1]),
@@ -86,13 +84,3 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
             info["note"] = f"the base is {spec.base}: nothing to cache"
         (scratch / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
-
-
-def load_features(experiment: str, split: str) -> dict:
-    path = paths.features_dir(experiment) / f"{split}.pt"
-    if not path.is_file():
-        raise MissingArtifactError(f"{path}: no cached features; run the featurize stage first")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise MissingArtifactError(f"{path}: unreadable feature cache ({exc}); rerun featurize") from None

@@ -19,10 +19,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def select_device(setting: str) -> torch.device:
-    """``auto`` takes CUDA when present; ``cuda`` without a GPU is an error, not a silent CPU run."""
+def select_device(setting: str, key: str = "train.device") -> torch.device:
+    """``auto`` takes CUDA when present; ``cuda`` without a GPU is an error, not a silent CPU run.
+
+    ``key`` is the params.yaml setting the choice came from, for the error message.
+    """
     if setting == "cuda" and not torch.cuda.is_available():
-        raise VisionlabError("train.device: cuda was requested but no CUDA device is available")
+        raise VisionlabError(f"{key}: cuda was requested but no CUDA device is available; set auto or cpu")
     if setting == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda")

@@ -16,20 +16,18 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir, atomic_write_text
-from visionlab.data.download import redact
 from visionlab.models import Classifier, build_model, save_checkpoint
 from visionlab.models.base import count_trainable
 from visionlab.params import ModelParams, Params, TrainParams
-from visionlab.tracking import start_run
+from visionlab.redaction import redact
+from visionlab.tracking import RUN_RECORD, finishing, start_run
 from visionlab.training.data import image_dataset, loader, split_rows
-from visionlab.training.features import load_features
+from visionlab.training.feature_cache import load_features
 from visionlab.training.loop import HISTORY_COLUMNS, fit
 from visionlab.training.regularization import balanced_class_weights, l2_penalty
 from visionlab.training.runtime import seed_everything, select_device, use_amp
 
 log = logging.getLogger(__name__)
-
-RUN_RECORD = "mlflow_run.json"
 
 
 def experiment_params(params: Params, experiment: str) -> dict:
@@ -143,8 +141,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
     if not settings.resume:
         shutil.rmtree(resume, ignore_errors=True)
 
-    run = start_run(exp.dataset, experiment)
-    try:
+    with finishing(start_run(exp.dataset, experiment)) as run:
         run.log_params(experiment_params(params, experiment))
         run.log_params(
             {
@@ -262,10 +259,6 @@ def train_experiment(params: Params, experiment: str) -> Path:
         run.log_artifact(history_path, "training")
         run.log_artifact(out / "summary.json", "training")
         run.log_artifact(out / "model.pt", "model")
-        run.finish(True)
-    except BaseException:
-        run.finish(False)
-        raise
     shutil.rmtree(resume, ignore_errors=True)  # finished: nothing left to resume
     log.info("%s: best epoch %d of %d", experiment, best.best_epoch, len(history_rows))
     return out

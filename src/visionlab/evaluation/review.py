@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from visionlab import paths
 from visionlab.data.images import load_rgb
-from visionlab.data.prepare import read_manifest
+from visionlab.data.manifest import read_manifest
 from visionlab.models import build_model
 from visionlab.params import ModelParams
 from visionlab.training.data import image_dataset, loader
