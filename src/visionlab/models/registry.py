@@ -69,13 +69,13 @@ def build_model(
     pretrained = spec.weights == "imagenet" and load_weights
     if spec.arch in FROM_SCRATCH:
         model = _from_scratch(spec, num_classes, 1 if grayscale else 3)
-    elif spec.arch == "efficientnet_lite0":
-        from visionlab.models.efficientnet_lite import EfficientNetLite0
+    elif spec.arch.startswith("efficientnet_lite"):
+        from visionlab.models.efficientnet_lite import EfficientNetLite
         from visionlab.models.torchvision_backbones import native_head_error
 
         if spec.head.native:
             raise native_head_error(spec.arch)
-        model = EfficientNetLite0(num_classes, pretrained, spec.head)
+        model = EfficientNetLite(num_classes, pretrained, spec.head, spec.arch)
     else:
         from visionlab.models.torchvision_backbones import build_transfer_model
 
