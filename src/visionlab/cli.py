@@ -27,22 +27,44 @@ def main() -> None:
     configure_logging()
 
 
-@main.command()
-@click.option("--port", default=5000, show_default=True)
-def ui(port: int) -> None:
-    """Start the MLflow UI on 127.0.0.1 against the project's tracking store."""
+def ui_command(port: int, workers: int, environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
+    """The MLflow UI command line and environment for ``visionlab ui``.
+
+    MLflow's defaults (4 server workers plus a huey job runner for its GenAI jobs) cost five
+    processes and their memory on a laptop where one person browses runs; one worker answers
+    that, and the job runner stays off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION asks for it.
+    """
     from visionlab.tracking import tracking_uri
     from visionlab.tracking.mlflow_run import default_artifact_location
 
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri()]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     artifacts = default_artifact_location()
     if artifacts:
         command += ["--default-artifact-root", artifacts]
+    env = dict(environ)
+    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    return command, env
+
+
+@main.command()
+@click.option("--port", default=5000, show_default=True)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="MLflow server worker processes (more only for several people browsing at once).",
+)
+def ui(port: int, workers: int) -> None:
+    """Start the MLflow UI on 127.0.0.1 against the project's tracking store."""
+    from visionlab.tracking import tracking_uri
+
+    command, env = ui_command(port, workers, dict(os.environ))
     click.echo(f"MLflow UI for {tracking_uri()} at http://127.0.0.1:{port} (Ctrl-C to stop)")
     if os.name == "posix":
-        os.execv(sys.executable, command)  # Ctrl-C and signals go straight to the server
-    sys.exit(subprocess.run(command, check=False).returncode)
+        os.execve(sys.executable, command, env)  # Ctrl-C and signals go straight to the server
+    sys.exit(subprocess.run(command, env=env, check=False).returncode)
 
 
 @main.group()
@@ -60,15 +82,18 @@ def data() -> None:
 def review(dataset: str, count: int, out_dir: Path, image_size: int) -> None:
     """Contact sheet of the images least like the rest of their class, to curate exclusions."""
     from visionlab.evaluation.review import review_dataset
+    from visionlab.params import load_params
 
     try:
-        sheet, table = review_dataset(dataset, count, out_dir, image_size)
+        card = load_params(paths.workspace_root() / "params.yaml").dataset(dataset)
+        sheet, table = review_dataset(card, dataset, count, out_dir, image_size)
     except VisionlabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     click.echo(f"contact sheet: {sheet}\nall scores:    {table}")
     click.echo(
-        "Add the images that do not belong to the data set's exclusion list (datasets.<name>.exclusions)."
+        "Copy the `exclusion` entries of the images that do not belong (the captions on the sheet) "
+        "into the data set's exclusion list (datasets.<name>.exclusions)."
     )
 
 
