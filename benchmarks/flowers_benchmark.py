@@ -112,7 +112,7 @@ def head_training(shared: Path, images: int, epochs: int, size: int) -> dict:
     from visionlab.models import build_model
     from visionlab.params import ModelParams, TrainParams
     from visionlab.training.data import ImageDataset, loader
-    from visionlab.training.inference import collect
+    from visionlab.training.inference import gather_outputs
     from visionlab.training.loop import fit
 
     manifest = pd.read_csv(WORK / "data/data/prepared/flowers/manifest.csv")
@@ -136,8 +136,8 @@ def head_training(shared: Path, images: int, epochs: int, size: int) -> dict:
     train_set, val_set = datasets(model)
     start = time.perf_counter()
     model.eval()
-    train_x, train_y = collect(model.forward_features, loader(train_set, 32, False, 2), device)
-    val_x, val_y = collect(model.forward_features, loader(val_set, 32, False, 2), device)
+    train_x, train_y = gather_outputs(model.forward_features, loader(train_set, 32, False, 2), device)
+    val_x, val_y = gather_outputs(model.forward_features, loader(val_set, 32, False, 2), device)
     featurize_s = time.perf_counter() - start
     start = time.perf_counter()
     cached = fit(

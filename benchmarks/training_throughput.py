@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from visionlab.models import build_model
 from visionlab.params import ModelParams, TrainParams
 from visionlab.training.data import ImageDataset, loader
-from visionlab.training.inference import collect
+from visionlab.training.inference import gather_outputs
 from visionlab.training.loop import fit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -84,7 +84,7 @@ def _time_training(model, dataset, batch_size: int, workers: int, epochs: int) -
 def _time_featurize(model, dataset, batch_size: int, workers: int) -> float:
     batches = loader(dataset, batch_size, shuffle=False, workers=workers)
     started = time.perf_counter()
-    collect(model.forward_features, batches, torch.device("cpu"))
+    gather_outputs(model.forward_features, batches, torch.device("cpu"))
     return len(dataset) / (time.perf_counter() - started)
 
 

@@ -24,7 +24,7 @@ from visionlab.params import Params
 from visionlab.tracking import RUN_RECORD, finishing, open_run
 from visionlab.tracking.model_logging import log_classifier
 from visionlab.training.data import image_dataset, loader
-from visionlab.training.inference import collect
+from visionlab.training.inference import gather_outputs
 from visionlab.training.runtime import select_device, use_amp
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
             shuffle=False,
             workers=params.evaluate.num_workers,
         )
-        logits, labels = collect(model, batches, device, desc=f"evaluate {split}", amp=amp)
+        logits, labels = gather_outputs(model, batches, device, desc=f"evaluate {split}", amp=amp)
         metrics[split] = {
             "loss": F.cross_entropy(logits, labels).item(),
             "accuracy": (logits.argmax(1) == labels).float().mean().item(),

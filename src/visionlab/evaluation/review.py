@@ -22,7 +22,7 @@ from visionlab.data.manifest import read_manifest
 from visionlab.models import build_model
 from visionlab.params import DatasetCard, ModelParams
 from visionlab.training.data import image_dataset, loader
-from visionlab.training.inference import collect
+from visionlab.training.inference import gather_outputs
 
 EMBEDDER = ModelParams(arch="efficientnet_lite0", weights="imagenet", base="frozen", augmented=False)
 
@@ -33,7 +33,7 @@ def score_images(
     """``manifest`` plus a ``similarity`` column: cosine to the centroid of the image's class."""
     model = build_model(EMBEDDER, len(classes)).eval()
     batches = loader(image_dataset(manifest, classes, image_size, model), batch_size, False, 2)
-    features, labels = collect(model.forward_features, batches, torch.device("cpu"), desc="embedding")
+    features, labels = gather_outputs(model.forward_features, batches, torch.device("cpu"), desc="embedding")
     features = F.normalize(features, dim=1)
     scores = torch.empty(len(labels))
     for index in range(len(classes)):

@@ -42,7 +42,7 @@ class PredictionResult:
         return self.error is None
 
 
-def collect(inputs: list[Path]) -> list[Path]:
+def image_files(inputs: list[Path]) -> list[Path]:
     """Files as given, and the image files under folders (recursively, sorted); missing paths kept
     so that they are reported."""
     found: list[Path] = []
@@ -104,7 +104,7 @@ def predict_paths(
 
     results: list[PredictionResult] = []
     loaded: list[tuple[PredictionResult, np.ndarray]] = []
-    for path in collect(inputs):
+    for path in image_files(inputs):
         result = PredictionResult(path)
         results.append(result)
         if not path.is_file():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from visionlab.atomic import atomic_write_text
 from visionlab.params import Params
-from visionlab.reporting.collect import DatasetRecord, collect, comparison_frame, history_frame
+from visionlab.reporting.collect import DatasetRecord, comparison_frame, history_frame, read_datasets
 from visionlab.reporting.html import render_html
 from visionlab.reporting.markdown import render_markdown
 from visionlab.tracking.mlflow_run import git_commit
@@ -66,7 +66,7 @@ def build_report(
     ``register``: update the MLflow model registry; None = as ``report.register_best`` says.
     """
     out_dir = Path(out_dir)
-    datasets = collect(params, Path(root))
+    datasets = read_datasets(params, Path(root))
     frame = comparison_frame(datasets)
     register = params.report.register_best if register is None else register
     registrations = register_datasets(datasets, params.report.registry_prefix) if register else {}

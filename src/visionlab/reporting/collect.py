@@ -167,7 +167,7 @@ def read_experiment(
     return record
 
 
-def collect(params: Params, root: Path = Path(".")) -> list[DatasetRecord]:
+def read_datasets(params: Params, root: Path = Path(".")) -> list[DatasetRecord]:
     """Every data set that has experiments, in params.yaml order, with every experiment's outputs."""
     published = load_published(root / params.report.published)
     by_dataset: dict[str, list[ExperimentRecord]] = {}

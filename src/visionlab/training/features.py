@@ -20,7 +20,7 @@ from visionlab.models import Classifier, build_model
 from visionlab.params import Params, TrainParams
 from visionlab.training.data import image_dataset, loader, split_rows
 from visionlab.training.feature_cache import CACHED_SPLITS, feature_file
-from visionlab.training.inference import collect
+from visionlab.training.inference import gather_outputs
 from visionlab.training.runtime import select_device, use_amp
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def compute_features(
         workers=params.evaluate.num_workers,
     )
     amp = use_amp(device, recipe.amp)
-    features, labels = collect(model.forward_features, batches, device, desc=desc, amp=amp)
+    features, labels = gather_outputs(model.forward_features, batches, device, desc=desc, amp=amp)
     return {"features": features, "labels": labels, "paths": rows.path.tolist()}
 
 

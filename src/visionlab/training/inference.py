@@ -12,7 +12,7 @@ from visionlab.training.runtime import use_amp
 
 
 @torch.no_grad()
-def collect(
+def gather_outputs(
     fn: Callable[[torch.Tensor], torch.Tensor],
     batches: DataLoader,
     device: torch.device,

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from visionlab.errors import VisionlabError
 from visionlab.params import TrainParams
-from visionlab.training.inference import collect
+from visionlab.training.inference import gather_outputs
 from visionlab.training.runtime import use_amp
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def evaluate_loss(
 ) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``net`` over ``batches`` in eval mode."""
     net.eval()
-    logits, labels = collect(net, batches, device, amp=amp)
+    logits, labels = gather_outputs(net, batches, device, amp=amp)
     if len(labels) == 0:
         return float("nan"), float("nan")
     loss = F.cross_entropy(logits, labels).item()
