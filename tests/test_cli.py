@@ -180,3 +180,47 @@ def test_predict_prints_every_file_and_fails_if_one_did(in_tmp):
 
     ok = CliRunner().invoke(main, ["predict", "--checkpoint", str(checkpoint), str(images / "one.jpg")])
     assert ok.exit_code == 0, ok.output
+
+
+def test_predict_writes_csv_and_json_for_scripts(in_tmp):
+    import csv
+
+    from click.testing import CliRunner
+
+    from tests.conftest import write_image
+    from visionlab.cli import main
+    from visionlab.models import build_model, save_checkpoint
+    from visionlab.params import ModelParams
+
+    spec = ModelParams(arch="handmade_cnn", weights="none", base="trainable", augmented=False)
+    checkpoint = in_tmp / "model.pt"
+    save_checkpoint(checkpoint, build_model(spec, 3), spec, ["a", "b", "c"], 48)
+    write_image(in_tmp / "images/one.jpg", seed=1)
+    (in_tmp / "images/broken.jpg").write_bytes(b"not an image")
+    base = ["predict", "--checkpoint", str(checkpoint), "--top-k", "2"]
+
+    as_json = CliRunner().invoke(main, [*base, "--format", "json", str(in_tmp / "images")])
+    assert as_json.exit_code == 1  # one file failed
+    records = json.loads(as_json.stdout)
+    assert [r["path"] for r in records] == [str(in_tmp / "images/broken.jpg"), str(in_tmp / "images/one.jpg")]
+    broken, one = records
+    assert broken["top"] == [] and "cannot read the image" in broken["error"]
+    assert one["error"] is None and one["top"][0]["class"] in {"a", "b", "c"}
+    assert len(one["top"]) == 2 and one["top"][0]["probability"] >= one["top"][1]["probability"]
+    assert 0 < sum(t["probability"] for t in one["top"]) <= 1 + 1e-6
+
+    out = in_tmp / "results/predictions.csv"
+    as_csv = CliRunner().invoke(
+        main, [*base, "--format", "csv", "--output", str(out), str(in_tmp / "images")]
+    )
+    assert as_csv.exit_code == 1 and as_csv.stdout == ""
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["path", "class_1", "probability_1", "class_2", "probability_2", "cam", "error"]
+    assert rows[0]["class_1"] == "" and "cannot read the image" in rows[0]["error"]
+    assert rows[1]["class_1"] == one["top"][0]["class"]
+    assert float(rows[1]["probability_1"]) == pytest.approx(one["top"][0]["probability"], rel=1e-5)
+    assert rows[1]["error"] == ""
+
+    text = CliRunner().invoke(main, [*base, str(in_tmp / "images/one.jpg")])
+    assert text.exit_code == 0
+    assert text.stdout.startswith(f"{in_tmp / 'images/one.jpg'}: {one['top'][0]['class']} ")

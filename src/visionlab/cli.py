@@ -175,6 +175,20 @@ def report(params_file: Path | None, out_dir: Path | None, register: bool | None
     type=click.FloatRange(0, 1),
     help="Heatmap opacity in the overlays.",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "csv", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one line per file; csv: path, class_N, probability_N, cam, error; json: a list.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the results to this file instead of stdout.",
+)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 def predict(
     experiment: str | None,
@@ -184,11 +198,13 @@ def predict(
     cam_beside: bool,
     layer: str | None,
     alpha: float,
+    fmt: str,
+    output: Path | None,
     inputs: tuple[Path, ...],
 ) -> None:
     """Classify image files (or every image under folders) with a trained model.
 
-    Prints one line per file, failures included; exits 1 if any file failed.
+    Prints one result per file, failures included; exits 1 if any file failed.
     """
     if cam_dir is not None and cam_beside:
         raise click.UsageError("give --cam (overlays beside the images) or --cam-dir DIR, not both")
@@ -204,7 +220,7 @@ def predict(
             )
             sys.exit(1)
     # Imported here: torch and the model zoo take seconds to load, and `visionlab --help` should not.
-    from visionlab.explanations.predict import format_result, predict_paths
+    from visionlab.explanations.predict import predict_paths
 
     try:
         results = predict_paths(
@@ -222,10 +238,20 @@ def predict(
     if not results:
         click.echo("error: no image files among the inputs", err=True)
         sys.exit(1)
-    failed = 0
-    for result in results:
-        click.echo(format_result(result))
-        failed += result.error is not None
+    from visionlab.atomic import atomic_write_text
+    from visionlab.explanations.predict_output import render
+
+    text = render(results, fmt)  # type: ignore[arg-type]  # click.Choice keeps it to the three
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            atomic_write_text(output, text)
+        except OSError as exc:
+            click.echo(f"error: {output}: cannot write the results ({exc.strerror})", err=True)
+            sys.exit(1)
+        click.echo(f"{len(results)} results written to {output}", err=True)
+    failed = sum(result.error is not None for result in results)
     if failed:
         click.echo(f"{failed} of {len(results)} files failed", err=True)
         sys.exit(1)
