@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -82,11 +83,26 @@ class SplitFractions(_Section):
         return self
 
 
+class NearDuplicateParams(_Section):
+    """Near-copies (a perceptual hash within ``threshold`` bits of 64): one split, or one kept."""
+
+    method: Literal["phash", "dhash"] = "phash"
+    threshold: Annotated[int, Field(ge=0, le=32)] = 6
+    policy: Literal["same_split", "keep_one", "off"] = "same_split"
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false: take it as the "off" the user wrote.
+        return "off" if value is False else value
+
+
 class PrepareParams(_Section):
     split: SplitFractions = SplitFractions()
     seed: int = 42
     max_per_class: Annotated[int, Field(gt=0)] | None = None
     workers: Annotated[int, Field(ge=0)] = 0
+    near_duplicates: NearDuplicateParams = NearDuplicateParams()
 
 
 class DatasetCard(_Section):
@@ -101,6 +117,7 @@ class DatasetCard(_Section):
     grayscale: bool = False  # train on one grey channel (the cats-and-dogs study)
     max_per_class: Annotated[int, Field(gt=0)] | None = None  # overrides prepare.max_per_class
     split: SplitFractions | None = None  # overrides prepare.split
+    near_duplicates: NearDuplicateParams | None = None  # overrides prepare.near_duplicates
 
 
 class TransformParams(_Section):

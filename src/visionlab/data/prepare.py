@@ -11,8 +11,10 @@ import json
 import logging
 import os
 from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +23,14 @@ from tqdm import tqdm
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir
+from visionlab.data import near_duplicates
 from visionlab.data.cifar import TEST_BATCH, export_batches
 from visionlab.data.exclusions import load_exclusions
 from visionlab.data.images import check_image
 from visionlab.data.manifest import MANIFEST_COLUMNS, write_manifest
-from visionlab.data.split import SPLITS, stratified_split
+from visionlab.data.split import SPLITS, grouped_split
 from visionlab.errors import MissingArtifactError, VisionlabError
-from visionlab.params import DatasetCard, Params, PrepareParams, SplitFractions
+from visionlab.params import DatasetCard, NearDuplicateParams, Params, PrepareParams, SplitFractions
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ EXCLUDED_BY_LIST = "excluded_by_list"
 DUPLICATE = "duplicate"
 DUPLICATE_ACROSS_CLASSES = "duplicate_across_classes"
 OVER_CLASS_LIMIT = "over_class_limit"
+NEAR_DUPLICATE = "near_duplicate"
+NEAR_DUPLICATE_OF_TEST = "near_duplicate_of_official_test"
 
 _EXTENSION_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP"}
 
@@ -52,6 +57,8 @@ class Scanned:
     detail: str
     mode: str | None
     format: str | None = None
+    pixels: int = 0  # width x height: keep_one keeps a near-duplicate group's largest image
+    fingerprint: int | None = None  # perceptual hash, when near-duplicates are looked for
 
     def repairs(self) -> list[str]:
         """What loading this image fixes: a non-RGB mode, or a format its extension hides."""
@@ -65,11 +72,16 @@ class Scanned:
         return found
 
 
-def _scan_one(args: tuple[str, str, str | None]) -> Scanned:
+def _scan_one(args: tuple[str, str, str | None], hash_method: str | None = None) -> Scanned:
     path, rel, label = args
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
     verdict = check_image(Path(path))
-    return Scanned(path, rel, label, digest, verdict.reason, verdict.detail, verdict.mode, verdict.format)
+    usable = hash_method is not None and verdict.reason is None
+    hashed = near_duplicates.fingerprint(Path(path), hash_method) if usable else None
+    return Scanned(
+        path, rel, label, digest, verdict.reason, verdict.detail, verdict.mode, verdict.format,
+        verdict.width * verdict.height, hashed,
+    )  # fmt: skip
 
 
 def _is_junk_folder(name: str) -> bool:
@@ -112,14 +124,15 @@ def _walk(image_root: Path, card: DatasetCard, dataset: str) -> tuple[list, list
     return jobs, classes, left_out
 
 
-def _scan(jobs: list, workers: int) -> list[Scanned]:
+def _scan(jobs: list, workers: int, hash_method: str | None) -> list[Scanned]:
     workers = workers or os.cpu_count() or 1
+    scan_one = partial(_scan_one, hash_method=hash_method)
     if workers == 1 or len(jobs) < 64:
-        return [_scan_one(job) for job in tqdm(jobs, desc="checking images", mininterval=1.0)]
+        return [scan_one(job) for job in tqdm(jobs, desc="checking images", mininterval=1.0)]
     with ProcessPoolExecutor(workers) as pool:
         return list(
             tqdm(
-                pool.map(_scan_one, jobs, chunksize=32),
+                pool.map(scan_one, jobs, chunksize=32),
                 total=len(jobs),
                 desc="checking images",
                 mininterval=1.0,
@@ -127,14 +140,62 @@ def _scan(jobs: list, workers: int) -> list[Scanned]:
         )
 
 
+def _hamming(a: int, b: int) -> int:
+    return (a ^ b).bit_count()
+
+
+def near_duplicate_groups(
+    kept: list[Scanned],
+    settings: NearDuplicateParams,
+    official_test: frozenset[str],
+    drop: Callable[[Scanned, str, str], None],
+) -> tuple[list[Scanned], list[dict]]:
+    """Group near-copies among ``kept``; drop what the policy says; return survivors and groups.
+
+    With an official test set (CIFAR-10), a pool image that is a near-copy of a test image is
+    dropped whatever the policy: the test set is fixed, so the group cannot move into one split.
+    ``keep_one`` keeps each group's largest image (then the first path). Each group record lists
+    its members, their classes and the largest Hamming distance inside it.
+    """
+    if settings.policy == "off":
+        return kept, []
+    hashed = [s for s in kept if s.fingerprint is not None]
+    records, gone = [], set()
+    for indices in near_duplicates.group([s.fingerprint for s in hashed], settings.threshold):
+        members = sorted((hashed[i] for i in indices), key=lambda s: s.path)
+        spread = max(_hamming(a.fingerprint, b.fingerprint) for a in members for b in members)
+        record = {
+            "members": [m.path for m in members],
+            "classes": sorted({m.label for m in members if m.label}),
+            "max_distance": spread,
+        }
+        tests = [m for m in members if m.path in official_test]
+        if tests:
+            for item in members:
+                if item.path not in official_test:
+                    drop(item, NEAR_DUPLICATE_OF_TEST, f"{settings.method} near-copy of {tests[0].path}")
+                    gone.add(item.path)
+            record["kept"] = [m.path for m in tests]
+        elif settings.policy == "keep_one":
+            best = max(members, key=lambda s: (s.pixels, [-ord(c) for c in s.path]))
+            for item in members:
+                if item is not best:
+                    drop(item, NEAR_DUPLICATE, f"{settings.method} near-copy of {best.path}")
+                    gone.add(item.path)
+            record["kept"] = [best.path]
+        records.append(record)
+    return [s for s in kept if s.path not in gone], records
+
+
 def clean(
     scanned: list[Scanned],
     exclusions: dict[str, str],
     settings: PrepareParams,
     official_test: frozenset[str] = frozenset(),
-) -> tuple[list[Scanned], list[dict], list[str]]:
-    """Apply the cleaning rules in order; return kept files, dropped records, unmatched exclusions.
+) -> tuple[list[Scanned], list[dict], list[str], list[dict]]:
+    """Apply the cleaning rules in order.
 
+    Returns kept files, dropped records, unmatched exclusions and near-duplicate groups.
     ``prepare.max_per_class`` limits the pool that is split; an official test set stays whole.
     """
     dropped: list[dict] = []
@@ -173,6 +234,8 @@ def clean(
         for item in group[1:]:
             drop(item, DUPLICATE, f"same bytes as {group[0].path}")
 
+    kept, groups = near_duplicate_groups(kept, settings.near_duplicates, official_test, drop)
+
     if settings.max_per_class is not None:
         rng = np.random.default_rng(settings.seed)
         limited = [s for s in kept if s.path in official_test]
@@ -188,7 +251,12 @@ def clean(
         kept = limited
     kept.sort(key=lambda s: s.path)
     dropped.sort(key=lambda d: d["path"])
-    return kept, dropped, unmatched
+    # Members the class limit dropped leave their group; a group of one is no group.
+    present = {s.path for s in kept}
+    for record in groups:
+        record["members"] = [m for m in record["members"] if m in present]
+    groups = [g for g in groups if len(g["members"]) > 1 or "kept" in g]
+    return kept, dropped, unmatched, groups
 
 
 def _report(
@@ -232,6 +300,26 @@ def _report(
     }
 
 
+def _near_duplicate_lines(near: dict | None) -> list[str]:
+    if not near or near["policy"] == "off":
+        return []
+    groups = near["groups"]
+    lines = [
+        "",
+        "## Near-duplicate groups",
+        "",
+        f"{near['method']} within {near['threshold']} bits of 64, policy {near['policy']}: "
+        f"{len(groups)} groups, {sum(len(g['members']) for g in groups)} images.",
+    ]
+    if groups:
+        lines += ["", "| group | classes | max distance | split | members |", "|---:|---|---:|---|---|"]
+    for number, g in enumerate(groups, 1):
+        members = ", ".join(f"`{Path(m).parent.name}/{Path(m).name}`" for m in g["members"])
+        splits = ", ".join(g["splits"]) or "dropped"
+        lines.append(f"| {number} | {', '.join(g['classes'])} | {g['max_distance']} | {splits} | {members} |")
+    return lines
+
+
 def _markdown(report: dict) -> str:
     classes = report["classes"]
     lines = [
@@ -266,6 +354,7 @@ def _markdown(report: dict) -> str:
     if report["exclusions_not_found"]:
         lines += ["", "## Exclusion entries that match no file", ""]
         lines += [f"- `{e}`" for e in report["exclusions_not_found"]]
+    lines += _near_duplicate_lines(report.get("near_duplicates"))
     lines += ["", "## Every dropped file", "", "| file | class | reason | detail |", "|---|---|---|---|"]
     for d in report["dropped"]:
         detail = d["detail"].replace("|", "\\|")
@@ -274,37 +363,55 @@ def _markdown(report: dict) -> str:
 
 
 def assign_splits(
-    kept: list[Scanned], settings: PrepareParams, official_test: frozenset[str]
+    kept: list[Scanned],
+    settings: PrepareParams,
+    official_test: frozenset[str],
+    groups: Sequence[dict] = (),
 ) -> dict[str, str]:
-    """Stratified, seeded split; with an official test set, validation is carved from the rest."""
+    """Stratified, seeded split; each near-duplicate group inside one split.
+
+    With an official test set, validation is carved from the rest.
+    """
+    members = [g["members"] for g in groups if len(g["members"]) > 1]
     if not official_test:
-        return stratified_split([(s.path, s.label) for s in kept], settings.split, settings.seed)
+        items = [(s.path, s.label) for s in kept]
+        return grouped_split(items, members, settings.split, settings.seed)
     pool = settings.split.train + settings.split.val
     fractions = SplitFractions(train=settings.split.train / pool, val=settings.split.val / pool, test=0.0)
-    assignment = stratified_split(
-        [(s.path, s.label) for s in kept if s.path not in official_test], fractions, settings.seed
+    assignment = grouped_split(
+        [(s.path, s.label) for s in kept if s.path not in official_test],
+        [m for m in members if not official_test.intersection(m)],
+        fractions,
+        settings.seed,
     )
     assignment.update({s.path: "test" for s in kept if s.path in official_test})
     return assignment
 
 
+def _hash_method(settings: PrepareParams) -> str | None:
+    near = settings.near_duplicates
+    return None if near.policy == "off" else near.method
+
+
 def _scan_image_folder(
-    card: DatasetCard, dataset: str, workers: int
+    card: DatasetCard, dataset: str, settings: PrepareParams
 ) -> tuple[list[Scanned], list[str], Counter]:
     jobs, classes, left_out = _walk(paths.raw_dir(dataset) / card.root, card, dataset)
-    return _scan(jobs, workers), classes, left_out
+    return _scan(jobs, settings.workers, _hash_method(settings)), classes, left_out
 
 
 def _scan_cifar(
-    card: DatasetCard, dataset: str, scratch: Path, out: Path
+    card: DatasetCard, dataset: str, scratch: Path, out: Path, settings: PrepareParams
 ) -> tuple[list[Scanned], list[str], frozenset[str]]:
     rows, names = export_batches(paths.raw_dir(dataset) / card.root, scratch, out)
     if card.classes is not None and card.classes != names:
         raise VisionlabError(f"datasets.{dataset}.classes: must be batches.meta's label_names {names}")
-    scanned = [
-        Scanned(path, Path(path).relative_to(out).as_posix(), label, digest, None, "", "RGB")
-        for path, label, digest, _ in rows
-    ]
+    method = _hash_method(settings)
+    scanned = []
+    for path, label, digest, _ in rows:
+        rel = Path(path).relative_to(out).as_posix()
+        hashed = near_duplicates.fingerprint(scratch / rel, method) if method else None
+        scanned.append(Scanned(path, rel, label, digest, None, "", "RGB", 32 * 32, hashed))
     official_test = frozenset(path for path, _, _, batch in rows if batch == TEST_BATCH)
     return scanned, names, official_test
 
@@ -315,31 +422,37 @@ def prepare_dataset(params: Params, dataset: str) -> Path:
     image_root = paths.raw_dir(dataset) / card.root
     out = paths.prepared_dir(dataset)
     with atomic_dir(out) as scratch:
-        official_test: frozenset[str] = frozenset()
-        left_out: Counter = Counter()
-        if card.format == "cifar10_pickle":
-            scanned, classes, official_test = _scan_cifar(card, dataset, scratch, out)
-        else:
-            scanned, classes, left_out = _scan_image_folder(card, dataset, params.prepare.workers)
-        exclusions = load_exclusions(Path(card.exclusions)) if card.exclusions else {}
         settings = params.prepare
         if card.max_per_class is not None:
             settings = settings.model_copy(update={"max_per_class": card.max_per_class})
         if card.split is not None:
             settings = settings.model_copy(update={"split": card.split})
-        kept, dropped, unmatched = clean(scanned, exclusions, settings, official_test)
+        if card.near_duplicates is not None:
+            settings = settings.model_copy(update={"near_duplicates": card.near_duplicates})
+        official_test: frozenset[str] = frozenset()
+        left_out: Counter = Counter()
+        if card.format == "cifar10_pickle":
+            scanned, classes, official_test = _scan_cifar(card, dataset, scratch, out, settings)
+        else:
+            scanned, classes, left_out = _scan_image_folder(card, dataset, settings)
+        exclusions = load_exclusions(Path(card.exclusions)) if card.exclusions else {}
+        kept, dropped, unmatched, groups = clean(scanned, exclusions, settings, official_test)
         if not kept:
             raise VisionlabError(f"{image_root}: no usable images left after cleaning")
         for record in dropped:
             # Files this stage wrote itself (CIFAR's PNGs) are not kept once dropped.
             if record["path"].startswith(out.as_posix() + "/"):
                 (scratch / Path(record["path"]).relative_to(out)).unlink(missing_ok=True)
-        assignment = assign_splits(kept, settings, official_test)
+        assignment = assign_splits(kept, settings, official_test, groups)
         manifest = pd.DataFrame(
             [(s.path, s.label, assignment[s.path], s.sha256) for s in kept], columns=MANIFEST_COLUMNS
         )
         report = _report(dataset, image_root, classes, scanned, kept, dropped, unmatched, left_out, manifest)
         report["official_test_split"] = bool(official_test)
+        report["near_duplicates"] = {
+            **settings.near_duplicates.model_dump(),
+            "groups": [{**g, "splits": sorted({assignment[m] for m in g["members"]})} for g in groups],
+        }
         write_manifest(scratch, manifest, classes)
         (scratch / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         (scratch / "report.md").write_text(_markdown(report))
