@@ -84,12 +84,15 @@ class ImageDataset(Dataset):
 
 def loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, seed: int = 0) -> DataLoader:
     generator = torch.Generator().manual_seed(seed)
+    # No persistent workers: each new iterator draws the workers' base seed from ``generator``
+    # before shuffling, and a persistent one skips that draw from the second epoch on. Training
+    # would then shuffle differently with workers than without (preloaded or streamed images,
+    # any num_workers) and a resumed run differently from an uninterrupted one.
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle,
         num_workers=workers,
-        persistent_workers=workers > 0,
         generator=generator,
     )
 

@@ -107,6 +107,12 @@ def _inputs(
         )
         # In memory, worker processes would only copy the tensors around.
         return _Inputs(model, train_set, val_set, 0, False)
+    log.info(
+        "decoding %d images from disk every epoch: %.2f GB would not fit train.preload_max_gb (%g)",
+        len(train_set) + len(val_set),
+        needed / 1e9,
+        settings.preload_max_gb,
+    )
     return _Inputs(model, train_set, val_set, settings.num_workers, False)
 
 
