@@ -8,6 +8,7 @@ way a model can call a rectifier.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import re
 from pathlib import Path
@@ -619,14 +620,23 @@ def test_the_explain_stage_writes_every_explanation_and_a_gallery(in_tmp, monkey
     html = (out / "index.html").read_text()
     # Self-contained: every picture is embedded (MLflow's viewer cannot follow relative paths),
     # and each one links to its PNG beside the page, for full size from disk.
-    sources = re.findall(r'src="([^"]+)"', html)
-    links = re.findall(r'href="([^"]+)"', html)
-    assert len(sources) == len(links) > 0 and all((out / link).is_file() for link in links)
-    embedded = [base64.b64decode(s.removeprefix("data:image/png;base64,")) for s in sources]
-    assert all(s.startswith("data:image/png;base64,") for s in sources)
-    assert embedded == [(out / link).read_bytes() for link in links]
+    figures = re.findall(r'<figure( class="wide")?><a href="([^"]+)"><img src="([^"]+)"', html)
+    assert len(figures) == html.count("<img") > 0 and html.count('loading="lazy"') == len(figures)
+    for wide, link, source in figures:
+        assert (out / link).is_file()
+        mime, _, payload = source.partition(";base64,")
+        assert mime in ("data:image/png", "data:image/webp"), source[:40]
+        shown = Image.open(io.BytesIO(base64.b64decode(payload))).convert("RGB")
+        full = Image.open(out / link).convert("RGB")
+        # At display size (within 220 px, wide figures 900 px wide) and the same picture.
+        assert shown.width <= (900 if wide else 220) and (wide or shown.height <= 220)
+        expected = full.resize(shown.size, Image.Resampling.LANCZOS) if shown.size != full.size else full
+        error = np.abs(np.asarray(shown, np.float32) - np.asarray(expected, np.float32)).mean()
+        assert error < 12, (link, error)
     first = index["images"][0]["explanations"][0]
-    assert {first["gradcam"], first["gradcam_pp"], first["gradcam_overlay"]} <= set(links)
+    assert {first["gradcam"], first["gradcam_pp"], first["gradcam_overlay"]} <= {
+        link for _, link, _ in figures
+    }
     assert "http" not in html and "<script" not in html
     assert "handmade_cnn" in html and "blocks.3.2" in html and "true daisy, predicted roses" in html
 

@@ -3,16 +3,23 @@
 Every image is embedded as a ``data:`` URI, so the page shows everything on its own: opened from
 disk, mailed, or in MLflow's artifact viewer, which renders HTML in a sandboxed frame where paths
 relative to the page lead nowhere. It loads nothing from the network (no external CSS, fonts or
-scripts). Each picture also links to its PNG beside the page, for full size from disk.
+scripts). Embedded copies are re-encoded at the size they are displayed (WebP, or the PNG when that
+is smaller), within a byte budget for the whole page: a full data set's gallery held ~300 full-size
+PNGs (32 MB) and opened slowly. Each picture links to its full-size PNG beside the page, which the
+explain stage logs to MLflow with it.
 """
 
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from html import escape
 from pathlib import Path
 from typing import Any
+
+from PIL import Image
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
@@ -27,15 +34,69 @@ figure.wide figcaption { max-width: 900px; }
 .meta { font-size: 0.85em; color: #555; }
 """
 
+# The whole page, embedded images included, stays under this many bytes (the issue's "about 5 MB").
+PAGE_BUDGET = 4_500_000
 
-# Turns a file name relative to the explain folder into the <img> source: a data URI.
-Embed = Callable[[str], str]
+
+@dataclass(frozen=True)
+class Encoding:
+    """How embedded copies are made: the side of normal figures, the width of wide ones, WebP quality."""
+
+    side: int
+    wide_side: int
+    quality: int
 
 
-def _embedder(folder: Path) -> Embed:
-    def embed(file: str) -> str:
-        payload = (folder / file).read_bytes()
-        return "data:image/png;base64," + base64.b64encode(payload).decode("ascii")
+# Tried in order until the page fits PAGE_BUDGET: the first is the CSS display size above.
+ENCODINGS = (
+    Encoding(220, 900, 80),
+    Encoding(220, 900, 60),
+    Encoding(180, 720, 50),
+    Encoding(140, 560, 40),
+    Encoding(110, 440, 30),
+)
+
+
+WEBP_MAX_SIDE = 16383
+
+
+def embedded_bytes(path: Path, box: tuple[int, int], quality: int) -> tuple[str, bytes]:
+    """``(mime type, bytes)`` of the copy of the image at ``path`` to embed, shrunk to fit ``box``."""
+    original = path.read_bytes()
+    with Image.open(io.BytesIO(original)) as image:
+        image.load()
+        scale = min(1.0, box[0] / image.width, box[1] / image.height)
+        fits = scale == 1.0
+        if not fits:
+            size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+            image = image.resize(size, Image.Resampling.LANCZOS)
+        if image.mode not in ("RGB", "RGBA", "L"):
+            image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+        buffer = io.BytesIO()
+        # Shrunk pictures (photos, overlays) take lossy WebP; ones shown at their own size
+        # (filter tiles, small inputs) stay exact, as the PNG or lossless WebP, whichever is smaller.
+        image.save(buffer, "WEBP", quality=quality, method=4, lossless=fits)
+    webp = buffer.getvalue()
+    if fits and path.suffix.lower() == ".png" and len(original) <= len(webp):
+        return "image/png", original
+    return "image/webp", webp
+
+
+# Turns a file name relative to the explain folder, and whether it is a wide figure, into the
+# <img> source: a data URI.
+Embed = Callable[[str, bool], str]
+
+
+def _embedder(folder: Path, encoding: Encoding) -> Embed:
+    cache: dict[tuple[str, bool], str] = {}
+
+    def embed(file: str, wide: bool) -> str:
+        if (file, wide) not in cache:
+            # As the CSS shows them: normal figures within a square, wide ones by width only.
+            box = (encoding.wide_side, WEBP_MAX_SIDE) if wide else (encoding.side, encoding.side)
+            mime, payload = embedded_bytes(folder / file, box, encoding.quality)
+            cache[file, wide] = f"data:{mime};base64," + base64.b64encode(payload).decode("ascii")
+        return cache[file, wide]
 
     return embed
 
@@ -43,7 +104,8 @@ def _embedder(folder: Path) -> Embed:
 def _figure(embed: Embed, file: str, caption: str, wide: bool = False) -> str:
     cls = ' class="wide"' if wide else ""
     return (
-        f'<figure{cls}><a href="{escape(file)}"><img src="{embed(file)}" alt="{escape(caption)}">'
+        f'<figure{cls}><a href="{escape(file)}"><img src="{embed(file, wide)}" loading="lazy" '
+        f'decoding="async" alt="{escape(caption)}">'
         f"</a><figcaption>{escape(caption)}</figcaption></figure>"
     )
 
@@ -128,9 +190,19 @@ def _patches(embed: Embed, section: dict[str, Any]) -> list[str]:
     return parts
 
 
-def render(index: dict[str, Any], folder: Path) -> str:
-    """The HTML page for the index of the explain folder ``folder`` (see explain_stage)."""
-    embed = _embedder(Path(folder))
+def render(index: dict[str, Any], folder: Path, budget: int = PAGE_BUDGET) -> str:
+    """The HTML page for the index of the explain folder ``folder`` (see explain_stage).
+
+    Uses the first of ENCODINGS whose page fits ``budget`` bytes, else the last one.
+    """
+    for encoding in ENCODINGS:
+        page = _page(index, _embedder(Path(folder), encoding))
+        if len(page.encode("utf-8")) <= budget:
+            break
+    return page
+
+
+def _page(index: dict[str, Any], embed: Embed) -> str:
     title = f"Explanations: {index['experiment']} ({index['arch']})"
     parts = [
         "<!DOCTYPE html>",
@@ -138,7 +210,7 @@ def render(index: dict[str, Any], folder: Path) -> str:
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f'<p class="meta">Model {escape(index["arch"])}, {index["image_size"]} px input, classes: '
-        f"{escape(', '.join(index['classes']))}.</p>",
+        f"{escape(', '.join(index['classes']))}. Click a picture for its full-size PNG.</p>",
     ]
     if index.get("grid"):
         parts.append(
