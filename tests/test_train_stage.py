@@ -133,7 +133,7 @@ def test_the_train_stage_resumes_a_killed_two_phase_run_to_the_same_weights(proj
     """Through the real stage: a fine-tuning run (head phase, then unfrozen top blocks) dies right
     after the checkpoint of its third epoch (second phase); rerun, it ends where an uninterrupted
     run ends, bit for bit."""
-    from visionlab.training import loop
+    from visionlab.training.resume import ResumeState
 
     params = project
     experiment = "effnet-finetune"
@@ -148,19 +148,19 @@ def test_the_train_stage_resumes_a_killed_two_phase_run_to_the_same_weights(proj
     assert not any(Path("data/.resume").rglob("*.pt")), "a finished run leaves no resume state"
 
     saves = []
-    real_save = loop._save_atomically
+    real_save = ResumeState.save
 
-    def save_then_die(state, path):
-        real_save(state, path)
+    def save_then_die(state, path, key):
+        real_save(state, path, key)
         saves.append(path.name)
         if len(saves) == 3:
             raise _Killed
 
-    monkeypatch.setattr(loop, "_save_atomically", save_then_die)
+    monkeypatch.setattr(ResumeState, "save", save_then_die)
     with pytest.raises(_Killed):
         train_experiment(params, experiment)
     assert saves == ["head.pt", "finetune.pt", "finetune.pt"]
-    monkeypatch.setattr(loop, "_save_atomically", real_save)
+    monkeypatch.setattr(ResumeState, "save", real_save)
 
     train_experiment(params, experiment)
     resumed = torch.load(model_pt, weights_only=True)

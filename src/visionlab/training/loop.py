@@ -4,23 +4,20 @@ Early stopping watches the validation loss and restores the weights of the best 
 Keras' ``EarlyStopping(restore_best_weights=True)``. Reported losses are the plain cross-entropy
 (no L2, no label smoothing, no class weights), so every recipe compares on the same scale.
 
-With a ``checkpoint`` path, the loop saves its whole state after every epoch (weights, optimizer,
-schedule, early-stopping counters, history and RNG states) and a rerun continues from there: a
-killed run resumed this way ends with the same weights as one that was never interrupted.
+With a ``checkpoint`` path, the loop saves its whole state after every epoch
+(:class:`~visionlab.training.resume.ResumeState`) and a rerun continues from there: a killed run
+resumed this way ends with the same weights as one that was never interrupted.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
-import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,6 +27,7 @@ from tqdm import tqdm
 from visionlab.errors import VisionlabError
 from visionlab.params import TrainParams
 from visionlab.training.inference import gather_outputs
+from visionlab.training.resume import ResumeState, capture_rng
 from visionlab.training.runtime import use_amp
 
 log = logging.getLogger(__name__)
@@ -95,46 +93,87 @@ def evaluate_loss(
     return loss, accuracy
 
 
-def _rng_state() -> dict:
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
-        "python": random.getstate(),
+@dataclass
+class EpochStats:
+    """One pass over the training batches: plain cross-entropy and accuracy, as reported."""
+
+    loss: float
+    accuracy: float
+    seen: int
+    seconds: float
+
+
+def train_epoch(
+    net: nn.Module,
+    batches: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    settings: TrainParams,
+    *,
+    amp: bool,
+    class_weights: torch.Tensor | None,
+    penalty: Penalty,
+    desc: str,
+) -> EpochStats:
+    """One epoch of optimisation steps on the objective (label smoothing, class weights and L2)."""
+    started = time.perf_counter()
+    net.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = tqdm(batches, desc=desc, mininterval=1.0)
+    for inputs, targets in bar:
+        inputs = inputs.to(device, non_blocking=True)
+        if amp and inputs.dim() == 4:  # channels-last goes with AMP (train_stage converts the model)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        targets = torch.as_tensor(targets).to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = net(inputs)
+        logits = logits.float()
+        objective = F.cross_entropy(
+            logits, targets, weight=class_weights, label_smoothing=settings.label_smoothing
+        )
+        objective = objective + penalty()
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        with torch.no_grad():
+            total_loss += F.cross_entropy(logits, targets, reduction="sum").item()
+            correct += (logits.argmax(1) == targets).sum().item()
+        seen += len(targets)
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+    seconds = time.perf_counter() - started
+    return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), seen, seconds)
+
+
+def _history_row(
+    epoch: int, phase: str, stats: EpochStats, val: tuple[float, float], lr: float, seconds: float
+) -> dict:
+    """One row of history.csv (HISTORY_COLUMNS), logged as it is made."""
+    row = {
+        "epoch": epoch,
+        "phase": phase,
+        "train_loss": stats.loss,
+        "train_accuracy": stats.accuracy,
+        "val_loss": val[0],
+        "val_accuracy": val[1],
+        "lr": lr,
+        "seconds": seconds,
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    log.info(
+        "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f",
+        epoch,
+        stats.loss,
+        stats.accuracy,
+        val[0],
+        val[1],
+    )
+    return row
 
 
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _save_atomically(state: dict, path: Path) -> None:
-    """A kill during the write leaves the previous checkpoint, never half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    scratch = path.with_name(path.name + ".tmp")
-    torch.save(state, scratch)
-    os.replace(scratch, path)
-
-
-def _load_checkpoint(path: Path | None, key: str) -> dict | None:
-    if path is None or not path.is_file():
-        return None
-    try:
-        # Our own file, but it holds numpy RNG state: a full unpickle, from a folder DVC does not sync.
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a file cut short by a crash during the very first save
-        log.warning("%s: unreadable resume checkpoint (%s); starting over", path, exc)
-        return None
-    if state.get("key") != key:
-        log.info("%s: written for other params or data; starting over", path)
-        return None
-    return state
+def _step_schedule(scheduler, watched: float) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(watched)
+    elif scheduler is not None:
+        scheduler.step()
 
 
 def fit(
@@ -185,19 +224,15 @@ def fit(
     best_state = copy.deepcopy(net.state_dict())
     waited = 0
     start_epoch = 1
-    saved = _load_checkpoint(checkpoint, checkpoint_key)
+    saved = ResumeState.load(checkpoint, checkpoint_key)
     if saved is not None:
-        net.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(saved["scheduler"])
-        best_state, waited = saved["best_state"], saved["waited"]
-        result = FitResult(**saved["result"])
-        result.resumed_from = saved["epoch"]
-        _set_rng_state(saved["rng"])
-        start_epoch = saved["epoch"] + 1
-        log.info("%s: resuming after epoch %d from %s", desc, saved["epoch"], checkpoint)
-        if saved.get("finished"):
+        saved.restore(net, optimizer, scheduler)
+        best_state, waited = saved.best_state, saved.waited
+        result = FitResult(**saved.result)
+        result.resumed_from = saved.epoch
+        start_epoch = saved.epoch + 1
+        log.info("%s: resuming after epoch %d from %s", desc, saved.epoch, checkpoint)
+        if saved.finished:
             net.load_state_dict(best_state)
             return result
 
@@ -207,61 +242,34 @@ def fit(
             # The shuffle order depends on the epoch alone, so a resumed run sees the same batches.
             generator.manual_seed(settings.seed * 100_003 + first_epoch + epoch)
         epoch_start = time.perf_counter()
-        net.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        bar = tqdm(train_batches, desc=f"{desc} {phase} epoch {epoch}/{epochs}", mininterval=1.0)
-        for inputs, targets in bar:
-            inputs = inputs.to(device, non_blocking=True)
-            if amp and inputs.dim() == 4:  # channels-last goes with AMP (train_stage converts the model)
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            targets = torch.as_tensor(targets).to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                logits = net(inputs)
-            logits = logits.float()
-            objective = F.cross_entropy(
-                logits, targets, weight=weights, label_smoothing=settings.label_smoothing
-            )
-            objective = objective + penalty()
-            optimizer.zero_grad(set_to_none=True)
-            objective.backward()
-            optimizer.step()
-            with torch.no_grad():
-                total_loss += F.cross_entropy(logits, targets, reduction="sum").item()
-                correct += (logits.argmax(1) == targets).sum().item()
-            seen += len(targets)
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
-        train_seconds = time.perf_counter() - epoch_start
-        result.samples_seen += seen
-        result.seconds += train_seconds
-        train_loss, train_accuracy = total_loss / max(seen, 1), correct / max(seen, 1)
+        stats = train_epoch(
+            net,
+            train_batches,
+            optimizer,
+            device,
+            settings,
+            amp=amp,
+            class_weights=weights,
+            penalty=penalty,
+            desc=f"{desc} {phase} epoch {epoch}/{epochs}",
+        )
+        result.samples_seen += stats.seen
+        result.seconds += stats.seconds
         if has_val:
             val_loss, val_accuracy = evaluate_loss(net, val_batches, device, amp)
         else:
             val_loss, val_accuracy = float("nan"), float("nan")
-        watched = val_loss if has_val else train_loss
-        row = {
-            "epoch": first_epoch + epoch - 1,
-            "phase": phase,
-            "train_loss": train_loss,
-            "train_accuracy": train_accuracy,
-            "val_loss": val_loss,
-            "val_accuracy": val_accuracy,
-            "lr": optimizer.param_groups[0]["lr"],
-            "seconds": time.perf_counter() - epoch_start,
-        }
-        result.history.append(row)
-        log.info(
-            "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f",
-            row["epoch"],
-            train_loss,
-            train_accuracy,
-            val_loss,
-            val_accuracy,
+        watched = val_loss if has_val else stats.loss
+        row = _history_row(
+            first_epoch + epoch - 1,
+            phase,
+            stats,
+            (val_loss, val_accuracy),
+            optimizer.param_groups[0]["lr"],
+            time.perf_counter() - epoch_start,
         )
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            scheduler.step(watched)
-        elif scheduler is not None:
-            scheduler.step()
+        result.history.append(row)
+        _step_schedule(scheduler, watched)
         if watched < result.best_loss:
             result.best_loss, result.best_epoch, waited = watched, row["epoch"], 0
             best_state = copy.deepcopy(net.state_dict())
@@ -273,21 +281,17 @@ def fit(
                 log.info("early stopping after epoch %d; best was %d", row["epoch"], result.best_epoch)
         finished = finished or epoch == epochs
         if checkpoint is not None:
-            _save_atomically(
-                {
-                    "key": checkpoint_key,
-                    "epoch": epoch,
-                    "finished": finished,
-                    "model": net.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                    "best_state": best_state,
-                    "waited": waited,
-                    "result": asdict(result),
-                    "rng": _rng_state(),
-                },
-                checkpoint,
-            )
+            ResumeState(
+                epoch=epoch,
+                finished=finished,
+                model=net.state_dict(),
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict() if scheduler is not None else None,
+                best_state=best_state,
+                waited=waited,
+                result=asdict(result),
+                rng=capture_rng(),
+            ).save(checkpoint, checkpoint_key)
         on_epoch(row)
         if finished:
             break
