@@ -80,7 +80,13 @@ def fake_experiment(
             "train": {"loss": 0.5 - accuracy / 10, "accuracy": accuracy + 0.05, "images": 70},
             "val": {"loss": 0.6 - accuracy / 10, "accuracy": accuracy - 0.02, "images": 20},
             "test": {"loss": 0.7 - accuracy / 10, "accuracy": accuracy, "images": 10, "macro_f1": f1},
-            "training": {"seconds": 100 * accuracy, "images_per_second": 10 / accuracy, "epochs": 3},
+            "training": {
+                "seconds": 100 * accuracy,
+                "images_per_second": 10 / accuracy,
+                "epochs": 3,
+                # A frozen base's head trains in seconds on features that took 20 minutes.
+                **({"featurize_seconds": 1200.0} if "effnet" in name else {}),
+            },
         },
     )
     pd.DataFrame(
@@ -168,8 +174,11 @@ def test_html_report_compares_every_experiment(results_tree, tmp_path):
     assert '<td class="num best"><strong>90.00%</strong></td>' in effnet
     assert '<td class="num best"><strong>0.8800</strong></td>' in effnet
     assert "<strong>80.00%</strong>" not in rows[0]
-    # ... and the CNN trains faster (80 s against 90 s).
-    assert '<td class="num best"><strong>80.0 s</strong></td>' in rows[0]
+    # ... and the CNN cost less compute: 80 s of training against the EfficientNet's 90 s of
+    # training on features that took 20 min; both parts shown, the total compared.
+    assert "<th>features</th><th>training</th><th>compute time</th>" in comparison
+    assert '<td class="num">–</td><td class="num">80.0 s</td><td class="num best"><strong>80.0 s' in rows[0]
+    assert '<td class="num">20.0 min</td><td class="num">90.0 s</td><td class="num">21.5 min</td>' in effnet
     # The published figure of its arch on its data set, and the difference.
     assert "75.00%" in rows[0] and "+5.00 pp" in rows[0]
     assert "–" in effnet  # no published EfficientNet figure
@@ -221,6 +230,8 @@ def test_markdown_and_csv_outputs(results_tree):
     assert comparison.experiment.tolist() == ["toy-cnn", "toy-effnet", "toy-pending"]
     assert comparison.status.tolist() == ["done", "done", "not run yet"]
     assert comparison.delta_accuracy.iloc[0] == pytest.approx(0.05)
+    assert comparison.compute_seconds.tolist()[:2] == pytest.approx([80.0, 1290.0])
+    assert comparison.featurize_seconds.iloc[1] == 1200.0 and comparison.train_seconds.iloc[1] == 90.0
     curves = pd.read_csv(files.learning_curves)
     assert list(curves.columns[:3]) == ["dataset", "experiment", "epoch"]
     assert curves.groupby("experiment").size().to_dict() == {"toy-cnn": 3, "toy-effnet": 3}

@@ -96,6 +96,20 @@ def test_each_model_family_trains_and_evaluates_through_the_stages(project, expe
     assert summary["trained_on"] == ("cached features" if spec.base == "frozen" else "images")
     metrics = json.loads(Path(f"results/{experiment}/metrics.json").read_text())
     assert metrics["test"]["images"] == 2 and 0 <= metrics["test"]["accuracy"] <= 1
+    # The compute that produced the model: a frozen base's features, then training.
+    info = json.loads((Path("data/features") / experiment / "info.json").read_text())
+    features = info["seconds"] if spec.base == "frozen" else 0.0
+    assert (spec.base == "frozen") == (features > 0)
+    assert summary["featurize_seconds"] == pytest.approx(features, abs=1e-3)
+    assert summary["compute_seconds"] == pytest.approx(features + summary["train_seconds"], abs=2e-3)
+    assert metrics["training"]["compute_seconds"] == summary["compute_seconds"]
+    assert metrics["training"]["featurize_seconds"] == summary["featurize_seconds"]
+    # The run page lists the data set inputs it saw.
+    from mlflow.tracking import MlflowClient
+
+    record = json.loads((model_dir / "mlflow_run.json").read_text())
+    inputs = MlflowClient(record["tracking_uri"]).get_run(record["run_id"]).inputs.dataset_inputs
+    assert sorted(i.dataset.name for i in inputs) == ["toy/test", "toy/train", "toy/val"]
 
     model, _ = load_checkpoint(model_dir / "model.pt")
     size = params.image_size_of(experiment)

@@ -100,6 +100,8 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     summary = checkpoint.get("summary", {})
     metrics["training"] = {
         "seconds": summary.get("train_seconds", float("nan")),
+        "featurize_seconds": summary.get("featurize_seconds", 0.0),
+        "compute_seconds": summary.get("compute_seconds", summary.get("train_seconds", float("nan"))),
         "images_per_second": summary.get("train_images_per_second", float("nan")),
         "epochs": summary.get("epochs_run", len(history)),
         "best_epoch": summary.get("best_epoch", 0),

@@ -54,6 +54,18 @@ class ExperimentRecord:
     def has_run(self) -> bool:
         return self.metrics is not None
 
+    @property
+    def featurize_seconds(self) -> float:
+        """The featurize stage's seconds; NaN when it cached nothing (a trained base)."""
+        value = self.metric("training", "featurize_seconds")
+        return value if value > 0 else math.nan
+
+    @property
+    def compute_seconds(self) -> float:
+        """What the model cost: the frozen base's features (if any) + training."""
+        features = self.featurize_seconds
+        return self.metric("training", "seconds") + (0.0 if math.isnan(features) else features)
+
     def metric(self, split: str, name: str) -> float:
         value = (self.metrics or {}).get(split, {}).get(name)
         try:
@@ -201,6 +213,8 @@ COMPARISON_COLUMNS = [
     "test_accuracy",
     "test_macro_f1",
     "train_seconds",
+    "featurize_seconds",
+    "compute_seconds",
     "images_per_second",
     "epochs",
     "published_model",
@@ -233,6 +247,8 @@ def comparison_frame(datasets: list[DatasetRecord]) -> pd.DataFrame:
                     "test_accuracy": test_accuracy,
                     "test_macro_f1": e.metric("test", "macro_f1"),
                     "train_seconds": e.metric("training", "seconds"),
+                    "featurize_seconds": e.featurize_seconds,
+                    "compute_seconds": e.compute_seconds,
                     "images_per_second": e.metric("training", "images_per_second"),
                     "epochs": e.metric("training", "epochs"),
                     "published_model": e.published.model if e.published else "",

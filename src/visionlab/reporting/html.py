@@ -157,7 +157,9 @@ def _dataset_section(
         )
         parts.append(
             '<p class="note">Bold: the best value of each column. Accuracy and loss on each split; '
-            "macro F1 on the test split; training time and throughput of the train stage. "
+            "macro F1 on the test split. Compute time: what produced the model, the featurize "
+            "stage's frozen-base features (&ldquo;features&rdquo;, none for a trained base) plus the "
+            "train stage (&ldquo;training&rdquo;); images/s: the train stage's throughput. "
             "&ldquo;vs published&rdquo;: our test accuracy minus the study's, in percentage points.</p>"
         )
     else:

@@ -5,6 +5,7 @@ Here rather than in the featurize stage's module, so the train stage never impor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -18,6 +19,24 @@ CACHED_SPLITS = ("train", "val")
 def feature_file(folder: Path, split: str) -> Path:
     """``{features, labels, paths}`` of one split, saved with ``torch.save``."""
     return Path(folder) / f"{split}.pt"
+
+
+def info_file(folder: Path) -> Path:
+    """What featurize did: image counts, feature size and ``seconds``, the compute it took."""
+    return Path(folder) / "info.json"
+
+
+def featurize_seconds(experiment: str) -> float:
+    """Seconds the featurize stage spent on ``experiment``'s cache (0 when it cached nothing).
+
+    The train stage adds them to its own: a frozen-base head trains in seconds on features that
+    took minutes, and the report must show what the model cost.
+    """
+    try:
+        info = json.loads(info_file(paths.features_dir(experiment)).read_text())
+        return float(info.get("seconds", 0.0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0.0
 
 
 def load_features(experiment: str, split: str) -> dict:

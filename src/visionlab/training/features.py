@@ -19,7 +19,7 @@ from visionlab.atomic import atomic_dir
 from visionlab.models import Classifier, build_model
 from visionlab.params import Params, TrainParams
 from visionlab.training.data import image_dataset, loader, split_rows
-from visionlab.training.feature_cache import CACHED_SPLITS, feature_file
+from visionlab.training.feature_cache import CACHED_SPLITS, feature_file, info_file
 from visionlab.training.inference import gather_outputs
 from visionlab.training.runtime import select_device, use_amp
 
@@ -55,12 +55,12 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
     with atomic_dir(out) as scratch:
         info: dict = {"experiment": experiment, "frozen": spec.base == "frozen"}
         if spec.base == "frozen":
+            started = time.perf_counter()  # the whole stage's work: loading the backbone included
             splits, classes = split_rows(params, experiment)
             grayscale = params.dataset_of(experiment).grayscale
             model = build_model(spec, len(classes), grayscale=grayscale)
             size = params.image_size_of(experiment)
             recipe = params.recipe_of(experiment)
-            started = time.perf_counter()
             for split in CACHED_SPLITS:
                 cached = compute_features(
                     model,
@@ -82,5 +82,5 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
             )
         else:
             info["note"] = f"the base is {spec.base}: nothing to cache"
-        (scratch / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+        info_file(scratch).write_text(json.dumps(info, indent=2) + "\n")
     return out

@@ -21,8 +21,9 @@ from visionlab.models.base import count_trainable
 from visionlab.params import ModelParams, Params, TrainParams
 from visionlab.redaction import redact
 from visionlab.tracking import RUN_RECORD, finishing, start_run
+from visionlab.tracking.datasets import log_datasets
 from visionlab.training.data import image_dataset, loader, split_rows
-from visionlab.training.feature_cache import load_features
+from visionlab.training.feature_cache import featurize_seconds, load_features
 from visionlab.training.loop import HISTORY_COLUMNS, fit
 from visionlab.training.regularization import balanced_class_weights, l2_penalty
 from visionlab.training.runtime import seed_everything, select_device, use_amp
@@ -161,6 +162,8 @@ def train_experiment(params: Params, experiment: str) -> Path:
                 "trained_on": "cached features" if inputs.on_features else "images",
             }
         )
+        # The run page's "Datasets": which images it trained, validated and (at evaluate) is tested on.
+        log_datasets(run, params.dataset(exp.dataset), exp.dataset, splits, spec.augmented)
         if class_weights is not None:
             run.log_params({"class_weight_values": [round(w, 4) for w in class_weights.tolist()]})
 
@@ -232,6 +235,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
         history_rows = [row for result in phases for row in result.history]
         best = phases[-1]  # a second phase starts from the first one's best, and must beat it
         seconds = sum(result.seconds for result in phases)
+        features_seconds = featurize_seconds(experiment) if inputs.on_features else 0.0
         seen = sum(result.samples_seen for result in phases)
         summary = {
             "experiment": experiment,
@@ -241,6 +245,9 @@ def train_experiment(params: Params, experiment: str) -> Path:
             "resumed_after_epoch": sum(result.resumed_from for result in phases),
             "train_seconds": round(seconds, 3),
             "train_images_per_second": round(seen / seconds, 2) if seconds else 0.0,
+            # The compute that produced the model: the frozen base's features, then training.
+            "featurize_seconds": round(features_seconds, 3),
+            "compute_seconds": round(features_seconds + seconds, 3),
             "trainable_parameters": count_trainable(model),
             "device": device.type,
             "amp": amp,
@@ -259,6 +266,8 @@ def train_experiment(params: Params, experiment: str) -> Path:
             {
                 "best_epoch": best.best_epoch,
                 "train_seconds": seconds,
+                "featurize_seconds": features_seconds,
+                "compute_seconds": features_seconds + seconds,
                 "train_images_per_second": summary["train_images_per_second"],
             }
         )
