@@ -15,6 +15,7 @@ class Behaviour:
     """How the next requests go wrong: 503s first, then bodies cut after some bytes."""
 
     fail_first: int = 0
+    fail_status: int = 503  # what those first failures answer
     cut_after: int | None = None
     cut_times: int = 0
     ignore_range: bool = False
@@ -30,7 +31,7 @@ def _handler(folder: Path, behaviour: Behaviour) -> type[BaseHTTPRequestHandler]
             behaviour.requests.append({"path": self.path, "range": self.headers.get("Range")})
             if behaviour.fail_first > 0:
                 behaviour.fail_first -= 1
-                self.send_error(503, "try later")
+                self.send_error(behaviour.fail_status, "try later")
                 return
             path = folder / self.path.lstrip("/")
             if not path.is_file():

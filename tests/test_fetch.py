@@ -2,6 +2,8 @@ import hashlib
 import io
 import json
 import tarfile
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -169,3 +171,44 @@ def test_parallel_stages_share_one_download(in_tmp, site):
     assert all((r / "toy/a/1.jpg").is_file() for r in results)
     assert sum(r["path"] == "/toy.tgz" for r in behaviour.requests) == 1
     assert not list((in_tmp / "data/.downloads").glob("*.part"))
+
+
+def test_an_unresolvable_host_fails_at_once_and_says_so(tmp_path):
+    url = "http://no-such-host.invalid/never.tgz"  # .invalid never resolves (RFC 2606)
+    started = time.perf_counter()
+    with pytest.raises(DownloadError) as caught:
+        fetch(url, tmp_path / "n.tgz", Expected(), retries=4, backoff_s=5, timeout_s=5, progress=False)
+    assert time.perf_counter() - started < 5  # no back-off sleep: a retry cannot heal it
+    assert "host name 'no-such-host.invalid' does not resolve" in str(caught.value)
+    assert "attempt" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("status", "retried"), [(403, False), (410, False), (408, True), (429, True)])
+def test_only_client_errors_that_can_heal_are_retried(site, tmp_path, status, retried):
+    behaviour = Behaviour(fail_first=1, fail_status=status)
+    with serve(site, behaviour) as (url, _):
+        if retried:
+            path, _ = fetch(f"{url}/blob.bin", tmp_path / "b.bin", _expected(), backoff_s=0, progress=False)
+            assert path.read_bytes() == PAYLOAD
+        else:
+            with pytest.raises(DownloadError, match=f"HTTP {status}"):
+                fetch(f"{url}/blob.bin", tmp_path / "b.bin", _expected(), backoff_s=0, progress=False)
+    assert len(behaviour.requests) == (2 if retried else 1)
+
+
+def test_a_checksum_mismatch_is_not_downloaded_again(site, tmp_path):
+    with serve(site) as (url, behaviour), pytest.raises(ChecksumError):
+        fetch(f"{url}/blob.bin", tmp_path / "b.bin", Expected(sha256="0" * 64), backoff_s=0, progress=False)
+    assert len(behaviour.requests) == 1
+
+
+def test_a_failed_download_says_how_to_use_local_archives(in_tmp, site):
+    with serve(site) as (url, behaviour), pytest.raises(DownloadError) as caught:
+        download_dataset(_params(f"{url}/missing.tgz", retries=3), "toy", progress=False)
+    message = str(caught.value)
+    assert message.startswith(f"datasets.toy: could not download {url}/missing.tgz: HTTP 404")
+    assert "set download.mirror" in message and "SHA256SUMS" in message
+    assert "Pointing the pipeline at local archives" in message
+    assert len(behaviour.requests) == 1
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "## Pointing the pipeline at local archives" in readme

@@ -20,6 +20,12 @@ from visionlab.redaction import redact
 
 log = logging.getLogger(__name__)
 
+MIRROR_HINT = (
+    "to use archives you already have, put them in a folder with a SHA256SUMS file (sha256sum output) "
+    "and set download.mirror to it, e.g. `uv run dvc exp run -S download.mirror=../archives "
+    "train@<experiment>` or edit params.yaml (README: Pointing the pipeline at local archives)"
+)
+
 
 @dataclass(frozen=True)
 class ResolvedSource:
@@ -102,7 +108,12 @@ def download_dataset(params: Params, name: str, progress: bool = True) -> Path:
     key = hashlib.sha256(resolved.url.encode()).hexdigest()[:12]
     cached = paths.downloads_dir() / f"{key}-{card.source.archive_name}"
     with file_lock(cached):  # one writer per cached archive: queued runs share the cache
-        archive, digest = _fetch(resolved, cached, params.download, progress)
+        try:
+            archive, digest = _fetch(resolved, cached, params.download, progress)
+        except DownloadError as exc:
+            if params.download.mirror or "download.mirror" in str(exc):
+                raise
+            raise type(exc)(f"datasets.{name}: {exc}\n{MIRROR_HINT}") from None
     out = paths.raw_dir(name)
     max_bytes = int(params.download.max_extracted_gb * 1e9)
     with atomic_dir(out) as scratch:

@@ -3,7 +3,8 @@
 Bytes stream into ``<name>.part`` in the shared download cache; an interrupted transfer resumes with
 an HTTP Range request, transient failures are retried with exponential back-off, and the file is
 renamed to its final name only after its size and sha256 match what the data set card (or a
-mirror's SHA256SUMS) promises.
+mirror's SHA256SUMS) promises. Failures that waiting cannot heal (a host name that does not
+resolve, a 4xx answer other than 408/429, bytes that fail their checksum) fail at once.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from urllib.parse import unquote, urljoin, urlparse
 
 import requests
 from tqdm import tqdm
+from urllib3.exceptions import NameResolutionError
 
 from visionlab.errors import ChecksumError, DownloadError
 
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 16  # small enough that an interruption loses little of what arrived
-_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+_RETRY_STATUS = {408, 429, 500, 502, 503, 504}  # other 4xx answers will not change on a retry
 
 
 @dataclass(frozen=True)
@@ -168,6 +170,12 @@ def _download_once(url: str, part: Path, expected: Expected, timeout_s: float, p
     try:
         response = requests.get(url, stream=True, timeout=timeout_s, headers=headers)
     except (requests.ConnectionError, requests.Timeout) as exc:
+        if _unresolvable(exc):
+            host = urlparse(url).hostname
+            raise DownloadError(
+                f"could not download {url}: host name {host!r} does not resolve (no network, no DNS, "
+                "or a wrong address)"
+            ) from None
         raise _Transient(f"{type(exc).__name__}: {exc}") from None
     with response:
         if response.status_code == 416:
@@ -194,6 +202,22 @@ def _download_once(url: str, part: Path, expected: Expected, timeout_s: float, p
         got = part.stat().st_size
         if total is not None and got < total:
             raise _Transient(f"connection closed after {got:,} of {total:,} bytes")
+
+
+def _unresolvable(exc: BaseException) -> bool:
+    """Whether a connection error is a failed name lookup: retrying in seconds will not fix it."""
+    seen: set[int] = set()
+    stack: list[object] = [exc]
+    while stack:  # requests wraps urllib3's MaxRetryError, whose reason is the lookup error
+        item = stack.pop()
+        if id(item) in seen or item is None:
+            continue
+        seen.add(id(item))
+        if isinstance(item, NameResolutionError):
+            return True
+        if isinstance(item, BaseException):
+            stack.extend([*item.args, getattr(item, "reason", None), item.__cause__, item.__context__])
+    return False
 
 
 def _bar(total: int | None, name: str, enabled: bool, initial: int = 0) -> tqdm:
