@@ -137,3 +137,112 @@ def test_stage_stops_before_work_on_bad_params(tmp_path, monkeypatch):
     assert result.exit_code == 1
     assert "train.lr" in result.output
     assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda p: p.update(train={"lrr": 0.1}), "train.lrr: unknown key (did you mean 'lr'?)"),
+        (
+            lambda p: p["experiments"]["toy-cnn"].update(train_overides={}),
+            "experiments.toy-cnn.train_overides: unknown key (did you mean 'train_overrides'?)",
+        ),
+        (
+            lambda p: p["models"]["cnn"].update(head={"dropuot": 0.1}),
+            "models.cnn.head.dropuot: unknown key (did you mean 'dropout'?)",
+        ),
+        (
+            lambda p: p["experiments"]["toy-cnn"].update(train_overrides={"epoch": 3}),
+            "experiments.toy-cnn.train_overrides.epoch: unknown key (did you mean 'epochs'?)",
+        ),
+        (
+            lambda p: p["experiments"]["toy-cnn"].update(model="cnnn"),
+            "experiments.toy-cnn.model: unknown model 'cnnn' (did you mean 'cnn'? known: cnn)",
+        ),
+        (lambda p: p.update(surprise={}), "params.yaml: surprise: unknown key\n"),  # nothing close
+    ],
+)
+def test_misspelt_keys_and_names_get_a_did_you_mean(mutate, expected):
+    assert expected in _error(mutate) + "\n"
+
+
+def test_unknown_experiment_names_the_closest_and_every_known_one():
+    params = load_params(ROOT / "params.yaml")
+    with pytest.raises(ParamsError) as caught:
+        params.experiment("flowers-efnet")
+    message = str(caught.value)
+    assert "experiments.flowers-efnet: no such experiment (did you mean 'flowers-effnet'?" in message
+    assert all(name in message for name in params.experiments)
+
+
+def test_train_images_decides_the_training_images():
+    raw = minimal_params()
+    raw["experiments"]["aug"] = {**raw["experiments"]["toy-cnn"], "train_images": "augmented"}
+    raw["models"]["cnn"].pop("augmented")
+    params = parse_params(raw)
+    assert params.model_of("aug").augmented is True
+    assert params.model_of("toy-cnn").augmented is False  # unset: the model's (default) setting
+
+
+def test_train_images_and_augmented_cannot_both_be_set():
+    message = _error(lambda p: p["experiments"]["toy-cnn"].update(train_images="augmented"))
+    assert "models.cnn.augmented: experiments.toy-cnn.train_images decides" in message
+
+    def both(p):
+        p["models"]["cnn"].pop("augmented")
+        p["experiments"]["toy-cnn"].update(train_images="prepared", model_overrides={"augmented": True})
+
+    assert "experiments.toy-cnn.model_overrides.augmented: experiments.toy-cnn.train_images" in _error(both)
+
+
+@pytest.mark.parametrize(
+    ("key", "where"), [("image_size", "model_overrides.image_size"), ("amp", "train.amp")]
+)
+def test_train_overrides_cannot_change_cached_features(key, where):
+    value = 64 if key == "image_size" else "off"
+    message = _error(lambda p: p["experiments"]["toy-cnn"].update(train_overrides={key: value}))
+    assert f"experiments.toy-cnn.train_overrides.{key}: cached features depend on {key}" in message
+    assert f"set it in {where} instead" in message
+
+
+def test_every_repository_experiment_spells_out_what_dvc_yaml_reads():
+    """dvc.yaml interpolates ${item.train_images} and tracks the override maps as params."""
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, experiment in raw["experiments"].items():
+        assert experiment["train_images"] in ("prepared", "augmented"), name
+        for key in ("model_overrides", "train_overrides", "explain_overrides"):
+            assert isinstance(experiment[key], dict), f"experiments.{name}.{key}"
+    assert not any("augmented" in model for model in raw["models"].values())
+
+
+def test_a_bad_param_is_reported_before_torch_is_imported(tmp_path):
+    """The stage scripts validate params.yaml before their work module (and torch) loads."""
+    import subprocess
+    import sys
+
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["train"]["lr"] = -1
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    probe = (
+        "import runpy, sys; sys.argv = ['train.py', '--experiment', 'flowers-cnn'];"
+        f"\ntry: runpy.run_path({str(ROOT / 'stages/train.py')!r}, run_name='__main__')"
+        "\nexcept SystemExit as exc: print('exit', exc.code, 'torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert "train.lr: Input should be greater than 0" in result.stderr
+    assert result.stdout.strip() == "exit 1 False"
+
+
+def test_an_unknown_stage_target_is_reported_before_the_work_module_loads(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from visionlab.stage import stage_command
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(minimal_params()))
+    monkeypatch.chdir(tmp_path)
+    command = stage_command("visionlab.no_such_module:work", "experiment")  # never imported
+    result = CliRunner().invoke(command, ["--experiment", "toy-cnm"])
+    assert result.exit_code == 1
+    assert "experiments.toy-cnm: no such experiment (did you mean 'toy-cnn'? known: toy-cnn)" in result.output

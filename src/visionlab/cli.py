@@ -146,6 +146,23 @@ def report(params_file: Path | None, out_dir: Path | None, register: bool | None
             )
 
 
+def _untrained(experiment: str, checkpoint: Path) -> str:
+    """Why ``experiment`` has no model: a name params.yaml lacks (with the known names) or not trained."""
+    from visionlab.params import load_params, unknown_name
+
+    try:
+        known = load_params(paths.workspace_root() / "params.yaml").experiments
+    except VisionlabError:
+        known = None  # a broken params.yaml: say what we can about the model file
+    if known is not None and experiment not in known:
+        hint = unknown_name(experiment, known)
+        return f"--experiment {experiment}: no such experiment in params.yaml{hint}"
+    return (
+        f"{checkpoint}: experiment {experiment!r} has no trained model; "
+        f"run `uv run dvc repro train@{experiment}` or pass --checkpoint"
+    )
+
+
 @main.command()
 @click.option("--experiment", default=None, help="Use data/models/<experiment>/model.pt.")
 @click.option(
@@ -213,11 +230,7 @@ def predict(
             raise click.UsageError("give --experiment NAME (or --checkpoint PATH)")
         checkpoint = paths.workspace_root() / paths.model_dir(experiment) / "model.pt"
         if not checkpoint.is_file():
-            click.echo(
-                f"error: {checkpoint}: experiment {experiment!r} has no trained model; "
-                f"run `uv run dvc repro train@{experiment}` or pass --checkpoint",
-                err=True,
-            )
+            click.echo(f"error: {_untrained(experiment, checkpoint)}", err=True)
             sys.exit(1)
     # Imported here: torch and the model zoo take seconds to load, and `visionlab --help` should not.
     from visionlab.explanations.predict import predict_paths

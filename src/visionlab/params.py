@@ -6,9 +6,11 @@ A bad value stops the stage before any work, with a message naming the key, e.g.
 
 from __future__ import annotations
 
+import difflib
 import math
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from urllib.parse import urlparse
 
 import yaml
@@ -220,7 +222,8 @@ class HeadParams(_Section):
     l2: Annotated[float, Field(ge=0)] = 0.0  # on the head's dense kernels
 
 
-# Keys of train that the featurize stage reads (dvc.yaml lists them as its params).
+# Keys of train that the featurize stage reads. dvc.yaml lists train.<key> as its params, not
+# recipes nor train_overrides (an lr change must not recompute features), so only train: sets them.
 FEATURE_KEYS = frozenset({"image_size", "device", "amp"})
 
 
@@ -232,7 +235,9 @@ class ModelParams(_Section):
     arch: Arch
     weights: Literal["none", "imagenet"]
     base: Literal["trainable", "frozen", "finetune"]
-    augmented: bool
+    # Train on the offline-augmented copies. In params.yaml each experiment decides
+    # (experiments.<name>.train_images), because dvc.yaml derives its data deps from that key.
+    augmented: bool = False
     unfreeze_from: str | None = None  # finetune: first module trained in phase two
     normalize: Literal["auto", "unit", "imagenet", "caffe"] = "auto"
     image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # e.g. InceptionV3's 299
@@ -256,11 +261,19 @@ class ModelParams(_Section):
 
 
 class ExperimentParams(_Section):
-    """One experiment: a data set, a model and a training recipe, with optional local tweaks."""
+    """One experiment: a data set, a model and a training recipe, with optional local tweaks.
+
+    dvc.yaml reads ``train_images`` and the three override maps of every experiment (its data
+    deps and featurize's params), so params.yaml spells them out, empty maps included.
+    """
 
     dataset: Name
     model: Name
     recipe: Name  # required: dvc.yaml tracks recipes.<recipe> as this experiment's params
+    # Which images train it: data/<train_images>/<dataset> is its DVC dep, so an experiment that
+    # trains on the prepared images neither waits for nor reruns after the augment stage.
+    # None (code and tests only) = the model's ``augmented``.
+    train_images: Literal["prepared", "augmented"] | None = None
     model_overrides: dict[str, Any] = {}  # keys of models.<model>, e.g. {head: {dropout: 0.2}}
     train_overrides: dict[str, Any] = {}  # keys of train, e.g. {lr: 0.0003}
     explain_overrides: dict[str, Any] = {}  # keys of explain, e.g. {target_layer: features.28}
@@ -315,31 +328,50 @@ class Params(_Section):
         for name, exp in self.experiments.items():
             if exp.dataset not in self.datasets:
                 raise ValueError(
-                    f"experiments.{name}.dataset: unknown data set {exp.dataset!r} "
-                    f"(known: {', '.join(sorted(self.datasets))})"
+                    f"experiments.{name}.dataset: unknown data set {exp.dataset!r}"
+                    + unknown_name(exp.dataset, self.datasets)
                 )
             if exp.model not in self.models:
                 raise ValueError(
-                    f"experiments.{name}.model: unknown model {exp.model!r} "
-                    f"(known: {', '.join(sorted(self.models))})"
+                    f"experiments.{name}.model: unknown model {exp.model!r}"
+                    + unknown_name(exp.model, self.models)
                 )
             if exp.recipe not in self.recipes:
                 raise ValueError(
-                    f"experiments.{name}.recipe: unknown recipe {exp.recipe!r} "
-                    f"(known: {', '.join(sorted(self.recipes)) or 'none'})"
+                    f"experiments.{name}.recipe: unknown recipe {exp.recipe!r}"
+                    + unknown_name(exp.recipe, self.recipes)
                 )
         for name, overrides in self.recipes.items():
             _merged(TrainParams, self.train.model_dump(), overrides or {}, f"recipes.{name}")
-            # The featurize stage caches features per experiment and DVC tracks train.<key> and
-            # experiments.<name> for it, not recipes (a recipe's lr must not recompute features).
+            # featurize's DVC params are train.<key>, not recipes (see FEATURE_KEYS).
             forbidden = sorted(FEATURE_KEYS & set(overrides or {}))
             if forbidden:
                 key = forbidden[0]
+                where = "train: or in the model's image_size" if key == "image_size" else f"train.{key}"
                 raise ValueError(
                     f"recipes.{name}.{key}: a recipe cannot set {key} (cached features depend on it); "
-                    f"set it in train: or in an experiment's train_overrides"
+                    f"set it in {where}"
                 )
-        for name in self.experiments:
+        for name, exp in self.experiments.items():
+            if exp.train_images is not None:
+                for where, section in (
+                    (f"models.{exp.model}", self.models[exp.model].model_fields_set),
+                    (f"experiments.{name}.model_overrides", exp.model_overrides),
+                ):
+                    if "augmented" in section:
+                        raise ValueError(
+                            f"{where}.augmented: experiments.{name}.train_images decides which images "
+                            "it trains on; remove augmented"
+                        )
+            # train_overrides belong to train, not to featurize (see FEATURE_KEYS).
+            forbidden = sorted(FEATURE_KEYS & set(exp.train_overrides))
+            if forbidden:
+                key = forbidden[0]
+                where = "model_overrides.image_size" if key == "image_size" else f"train.{key}"
+                raise ValueError(
+                    f"experiments.{name}.train_overrides.{key}: cached features depend on {key}, "
+                    f"so set it in {where} instead"
+                )
             self.model_of(name)
             self.recipe_of(name)
             self.explain_of(name)
@@ -348,15 +380,14 @@ class Params(_Section):
     def dataset(self, name: str) -> DatasetCard:
         if name not in self.datasets:
             raise ParamsError(
-                f"params.yaml: datasets.{name}: no such data set (known: {', '.join(sorted(self.datasets))})"
+                f"params.yaml: datasets.{name}: no such data set{unknown_name(name, self.datasets)}"
             )
         return self.datasets[name]
 
     def experiment(self, name: str) -> ExperimentParams:
         if name not in self.experiments:
             raise ParamsError(
-                f"params.yaml: experiments.{name}: no such experiment "
-                f"(known: {', '.join(sorted(self.experiments))})"
+                f"params.yaml: experiments.{name}: no such experiment{unknown_name(name, self.experiments)}"
             )
         return self.experiments[name]
 
@@ -364,12 +395,15 @@ class Params(_Section):
         return self.dataset(self.experiment(experiment).dataset)
 
     def model_of(self, experiment: str) -> ModelParams:
-        """The experiment's model with its ``model_overrides`` applied."""
+        """The experiment's model with its ``model_overrides`` and ``train_images`` applied."""
         exp = self.experiment(experiment)
+        overrides = dict(exp.model_overrides)
+        if exp.train_images is not None and isinstance(exp.model_overrides, dict):
+            overrides["augmented"] = exp.train_images == "augmented"
         return _merged(
             ModelParams,
             self.models[exp.model].model_dump(),
-            exp.model_overrides,
+            overrides,
             f"experiments.{experiment}.model_overrides",
         )
 
@@ -421,15 +455,62 @@ def _merged(schema: type[_Section], base: dict[str, Any], overrides: dict[str, A
     try:
         return schema.model_validate(_deep_merge(base, overrides))
     except ValidationError as exc:
-        lines = [f"params.yaml: {where}.{_describe(err)}" for err in exc.errors()]
+        lines = [f"params.yaml: {where}.{_describe(err, schema)}" for err in exc.errors()]
         raise ParamsError("\n".join(lines)) from None
 
 
-def _describe(error: dict[str, Any]) -> str:
+def unknown_name(name: str, known) -> str:
+    """`` (did you mean 'x'? known: a, b)``: the tail of an unknown-name message."""
+    names = sorted(known)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f" ({hint}known: {', '.join(names) or 'none'})"
+
+
+def _fields_at(schema: Any, loc: tuple) -> list[str]:
+    """The keys allowed beside the last part of ``loc`` inside ``schema``, for a "did you mean"."""
+    node = schema
+    for part in loc[:-1]:
+        node = _unwrap(node)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            field = node.model_fields.get(str(part))
+            if field is None:
+                return []
+            node = field.annotation
+        elif get_origin(node) is dict:
+            node = get_args(node)[1]
+        else:
+            return []
+    node = _unwrap(node)
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return list(node.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X`` from ``X | None`` and ``Annotated[X, ...]``."""
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def _describe(error: dict[str, Any], schema: Any = None) -> str:
     key = ".".join(str(part) for part in error["loc"])
     kind = error["type"]
     if kind == "extra_forbidden":
         message = "unknown key"
+        known = _fields_at(schema, tuple(error["loc"])) if schema is not None else []
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1, cutoff=0.6)
+        if close:
+            message += f" (did you mean {close[0]!r}?)"
     elif kind == "missing":
         message = "required key is missing"
     else:
@@ -446,7 +527,7 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     try:
         return Params.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"{source}: {_describe(err)}" for err in exc.errors()]
+        lines = [f"{source}: {_describe(err, Params)}" for err in exc.errors()]
         raise ParamsError("\n".join(lines)) from None
 
 

@@ -1,7 +1,8 @@
 """The real pipeline: `dvc repro` over HTTP on 127.0.0.1 with the shared flowers sample, tiny settings.
 
 One test walks the user's path: a full repro, a no-op repro, then `dvc exp run -S train.lr=...`
-that must retrain without re-downloading, re-cleaning or re-augmenting.
+that must retrain without re-downloading, re-cleaning or re-augmenting, then the README's
+per-experiment lr override, which must keep that experiment's cached features.
 """
 
 from __future__ import annotations
@@ -160,6 +161,14 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     assert all("test_accuracy" in r.data.metrics for r in variants)
     best = client.get_model_version_by_alias("visionlab-flowers", "best")
     assert client.get_run(best.run_id).data.tags["visionlab.experiment"] in EXPERIMENTS
+
+    # The README's per-experiment override, as written: it reruns that experiment's model stages
+    # and keeps its cached features (featurize depends on what changes them, not on lr).
+    override = "++experiments.flowers-effnet.train_overrides.lr=0.0002"
+    tuned = run(project, *dvc, "exp", "run", "-S", override, "explain@flowers-effnet")
+    assert ran_stages(tuned) == {f"{s}@flowers-effnet" for s in ("train", "evaluate", "explain")}
+    status = run(project, *dvc, "status", "featurize@flowers-effnet")
+    assert "up to date" in status, status
 
 
 def test_one_data_set_chain_alone(tmp_path, shared_datasets):

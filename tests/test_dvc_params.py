@@ -1,0 +1,117 @@
+"""What dvc.yaml makes each stage depend on, and every README `dvc exp run -S` line, read by DVC itself.
+
+DVC's own parser (``dvc.repo.Repo``) and its own ``-S`` code (``dvc.utils.hydra.apply_overrides``)
+run here, so a key DVC would refuse ("Key ... is not in struct") fails this test, not a user.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from dvc.repo import Repo
+from dvc.utils.hydra import apply_overrides
+
+from visionlab.params import load_params
+
+ROOT = Path(__file__).resolve().parents[1]
+PER_EXPERIMENT = ("featurize", "train", "evaluate", "explain")
+PER_DATASET = ("download", "prepare", "augment")
+
+
+def readme_exp_runs() -> list[str]:
+    """Every `dvc exp run` command line of the README that sets params with -S."""
+    text = (ROOT / "README.md").read_text()
+    lines = []
+    for match in re.finditer(r"dvc exp run[^`\n]*", text):
+        line = match.group(0).split("&&")[0].split("#")[0].strip()
+        if " -S " in line and "..." not in line:  # not prose such as `-S train.lr=...`
+            lines.append(line)
+    return lines
+
+
+def overrides_and_targets(line: str) -> tuple[list[str], list[str]]:
+    words = shlex.split(line)[3:]  # after "dvc exp run"
+    overrides, targets = [], []
+    while words:
+        word = words.pop(0)
+        if word == "-S":
+            overrides.append(words.pop(0))
+        elif not word.startswith("-"):
+            targets.append(word)
+    return overrides, targets
+
+
+def test_the_readme_has_override_examples():
+    lines = readme_exp_runs()
+    assert any("++experiments." in line for line in lines), lines
+    assert any("download.mirror=" in line for line in lines), lines
+
+
+@pytest.mark.parametrize("line", readme_exp_runs())
+def test_every_readme_override_is_accepted_by_dvc_and_validates(line, tmp_path):
+    overrides, targets = overrides_and_targets(line)
+    params_file = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", params_file)
+    apply_overrides(params_file, overrides)  # raises as `dvc exp run -S` would
+    params = load_params(params_file)
+    for override in overrides:
+        key, _, value = override.lstrip("+").partition("=")
+        node = yaml.safe_load(params_file.read_text())
+        for part in key.split("."):
+            node = node[part]
+        assert node == yaml.safe_load(value), override
+    for target in targets:
+        stage, _, name = target.partition("@")
+        assert stage in PER_EXPERIMENT + PER_DATASET + ("report",), target
+        known = params.experiments if stage in PER_EXPERIMENT else params.datasets
+        assert not name or name in known, target
+    if any(o.startswith("++experiments.") for o in overrides):
+        assert targets, f"{line}: an experiment's override should name that experiment's stage"
+
+
+@pytest.fixture(scope="module")
+def stages() -> dict[str, object]:
+    repo = Repo(str(ROOT))
+    try:
+        return {stage.addressing: stage for stage in repo.index.stages}
+    finally:
+        repo.close()
+
+
+def _deps(stage) -> tuple[set[str], set[str]]:
+    paths, params = set(), set()
+    for dep in stage.deps:
+        if hasattr(dep, "params"):
+            params |= set(dep.params)
+        else:
+            paths.add(dep.def_path)
+    return paths, params
+
+
+def test_featurize_depends_only_on_what_changes_the_features(stages):
+    params = load_params(ROOT / "params.yaml")
+    for name, experiment in params.experiments.items():
+        paths, keys = _deps(stages[f"featurize@{name}"])
+        # Not the whole experiment, train section or recipe: an lr change must keep the features.
+        assert not {f"experiments.{name}", f"experiments.{name}.train_overrides", "train"} & keys, keys
+        assert not any(k.startswith("recipes") for k in keys), keys
+        assert keys >= {"train.image_size", "train.device", "train.amp"}
+        assert f"experiments.{name}.model_overrides" in keys
+        assert f"models.{experiment.model}" in keys
+        uses_augmented = params.model_of(name).augmented
+        assert (f"data/augmented/{experiment.dataset}" in paths) == uses_augmented, (name, paths)
+
+
+def test_only_experiments_on_augmented_images_wait_for_augment(stages):
+    params = load_params(ROOT / "params.yaml")
+    prepared_only = [n for n in params.experiments if not params.model_of(n).augmented]
+    assert prepared_only, "params.yaml has no experiment on the prepared images alone"
+    for name, experiment in params.experiments.items():
+        paths, _ = _deps(stages[f"train@{name}"])
+        assert f"data/prepared/{experiment.dataset}" in paths
+        assert (f"data/augmented/{experiment.dataset}" in paths) == params.model_of(name).augmented, name
