@@ -141,6 +141,21 @@ def test_predict_needs_a_trained_model(in_tmp):
     assert "uv run dvc repro train@nope" in result.output
 
 
+def test_predict_with_an_unknown_experiment_lists_the_known_names(in_tmp):
+    import yaml
+    from click.testing import CliRunner
+
+    from tests.conftest import minimal_params
+    from visionlab.cli import main
+
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(minimal_params()))
+    result = CliRunner().invoke(main, ["predict", "--experiment", "toy-cnm", "x.jpg"])
+    assert result.exit_code == 1
+    assert "--experiment toy-cnm: no such experiment in params.yaml" in result.output
+    assert "(did you mean 'toy-cnn'? known: toy-cnn)" in result.output
+    assert "dvc repro" not in result.output  # no stage to suggest: train@toy-cnm does not exist
+
+
 def test_predict_prints_every_file_and_fails_if_one_did(in_tmp):
     from click.testing import CliRunner
 
