@@ -521,5 +521,60 @@ def doctor() -> None:
         sys.exit(1)
 
 
+
+@main.command()
+@click.option("--study", "studies", multiple=True, help="Only this data set (repeatable).")
+def plan(studies: tuple[str, ...]) -> None:
+    """Estimate how long the full `dvc repro` would take here, per study (data set).
+
+    Measures each network's throughput on a few synthetic batches on this machine and multiplies
+    by image counts x epochs; `visionlab plan --help` and the output say what is counted.
+    """
+    from visionlab import planning
+    from visionlab.params import load_params
+
+    root = paths.workspace_root()
+    try:
+        params = load_params(root / "params.yaml")
+        for study in studies:
+            params.dataset(study)
+    except VisionlabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    import torch  # after validation: a typo is answered before torch loads
+
+    from visionlab.training.runtime import select_device
+
+    device = select_device(params.train.device)
+    click.echo(f"visionlab plan: {root} ({device.type}, {torch.get_num_threads()} threads)")
+    cache: dict = {}
+    total = 0.0
+    for dataset in studies or tuple(params.datasets):
+        names = [n for n, e in params.experiments.items() if e.dataset == dataset]
+        counts = planning.image_counts(params, dataset, root)
+        why = planning.unavailable(params, dataset)
+        if counts is None:
+            click.echo(f"{dataset}: image count unknown until `uv run dvc repro prepare@{dataset}`")
+            continue
+        source = "prepared" if counts.measured else "published archive"
+        seconds = sum(planning.estimate(params, n, counts, device, cache).seconds for n in names)
+        line = (
+            f"{dataset}: {len(names)} experiments, {counts.train:,}/{counts.val:,}/{counts.test:,} "
+            f"train/val/test images ({source}): about {planning.duration(seconds)}"
+        )
+        if why:
+            line += f"; skipped by `dvc repro --keep-going` ({why})"
+        else:
+            total += seconds
+        click.echo(line)
+    click.echo(f"total: about {planning.duration(total)} of featurize + train + evaluate on {device.type}")
+    click.echo(
+        f"how: per network, images/s of {planning.PROBE_BATCH}-image synthetic batches forward, "
+        f"a training step taken as {planning.TRAIN_COST:g} forward passes; x images x the recipe's "
+        "epochs (early stopping may end sooner); "
+        "augmented experiments train on augment.factor x the images. Not counted: downloads, "
+        "prepare, augment, explain, report."
+    )
+
 if __name__ == "__main__":
     main()
