@@ -2,8 +2,15 @@
 
 from visionlab.stage import stage_command
 
-# Imported once params.yaml validates: a bad param is reported before torch loads.
-main = stage_command("visionlab.data.augment:augment_dataset", "dataset")
+
+def work(params, name):  # params: visionlab.params.Params
+    # Imported once params.yaml and the name validate: a typo is answered before torch loads.
+    from visionlab.data.augment import augment_dataset
+
+    return augment_dataset(params, name)
+
+
+main = stage_command(work, "dataset")
 
 if __name__ == "__main__":
     main()

@@ -2,8 +2,15 @@
 
 from visionlab.stage import stage_command
 
-# Imported once params.yaml validates: a bad param is reported before torch loads.
-main = stage_command("visionlab.training.train_stage:train_experiment", "experiment")
+
+def work(params, name):  # params: visionlab.params.Params
+    # Imported once params.yaml and the name validate: a typo is answered before torch loads.
+    from visionlab.training.train_stage import train_experiment
+
+    return train_experiment(params, name)
+
+
+main = stage_command(work, "experiment")
 
 if __name__ == "__main__":
     main()

@@ -242,7 +242,9 @@ def test_an_unknown_stage_target_is_reported_before_the_work_module_loads(tmp_pa
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(minimal_params()))
     monkeypatch.chdir(tmp_path)
-    command = stage_command("visionlab.no_such_module:work", "experiment")  # never imported
-    result = CliRunner().invoke(command, ["--experiment", "toy-cnm"])
+    def work(params, name):
+        raise AssertionError("the work must not start for an unknown name")
+
+    result = CliRunner().invoke(stage_command(work, "experiment"), ["--experiment", "toy-cnm"])
     assert result.exit_code == 1
     assert "experiments.toy-cnm: no such experiment (did you mean 'toy-cnn'? known: toy-cnn)" in result.output

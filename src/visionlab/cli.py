@@ -530,8 +530,8 @@ def plan(studies: tuple[str, ...]) -> None:
     Measures each network's throughput on a few synthetic batches on this machine and multiplies
     by image counts x epochs; `visionlab plan --help` and the output say what is counted.
     """
-    from visionlab import planning
     from visionlab.params import load_params
+    from visionlab.training import planning
 
     root = paths.workspace_root()
     try:

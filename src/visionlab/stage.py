@@ -1,13 +1,12 @@
 """Shared entry logic of the stage scripts: logging, params validation and user-facing errors.
 
-A stage names its work as ``"module:function"`` and the module is imported only after params.yaml
-and the stage's target name validate: the work modules pull in torch (10-20 s on a busy machine),
-and a typo deserves an answer in a second.
+The stage scripts import their work module inside ``work``, so it loads only after params.yaml and
+the stage's target name validate: the work modules pull in torch (10-30 s on a busy machine), and a
+typo deserves an answer in a second.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import sys
@@ -34,13 +33,6 @@ def configure_logging() -> None:
 Work = Callable[[Params, str], Any]
 
 
-def _resolve(work: Work | str) -> Work:
-    if isinstance(work, str):
-        module, _, function = work.partition(":")
-        return getattr(importlib.import_module(module), function)
-    return work
-
-
 def check_target(params: Params, target: str, name: str) -> None:
     """Fail fast, before any heavy import, when ``name`` is not in params.yaml."""
     if target == "experiment":
@@ -49,26 +41,23 @@ def check_target(params: Params, target: str, name: str) -> None:
         params.dataset(name)
 
 
-def stage_main(work: Work | str, params_file: str, name: str, target: str | None = None) -> None:
+def stage_main(work: Work, params_file: str, name: str, target: str | None = None) -> None:
     """Validate params.yaml, run ``work(params, name)``, and turn user errors into one message."""
     configure_logging()
     try:
         params = load_params(params_file)
         if target is not None:
             check_target(params, target, name)
-        _resolve(work)(params, name)
+        work(params, name)
     except VisionlabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
 
 
-def stage_command(work: Work | str, target: str) -> click.Command:
-    """A click command ``--<target> NAME [--params FILE]`` that runs ``work`` for one item.
+def stage_command(work: Work, target: str) -> click.Command:
+    """A click command ``--<target> NAME [--params FILE]`` that runs ``work`` for one item."""
 
-    ``work``: the function, or ``"module:function"`` to import it only once params validate.
-    """
-
-    @click.command(help=None if isinstance(work, str) else work.__doc__)
+    @click.command(help=work.__doc__)
     @click.option(f"--{target}", "name", required=True, help=f"Name of the {target} in params.yaml.")
     @click.option("--params", "params_file", default="params.yaml", show_default=True)
     def command(name: str, params_file: str) -> None:
