@@ -10,6 +10,7 @@ The samples are small (flowers 1,000 images, Kaggle flowers 200, cats and dogs 4
 5,000, Caltech 484), so these figures are not the studies' full-data numbers.
 
 Usage:  uv run python benchmarks/zoo_accuracy.py [--experiment NAME ...] [--epochs N] [--factor N]
+        uv run python benchmarks/zoo_accuracy.py --from-json   (tables again, nothing rerun)
 Writes benchmarks/results/zoo_accuracy.{json,md}.
 """
 
@@ -27,23 +28,27 @@ from pathlib import Path
 import click
 import yaml
 
+from visionlab.params import Params, load_params
+from visionlab.reporting.published import load_published
+
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "work" / "zoo"
 RESULTS = REPO / "benchmarks" / "results"
 
-PUBLISHED = {
-    "flowers-cnn": 72.78,
-    "flowers-mobilenetv2": 91.11,
-    "flowers-alexnet": 89.72,
-    "flowers-inceptionv3": 87.22,
-    "flowers-vgg16": 89.72,
-    "flowers-resnet50": 93.06,
-    "kflowers-vgg16-bn": 85.47,
-    "cifar-base": 73.64,
-    "cifar-inception": 73.64,
-    "cifar-residual": 74.80,
-    "caltech-vgg19": 93.0,
-}
+
+
+def published_figures() -> dict[str, tuple[str, float]]:
+    """``{experiment: (the study's model name, published test accuracy %)}`` for every experiment
+    of params.yaml that has one: read from config/published_results.yaml by data set and arch,
+    through the same parser and the same lookup as the report stage."""
+    params = load_params(REPO / "params.yaml")
+    figures = load_published(REPO / params.report.published)
+    found = {}
+    for name, exp in params.experiments.items():
+        figure = figures.get(exp.dataset, {}).get(params.model_of(name).arch)
+        if figure is not None:
+            found[name] = (figure.model, round(100 * figure.test_accuracy, 2))
+    return found
 
 
 def _project(shared: Path, experiments: list[str], epochs: int | None, factor: int) -> Path:
@@ -113,44 +118,84 @@ def _run(project: Path, experiment: str) -> dict:
     return row
 
 
+def _why_not_run(params: Params, name: str) -> str:
+    model = params.model_of(name)
+    if model.weights == "imagenet" and not model.arch.startswith("efficientnet"):
+        return f"needs torchvision's ImageNet weights for {model.arch} (no internet on the benchmark machine)"
+    return "not selected (CPU time)"
+
+
+def _markdown(meta: dict, rows: list[dict]) -> str:
+    """Every experiment of params.yaml, in its order: measured, failed (with the pipeline's
+    error) or not run in this benchmark, each beside the study's published figure."""
+    epochs, factor = meta.get("epochs_cap"), meta.get("augment_factor")
+    published = published_figures()
+    by_name = {r["experiment"]: r for r in rows}
+    params = load_params(REPO / "params.yaml")
+    names = list(params.experiments)
+    lines = [
+        "# Test accuracy of the experiments on the shared samples (CPU)",
+        "",
+        f"Real `dvc repro evaluate@<name>` per experiment; epochs cap: {epochs or 'none (the recipe)'}; "
+        f"augment.factor {factor}. Samples, not the full data sets: compare with the studies' figures",
+        "with care. Published figures: `config/published_results.yaml`, matched by data set and",
+        "architecture as in the report (a `-best` recipe on the study's architecture is compared with",
+        "the study's figure too).",
+        "",
+        "| experiment | test acc % | published % (study's model) | val acc % | test images | epochs "
+        "| train s | img/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in [*names, *(n for n in by_name if n not in names)]:
+        model, figure = published.get(name, ("", None))
+        shown = f"{figure:.2f} ({model})" if figure is not None else ""
+        r = by_name.get(name)
+        if r is None:
+            why = _why_not_run(params, name)
+            lines.append(f"| {name} | not run in this benchmark: {why} | {shown} | | | | | |")
+        elif "error" in r:
+            lines.append(f"| {name} | not run: {r['error']} | {shown} | | | | | |")
+        else:
+            lines.append(
+                f"| {name} | {r['test_accuracy']:.2f} | {shown} | {r['val_accuracy']:.2f} | "
+                f"{r['test_images']} | {r['epochs_run']} | {r['train_seconds']:.0f} | "
+                f"{r['train_images_per_second']:.1f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
 @click.command()
 @click.option("--shared", type=click.Path(path_type=Path), default=REPO.parent / "shared" / "datasets")
 @click.option("--experiment", "experiments", multiple=True, help="Experiments to run (default: all).")
 @click.option("--epochs", type=int, default=None, help="Cap every experiment's epochs (recorded).")
 @click.option("--factor", default=5, show_default=True, help="augment.factor for the run.")
-def main(shared: Path, experiments: tuple[str, ...], epochs: int | None, factor: int) -> None:
-    names = list(experiments) or list(yaml.safe_load((REPO / "params.yaml").read_text())["experiments"])
-    project = _project(shared, names, epochs, factor)
-    rows = []
-    for name in names:
-        row = _run(project, name)
-        row["published"] = PUBLISHED.get(name)
-        print(json.dumps(row), flush=True)
-        rows.append(row)
-    meta = {"machine": platform.machine(), "epochs_cap": epochs, "augment_factor": factor}
+@click.option(
+    "--from-json",
+    is_flag=True,
+    help="Run nothing: rewrite zoo_accuracy.md from zoo_accuracy.json and today's published figures.",
+)
+def main(
+    shared: Path, experiments: tuple[str, ...], epochs: int | None, factor: int, from_json: bool
+) -> None:
+    if from_json:
+        saved = json.loads((RESULTS / "zoo_accuracy.json").read_text())
+        meta, rows = saved["meta"], saved["rows"]
+    else:
+        names = list(experiments) or list(load_params(REPO / "params.yaml").experiments)
+        project = _project(shared, names, epochs, factor)
+        rows = []
+        for name in names:
+            row = _run(project, name)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+        meta = {"machine": platform.machine(), "epochs_cap": epochs, "augment_factor": factor}
+    published = published_figures()
+    for row in rows:  # the figures of today's config, never a copy kept in this script
+        model, figure = published.get(row["experiment"], (None, None))
+        row["published"], row["published_model"] = figure, model
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "zoo_accuracy.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    lines = [
-        "# Test accuracy of the named experiments on the shared samples (CPU)",
-        "",
-        f"Real `dvc repro evaluate@<name>` per experiment; epochs cap: {epochs or 'none (the recipe)'}; "
-        f"augment.factor {factor}. Samples, not the full data sets: compare with the studies' figures",
-        "with care.",
-        "",
-        "| experiment | test acc % | published % | val acc % | test images | epochs | train s | img/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        published = f"{r['published']:.2f}" if r.get("published") else ""
-        if "error" in r:
-            lines.append(f"| {r['experiment']} | not run: {r['error']} | {published} | | | | | |")
-            continue
-        lines.append(
-            f"| {r['experiment']} | {r['test_accuracy']:.2f} | {published} | {r['val_accuracy']:.2f} | "
-            f"{r['test_images']} | {r['epochs_run']} | {r['train_seconds']:.0f} | "
-            f"{r['train_images_per_second']:.1f} |"
-        )
-    (RESULTS / "zoo_accuracy.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / "zoo_accuracy.md").write_text(_markdown(meta, rows))
     print((RESULTS / "zoo_accuracy.md").read_text())
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from mlflow.tracking import MlflowClient
 from PIL import Image
 from torch import nn
 
@@ -39,6 +40,7 @@ from visionlab.explanations.pixels import to_tensor
 from visionlab.explanations.predict import format_result, predict_paths
 from visionlab.models import Classifier, build_model, save_checkpoint
 from visionlab.params import ModelParams, parse_params
+from visionlab.tracking import start_run
 
 from .conftest import minimal_params, write_image
 
@@ -518,20 +520,16 @@ def test_an_overlay_that_cannot_be_written_fails_that_image_only(tmp_path):
 # --- the stage -----------------------------------------------------------------------------------
 
 
-class FakeRun:
-    def __init__(self) -> None:
-        self.logged: list[tuple[Path, str | None]] = []
-        self.tags: dict = {}
-        self.finished: bool | None = None
-
-    def log_artifact(self, path: Path, folder: str | None = None) -> None:
-        self.logged.append((Path(path), folder))
-
-    def set_tags(self, tags: dict) -> None:
-        self.tags.update(tags)
-
-    def finish(self, ok: bool = True) -> None:
-        self.finished = ok
+def _logged_files(client, run_id: str, folder: str) -> set[str]:
+    """Every artifact file of the run under ``folder``, relative to it."""
+    found, pending = set(), [folder]
+    while pending:
+        for item in client.list_artifacts(run_id, pending.pop()):
+            if item.is_dir:
+                pending.append(item.path)
+            else:
+                found.add(item.path.removeprefix(f"{folder}/"))
+    return found
 
 
 def test_the_explain_stage_writes_every_explanation_and_a_gallery(in_tmp, monkeypatch):
@@ -568,12 +566,22 @@ def test_the_explain_stage_writes_every_explanation_and_a_gallery(in_tmp, monkey
         "patch_units": ["blocks.1.0:3"],
     }
     params = parse_params(minimal_params(explain=explain))
-    run = FakeRun()
-    monkeypatch.setattr(explain_stage, "open_run", lambda *_args: run)
+    # The run the train stage would have started and recorded, in a real store in the test's folder.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    trained = start_run("toy", "toy-cnn")
+    trained.record(in_tmp / "data/models/toy-cnn/mlflow_run.json")
+    trained.finish(True)
 
     out = explain_stage.explain_experiment(params, "toy-cnn")
 
-    assert out == Path("data/explain/toy-cnn") and run.logged == [(out, "explanations")] and run.finished
+    assert out == Path("data/explain/toy-cnn")
+    client = MlflowClient(tracking_uri=f"sqlite:///{in_tmp / 'mlflow.db'}")
+    (logged,) = client.search_runs([trained.experiment_id])  # reopened, not a second run
+    assert logged.info.run_id == trained.run_id and logged.info.status == "FINISHED"
+    assert logged.data.tags["visionlab.gradcam_layer"] == "blocks.3.2"
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    assert {"index.html", "index.json"} <= on_disk
+    assert _logged_files(client, trained.run_id, "explanations") == on_disk
     index = json.loads((out / "index.json").read_text())
     assert index["method"] == "gradcam" and index["layer"] == "blocks.3.2" and index["arch"] == "handmade_cnn"
     assert len(index["images"]) == 5  # every (class, verdict) group once
