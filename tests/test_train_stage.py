@@ -21,6 +21,7 @@ from visionlab.data.prepare import prepare_dataset
 from visionlab.evaluation.evaluate_stage import evaluate_experiment
 from visionlab.models import load_checkpoint
 from visionlab.params import parse_params
+from visionlab.training.data import image_dataset
 from visionlab.training.features import featurize_experiment
 from visionlab.training.train_stage import train_experiment
 
@@ -92,10 +93,21 @@ def test_each_model_family_trains_and_evaluates_through_the_stages(project, expe
         assert history.phase.tolist() == ["head", "finetune"]
         assert history.epoch.tolist() == [1, 2]
     else:
-        assert history.epoch.tolist() == [1, 2] or summary["stopped_early"]
+        assert history.epoch.tolist() == [1, 2]  # patience 5: two epochs cannot stop early
+    assert not summary["stopped_early"] and summary["epochs_run"] == 2
     assert summary["trained_on"] == ("cached features" if spec.base == "frozen" else "images")
     metrics = json.loads(Path(f"results/{experiment}/metrics.json").read_text())
-    assert metrics["test"]["images"] == 2 and 0 <= metrics["test"]["accuracy"] <= 1
+    assert {split: metrics[split]["images"] for split in ("train", "val", "test")} == {
+        "train": 14,
+        "val": 4,
+        "test": 2,
+    }
+    training = metrics["training"]
+    assert (training["epochs"], training["seconds"]) == (2, summary["train_seconds"])
+    # 14 training images twice in train_seconds (rounded to the millisecond)
+    assert training["images_per_second"] * training["seconds"] == pytest.approx(
+        28, rel=0.01, abs=training["images_per_second"] * 0.0006
+    )
     # The compute that produced the model: a frozen base's features, then training.
     info = json.loads((Path("data/features") / experiment / "info.json").read_text())
     features = info["seconds"] if spec.base == "frozen" else 0.0
@@ -111,11 +123,16 @@ def test_each_model_family_trains_and_evaluates_through_the_stages(project, expe
     inputs = MlflowClient(record["tracking_uri"]).get_run(record["run_id"]).inputs.dataset_inputs
     assert sorted(i.dataset.name for i in inputs) == ["toy/test", "toy/train", "toy/val"]
 
-    model, _ = load_checkpoint(model_dir / "model.pt")
+    # The test accuracy is what the saved model scores on the two test images, run here afresh.
+    model, checkpoint = load_checkpoint(model_dir / "model.pt")
     size = params.image_size_of(experiment)
+    rows = pd.read_csv("data/prepared/toy/manifest.csv").query("split == 'test'")
+    images = image_dataset(rows, checkpoint["classes"], size, model, params.dataset("toy").grayscale)
     with torch.no_grad():
-        logits = model(torch.zeros(1, model.in_channels, size, size))
-    assert logits.shape == (1, 2)  # the binary single-logit net too
+        logits = model.eval()(torch.stack([images[i][0] for i in range(len(images))]))
+    assert logits.shape == (2, 2)  # the binary single-logit net too
+    correct = (logits.argmax(1) == torch.tensor(images.labels)).float().mean().item()
+    assert metrics["test"]["accuracy"] == pytest.approx(correct)
 
 
 def test_missing_torchvision_weights_stop_the_stage_with_the_fix(project, monkeypatch, tmp_path):

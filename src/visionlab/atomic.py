@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import tempfile
@@ -26,12 +27,34 @@ def _publish_mode(path: Path, base: int) -> None:
     os.chmod(path, base & ~current_umask())
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def _remove_dead_scratch(final: Path) -> None:
+    """Delete scratch folders of ``final`` left by killed processes (SIGKILL runs no cleanup).
+
+    Each scratch name carries its writer's pid, so a live writer's folder is never touched.
+    """
+    for stale in final.parent.glob(f".tmp-{glob.escape(final.name)}-*-*"):
+        pid = stale.name[len(f".tmp-{final.name}-") :].split("-", 1)[0]
+        if pid.isdigit() and stale.is_dir() and not _alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(final: Path) -> Iterator[Path]:
     """Yield a scratch folder beside ``final``; it replaces ``final`` only if the block succeeds."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    _remove_dead_scratch(final)
+    scratch = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-{os.getpid()}-", dir=final.parent))
     try:
         yield scratch
     except BaseException:
