@@ -20,7 +20,8 @@ SRC = ROOT / "src"
 PACKAGE = "visionlab"
 
 # Rank of each part of the library: a module may import its own package and anything ranked lower.
-# Top-level modules (params, paths, errors, ...) are the base; the command line sits on everything.
+# Top-level modules (params, paths, errors, ...) are the base; the command line (with its doctor)
+# sits on everything.
 LAYERS = {
     "": 0,
     "data": 1,
@@ -52,6 +53,18 @@ def _is_package(path: Path) -> bool:
     return path.name == "__init__.py"
 
 
+def _runtime_nodes(tree: ast.AST):
+    """Every node, except under ``if TYPE_CHECKING:``: those imports never run."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            todo.extend(node.orelse)
+            continue
+        todo.extend(ast.iter_child_nodes(node))
+
+
 @cache
 def direct_imports(path: Path) -> frozenset[str]:
     """Project modules ``path`` imports anywhere in its body (lazy imports in functions too)."""
@@ -61,7 +74,7 @@ def direct_imports(path: Path) -> frozenset[str]:
     else:
         name = module_name(path)
         package = name if _is_package(path) else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in _runtime_nodes(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -125,10 +138,14 @@ def uncovered(files: set[Path], deps: list[str]) -> list[str]:
     return sorted(missing)
 
 
+# Top-level modules that look at the whole installation: the command line and its doctor checks.
+APPLICATION = {"cli.py", "doctor.py"}
+
+
 def layer(path: Path) -> str:
     parts = path.relative_to(SRC / PACKAGE).parts
     if len(parts) == 1:
-        return "cli" if parts[0] == "cli.py" else ""
+        return "cli" if parts[0] in APPLICATION else ""
     return parts[0]
 
 

@@ -6,6 +6,7 @@
 - :mod:`~visionlab.explanations.filters`: the first conv layer's kernels
 - :mod:`~visionlab.explanations.patches`: the test-set patches that drive a class or unit most
 - :mod:`~visionlab.explanations.gallery`: the HTML page of an explain folder
+- :mod:`~visionlab.explanations.artifact_index`: index.json's list of every picture, and the thumbnail order
 - :mod:`~visionlab.explanations.predict`: classify image files, optionally with a Grad-CAM each
 - :mod:`~visionlab.explanations.explain_stage`: the DVC stage that writes all of the above
 """

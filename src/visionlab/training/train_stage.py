@@ -20,11 +20,11 @@ from visionlab.models import Classifier, build_model, save_checkpoint
 from visionlab.models.base import count_trainable
 from visionlab.params import ModelParams, Params, TrainParams
 from visionlab.redaction import redact
-from visionlab.tracking import RUN_RECORD, finishing, start_run
+from visionlab.tracking import RUN_RECORD, TrackedRun, finishing, start_run
 from visionlab.tracking.datasets import log_datasets
 from visionlab.training.data import image_dataset, loader, split_rows
 from visionlab.training.feature_cache import featurize_seconds, load_features
-from visionlab.training.loop import HISTORY_COLUMNS, fit
+from visionlab.training.loop import HISTORY_COLUMNS, FitResult, fit
 from visionlab.training.regularization import balanced_class_weights, l2_penalty
 from visionlab.training.runtime import seed_everything, select_device, use_amp
 
@@ -123,6 +123,129 @@ def _labels(dataset: Dataset) -> list[int]:
     return list(dataset.labels)
 
 
+def _train_phases(
+    model: Classifier,
+    spec: ModelParams,
+    settings: TrainParams,
+    inputs: _Inputs,
+    device: torch.device,
+    resume: Path,
+    run: TrackedRun,
+    **common,
+) -> list[FitResult]:
+    """One fit, or for ``finetune`` the head alone and then everything from ``unfreeze_from``."""
+
+    def batches(dataset: Dataset, shuffle: bool) -> DataLoader:
+        return loader(
+            dataset, settings.batch_size, shuffle=shuffle, workers=inputs.workers, seed=settings.seed
+        )
+
+    def phase(name: str, **options) -> FitResult:
+        checkpoint = resume / f"{name}.pt" if settings.resume else None
+        train_batches, val_batches = batches(inputs.train_set, True), batches(inputs.val_set, False)
+        return fit(
+            inputs.net,
+            train_batches,
+            val_batches,
+            settings,
+            device,
+            checkpoint=checkpoint,
+            **options,
+            **common,
+        )
+
+    if spec.base != "finetune":
+        return [phase("train")]
+    phases = []
+    head_epochs = min(settings.head_epochs, settings.epochs)
+    if head_epochs:
+        phases.append(phase("head", epochs=head_epochs, phase="head"))
+    unfrozen = model.unfreeze_from(spec.unfreeze_from)
+    run.log_params({"unfrozen_parameters": len(unfrozen)})
+    if settings.epochs > head_epochs:
+        phases.append(
+            phase(
+                "finetune",
+                epochs=settings.epochs - head_epochs,
+                lr=settings.lr * settings.finetune_lr_factor,
+                phase="finetune",
+                first_epoch=head_epochs + 1,
+                best_so_far=(phases[0].best_loss, phases[0].best_epoch),
+            )
+        )
+    return phases
+
+
+def _summary(
+    experiment: str,
+    phases: list[FitResult],
+    features_seconds: float,
+    model: Classifier,
+    device: torch.device,
+    amp: bool,
+    channels_last: bool,
+    on_features: bool,
+) -> dict:
+    """What the run did, for summary.json, the checkpoint and the report."""
+    seconds = sum(result.seconds for result in phases)
+    seen = sum(result.samples_seen for result in phases)
+    return {
+        "experiment": experiment,
+        "epochs_run": sum(len(result.history) for result in phases),
+        # A second phase starts from the first one's best, and must beat it.
+        "best_epoch": phases[-1].best_epoch,
+        "stopped_early": any(result.stopped_early for result in phases),
+        "resumed_after_epoch": sum(result.resumed_from for result in phases),
+        "train_seconds": round(seconds, 3),
+        "train_images_per_second": round(seen / seconds, 2) if seconds else 0.0,
+        # The compute that produced the model: the frozen base's features, then training.
+        "featurize_seconds": round(features_seconds, 3),
+        "compute_seconds": round(features_seconds + seconds, 3),
+        "trainable_parameters": count_trainable(model),
+        "device": device.type,
+        "amp": amp,
+        "channels_last": channels_last,
+        "trained_on": "cached features" if on_features else "images",
+    }
+
+
+def _save_outputs(
+    run: TrackedRun,
+    experiment: str,
+    model: Classifier,
+    spec: ModelParams,
+    classes: list[str],
+    size: int,
+    grayscale: bool,
+    phases: list[FitResult],
+    features_seconds: float,
+    summary: dict,
+) -> Path:
+    """The model folder (weights, summary, run record) and history.csv, also logged to the run."""
+    history = pd.DataFrame([row for result in phases for row in result.history], columns=HISTORY_COLUMNS)
+    seconds = sum(result.seconds for result in phases)
+    out = paths.model_dir(experiment)
+    with atomic_dir(out) as scratch:
+        save_checkpoint(scratch / "model.pt", model, spec, classes, size, grayscale, summary=summary)
+        (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        run.record(scratch / RUN_RECORD)
+    history_path = paths.results_dir(experiment) / "history.csv"
+    atomic_write_text(history_path, history.to_csv(index=False))
+    run.log_metrics(
+        {
+            "best_epoch": summary["best_epoch"],
+            "train_seconds": seconds,
+            "featurize_seconds": features_seconds,
+            "compute_seconds": features_seconds + seconds,
+            "train_images_per_second": summary["train_images_per_second"],
+        }
+    )
+    run.log_artifact(history_path, "training")
+    run.log_artifact(out / "summary.json", "training")
+    run.log_artifact(out / "model.pt", "model")
+    return out
+
+
 def train_experiment(params: Params, experiment: str) -> Path:
     settings = params.recipe_of(experiment)
     exp = params.experiment(experiment)
@@ -171,11 +294,6 @@ def train_experiment(params: Params, experiment: str) -> Path:
             metrics = {k: v for k, v in row.items() if k not in ("epoch", "phase")}
             run.log_metrics(metrics, step=row["epoch"])
 
-        def batches(dataset: Dataset, shuffle: bool) -> DataLoader:
-            return loader(
-                dataset, settings.batch_size, shuffle=shuffle, workers=inputs.workers, seed=settings.seed
-            )
-
         common = dict(
             penalty=l2_penalty(model, spec),
             class_weights=class_weights,
@@ -183,97 +301,15 @@ def train_experiment(params: Params, experiment: str) -> Path:
             on_epoch=on_epoch,
             desc=experiment,
         )
-        phases = []
-        if spec.base == "finetune":
-            head_epochs = min(settings.head_epochs, settings.epochs)
-            if head_epochs:
-                phases.append(
-                    fit(
-                        inputs.net,
-                        batches(inputs.train_set, True),
-                        batches(inputs.val_set, False),
-                        settings,
-                        device,
-                        epochs=head_epochs,
-                        phase="head",
-                        checkpoint=resume / "head.pt" if settings.resume else None,
-                        **common,
-                    )
-                )
-            unfrozen = model.unfreeze_from(spec.unfreeze_from)
-            run.log_params({"unfrozen_parameters": len(unfrozen)})
-            if settings.epochs > head_epochs:
-                phases.append(
-                    fit(
-                        inputs.net,
-                        batches(inputs.train_set, True),
-                        batches(inputs.val_set, False),
-                        settings,
-                        device,
-                        epochs=settings.epochs - head_epochs,
-                        lr=settings.lr * settings.finetune_lr_factor,
-                        phase="finetune",
-                        first_epoch=head_epochs + 1,
-                        best_so_far=(phases[0].best_loss, phases[0].best_epoch),
-                        checkpoint=resume / "finetune.pt" if settings.resume else None,
-                        **common,
-                    )
-                )
-        else:
-            phases.append(
-                fit(
-                    inputs.net,
-                    batches(inputs.train_set, True),
-                    batches(inputs.val_set, False),
-                    settings,
-                    device,
-                    checkpoint=resume / "train.pt" if settings.resume else None,
-                    **common,
-                )
-            )
+        phases = _train_phases(model, spec, settings, inputs, device, resume, run, **common)
         model.to("cpu").to(memory_format=torch.contiguous_format)
-        history_rows = [row for result in phases for row in result.history]
-        best = phases[-1]  # a second phase starts from the first one's best, and must beat it
-        seconds = sum(result.seconds for result in phases)
         features_seconds = featurize_seconds(experiment) if inputs.on_features else 0.0
-        seen = sum(result.samples_seen for result in phases)
-        summary = {
-            "experiment": experiment,
-            "epochs_run": len(history_rows),
-            "best_epoch": best.best_epoch,
-            "stopped_early": any(result.stopped_early for result in phases),
-            "resumed_after_epoch": sum(result.resumed_from for result in phases),
-            "train_seconds": round(seconds, 3),
-            "train_images_per_second": round(seen / seconds, 2) if seconds else 0.0,
-            # The compute that produced the model: the frozen base's features, then training.
-            "featurize_seconds": round(features_seconds, 3),
-            "compute_seconds": round(features_seconds + seconds, 3),
-            "trainable_parameters": count_trainable(model),
-            "device": device.type,
-            "amp": amp,
-            "channels_last": channels_last,
-            "trained_on": "cached features" if inputs.on_features else "images",
-        }
-        history = pd.DataFrame(history_rows, columns=HISTORY_COLUMNS)
-        out = paths.model_dir(experiment)
-        with atomic_dir(out) as scratch:
-            save_checkpoint(scratch / "model.pt", model, spec, classes, size, grayscale, summary=summary)
-            (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-            run.record(scratch / RUN_RECORD)
-        history_path = paths.results_dir(experiment) / "history.csv"
-        atomic_write_text(history_path, history.to_csv(index=False))
-        run.log_metrics(
-            {
-                "best_epoch": best.best_epoch,
-                "train_seconds": seconds,
-                "featurize_seconds": features_seconds,
-                "compute_seconds": features_seconds + seconds,
-                "train_images_per_second": summary["train_images_per_second"],
-            }
+        summary = _summary(
+            experiment, phases, features_seconds, model, device, amp, channels_last, inputs.on_features
         )
-        run.log_artifact(history_path, "training")
-        run.log_artifact(out / "summary.json", "training")
-        run.log_artifact(out / "model.pt", "model")
+        out = _save_outputs(
+            run, experiment, model, spec, classes, size, grayscale, phases, features_seconds, summary
+        )
     shutil.rmtree(resume, ignore_errors=True)  # finished: nothing left to resume
-    log.info("%s: best epoch %d of %d", experiment, best.best_epoch, len(history_rows))
+    log.info("%s: best epoch %d of %d", experiment, summary["best_epoch"], summary["epochs_run"])
     return out
