@@ -60,6 +60,60 @@ def ui(port: int, workers: int) -> None:
     sys.exit(subprocess.run(command, env=env, check=False).returncode)
 
 
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--backend-store-uri",
+    envvar="VISIONLAB_SERVER_BACKEND",
+    required=True,
+    help="PostgreSQL database for runs and the model registry: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB "
+    "(or env VISIONLAB_SERVER_BACKEND, which keeps the password out of `ps`).",
+)
+@click.option(
+    "--artifacts-destination",
+    envvar="VISIONLAB_SERVER_ARTIFACTS",
+    required=True,
+    help="Where the server stores artifacts: a folder on the server machine, or s3://, gs://, ... "
+    "Clients upload and download through the server and need no credentials for it.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to serve the whole network.")
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=None, type=int, help="Server worker processes [default: MLflow's].")
+@click.argument("mlflow_args", nargs=-1, type=click.UNPROCESSED)
+def server(
+    backend_store_uri: str,
+    artifacts_destination: str,
+    host: str,
+    port: int,
+    workers: int | None,
+    mlflow_args: tuple[str, ...],
+) -> None:
+    """Run the team MLflow tracking server (PostgreSQL backend, served artifacts).
+
+    Clients then log to it with MLFLOW_TRACKING_URI=http://HOST:PORT. Arguments after `--` go to
+    `mlflow server` unchanged (e.g. -- --allowed-hosts mlflow.lab.example:5000).
+    """
+    from visionlab.tracking import server as team
+
+    try:
+        team.check_backend(backend_store_uri)
+        artifacts = team.artifacts_destination(artifacts_destination)
+    except (VisionlabError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    command = team.server_command(artifacts, host, port, workers, mlflow_args)
+    env = team.server_env(backend_store_uri, os.environ)
+    shown = "localhost" if host in ("0.0.0.0", "::") else host
+    click.echo(
+        f"MLflow tracking server on http://{shown}:{port}: runs and registry in "
+        f"{team.redact(backend_store_uri)}, artifacts in {artifacts}\n"
+        f"clients: export MLFLOW_TRACKING_URI=http://{shown}:{port}  (Ctrl-C to stop)"
+    )
+    sys.stdout.flush()
+    if os.name == "posix":
+        os.execve(sys.executable, command, env)  # Ctrl-C and signals go straight to the server
+    sys.exit(subprocess.run(command, env=env, check=False).returncode)
+
+
 @main.group()
 def data() -> None:
     """Look after the data sets."""

@@ -117,25 +117,26 @@ def _check_mlflow(root: Path) -> Check:
             )
         return Check(name, OK, f"{uri} ({count} runs)")
     if uri.startswith(("http://", "https://")):
-        import requests
+        from visionlab.tracking.server import probe, serves_artifacts
 
-        try:
-            answer = requests.get(uri.rstrip("/") + "/health", timeout=5)
-        except requests.RequestException as exc:
+        reason = probe(uri)
+        if reason is not None:
             return Check(
                 name,
                 FAIL,
-                f"{uri} does not answer ({type(exc).__name__})",
-                "start the tracking server, or unset MLFLOW_TRACKING_URI for the project's SQLite store",
+                f"{uri}: {reason}",
+                "start the tracking server (visionlab server), or unset MLFLOW_TRACKING_URI for the "
+                "project's SQLite store",
             )
-        if answer.status_code != 200:
+        if not serves_artifacts(uri):
             return Check(
                 name,
-                FAIL,
-                f"{uri}/health answered HTTP {answer.status_code}",
-                "check the server, or unset MLFLOW_TRACKING_URI",
+                WARN,
+                f"{uri} answers but does not serve artifacts",
+                "start it with --serve-artifacts (visionlab server does), or every client needs "
+                "access to its artifact store",
             )
-        return Check(name, OK, uri)
+        return Check(name, OK, f"{uri} (artifacts served)")
     return Check(name, WARN, f"{uri}: not checked (only sqlite:/// and http(s):// stores are)")
 
 

@@ -9,6 +9,7 @@ overrides it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from visionlab import paths
 from visionlab.atomic import atomic_write_text
 from visionlab.locks import file_lock
+from visionlab.tracking.server import TrackingServerError, probe, require_server, unavailable_message
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +89,24 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+@contextmanager
+def _server_errors(uri: str) -> Iterator[None]:
+    """A tracking server that went away mid-stage: one clear error instead of MLflow's traceback."""
+    import requests
+
+    try:
+        yield
+    except (MlflowException, requests.RequestException) as exc:
+        reason = probe(uri) if _is_server(uri) else None
+        if reason is None:
+            raise
+        raise TrackingServerError(unavailable_message(uri, reason)) from exc
+
+
 @dataclass
 class TrackedRun:
     """A handle on one MLflow run, usable from any stage."""
@@ -97,29 +117,34 @@ class TrackedRun:
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         items = [Param(k, v) for k, v in flatten(params).items()]
-        for start in range(0, len(items), _BATCH):
-            self.client.log_batch(self.run_id, params=items[start : start + _BATCH])
+        with _server_errors(self.client.tracking_uri):
+            for start in range(0, len(items), _BATCH):
+                self.client.log_batch(self.run_id, params=items[start : start + _BATCH])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()]
-        for start in range(0, len(items), _BATCH):
-            self.client.log_batch(self.run_id, metrics=items[start : start + _BATCH])
+        with _server_errors(self.client.tracking_uri):
+            for start in range(0, len(items), _BATCH):
+                self.client.log_batch(self.run_id, metrics=items[start : start + _BATCH])
 
     def set_tags(self, tags: Mapping[str, str | None]) -> None:
         items = [RunTag(k, v) for k, v in tags.items() if v is not None]
-        self.client.log_batch(self.run_id, tags=items)
+        with _server_errors(self.client.tracking_uri):
+            self.client.log_batch(self.run_id, tags=items)
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         path = Path(path)
-        if path.is_dir():
-            self.client.log_artifacts(self.run_id, str(path), folder)
-        else:
-            self.client.log_artifact(self.run_id, str(path), folder)
+        with _server_errors(self.client.tracking_uri):
+            if path.is_dir():
+                self.client.log_artifacts(self.run_id, str(path), folder)
+            else:
+                self.client.log_artifact(self.run_id, str(path), folder)
 
     def finish(self, ok: bool = True) -> None:
         status = RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED)
-        self.client.set_terminated(self.run_id, status)
+        with _server_errors(self.client.tracking_uri):
+            self.client.set_terminated(self.run_id, status)
 
     def record(self, path: Path) -> None:
         """Write the run's address so later stages can reopen it."""
@@ -151,8 +176,18 @@ def finishing(run: TrackedRun) -> Iterator[TrackedRun]:
     run.finish(True)
 
 
+@functools.cache
+def _checked_server(uri: str) -> None:
+    # Once per process: a server that answered stays trusted; mid-stage failures are caught
+    # per call (_server_errors). A failed probe raises, so it is not cached.
+    require_server(uri)
+
+
 def _client() -> MlflowClient:
     uri = tracking_uri()
+    if _is_server(uri):
+        _checked_server(uri)  # before any work: MLflow itself would retry for minutes
+        return MlflowClient(tracking_uri=uri)
     if not uri.startswith("sqlite:///"):
         return MlflowClient(tracking_uri=uri)
     # A new SQLite store migrates its schema when first opened; two queued runs doing that at
@@ -168,15 +203,20 @@ def start_run(dataset: str, experiment: str) -> TrackedRun:
     client = _client()
     experiment_id = _experiment_id(client, dataset)
     dvc_exp = os.environ.get("DVC_EXP_NAME")
+    # Run -> DVC experiment: its name plus the commit it branched from (names are unique per
+    # baseline); experiment -> run: search tags.dvc.exp_name, or the run id the train stage
+    # records in data/models/<experiment>/ (a DVC output, so `dvc exp apply` brings it back).
     tags = {
         "mlflow.runName": f"{experiment}@{dvc_exp}" if dvc_exp else experiment,
         "visionlab.experiment": experiment,
         "visionlab.dataset": dataset,
         "dvc.exp_name": dvc_exp or "workspace",
+        "dvc.exp_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV"),
         "mlflow.source.git.commit": git_commit(),
         "mlflow.source.name": "dvc repro",
     }
-    run = client.create_run(experiment_id, tags={k: v for k, v in tags.items() if v is not None})
+    with _server_errors(client.tracking_uri):
+        run = client.create_run(experiment_id, tags={k: v for k, v in tags.items() if v is not None})
     log.info("MLflow run %s in experiment %r at %s", run.info.run_id, dataset, client.tracking_uri)
     return TrackedRun(client, run.info.run_id, experiment_id)
 
