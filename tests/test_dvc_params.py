@@ -25,7 +25,7 @@ PER_DATASET = ("download", "prepare", "augment")
 
 def readme_exp_runs() -> list[str]:
     """Every `dvc exp run` command line of the README that sets params with -S."""
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text().replace("\\\n", " ")  # join continued lines
     lines = []
     for match in re.finditer(r"dvc exp run[^`\n]*", text):
         line = match.group(0).split("&&")[0].split("#")[0].strip()
@@ -50,6 +50,8 @@ def test_the_readme_has_override_examples():
     lines = readme_exp_runs()
     assert any("++experiments." in line for line in lines), lines
     assert any("download.mirror=" in line for line in lines), lines
+    quick = [line for line in lines if "prepare.max_per_class=" in line]
+    assert quick and "explain@flowers-cnn" in quick[0], "the one-minute try names one chain"
 
 
 @pytest.mark.parametrize("line", readme_exp_runs())
