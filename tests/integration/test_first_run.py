@@ -74,7 +74,7 @@ def test_keep_going_builds_what_it_can_and_names_the_rest(tmp_path, shared_datas
         # Nothing trained on the missing data, and DVC still calls that chain not built.
         assert not (project / f"data/models/{KAGGLE}").exists()
         assert not (project / "data/raw/kaggle_flowers").exists()
-        status = _without_kaggle(project, "status", f"train@{KAGGLE}")
+        status = _without_kaggle(project, "status", "--with-deps", f"train@{KAGGLE}")
         assert status.returncode == 0, status.stderr
         for stage in ("download@kaggle_flowers", "prepare@kaggle_flowers", f"train@{KAGGLE}"):
             assert f"{stage}:" in status.stdout, status.stdout
