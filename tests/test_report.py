@@ -382,6 +382,7 @@ def test_report_registers_each_data_sets_best(store, results_tree):
 # --- the top-level DVC plots -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # three DVC/git processes: DVC's imports alone cost seconds each
 def test_dvc_plots_draw_every_experiments_curves(results_tree, tmp_path):
     """`dvc plots show` renders the top-level plots of dvc.yaml from the report's CSV files."""
     project = tmp_path / "dvc-project"

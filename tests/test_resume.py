@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -29,6 +30,8 @@ def _train(checkpoint: Path, kill_at: int, output: Path) -> subprocess.Completed
     )
 
 
+# Slow: three Python processes that each import torch and train (about a minute of CPU).
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights_as_an_uninterrupted_one(tmp_path):
     killed = _train(tmp_path / "resume.pt", 3, tmp_path / "never-written.pt")
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
