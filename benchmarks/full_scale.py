@@ -1,0 +1,304 @@
+"""The studies' experiments on the full data sets, through the real `dvc repro`, one at a time.
+
+The project is copied to a work folder (default ``benchmarks/work/full_scale``, outside git's
+view), pointed at a mirror folder of the full archives (``benchmarks/pack_full_datasets.py``
+writes one), and `dvc repro evaluate@<experiment>` runs for each chosen experiment: its whole
+chain (download, prepare, augment, featurize, train, evaluate). The user's workspace is never
+touched.
+
+Full runs are long, so the script is incremental: after each experiment its row is saved to
+``full_scale.json`` and the table ``full_scale.md`` is rewritten; a rerun skips experiments that
+already have a result (``--rerun NAME`` repeats one) and reuses the work folder, where DVC's cache
+makes finished stages free. Experiments that cannot run offline (torchvision ImageNet weights not
+in the torch cache) get a row saying why.
+
+Usage:  uv run python benchmarks/full_scale.py --mirror DIR [--experiment NAME ...] [--rerun NAME]
+Writes benchmarks/results/full_scale.{json,md}.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from visionlab.errors import MissingArtifactError
+from visionlab.models import efficientnet_lite, weights
+from visionlab.params import Params, load_params
+from visionlab.reporting.collect import comparison_frame, read_datasets
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
+PROJECT_DIRS = ["stages", "src", "config", ".dvc"]
+# Data sets whose mirror archive is not the full public set (say so beside their figures).
+NOTES = {
+    "kaggle_flowers": "sample only (200 images): the full Kaggle set is not available offline",
+    "cats_dogs": "public copy at 180 px, smaller than Microsoft's originals",
+}
+
+
+def weights_problem(params: Params, experiment: str) -> str | None:
+    """Why ``experiment`` cannot run on this machine without internet, or None if it can."""
+    spec = params.model_of(experiment)
+    if spec.weights != "imagenet":
+        return None
+    if spec.arch in efficientnet_lite.VARIANTS:
+        try:
+            efficientnet_lite.weights_file(spec.arch)
+        except MissingArtifactError as exc:
+            return str(exc)
+        return None
+    if spec.arch in weights.TORCHVISION_WEIGHTS:
+        path = weights.weights_path(spec.arch)
+        if not path.is_file():
+            return f"{spec.arch} ImageNet weights not in the torch cache ({path.name})"
+    return None
+
+
+def prepare_project(work: Path, mirror: Path) -> Path:
+    """A committed copy of the project whose downloads come from ``mirror``; kept across runs."""
+    if (work / "dvc.yaml").is_file():
+        return work
+    work.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        shutil.copy2(REPO / name, work / name)
+    for name in PROJECT_DIRS:
+        shutil.copytree(
+            REPO / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
+        )
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["download"]["mirror"] = str(mirror.resolve())
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "full scale"]):
+        subprocess.run(args, cwd=work, check=True, env=_env(work), capture_output=True)
+    return work
+
+
+def _env(work: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "VISIONLAB_"))}
+    env["PYTHONPATH"] = str(work / "src")  # stages run the copy's code
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    env.update(
+        GIT_AUTHOR_NAME="bench",
+        GIT_AUTHOR_EMAIL="bench@example.invalid",
+        GIT_COMMITTER_NAME="bench",
+        GIT_COMMITTER_EMAIL="bench@example.invalid",
+        VISIONLAB_OFFLINE="1",
+    )
+    return env
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def result_row(project: Path, experiment: str) -> dict[str, Any]:
+    """One experiment's figures, read from what its stages wrote in ``project``."""
+    params = load_params(project / "params.yaml")
+    frame = comparison_frame(read_datasets(params, project))
+    found = frame[frame.experiment == experiment]
+    if found.empty:
+        raise click.ClickException(f"{experiment}: not an experiment of {project / 'params.yaml'}")
+    cells = found.iloc[0].to_dict()
+    dataset = cells["dataset"]
+    cleaning = _read_json(project / "data" / "prepared" / dataset / "report.json")
+    featurize = _read_json(project / "data" / "features" / experiment / "info.json")
+    row = {
+        "experiment": experiment,
+        "dataset": dataset,
+        "arch": cells["arch"],
+        "recipe": cells["recipe"],
+        "status": cells["status"],
+        "published_model": cells["published_model"] or None,
+        "published_accuracy": _number(cells["published_accuracy"]),
+        "split_counts": cleaning.get("split_totals"),
+        "featurize_seconds": _number(featurize.get("seconds")),
+        "note": NOTES.get(dataset),
+    }
+    for key in (
+        "train_accuracy",
+        "val_accuracy",
+        "test_accuracy",
+        "test_macro_f1",
+        "train_seconds",
+        "images_per_second",
+        "epochs",
+    ):
+        row[key] = _number(cells[key])
+    return row
+
+
+def run_experiment(project: Path, experiment: str) -> dict[str, Any]:
+    """`dvc repro evaluate@<experiment>` in ``project``; its row, or the reason it failed."""
+    started = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", "repro", f"evaluate@{experiment}"],
+        cwd=project,
+        env=_env(project),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = round(time.perf_counter() - started, 1)
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).splitlines()
+        errors = [line for line in output if "error" in line.lower()] or output[-1:] or ["(no output)"]
+        return {"experiment": experiment, "status": f"dvc repro failed: {errors[0].strip()[:300]}"}
+    row = result_row(project, experiment)
+    row["wall_seconds"] = wall
+    return row
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}"
+
+
+def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """The results table: one row per experiment, figures beside the study's, or why not run."""
+    lines = [
+        "# The studies' experiments on the full data sets",
+        "",
+        f"Real `dvc repro evaluate@<experiment>` per experiment on {meta.get('machine', '?')} "
+        f"({meta.get('cpus', '?')} CPUs, device {meta.get('device', '?')}); data from the mirror "
+        f'`{meta.get("mirror", "?")}`. Accuracies in %; "vs study" is ours minus the study\'s, in points; '
+        "train s is the training stage's own clock, wall s the whole chain of the run that produced the row.",
+        "",
+        "| experiment | data set | test acc | study | vs study | val acc | train acc | macro F1 | epochs "
+        "| train s | featurize s | img/s | wall s | train / val / test images |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    notes: dict[str, str] = {}
+    for row in rows:
+        if row.get("status") != "done":
+            lines.append(
+                f"| {row['experiment']} | {row.get('dataset', '')} | not run: {row.get('status')} |"
+                + " |" * 11
+            )
+            continue
+        published = row.get("published_accuracy")
+        study = f"{_pct(published)} ({row['published_model']})" if published is not None else ""
+        delta = "" if published is None else f"{100 * (row['test_accuracy'] - published):+.2f}"
+        splits = row.get("split_counts") or {}
+        counts = " / ".join(f"{splits.get(s, 0):,}" for s in ("train", "val", "test")) if splits else ""
+        epochs = "" if row.get("epochs") is None else f"{row['epochs']:.0f}"
+        speed = "" if row.get("images_per_second") is None else f"{row['images_per_second']:.1f}"
+        f1 = "" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.4f}"
+        marker = ""
+        if row.get("note"):
+            notes[row["dataset"]] = row["note"]
+            marker = " *"
+        lines.append(
+            f"| {row['experiment']} | {row['dataset']}{marker} | {_pct(row['test_accuracy'])} "
+            f"| {study} | {delta} "
+            f"| {_pct(row.get('val_accuracy'))} | {_pct(row.get('train_accuracy'))} "
+            f"| {f1} | {epochs} "
+            f"| {_seconds(row.get('train_seconds'))} | {_seconds(row.get('featurize_seconds'))} | {speed} "
+            f"| {_seconds(row.get('wall_seconds'))} | {counts} |"
+        )
+    if notes:
+        lines += [""] + [f"\\* {dataset}: {note}." for dataset, note in sorted(notes.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _device() -> str:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+
+
+def write_results(results: Path, rows: dict[str, dict[str, Any]], order: list[str], meta: dict) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    ordered = [rows[name] for name in order if name in rows]
+    ordered += [row for name, row in rows.items() if name not in order]
+    (results / "full_scale.json").write_text(json.dumps({"meta": meta, "rows": ordered}, indent=2) + "\n")
+    (results / "full_scale.md").write_text(render_markdown(ordered, meta))
+
+
+@click.command()
+@click.option(
+    "--mirror",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="folder holding the full archives and their SHA256SUMS",
+)
+@click.option("--experiment", "experiments", multiple=True, help="experiments to run (default: all runnable)")
+@click.option("--rerun", multiple=True, help="run these again even if they have a result")
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=REPO / "benchmarks" / "work" / "full_scale",
+    show_default=True,
+    help="the project copy the runs happen in (reused across runs)",
+)
+@click.option(
+    "--results",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=REPO / "benchmarks" / "results",
+    show_default=True,
+)
+def main(
+    mirror: Path, experiments: tuple[str, ...], rerun: tuple[str, ...], work: Path, results: Path
+) -> None:
+    """Run the studies' experiments on the full data sets, one at a time, and tabulate them."""
+    if not (mirror / "SHA256SUMS").is_file():
+        raise click.ClickException(
+            f"{mirror}: no SHA256SUMS (write one with benchmarks/pack_full_datasets.py)"
+        )
+    params = load_params(REPO / "params.yaml")
+    unknown = [name for name in (*experiments, *rerun) if name not in params.experiments]
+    if unknown:
+        raise click.ClickException(f"not in params.yaml: {', '.join(unknown)}")
+    names = list(experiments) or list(params.experiments)
+    saved = _read_json(results / "full_scale.json")
+    rows = {row["experiment"]: row for row in saved.get("rows", [])}
+    meta = {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "device": _device(),
+        "mirror": mirror.name,
+    }
+    project = prepare_project(work, mirror)
+    for name in names:
+        problem = weights_problem(params, name)
+        if problem:
+            rows[name] = {"experiment": name, "dataset": params.experiment(name).dataset, "status": problem}
+            write_results(results, rows, names, meta)
+            continue
+        if rows.get(name, {}).get("status") == "done" and name not in rerun:
+            click.echo(f"{name}: already measured (--rerun {name} to repeat)")
+            continue
+        click.echo(f"{name}: dvc repro evaluate@{name} ...", nl=False)
+        rows[name] = run_experiment(project, name)
+        click.echo(f" {rows[name]['status']}")
+        write_results(results, rows, names, meta)
+    write_results(results, rows, names, meta)
+    click.echo((results / "full_scale.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

