@@ -105,14 +105,15 @@ def _run(project: Path, experiment: str) -> dict:
         return row
     metrics = json.loads((project / "results" / experiment / "metrics.json").read_text())
     summary = json.loads((project / "data" / "models" / experiment / "summary.json").read_text())
+    timing = json.loads((project / "results" / experiment / "training.json").read_text())
     row.update(
         test_accuracy=round(100 * metrics["test"]["accuracy"], 2),
         test_macro_f1=round(metrics["test"].get("macro_f1", float("nan")), 4),
         val_accuracy=round(100 * metrics["val"]["accuracy"], 2),
         test_images=metrics["test"]["images"],
         epochs_run=summary["epochs_run"],
-        train_seconds=summary["train_seconds"],
-        train_images_per_second=summary["train_images_per_second"],
+        train_seconds=timing["train_seconds"],
+        train_images_per_second=timing["train_images_per_second"],
         trained_on=summary["trained_on"],
     )
     return row

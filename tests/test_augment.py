@@ -64,3 +64,26 @@ def test_augmentation_is_seeded_whatever_the_worker_count(prepared):
 def test_factor_one_writes_no_copies(prepared):
     manifest, _ = _run(factor=1)
     assert (manifest.copy_index == 0).all()
+
+
+def test_degradation_transforms_are_params_and_change_the_copies():
+    """augment.transforms.downscale/blur/jpeg: albumentations steps, each off at 0."""
+    import numpy as np
+
+    from visionlab.data.augment import build_transform
+    from visionlab.params import TransformParams
+
+    plain = TransformParams(hflip=0, zoom=0, translate=0, contrast=0, rotate=0, shear=0)
+    assert build_transform(plain).transforms == []
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    for name in ("downscale", "blur", "jpeg"):
+        transform = build_transform(plain.model_copy(update={name: 1.0}))
+        assert len(transform.transforms) == 1
+        out = transform(image=image)["image"]
+        assert out.shape == image.shape and not np.array_equal(out, image), name
+        # Each loses detail: noise survives less of it than the original holds.
+        def detail(pixels):
+            return np.abs(np.diff(pixels.astype(float), axis=1)).mean()
+
+        assert detail(out) < detail(image), name

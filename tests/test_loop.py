@@ -28,7 +28,8 @@ def test_learns_and_records_history():
 def test_early_stopping_restores_the_best_epoch():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(4, 64), nn.ReLU(), nn.Linear(64, 2))
-    settings = TrainParams(epochs=60, lr=0.05, early_stopping_patience=2, lr_plateau_patience=10)
+    # float32 (amp off): the check below compares losses to 1e-5, finer than bfloat16 resolves.
+    settings = TrainParams(epochs=60, lr=0.05, early_stopping_patience=2, lr_plateau_patience=10, amp="off")
     result = fit(net, _data(64, 0, True), _data(64, 1, True), settings, torch.device("cpu"))
     assert result.stopped_early and len(result.history) < 60
     assert len(result.history) == result.best_epoch + 2
@@ -55,14 +56,14 @@ def test_a_second_phase_that_never_beats_the_first_keeps_the_first_phases_best()
     torch.manual_seed(0)
     net = nn.Linear(4, 2)
     train, val = _data(128, 0, False), _data(64, 1, False)
-    settings = TrainParams(epochs=8, lr=0.05, early_stopping_patience=0)
+    settings = TrainParams(epochs=8, lr=0.05, early_stopping_patience=0, amp="off")  # compared to 1e-5
     first = fit(net, train, val, settings, torch.device("cpu"), phase="head")
     # Random labels at a large learning rate only make things worse: no epoch beats phase one.
     second = fit(
         net,
         _data(128, 5, True),
         val,
-        TrainParams(epochs=3, lr=5.0, early_stopping_patience=0, schedule="none"),
+        TrainParams(epochs=3, lr=5.0, early_stopping_patience=0, schedule="none", amp="off"),
         torch.device("cpu"),
         phase="finetune",
         first_epoch=first.best_epoch + 1,

@@ -70,7 +70,12 @@ def project(in_tmp, tmp_path_factory, monkeypatch):
         experiments={name: {"dataset": "toy", "model": name, "recipe": "tiny"} for name in MODELS},
         recipes={"tiny": {"epochs": 2, "head_epochs": 1, "batch_size": 4, "num_workers": 0}},
         train={"image_size": 64},
-        evaluate={"num_workers": 0, "batch_size": 8},
+        evaluate={
+            "num_workers": 0,
+            "batch_size": 8,
+            "tta": ["hflip"],
+            "robustness": ["downscale_16", "jpeg_30"],
+        },
     )
     params = parse_params(raw)
     prepare_dataset(params, "toy")
@@ -95,27 +100,41 @@ def test_each_model_family_trains_and_evaluates_through_the_stages(project, expe
     else:
         assert history.epoch.tolist() == [1, 2]  # patience 5: two epochs cannot stop early
     assert not summary["stopped_early"] and summary["epochs_run"] == 2
-    assert summary["trained_on"] == ("cached features" if spec.base == "frozen" else "images")
+    expected = {
+        "frozen": "cached features",
+        "finetune": "cached features, then cached activations at backbone.blocks.6",
+        "trainable": "images",
+    }
+    assert summary["trained_on"] == expected[spec.base]
+    info = json.loads((Path("data/features") / experiment / "info.json").read_text())
+    if spec.base == "finetune":  # the cache at the unfreeze point: 192 channels enter blocks.6
+        assert info["activation_shape"] == [192, 2, 2] and info["activation_dtype"] == "bfloat16"
+        cache = torch.load(f"data/features/{experiment}/train.pt", weights_only=True)
+        assert cache["activations"].dtype == torch.bfloat16 and cache["features"].shape[1] == 1280
     metrics = json.loads(Path(f"results/{experiment}/metrics.json").read_text())
     assert {split: metrics[split]["images"] for split in ("train", "val", "test")} == {
         "train": 14,
         "val": 4,
         "test": 2,
     }
+    for name in ("test_tta_hflip", "test_downscale_16", "test_jpeg_30"):  # beside the plain test figures
+        assert metrics[name]["images"] == 2 and 0 <= metrics[name]["accuracy"] <= 1
+    # Wall-clock figures live beside the model, not in it (model.pt stays reproducible).
+    assert "train_seconds" not in summary
+    timing = json.loads(Path(f"results/{experiment}/training.json").read_text())
     training = metrics["training"]
-    assert (training["epochs"], training["seconds"]) == (2, summary["train_seconds"])
+    assert (training["epochs"], training["seconds"]) == (2, timing["train_seconds"])
     # 14 training images twice in train_seconds (rounded to the millisecond)
     assert training["images_per_second"] * training["seconds"] == pytest.approx(
         28, rel=0.01, abs=training["images_per_second"] * 0.0006
     )
-    # The compute that produced the model: a frozen base's features, then training.
-    info = json.loads((Path("data/features") / experiment / "info.json").read_text())
-    features = info["seconds"] if spec.base == "frozen" else 0.0
-    assert (spec.base == "frozen") == (features > 0)
-    assert summary["featurize_seconds"] == pytest.approx(features, abs=1e-3)
-    assert summary["compute_seconds"] == pytest.approx(features + summary["train_seconds"], abs=2e-3)
-    assert metrics["training"]["compute_seconds"] == summary["compute_seconds"]
-    assert metrics["training"]["featurize_seconds"] == summary["featurize_seconds"]
+    # The compute that produced the model: a frozen (or cached fine-tuned) base's features, then training.
+    features = info.get("seconds", 0.0)
+    assert (spec.base != "trainable") == (features > 0)
+    assert timing["featurize_seconds"] == pytest.approx(features, abs=1e-3)
+    assert timing["compute_seconds"] == pytest.approx(features + timing["train_seconds"], abs=2e-3)
+    assert metrics["training"]["compute_seconds"] == timing["compute_seconds"]
+    assert metrics["training"]["featurize_seconds"] == timing["featurize_seconds"]
     # The run page lists the data set inputs it saw.
     from mlflow.tracking import MlflowClient
 
@@ -195,9 +214,25 @@ def test_the_train_stage_resumes_a_killed_two_phase_run_to_the_same_weights(proj
 
     train_experiment(params, experiment)
     resumed = torch.load(model_pt, weights_only=True)
-    summary = resumed["summary"]
-    assert summary["resumed_after_epoch"] == 1 + 2  # the head phase's epoch, two of phase two
+    timing = json.loads(Path(f"results/{experiment}/training.json").read_text())
+    assert timing["resumed_after_epoch"] == 1 + 2  # the head phase's epoch, two of phase two
     again = pd.read_csv(f"results/{experiment}/history.csv")
     assert again.drop(columns="seconds").equals(history.drop(columns="seconds"))
     for name, tensor in uninterrupted.items():
         assert torch.equal(tensor, resumed["state_dict"][name]), name
+
+
+def test_two_identical_runs_write_byte_identical_model_files(project):
+    """model.pt and summary.json hold nothing a rerun changes (wall-clock figures go to
+    results/<experiment>/training.json), so DVC sees a forced retrain with the same weights as
+    unchanged."""
+    experiment = "cifar-inc"  # trains in a second at 32 px
+    model_dir = Path("data/models") / experiment
+    written = []
+    for _ in range(2):
+        train_experiment(project, experiment)
+        written.append({name: (model_dir / name).read_bytes() for name in ("model.pt", "summary.json")})
+    assert written[0] == written[1]
+    timing = json.loads(Path(f"results/{experiment}/training.json").read_text())
+    assert timing["train_seconds"] > 0 and timing["train_images_per_second"] > 0
+    assert "train_seconds" not in json.loads(written[1]["summary.json"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import types
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -131,6 +132,12 @@ class TransformParams(_Section):
     contrast: Fraction = 0.3
     rotate: Annotated[float, Field(ge=0, le=180)] = 10.0
     shear: Annotated[float, Field(ge=0, le=45)] = 10.0
+    # Degradations users' photos show (evaluate.robustness scores them), each a probability per
+    # copy; 0 (the study's setting) = off. downscale: to 25-50% of the side and back; blur:
+    # Gaussian, kernel 3-7 px; jpeg: re-compressed at quality 30-90.
+    downscale: Fraction = 0.0
+    blur: Fraction = 0.0
+    jpeg: Fraction = 0.0
 
 
 class AugmentParams(_Section):
@@ -172,7 +179,9 @@ class TrainParams(_Section):
     # (0 = always decode on the fly, in num_workers processes).
     preload_max_gb: Annotated[float, Field(ge=0)] = 4.0
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: Literal["auto", "off"] = "auto"  # auto = bfloat16 autocast + channels-last on CUDA
+    # auto = bfloat16 autocast + channels-last where the device computes bfloat16 natively (CUDA,
+    # CPUs with AVX512-BF16/AMX); bf16 = always (emulated on other CPUs: slow); off = float32
+    amp: Literal["auto", "bf16", "off"] = "auto"
     resume: bool = True  # continue a killed run from its last epoch checkpoint
 
 
@@ -239,6 +248,9 @@ class ModelParams(_Section):
     # (experiments.<name>.train_images), because dvc.yaml derives its data deps from that key.
     augmented: bool = False
     unfreeze_from: str | None = None  # finetune: first module trained in phase two
+    # finetune: featurize caches the activations entering unfreeze_from, so phase two runs only
+    # the top blocks (training/features.py); stored in this precision, or off = train on images
+    activation_cache: Literal["bfloat16", "float32", "off"] = "bfloat16"
     normalize: Literal["auto", "unit", "imagenet", "caffe"] = "auto"
     image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # e.g. InceptionV3's 299
     dropout: DropoutRate = 0.3
@@ -279,9 +291,29 @@ class ExperimentParams(_Section):
     explain_overrides: dict[str, Any] = {}  # keys of explain, e.g. {target_layer: features.28}
 
 
+# evaluate.robustness names: <kind>_<amount>, e.g. downscale_128 (a 128 px short side and back up),
+# jpeg_30 (re-encoded at JPEG quality 30), blur_2 (Gaussian blur, radius 2 px)
+DEGRADATION = re.compile(r"^(downscale|jpeg|blur)_([1-9][0-9]*)$")
+
+
 class EvaluateParams(_Section):
     batch_size: Annotated[int, Field(ge=1)] = 64
     num_workers: Annotated[int, Field(ge=0)] = 2
+    # Test-time augmentation, scored beside the plain test accuracy: hflip = mean of the class
+    # probabilities of the image and its mirror image.
+    tta: list[Literal["hflip"]] = []
+    robustness: list[str] = []  # the test split degraded, one metric each (DEGRADATION above)
+
+    @field_validator("robustness")
+    @classmethod
+    def _degradations(cls, names: list[str]) -> list[str]:
+        for name in names:
+            match = DEGRADATION.match(name)
+            if not match:
+                raise ValueError(f"{name!r}: expected downscale_<px>, jpeg_<quality> or blur_<radius>")
+            if match[1] == "jpeg" and int(match[2]) > 100:
+                raise ValueError(f"{name!r}: JPEG quality goes from 1 to 100")
+        return names
 
 
 class ExplainParams(_Section):

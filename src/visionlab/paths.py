@@ -82,3 +82,8 @@ def explain_dir(experiment: str) -> Path:
 def results_dir(experiment: str) -> Path:
     """Small, git-tracked metrics and plot data that `dvc exp show` and `dvc plots` read."""
     return Path("results") / experiment
+
+
+def training_timing_file(experiment: str) -> Path:
+    """The train stage's wall-clock figures: kept out of model.pt so that stays reproducible."""
+    return results_dir(experiment) / "training.json"

@@ -32,7 +32,8 @@ AUGMENTED_COLUMNS = ["path", "label", "split", "sha256", "source", "copy_index"]
 
 
 def build_transform(t: TransformParams) -> A.Compose:
-    """The study's transforms: flip, zoom, shift, rotation, shear and contrast."""
+    """The study's transforms: flip, zoom, shift, rotation, shear and contrast; then, when set,
+    the degradations a model must hold up to: downscaling, blur and JPEG quality."""
     steps: list[A.BasicTransform] = []
     if t.hflip > 0:
         steps.append(A.HorizontalFlip(p=t.hflip))
@@ -49,6 +50,12 @@ def build_transform(t: TransformParams) -> A.Compose:
         )
     if t.contrast > 0:
         steps.append(A.RandomBrightnessContrast(brightness_limit=0, contrast_limit=t.contrast, p=1.0))
+    if t.downscale > 0:
+        steps.append(A.Downscale(scale_range=(0.25, 0.5), p=t.downscale))
+    if t.blur > 0:
+        steps.append(A.GaussianBlur(blur_limit=(3, 7), p=t.blur))
+    if t.jpeg > 0:
+        steps.append(A.ImageCompression(quality_range=(30, 90), p=t.jpeg))
     return A.Compose(steps)
 
 

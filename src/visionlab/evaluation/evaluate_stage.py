@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir, atomic_write_text
@@ -19,11 +20,13 @@ from visionlab.data.split import SPLITS
 from visionlab.errors import MissingArtifactError, VisionlabError
 from visionlab.evaluation.plots import plot_confusion, plot_learning_curves
 from visionlab.evaluation.report import confusion, per_class_report, report_markdown
+from visionlab.evaluation.robustness import DegradedImages, degradation, hflip_tta
 from visionlab.models import load_checkpoint
 from visionlab.params import Params
 from visionlab.tracking import RUN_RECORD, finishing, open_run
 from visionlab.tracking.model_logging import log_classifier
 from visionlab.training.data import image_dataset, loader
+from visionlab.training.feature_cache import CACHED_SPLITS, feature_file, load_features
 from visionlab.training.inference import gather_outputs
 from visionlab.training.runtime import select_device, use_amp
 
@@ -47,6 +50,34 @@ def predictions_frame(rows: pd.DataFrame, probs: np.ndarray, classes: list[str])
     return frame
 
 
+def _scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    return {
+        "loss": F.cross_entropy(logits, labels).item(),
+        "accuracy": (logits.argmax(1) == labels).float().mean().item(),
+        "images": len(labels),
+    }
+
+
+def _batches(dataset, params: Params):
+    return loader(dataset, params.evaluate.batch_size, shuffle=False, workers=params.evaluate.num_workers)
+
+
+def _cached_features(experiment: str, split: str, rows: pd.DataFrame) -> torch.Tensor | None:
+    """The featurize stage's features of exactly these images, in this order, if it cached them.
+
+    Only train and val are cached: featurize prepares training inputs, and the test split (the
+    smallest, 10%) runs through the whole model here, so nothing the train stage reads was
+    computed from test images.
+    """
+    if split not in CACHED_SPLITS or not feature_file(paths.features_dir(experiment), split).is_file():
+        return None
+    cache = load_features(experiment, split)
+    where = {path: i for i, path in enumerate(cache["paths"])}
+    if not all(path in where for path in rows.path):
+        return None  # an augmented model's cache holds the copies, not these originals
+    return cache["features"][torch.tensor([where[path] for path in rows.path], dtype=torch.long)]
+
+
 def evaluate_experiment(params: Params, experiment: str) -> Path:
     exp = params.experiment(experiment)
     model, checkpoint = load_checkpoint(paths.model_dir(experiment) / "model.pt")
@@ -63,24 +94,38 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     model.to(device)
     metrics: dict[str, dict[str, float]] = {}
     test_frame = None
+    grayscale = checkpoint.get("grayscale", False)
+    frozen = checkpoint["spec"]["base"] == "frozen"
+    test_set = None
     for split in SPLITS:
         rows = prepared[prepared.split == split].reset_index(drop=True)
         if rows.empty:
             continue
-        batches = loader(
-            image_dataset(rows, classes, size, model, checkpoint.get("grayscale", False)),
-            params.evaluate.batch_size,
-            shuffle=False,
-            workers=params.evaluate.num_workers,
-        )
-        logits, labels = gather_outputs(model, batches, device, desc=f"evaluate {split}", amp=amp)
-        metrics[split] = {
-            "loss": F.cross_entropy(logits, labels).item(),
-            "accuracy": (logits.argmax(1) == labels).float().mean().item(),
-            "images": len(labels),
-        }
+        dataset = image_dataset(rows, classes, size, model, grayscale)
+        cached = _cached_features(experiment, split, rows) if frozen else None
+        if cached is not None:
+            # featurize already ran the frozen backbone on these images: only the head runs here.
+            labels = torch.tensor(dataset.labels)
+            batches = loader(TensorDataset(cached, labels), params.evaluate.batch_size, False, 0)
+            desc = f"evaluate {split} (cached features)"
+            logits, labels = gather_outputs(model.head, batches, device, desc=desc, amp=amp)
+        else:
+            batches = _batches(dataset, params)
+            logits, labels = gather_outputs(model, batches, device, desc=f"evaluate {split}", amp=amp)
+        metrics[split] = _scores(logits, labels)
         if split == "test":
             test_frame = predictions_frame(rows, torch.softmax(logits, 1).numpy(), classes)
+            test_set = dataset
+    if test_set is not None:
+        # The plain test figures above stay comparable to the studies'; these come beside them.
+        for name in params.evaluate.tta:
+            batches = _batches(test_set, params)
+            logits, labels = gather_outputs(hflip_tta(model), batches, device, desc=f"TTA {name}", amp=amp)
+            metrics[f"test_tta_{name}"] = _scores(logits, labels)
+        for name in params.evaluate.robustness:
+            degraded = _batches(DegradedImages(test_set, degradation(name)), params)
+            logits, labels = gather_outputs(model, degraded, device, desc=f"test {name}", amp=amp)
+            metrics[f"test_{name}"] = _scores(logits, labels)
     if test_frame is None:
         raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
 
@@ -98,11 +143,13 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
         raise MissingArtifactError(f"{history_path}: missing; rerun the train stage")
     history = pd.read_csv(history_path)
     summary = checkpoint.get("summary", {})
+    timing_path = paths.training_timing_file(experiment)
+    timing = json.loads(timing_path.read_text()) if timing_path.is_file() else summary
     metrics["training"] = {
-        "seconds": summary.get("train_seconds", float("nan")),
-        "featurize_seconds": summary.get("featurize_seconds", 0.0),
-        "compute_seconds": summary.get("compute_seconds", summary.get("train_seconds", float("nan"))),
-        "images_per_second": summary.get("train_images_per_second", float("nan")),
+        "seconds": timing.get("train_seconds", float("nan")),
+        "featurize_seconds": timing.get("featurize_seconds", 0.0),
+        "compute_seconds": timing.get("compute_seconds", timing.get("train_seconds", float("nan"))),
+        "images_per_second": timing.get("train_images_per_second", float("nan")),
         "epochs": summary.get("epochs_run", len(history)),
         "best_epoch": summary.get("best_epoch", 0),
     }
@@ -139,7 +186,7 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     record = paths.model_dir(experiment) / RUN_RECORD
     with finishing(open_run(record, exp.dataset, experiment)) as run:
         flat = {
-            f"{'final_' if split != 'test' else ''}{split}_{name}": value
+            f"{'final_' if split in ('train', 'val') else ''}{split}_{name}": value
             for split, values in metrics.items()
             for name, value in values.items()
             if name != "images" and split != "training"

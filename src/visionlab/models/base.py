@@ -48,6 +48,17 @@ class Classifier(nn.Module):
         """The last layer with a spatial output: Grad-CAM's default target."""
         raise NotImplementedError
 
+    def split_at(self, name: str) -> tuple[nn.Module, nn.Module] | None:
+        """``(lower, upper)`` with ``upper(lower(x)) == forward_features(x)``, cut where module
+        ``name`` begins, sharing this model's modules; None where this model cannot be cut there.
+
+        The featurize stage caches ``lower``'s output (the activations entering the first
+        unfrozen block) so fine-tuning runs only ``upper`` and the head. That is exact only while
+        ``lower`` is frozen and in eval mode (batch norm on its running statistics), which
+        ``unfreeze_from`` guarantees.
+        """
+        return None
+
     def l2_weights(self) -> Iterator[torch.Tensor]:
         """Kernels that ``spec.l2`` applies to (Keras' kernel_regularizer): backbone or whole net."""
         return iter(())
@@ -142,6 +153,21 @@ class Classifier(nn.Module):
             for module in self.frozen_modules():
                 module.training = False
         return self
+
+
+class CachedTop(nn.Module):
+    """The trainable top of a model cut by ``split_at``: cached activations in, class logits out.
+
+    Shares its modules with the whole model, so training it trains the model's own weights.
+    """
+
+    def __init__(self, upper: nn.Module, head: nn.Module):
+        super().__init__()
+        self.upper, self.head = upper, head
+
+    def forward(self, activations: torch.Tensor) -> torch.Tensor:
+        # Stored compactly (bfloat16): computed in the parameters' precision like any input.
+        return self.head(self.upper(activations.float()))
 
 
 def _has_parameters(module: nn.Module) -> bool:

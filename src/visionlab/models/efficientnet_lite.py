@@ -115,6 +115,17 @@ class EfficientNetLite(Classifier):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.backbone.forward_features(x))
 
+    def split_at(self, name: str) -> tuple[nn.Module, nn.Module] | None:
+        """Cut before a stage (``backbone.blocks.<k>``) or before ``backbone.conv_head``."""
+        net = self.backbone
+        stages = [f"backbone.blocks.{index}" for index in range(len(net.blocks))] + ["backbone.conv_head"]
+        if name not in stages:
+            return None
+        cut = stages.index(name)
+        lower = nn.Sequential(net.conv_stem, net.bn1, *net.blocks[:cut])
+        upper = nn.Sequential(*net.blocks[cut:], net.conv_head, net.bn2, self.pool)
+        return lower, upper
+
     def cam_layer(self) -> nn.Module:
         return self.backbone.bn2  # conv_head + BN + ReLU6: the last spatial map
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from visionlab import paths
@@ -51,9 +52,13 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def read(self, index: int) -> Image.Image:
+        """The RGB image at the model's input size (evaluate's degraded copies override this)."""
+        return load_rgb(Path(self.paths[index]), self.size)
+
     def decode(self, index: int) -> torch.Tensor:
         """The image as a uint8 (1 or 3)xHxW tensor at the model's input size."""
-        image = load_rgb(Path(self.paths[index]), self.size)
+        image = self.read(index)
         if self.grayscale or self.channels == 1:
             image = image.convert("L")
         pixels = np.asarray(image, dtype=np.uint8).reshape(self.size, self.size, -1)

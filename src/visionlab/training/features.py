@@ -3,6 +3,13 @@
 With a frozen base, every epoch would push the same images through the same backbone; caching its
 output as a DVC stage output turns head training (and re-tuning it) into seconds of work. For a
 trainable base there is nothing to cache and the stage records just that.
+
+For a fine-tuned base (``base: finetune``) everything below ``unfreeze_from`` is frozen and in
+eval mode, so the activations entering that block are a fixed function of each (offline
+augmented) image: the stage stores them (``activations``, in ``model.activation_cache``
+precision) with the pooled features computed from them (``features``). Phase one trains the head
+on the features, phase two the top blocks and head on the activations: the same numbers as the
+whole network gives, without running the frozen blocks every epoch.
 """
 
 from __future__ import annotations
@@ -13,11 +20,13 @@ import time
 from pathlib import Path
 
 import torch
+from torch import nn
+from torch.utils.data import TensorDataset
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir
 from visionlab.models import Classifier, build_model
-from visionlab.params import Params, TrainParams
+from visionlab.params import ModelParams, Params, TrainParams
 from visionlab.training.data import image_dataset, loader, split_rows
 from visionlab.training.feature_cache import CACHED_SPLITS, feature_file, info_file
 from visionlab.training.inference import gather_outputs
@@ -35,7 +44,10 @@ def compute_features(
     desc: str,
     recipe: TrainParams,
     grayscale: bool = False,
+    split: tuple[nn.Module, nn.Module] | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> dict:
+    """Pooled features of every image, or with ``split`` the activations at the cut as well."""
     device = select_device(recipe.device)
     model.to(device).eval()
     batches = loader(
@@ -45,8 +57,29 @@ def compute_features(
         workers=params.evaluate.num_workers,
     )
     amp = use_amp(device, recipe.amp)
-    features, labels = gather_outputs(model.forward_features, batches, device, desc=desc, amp=amp)
-    return {"features": features, "labels": labels, "paths": rows.path.tolist()}
+    if split is None:
+        features, labels = gather_outputs(model.forward_features, batches, device, desc=desc, amp=amp)
+        return {"features": features, "labels": labels, "paths": rows.path.tolist()}
+    lower, upper = split
+    activations, labels = gather_outputs(lower, batches, device, desc=desc, amp=amp)
+    activations = activations.to(dtype)
+    # Features from the stored activations, as phase two will see them.
+    stored = loader(TensorDataset(activations), params.evaluate.batch_size, shuffle=False, workers=0)
+    features, _ = gather_outputs(lambda a: upper(a.float()), _no_labels(stored), device, amp=amp)
+    return {"features": features, "activations": activations, "labels": labels, "paths": rows.path.tolist()}
+
+
+def _no_labels(batches):
+    """A TensorDataset of one tensor yields 1-tuples; gather_outputs wants (inputs, targets)."""
+    for (inputs,) in batches:
+        yield inputs, torch.zeros(len(inputs), dtype=torch.long)
+
+
+def activation_split(model: Classifier, spec: ModelParams) -> tuple[nn.Module, nn.Module] | None:
+    """Where a fine-tuned base can be cached: its cut at unfreeze_from, unless the params say off."""
+    if spec.base != "finetune" or spec.activation_cache == "off" or not spec.unfreeze_from:
+        return None
+    return model.split_at(spec.unfreeze_from)
 
 
 def featurize_experiment(params: Params, experiment: str) -> Path:
@@ -54,11 +87,25 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
     out = paths.features_dir(experiment)
     with atomic_dir(out) as scratch:
         info: dict = {"experiment": experiment, "frozen": spec.base == "frozen"}
-        if spec.base == "frozen":
-            started = time.perf_counter()  # the whole stage's work: loading the backbone included
+        started = time.perf_counter()  # the whole stage's work: loading the backbone included
+        cut = None
+        if spec.base == "finetune":
             splits, classes = split_rows(params, experiment)
             grayscale = params.dataset_of(experiment).grayscale
             model = build_model(spec, len(classes), grayscale=grayscale)
+            model.unfreeze_from(spec.unfreeze_from)  # the frozen part: eval mode, as in phase two
+            cut = activation_split(model, spec)
+            if cut is None:
+                info["note"] = (
+                    f"activation_cache: {spec.activation_cache}; {spec.arch} cannot be cut at "
+                    f"{spec.unfreeze_from}: phase two trains on images"
+                )
+        if spec.base == "frozen" or cut is not None:
+            if cut is None:
+                splits, classes = split_rows(params, experiment)
+                grayscale = params.dataset_of(experiment).grayscale
+                model = build_model(spec, len(classes), grayscale=grayscale)
+            dtype = getattr(torch, spec.activation_cache) if cut is not None else torch.float32
             size = params.image_size_of(experiment)
             recipe = params.recipe_of(experiment)
             for split in CACHED_SPLITS:
@@ -71,16 +118,28 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
                     f"features {split}",
                     recipe,
                     grayscale,
+                    cut,
+                    dtype,
                 )
                 torch.save(cached, feature_file(scratch, split))
                 info[f"{split}_images"] = len(cached["labels"])
+            if cut is not None:
+                shape = tuple(cached["activations"].shape[1:])
+                info.update(
+                    activations_at=spec.unfreeze_from,
+                    activation_shape=list(shape),
+                    activation_dtype=spec.activation_cache,
+                    activation_bytes=sum(
+                        feature_file(scratch, name).stat().st_size for name in CACHED_SPLITS
+                    ),
+                )
             info.update(
                 feature_dim=int(cached["features"].shape[1]),
                 image_size=size,
                 classes=classes,
                 seconds=round(time.perf_counter() - started, 2),
             )
-        else:
+        elif spec.base == "trainable":
             info["note"] = f"the base is {spec.base}: nothing to cache"
         info_file(scratch).write_text(json.dumps(info, indent=2) + "\n")
     return out

@@ -17,13 +17,13 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 from visionlab import paths
 from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.models import Classifier, build_model, save_checkpoint
-from visionlab.models.base import count_trainable
+from visionlab.models.base import CachedTop, count_trainable
 from visionlab.params import ModelParams, Params, TrainParams
 from visionlab.redaction import redact
 from visionlab.tracking import RUN_RECORD, TrackedRun, finishing, start_run
 from visionlab.tracking.datasets import log_datasets
 from visionlab.training.data import image_dataset, loader, split_rows
-from visionlab.training.feature_cache import featurize_seconds, load_features
+from visionlab.training.feature_cache import feature_file, featurize_seconds, load_features
 from visionlab.training.loop import HISTORY_COLUMNS, FitResult, fit
 from visionlab.training.regularization import balanced_class_weights, l2_penalty
 from visionlab.training.runtime import seed_everything, select_device, use_amp
@@ -71,6 +71,8 @@ class _Inputs:
     val_set: Dataset
     workers: int
     on_features: bool
+    # base: finetune with an activation cache: phase two's net (top blocks + head) and its data
+    phase_two: _Inputs | None = None
 
 
 def _inputs(
@@ -83,15 +85,28 @@ def _inputs(
     grayscale,
     experiment: str,
 ) -> _Inputs:
-    if spec.base == "frozen":
+    cached = feature_file(paths.features_dir(experiment), "train").is_file()
+    if spec.base == "frozen" or (spec.base == "finetune" and cached):
         # The featurize stage ran the frozen backbone once: train the head on its cached output.
         train_cache, val_cache = load_features(experiment, "train"), load_features(experiment, "val")
+        phase_two = None
+        if spec.base == "finetune":
+            # ... and stored the activations entering unfreeze_from: phase two trains the top on them.
+            _, upper = model.split_at(spec.unfreeze_from)
+            phase_two = _Inputs(
+                CachedTop(upper, model.head),
+                TensorDataset(train_cache["activations"], train_cache["labels"]),
+                TensorDataset(val_cache["activations"], val_cache["labels"]),
+                0,
+                True,
+            )
         return _Inputs(
             model.head,
             TensorDataset(train_cache["features"], train_cache["labels"]),
             TensorDataset(val_cache["features"], val_cache["labels"]),
             0,  # tensors in memory: worker processes would only add overhead
             True,
+            phase_two,
         )
     train_set = image_dataset(splits["train"], classes, size, model, grayscale)
     val_set = image_dataset(splits["val"], classes, size, model, grayscale)
@@ -117,6 +132,12 @@ def _inputs(
     return _Inputs(model, train_set, val_set, settings.num_workers, False)
 
 
+def _trained_on(inputs: _Inputs, spec: ModelParams) -> str:
+    if inputs.phase_two is not None:
+        return f"cached features, then cached activations at {spec.unfreeze_from}"
+    return "cached features" if inputs.on_features else "images"
+
+
 def _labels(dataset: Dataset) -> list[int]:
     if isinstance(dataset, TensorDataset):
         return dataset.tensors[1].tolist()
@@ -140,11 +161,11 @@ def _train_phases(
             dataset, settings.batch_size, shuffle=shuffle, workers=inputs.workers, seed=settings.seed
         )
 
-    def phase(name: str, **options) -> FitResult:
+    def phase(name: str, data: _Inputs = inputs, **options) -> FitResult:
         checkpoint = resume / f"{name}.pt" if settings.resume else None
-        train_batches, val_batches = batches(inputs.train_set, True), batches(inputs.val_set, False)
+        train_batches, val_batches = batches(data.train_set, True), batches(data.val_set, False)
         return fit(
-            inputs.net,
+            data.net,
             train_batches,
             val_batches,
             settings,
@@ -162,10 +183,14 @@ def _train_phases(
         phases.append(phase("head", epochs=head_epochs, phase="head"))
     unfrozen = model.unfreeze_from(spec.unfreeze_from)
     run.log_params({"unfrozen_parameters": len(unfrozen)})
+    top = inputs.phase_two or inputs  # cached activations, else the images
+    if inputs.phase_two is not None and use_amp(device, settings.amp):
+        top.net.to(memory_format=torch.channels_last)
     if settings.epochs > head_epochs:
         phases.append(
             phase(
                 "finetune",
+                top,
                 epochs=settings.epochs - head_epochs,
                 lr=settings.lr * settings.finetune_lr_factor,
                 phase="finetune",
@@ -184,29 +209,38 @@ def _summary(
     device: torch.device,
     amp: bool,
     channels_last: bool,
-    on_features: bool,
-) -> dict:
-    """What the run did, for summary.json, the checkpoint and the report."""
+    trained_on: str,
+) -> tuple[dict, dict]:
+    """What the run did: (summary, timing).
+
+    The summary goes into summary.json and the checkpoint, and holds only what identical runs
+    reproduce bit for bit, so a forced retrain that lands on the same weights writes the same
+    model.pt; wall-clock figures (timing) go to results/<experiment>/training.json, the history's
+    seconds column and MLflow.
+    """
     seconds = sum(result.seconds for result in phases)
     seen = sum(result.samples_seen for result in phases)
-    return {
+    summary = {
         "experiment": experiment,
         "epochs_run": sum(len(result.history) for result in phases),
         # A second phase starts from the first one's best, and must beat it.
         "best_epoch": phases[-1].best_epoch,
         "stopped_early": any(result.stopped_early for result in phases),
+        "trainable_parameters": count_trainable(model),
+        "device": device.type,
+        "amp": amp,
+        "channels_last": channels_last,
+        "trained_on": trained_on,
+    }
+    timing = {
         "resumed_after_epoch": sum(result.resumed_from for result in phases),
         "train_seconds": round(seconds, 3),
         "train_images_per_second": round(seen / seconds, 2) if seconds else 0.0,
         # The compute that produced the model: the frozen base's features, then training.
         "featurize_seconds": round(features_seconds, 3),
         "compute_seconds": round(features_seconds + seconds, 3),
-        "trainable_parameters": count_trainable(model),
-        "device": device.type,
-        "amp": amp,
-        "channels_last": channels_last,
-        "trained_on": "cached features" if on_features else "images",
     }
+    return summary, timing
 
 
 def _save_outputs(
@@ -220,6 +254,7 @@ def _save_outputs(
     phases: list[FitResult],
     features_seconds: float,
     summary: dict,
+    timing: dict,
 ) -> Path:
     """The model folder (weights, summary, run record) and history.csv, also logged to the run."""
     history = pd.DataFrame([row for result in phases for row in result.history], columns=HISTORY_COLUMNS)
@@ -231,16 +266,19 @@ def _save_outputs(
         run.record(scratch / RUN_RECORD)
     history_path = paths.results_dir(experiment) / "history.csv"
     atomic_write_text(history_path, history.to_csv(index=False))
+    timing_path = paths.training_timing_file(experiment)
+    atomic_write_text(timing_path, json.dumps(timing, indent=2) + "\n")
     run.log_metrics(
         {
             "best_epoch": summary["best_epoch"],
             "train_seconds": seconds,
             "featurize_seconds": features_seconds,
             "compute_seconds": features_seconds + seconds,
-            "train_images_per_second": summary["train_images_per_second"],
+            "train_images_per_second": timing["train_images_per_second"],
         }
     )
     run.log_artifact(history_path, "training")
+    run.log_artifact(timing_path, "training")
     run.log_artifact(out / "summary.json", "training")
     run.log_artifact(out / "model.pt", "model")
     return out
@@ -282,7 +320,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
                 "device": device.type,
                 "amp": amp,
                 "channels_last": channels_last,
-                "trained_on": "cached features" if inputs.on_features else "images",
+                "trained_on": _trained_on(inputs, spec),
             }
         )
         # The run page's "Datasets": which images it trained, validated and (at evaluate) is tested on.
@@ -304,11 +342,12 @@ def train_experiment(params: Params, experiment: str) -> Path:
         phases = _train_phases(model, spec, settings, inputs, device, resume, run, **common)
         model.to("cpu").to(memory_format=torch.contiguous_format)
         features_seconds = featurize_seconds(experiment) if inputs.on_features else 0.0
-        summary = _summary(
-            experiment, phases, features_seconds, model, device, amp, channels_last, inputs.on_features
+        trained_on = _trained_on(inputs, spec)
+        summary, timing = _summary(
+            experiment, phases, features_seconds, model, device, amp, channels_last, trained_on
         )
         out = _save_outputs(
-            run, experiment, model, spec, classes, size, grayscale, phases, features_seconds, summary
+            run, experiment, model, spec, classes, size, grayscale, phases, features_seconds, summary, timing
         )
     shutil.rmtree(resume, ignore_errors=True)  # finished: nothing left to resume
     log.info("%s: best epoch %d of %d", experiment, summary["best_epoch"], summary["epochs_run"])
