@@ -4,10 +4,10 @@ Each mode runs exactly what the pipeline runs with ``train.amp: off`` (float32) 
 ``train.amp: bf16`` (bfloat16 autocast + channels-last, what ``auto`` picks on a CPU with
 AVX512-BF16/AMX), on the same real images, same seed, same ImageNet EfficientNet-Lite0:
 
-  * featurize: the frozen backbone's pooled features of every image (``collect`` as the featurize
+  * featurize: the frozen backbone's pooled features of every image (``gather_outputs`` as the featurize
     stage calls it); then a head trained on them, scored on the test images (frozen-base accuracy);
   * train: fine-tuning from ``backbone.blocks.5`` on the training images (the fit loop);
-  * evaluate: the fine-tuned model on the test images (``collect`` as the evaluate stage calls it).
+  * evaluate: the fine-tuned model on the test images (``gather_outputs`` as the evaluate stage calls it).
 
 Images come from the shared flowers sample, decoded once into memory (as the train stage preloads
 them), so the timings are the model's alone.
@@ -33,7 +33,7 @@ from torch.utils.data import TensorDataset
 from visionlab.models import build_model
 from visionlab.params import ModelParams, TrainParams
 from visionlab.training.data import ImageDataset, loader
-from visionlab.training.inference import collect
+from visionlab.training.inference import gather_outputs
 from visionlab.training.loop import fit
 from visionlab.training.runtime import cpu_supports_bf16, seed_everything
 
@@ -80,8 +80,8 @@ def run_mode(amp: str, train_rows: list, test_rows: list, classes: list[str], ep
 
     started = time.perf_counter()
     features = model.forward_features
-    train_features, train_labels = collect(features, loader(train_set, BATCH, False, 0), cpu, amp=bf16)
-    test_features, test_labels = collect(features, loader(test_set, BATCH, False, 0), cpu, amp=bf16)
+    train_features, train_labels = gather_outputs(features, loader(train_set, BATCH, False, 0), cpu, amp=bf16)
+    test_features, test_labels = gather_outputs(features, loader(test_set, BATCH, False, 0), cpu, amp=bf16)
     seconds = time.perf_counter() - started
     out["featurize_images_per_second"] = round((len(train_set) + len(test_set)) / seconds, 1)
     settings = TrainParams(epochs=60, lr=1e-3, early_stopping_patience=0, schedule="none", amp=amp, seed=0)
@@ -90,7 +90,7 @@ def run_mode(amp: str, train_rows: list, test_rows: list, classes: list[str], ep
     # Validation on the training data: the test images never choose an epoch.
     head_val = loader(TensorDataset(train_features, train_labels), BATCH, False, 0)
     fit(model.head, head_train, head_val, settings, cpu)
-    logits, _ = collect(model.head, head_test, cpu, amp=bf16)
+    logits, _ = gather_outputs(model.head, head_test, cpu, amp=bf16)
     out["frozen_head_test_accuracy"] = round((logits.argmax(1) == test_labels).float().mean().item(), 4)
 
     # Phase two from the head just trained, as the train stage does for base: finetune.
@@ -102,7 +102,7 @@ def run_mode(amp: str, train_rows: list, test_rows: list, classes: list[str], ep
 
     model.eval()
     started = time.perf_counter()
-    logits, labels = collect(model, test_batches, cpu, amp=bf16)
+    logits, labels = gather_outputs(model, test_batches, cpu, amp=bf16)
     out["evaluate_images_per_second"] = round(len(test_set) / (time.perf_counter() - started), 1)
     out["finetuned_test_accuracy"] = round((logits.argmax(1) == labels).float().mean().item(), 4)
     return out

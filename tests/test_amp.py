@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from tests.conftest import minimal_params
 from visionlab.errors import ParamsError
 from visionlab.params import TrainParams, parse_params
-from visionlab.training.inference import collect
+from visionlab.training.inference import gather_outputs
 from visionlab.training.loop import fit
 from visionlab.training.runtime import cpu_supports_bf16, use_amp
 
@@ -72,8 +72,8 @@ def test_training_under_cpu_autocast_runs_in_bfloat16_and_learns():
 def test_inference_under_cpu_autocast_matches_float32():
     net = _net().eval()
     batches = _batches(64, 2)
-    exact, labels = collect(net, batches, CPU, amp=False)
-    approx, same_labels = collect(net, batches, CPU, amp=True)
+    exact, labels = gather_outputs(net, batches, CPU, amp=False)
+    approx, same_labels = gather_outputs(net, batches, CPU, amp=True)
     assert approx.dtype == torch.float32 and torch.equal(labels, same_labels)
     assert not torch.equal(exact, approx)  # autocast was on
     assert torch.allclose(exact, approx, atol=0.05, rtol=0.05)  # bfloat16: 8 bits of mantissa
