@@ -118,6 +118,7 @@ def main(shared: Path, per_class: int, epochs: int, amp: str) -> None:
         "runs": results,
         "finetune_epoch_speedup": round(speedup, 2),
     }
+    report["load_average"] = [round(v, 1) for v in os.getloadavg()]  # other work skews the timings
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "activation_cache.json").write_text(json.dumps(report, indent=2) + "\n")
     per_image = cached["cache_bytes"] / max(1, cached["cached_images"])
@@ -146,6 +147,7 @@ def main(shared: Path, per_class: int, epochs: int, amp: str) -> None:
         f"{cached['cache_bytes'] / 1e6:.1f} MB for {cached['cached_images']} train + val images "
         f"({per_image / 1e3:.1f} KB per image with its pooled features and path).",
     ]
+    lines.append(f"\nLoad average at the end (1, 5, 15 min): {report['load_average']}.")
     (RESULTS / "activation_cache.md").write_text("\n".join(lines) + "\n")
     click.echo("\n".join(lines))
 

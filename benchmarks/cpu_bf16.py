@@ -19,6 +19,7 @@ Writes benchmarks/results/cpu_bf16.{json,md}.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import random
 import tarfile
@@ -128,6 +129,7 @@ def main(shared: Path, per_class: int, epochs: int) -> None:
         "fine_tune_epochs": epochs,
         "modes": modes,
     }
+    report["load_average"] = [round(v, 1) for v in os.getloadavg()]  # other work skews the timings
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "cpu_bf16.json").write_text(json.dumps(report, indent=2) + "\n")
     fp32, bf16 = modes
@@ -151,6 +153,7 @@ def main(shared: Path, per_class: int, epochs: int) -> None:
     for label, key in rows:
         ratio = f"{bf16[key] / fp32[key]:.2f}x" if "per_second" in key and fp32[key] else ""
         lines.append(f"| {label} | {fp32[key]} | {bf16[key]} | {ratio} |")
+    lines.append(f"\nLoad average at the end (1, 5, 15 min): {report['load_average']}.")
     (RESULTS / "cpu_bf16.md").write_text("\n".join(lines) + "\n")
     click.echo("\n".join(lines))
 

@@ -188,7 +188,10 @@ def pipeline(shared: Path, overrides: dict) -> dict:
         for name in ("flowers-cnn", "flowers-effnet")
     }
     summaries = {
-        name: json.loads((project / f"data/models/{name}/summary.json").read_text()) for name in metrics
+        name: json.loads((project / f"data/models/{name}/summary.json").read_text())
+        # wall-clock figures: beside the model, so model.pt stays byte-identical across reruns
+        | json.loads((project / f"results/{name}/training.json").read_text())
+        for name in metrics
     }
     return {
         "settings": overrides,
