@@ -27,6 +27,7 @@ def test_queued_variants_run_in_parallel_and_all_reach_mlflow(tmp_path, shared_d
         git(project, "init", "-q")
         git(project, "add", "-A")
         git(project, "commit", "-qm", "baseline")
+        baseline_rev = run(project, "git", "rev-parse", "HEAD").strip()
         for lr in ("0.002", "0.0005"):
             run(project, *dvc, "exp", "run", "--queue", "-S", f"train.lr={lr}")
         run(project, *dvc, "queue", "start", "-j", "2")
@@ -39,13 +40,14 @@ def test_queued_variants_run_in_parallel_and_all_reach_mlflow(tmp_path, shared_d
         assert "Failed" not in status, status
 
     shown = json.loads(run(project, *dvc, "exp", "show", "--json"))
-    accuracy_by_lr = {}
+    accuracy_by_lr, name_by_lr = {}, {}
     for baseline in shown:
         for experiment in baseline.get("experiments") or []:
             for rev in experiment["revs"]:
                 lr = str(rev["data"]["params"]["params.yaml"]["data"]["train"]["lr"])
                 metrics = rev["data"]["metrics"]["results/flowers-cnn/metrics.json"]["data"]
                 accuracy_by_lr[lr] = metrics["test"]["accuracy"]
+                name_by_lr[lr] = rev["name"]
     assert {"0.002", "0.0005"} <= set(accuracy_by_lr)
     _, runs = mlflow_runs(project)
     logged = {r.data.params.get("train.lr"): r for r in runs}
@@ -55,7 +57,9 @@ def test_queued_variants_run_in_parallel_and_all_reach_mlflow(tmp_path, shared_d
         # The figure DVC shows for the variant is the one its MLflow run holds.
         assert logged[lr].data.metrics["test_accuracy"] == pytest.approx(accuracy_by_lr[lr])
         assert "test_accuracy" in logged[lr].data.metrics  # evaluate reopened the same run
-        assert logged[lr].data.tags["dvc.exp_name"] != "workspace"
+        # Run -> experiment: the run names the DVC experiment that shows its params, and its baseline.
+        assert logged[lr].data.tags["dvc.exp_name"] == name_by_lr[lr]
+        assert logged[lr].data.tags["dvc.exp_baseline_rev"] == baseline_rev
     # In parallel, not one after the other: each run's span (train to explain) overlaps the other's.
     spans = [(logged[lr].info.start_time, logged[lr].info.end_time) for lr in ("0.002", "0.0005")]
     assert max(start for start, _ in spans) < min(end for _, end in spans), spans
