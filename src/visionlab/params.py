@@ -150,6 +150,7 @@ class AugmentParams(_Section):
 
 
 Positive = Annotated[int, Field(gt=0)]
+HostPort = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\[\]:-]+:[0-9]{1,5}$")]
 DropoutRate = Annotated[float, Field(ge=0, lt=1)]
 
 
@@ -183,6 +184,23 @@ class TrainParams(_Section):
     # CPUs with AVX512-BF16/AMX); bf16 = always (emulated on other CPUs: slow); off = float32
     amp: Literal["auto", "bf16", "off"] = "auto"
     resume: bool = True  # continue a killed run from its last epoch checkpoint
+    # Data-parallel training (DistributedDataParallel under torch.distributed.run): processes per
+    # machine and machines. batch_size is per process, and lr is used as given (not rescaled).
+    nproc_per_node: Annotated[int, Field(ge=1, le=1024)] = 1
+    nnodes: Annotated[int, Field(ge=1, le=4096)] = 1
+    # Rendezvous of several machines, as torchrun's --rdzv-endpoint/--rdzv-id/--rdzv-backend/--node-rank.
+    # Where params.yaml is shared by every machine, the per-machine values may come from the
+    # environment instead: rdzv_endpoint null = $MASTER_ADDR:$MASTER_PORT, node_rank null = $SLURM_NODEID.
+    rdzv_endpoint: HostPort | None = None
+    rdzv_id: Name = "visionlab"
+    rdzv_backend: Literal["c10d", "static"] = "c10d"
+    node_rank: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _launchable(self) -> TrainParams:
+        if self.node_rank is not None and self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank: must be below nnodes ({self.nnodes}) (got {self.node_rank})")
+        return self
 
 
 RecipeOverrides = dict[str, Any]
@@ -549,6 +567,8 @@ def _describe(error: dict[str, Any], schema: Any = None) -> str:
         message = error["msg"].removeprefix("Value error, ")
         if "input" in error and not isinstance(error["input"], dict):
             message += f" (got {error['input']!r})"
+    if key and kind == "value_error" and re.match(r"^[a-z_]+: ", message):
+        return f"{key}.{message}"  # a check across keys names the key at fault: train.nnodes
     return f"{key}: {message}" if key else message
 
 

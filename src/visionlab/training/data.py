@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from visionlab import paths
 from visionlab.data.images import load_rgb
@@ -87,8 +87,45 @@ class ImageDataset(Dataset):
         return self.load(index), self.labels[index]
 
 
-def loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, seed: int = 0) -> DataLoader:
+class ShardSampler(Sampler[int]):
+    """Every ``world_size``-th index from ``rank``: each image is seen by exactly one process.
+
+    For validation, unlike DistributedSampler, which pads the shards to equal length with
+    repeated images that would count twice in the all-reduced metrics.
+    """
+
+    def __init__(self, length: int, rank: int, world_size: int):
+        self.indices = range(rank, length, world_size)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.indices)
+
+
+def loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    workers: int,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
+    """Batches of ``dataset``; with ``world_size`` > 1, of this rank's shard only.
+
+    A shuffled shard comes from a DistributedSampler (equal lengths, so every rank takes the same
+    number of DDP steps; call its ``set_epoch`` each epoch), an ordered one from ShardSampler.
+    """
     generator = torch.Generator().manual_seed(seed)
+    sampler: Sampler[int] | None = None
+    if world_size > 1:
+        sampler = (
+            DistributedSampler(dataset, world_size, rank, shuffle=True, seed=seed)
+            if shuffle
+            else ShardSampler(len(dataset), rank, world_size)
+        )
     # No persistent workers: each new iterator draws the workers' base seed from ``generator``
     # before shuffling, and a persistent one skips that draw from the second epoch on. Training
     # would then shuffle differently with workers than without (preloaded or streamed images,
@@ -96,7 +133,8 @@ def loader(dataset: Dataset, batch_size: int, shuffle: bool, workers: int, seed:
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=workers,
         generator=generator,
     )

@@ -7,6 +7,11 @@ Keras' ``EarlyStopping(restore_best_weights=True)``. Reported losses are the pla
 With a ``checkpoint`` path, the loop saves its whole state after every epoch
 (:class:`~visionlab.training.resume.ResumeState`) and a rerun continues from there: a killed run
 resumed this way ends with the same weights as one that was never interrupted.
+
+In a data-parallel worker (``training/distributed.py``) the same loop trains the model under
+DistributedDataParallel on this rank's shard: the epoch's loss and accuracy, train and validation,
+are summed over every rank, so early stopping and the plateau schedule decide alike everywhere,
+and rank 0 alone saves the checkpoint (with every rank's RNG state).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from tqdm import tqdm
 
 from visionlab.errors import VisionlabError
 from visionlab.params import TrainParams
+from visionlab.training import distributed
 from visionlab.training.inference import gather_outputs
 from visionlab.training.resume import ResumeState, capture_rng
 from visionlab.training.runtime import use_amp
@@ -83,9 +89,14 @@ def make_schedule(optimizer: torch.optim.Optimizer, settings: TrainParams, epoch
 def evaluate_loss(
     net: nn.Module, batches: DataLoader, device: torch.device, amp: bool = False
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``net`` over ``batches`` in eval mode."""
+    """Mean cross-entropy and accuracy of ``net`` over ``batches`` in eval mode (over every rank's shard)."""
     net.eval()
     logits, labels = gather_outputs(net, batches, device, amp=amp)
+    if distributed.world().size > 1:
+        loss_sum = F.cross_entropy(logits, labels, reduction="sum").item() if len(labels) else 0.0
+        correct = (logits.argmax(1) == labels).sum().item()
+        loss_sum, correct, count = distributed.all_sum([loss_sum, correct, len(labels)], device)
+        return (loss_sum / count, correct / count) if count else (float("nan"), float("nan"))
     if len(labels) == 0:
         return float("nan"), float("nan")
     loss = F.cross_entropy(logits, labels).item()
@@ -115,11 +126,14 @@ def train_epoch(
     penalty: Penalty,
     desc: str,
 ) -> EpochStats:
-    """One epoch of optimisation steps on the objective (label smoothing, class weights and L2)."""
+    """One epoch of optimisation steps on the objective (label smoothing, class weights and L2).
+
+    ``net`` may be a DistributedDataParallel wrapper: the figures are then summed over every rank.
+    """
     started = time.perf_counter()
     net.train()
     total_loss, correct, seen = 0.0, 0, 0
-    bar = tqdm(batches, desc=desc, mininterval=1.0)
+    bar = tqdm(batches, desc=desc, mininterval=1.0, disable=not distributed.world().is_main)
     for inputs, targets in bar:
         inputs = inputs.to(device, non_blocking=True)
         if amp and inputs.dim() == 4:  # channels-last goes with AMP (train_stage converts the model)
@@ -140,6 +154,9 @@ def train_epoch(
             correct += (logits.argmax(1) == targets).sum().item()
         seen += len(targets)
         bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+    if distributed.world().size > 1:
+        total_loss, correct, seen = distributed.all_sum([total_loss, correct, seen], device)
+        seen = int(seen)
     seconds = time.perf_counter() - started
     return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), seen, seconds)
 
@@ -158,7 +175,7 @@ def _history_row(
         "lr": lr,
         "seconds": seconds,
     }
-    log.info(
+    (log.info if distributed.world().is_main else log.debug)(
         "epoch %d: train loss %.4f acc %.4f | val loss %.4f acc %.4f",
         epoch,
         stats.loss,
@@ -204,10 +221,14 @@ def fit(
     """
     epochs = settings.epochs if epochs is None else epochs
     lr = settings.lr if lr is None else lr
+    here = distributed.world()
     net.to(device)
     trainable = [p for p in net.parameters() if p.requires_grad]
     if not trainable:
         raise VisionlabError(f"{desc}: the model has no trainable parameters (is its whole base frozen?)")
+    # Trains through DDP (gradients averaged each step); ``net`` itself holds the weights.
+    stepped = distributed.wrap(net, device)
+    shards = train_batches.sampler if hasattr(train_batches.sampler, "set_epoch") else None
     optimizer = make_optimizer(trainable, settings, lr)
     scheduler = make_schedule(optimizer, settings, epochs)
     amp = use_amp(device, settings.amp)
@@ -226,7 +247,7 @@ def fit(
     start_epoch = 1
     saved = ResumeState.load(checkpoint, checkpoint_key)
     if saved is not None:
-        saved.restore(net, optimizer, scheduler)
+        saved.restore(net, optimizer, scheduler, here.rank)
         best_state, waited = saved.best_state, saved.waited
         result = FitResult(**saved.result)
         result.resumed_from = saved.epoch
@@ -241,9 +262,11 @@ def fit(
         if generator is not None:
             # The shuffle order depends on the epoch alone, so a resumed run sees the same batches.
             generator.manual_seed(settings.seed * 100_003 + first_epoch + epoch)
+        if shards is not None:
+            shards.set_epoch(first_epoch + epoch)  # a new shuffle of the shards, the same on resume
         epoch_start = time.perf_counter()
         stats = train_epoch(
-            net,
+            stepped,
             train_batches,
             optimizer,
             device,
@@ -256,6 +279,7 @@ def fit(
         result.samples_seen += stats.seen
         result.seconds += stats.seconds
         if has_val:
+            distributed.sync_buffers(net)
             val_loss, val_accuracy = evaluate_loss(net, val_batches, device, amp)
         else:
             val_loss, val_accuracy = float("nan"), float("nan")
@@ -280,7 +304,8 @@ def fit(
                 finished = True
                 log.info("early stopping after epoch %d; best was %d", row["epoch"], result.best_epoch)
         finished = finished or epoch == epochs
-        if checkpoint is not None:
+        rng = distributed.gather(capture_rng()) if checkpoint is not None else []
+        if checkpoint is not None and here.is_main:
             ResumeState(
                 epoch=epoch,
                 finished=finished,
@@ -290,7 +315,8 @@ def fit(
                 best_state=best_state,
                 waited=waited,
                 result=asdict(result),
-                rng=capture_rng(),
+                rng=rng[0],
+                rng_per_rank=rng if here.size > 1 else None,
             ).save(checkpoint, checkpoint_key)
         on_epoch(row)
         if finished:

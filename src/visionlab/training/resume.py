@@ -51,6 +51,8 @@ class ResumeState:
     waited: int  # epochs since the best one, for early stopping
     result: dict  # the loop's FitResult so far, as a plain dict
     rng: dict
+    # Data-parallel runs: every rank's RNG state, in rank order (rank 0's is ``rng`` too).
+    rng_per_rank: list[dict] | None = None
 
     def save(self, path: Path, key: str) -> None:
         """A kill during the write leaves the previous checkpoint, never half a file."""
@@ -74,17 +76,18 @@ class ResumeState:
         if state.get("key") != key:
             log.info("%s: written for other params or data; starting over", path)
             return None
-        return cls(**{f.name: state[f.name] for f in fields(cls)})
+        return cls(**{f.name: state[f.name] for f in fields(cls) if f.name in state})
 
     def restore(
         self,
         net: nn.Module,
         optimizer: torch.optim.Optimizer,
         scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        rank: int = 0,
     ) -> None:
-        """Put the weights, optimizer, schedule and RNG back where the saved epoch left them."""
+        """Put the weights, optimizer, schedule and RNG (``rank``'s) back where the saved epoch left them."""
         net.load_state_dict(self.model)
         optimizer.load_state_dict(self.optimizer)
         if scheduler is not None:
             scheduler.load_state_dict(self.scheduler)
-        restore_rng(self.rng)
+        restore_rng(self.rng_per_rank[rank] if self.rng_per_rank else self.rng)

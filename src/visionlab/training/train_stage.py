@@ -22,8 +22,10 @@ from visionlab.params import ModelParams, Params, TrainParams
 from visionlab.redaction import redact
 from visionlab.tracking import RUN_RECORD, TrackedRun, finishing, start_run
 from visionlab.tracking.datasets import log_datasets
+from visionlab.training import distributed
 from visionlab.training.data import image_dataset, loader, split_rows
 from visionlab.training.feature_cache import feature_file, featurize_seconds, load_features
+from visionlab.training.launch import launch, processes
 from visionlab.training.loop import HISTORY_COLUMNS, FitResult, fit
 from visionlab.training.regularization import balanced_class_weights, l2_penalty
 from visionlab.training.runtime import seed_everything, select_device, use_amp
@@ -56,8 +58,9 @@ def experiment_params(params: Params, experiment: str) -> dict:
 def resume_key(params: Params, experiment: str, splits: dict[str, pd.DataFrame]) -> str:
     """Same params and same training images: only then may a run continue a checkpoint."""
     shaping = experiment_params(params, experiment)
-    for name in ("device", "num_workers", "resume"):
+    for name in ("device", "num_workers", "resume", "rdzv_endpoint", "rdzv_id", "rdzv_backend", "node_rank"):
         shaping["train"].pop(name)  # where and how fast it runs does not change the result
+    # nproc_per_node and nnodes stay: the number of processes sets the global batch.
     digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode())
     for split in ("train", "val"):
         digest.update(splits[split].to_csv(index=False).encode())
@@ -156,9 +159,17 @@ def _train_phases(
 ) -> list[FitResult]:
     """One fit, or for ``finetune`` the head alone and then everything from ``unfreeze_from``."""
 
+    here = distributed.world()
+
     def batches(dataset: Dataset, shuffle: bool) -> DataLoader:
         return loader(
-            dataset, settings.batch_size, shuffle=shuffle, workers=inputs.workers, seed=settings.seed
+            dataset,
+            settings.batch_size,
+            shuffle=shuffle,
+            workers=inputs.workers,
+            seed=settings.seed,
+            rank=here.rank,  # a data-parallel worker takes its shard
+            world_size=here.size,
         )
 
     def phase(name: str, data: _Inputs = inputs, **options) -> FitResult:
@@ -231,6 +242,7 @@ def _summary(
         "amp": amp,
         "channels_last": channels_last,
         "trained_on": trained_on,
+        "processes": distributed.world().size,  # data-parallel ranks: the global batch is this x batch_size
     }
     timing = {
         "resumed_after_epoch": sum(result.resumed_from for result in phases),
@@ -284,8 +296,26 @@ def _save_outputs(
     return out
 
 
+class _NotLogged:
+    """The MLflow run of ranks other than 0: rank 0 alone logs, so an experiment keeps one run."""
+
+    def log_params(self, params: dict) -> None:
+        pass
+
+    def log_metrics(self, metrics: dict, step: int | None = None) -> None:
+        pass
+
+    def finish(self, ok: bool = True) -> None:
+        pass
+
+
 def train_experiment(params: Params, experiment: str) -> Path:
     settings = params.recipe_of(experiment)
+    here = distributed.world()
+    if processes(settings) > 1 and here.size == 1:
+        # The stage process starts the workers and waits; each of them comes back here as a rank.
+        launch(train_experiment, params, experiment, settings)
+        return paths.model_dir(experiment)
     exp = params.experiment(experiment)
     spec = params.model_of(experiment)
     size = params.image_size_of(experiment)
@@ -294,6 +324,8 @@ def train_experiment(params: Params, experiment: str) -> Path:
     splits, classes = split_rows(params, experiment)
     grayscale = params.dataset_of(experiment).grayscale
     model = build_model(spec, len(classes), grayscale=grayscale)
+    if here.size > 1:
+        seed_everything(settings.seed + here.rank)  # same initial weights, then each rank its own draws
     inputs = _inputs(model, spec, settings, splits, classes, size, grayscale, experiment)
     amp = use_amp(device, settings.amp)
     channels_last = amp and not inputs.on_features
@@ -306,10 +338,11 @@ def train_experiment(params: Params, experiment: str) -> Path:
     )
     key = resume_key(params, experiment, splits)
     resume = paths.resume_dir(experiment, key)
-    if not settings.resume:
+    if not settings.resume and here.is_main:
         shutil.rmtree(resume, ignore_errors=True)
 
-    with finishing(start_run(exp.dataset, experiment)) as run:
+    run = start_run(exp.dataset, experiment) if here.is_main else _NotLogged()
+    with finishing(run):
         run.log_params(experiment_params(params, experiment))
         run.log_params(
             {
@@ -321,10 +354,12 @@ def train_experiment(params: Params, experiment: str) -> Path:
                 "amp": amp,
                 "channels_last": channels_last,
                 "trained_on": _trained_on(inputs, spec),
+                "processes": here.size,
             }
         )
         # The run page's "Datasets": which images it trained, validated and (at evaluate) is tested on.
-        log_datasets(run, params.dataset(exp.dataset), exp.dataset, splits, spec.augmented)
+        if here.is_main:
+            log_datasets(run, params.dataset(exp.dataset), exp.dataset, splits, spec.augmented)
         if class_weights is not None:
             run.log_params({"class_weight_values": [round(w, 4) for w in class_weights.tolist()]})
 
@@ -341,6 +376,8 @@ def train_experiment(params: Params, experiment: str) -> Path:
         )
         phases = _train_phases(model, spec, settings, inputs, device, resume, run, **common)
         model.to("cpu").to(memory_format=torch.contiguous_format)
+        if not here.is_main:  # every rank holds the same best weights; rank 0 writes them
+            return paths.model_dir(experiment)
         features_seconds = featurize_seconds(experiment) if inputs.on_features else 0.0
         trained_on = _trained_on(inputs, spec)
         summary, timing = _summary(
