@@ -51,7 +51,7 @@ def test_the_readme_has_override_examples():
     assert any("++experiments." in line for line in lines), lines
     assert any("download.mirror=" in line for line in lines), lines
     quick = [line for line in lines if "prepare.max_per_class=" in line]
-    assert quick and "explain@flowers-cnn" in quick[0], "the one-minute try names one chain"
+    assert quick and "explain@flowers-cnn" in quick[0], "the quick try names one chain"
 
 
 @pytest.mark.parametrize("line", readme_exp_runs())
