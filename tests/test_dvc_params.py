@@ -41,6 +41,8 @@ def overrides_and_targets(line: str) -> tuple[list[str], list[str]]:
         word = words.pop(0)
         if word == "-S":
             overrides.append(words.pop(0))
+        elif word in ("-n", "--name", "-j", "--jobs"):  # options that take a value
+            words.pop(0)
         elif not word.startswith("-"):
             targets.append(word)
     return overrides, targets
