@@ -58,7 +58,13 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     report = json.loads((project / "data/prepared/flowers/report.json").read_text())
     assert report["before"] == dict.fromkeys(CLASSES, 200)
     assert report["after"] == dict.fromkeys(CLASSES, PER_CLASS)
-    assert report["dropped_by_reason"] == {"over_class_limit": 5 * (200 - PER_CLASS), "not_an_image": 1}
+    # The curated list names 68 of the sample's photos (config/exclusions/flowers.txt); they go
+    # before the per-class cap.
+    assert report["dropped_by_reason"] == {
+        "excluded_by_list": 68,
+        "over_class_limit": 5 * 200 - 68 - 5 * PER_CLASS,
+        "not_an_image": 1,
+    }
     assert any(d["path"].endswith("flower_photos/LICENSE.txt") for d in report["dropped"])
     manifest = pd.read_csv(project / "data/prepared/flowers/manifest.csv")
     assert manifest.split.value_counts().to_dict() == {"train": 35, "val": 10, "test": 5}
