@@ -629,7 +629,9 @@ def test_the_explain_stage_writes_every_explanation_and_a_gallery(in_tmp, monkey
     # Self-contained: every picture is embedded (MLflow's viewer cannot follow relative paths),
     # and each one links to its PNG beside the page, for full size from disk.
     figures = re.findall(r'<figure( class="wide")?><a href="([^"]+)"><img src="([^"]+)"', html)
-    assert len(figures) == html.count("<img") > 0 and html.count('loading="lazy"') == len(figures)
+    assert len(figures) == html.count("<img") > 0 and html.count('decoding="async"') == len(figures)
+    # No loading="lazy": MLflow's sandboxed artifact frame never loads images below its fold.
+    assert 'loading="lazy"' not in html
     for wide, link, source in figures:
         assert (out / link).is_file()
         mime, _, payload = source.partition(";base64,")

@@ -104,8 +104,8 @@ def _embedder(folder: Path, encoding: Encoding) -> Embed:
 def _figure(embed: Embed, file: str, caption: str, wide: bool = False) -> str:
     cls = ' class="wide"' if wide else ""
     return (
-        f'<figure{cls}><a href="{escape(file)}"><img src="{embed(file, wide)}" loading="lazy" '
-        f'decoding="async" alt="{escape(caption)}">'
+        f'<figure{cls}><a href="{escape(file)}"><img src="{embed(file, wide)}" decoding="async" '
+        f'alt="{escape(caption)}">'
         f"</a><figcaption>{escape(caption)}</figcaption></figure>"
     )
 
