@@ -77,8 +77,13 @@ def test_repro_noop_and_experiment(tiny_pipeline):
         history = pd.read_csv(project / f"results/{name}/history.csv")
         assert history.epoch.tolist() == [1, 2]
         metrics = json.loads((project / f"results/{name}/metrics.json").read_text())
-        assert set(metrics) == {"train", "val", "test", "training"}
+        # evaluate.tta and evaluate.robustness in params.yaml: the test split again, flipped and degraded.
+        variants = {"test_tta_hflip", "test_downscale_128", "test_jpeg_30"}
+        assert set(metrics) == {"train", "val", "test", "training"} | variants
         assert metrics["training"]["epochs"] == 2 and metrics["test"]["images"] == 5
+        for v in variants:  # whole images right out of 5
+            assert metrics[v]["images"] == 5
+            assert metrics[v]["accuracy"] * 5 == pytest.approx(round(metrics[v]["accuracy"] * 5), abs=1e-4)
         evaluation = project / f"data/eval/{name}"
         for artefact in ("confusion.png", "confusion_normalized.png", "learning_curves.png"):
             assert (evaluation / artefact).stat().st_size > 1000
