@@ -35,6 +35,19 @@ def write_image(path: Path, seed: int = 0, **kwargs) -> Path:
     return path
 
 
+# A small CNN trained from scratch at 32 px: the cheapest real model for stage-level tests.
+TOY_CNN = {
+    "arch": "cifar_residual", "weights": "none", "base": "trainable", "augmented": False, "image_size": 32
+}
+
+
+def write_toy_images(root: Path, size: tuple[int, int]) -> None:
+    """Ten generated photos per class (cat, dog) of ``minimal_params``'s ``toy`` data set under ``root``."""
+    for label, seed in (("cat", 0), ("dog", 100)):
+        for i in range(10):
+            write_image(root / "data/raw/toy/toy" / label / f"{i}.jpg", seed=seed + i, size=size)
+
+
 @pytest.fixture
 def shared_datasets() -> Path:
     if not (SHARED_DATASETS / "SHA256SUMS").is_file():

@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.conftest import minimal_params, write_image
+from tests.conftest import TOY_CNN, minimal_params, write_toy_images
 from visionlab.data.prepare import prepare_dataset
 from visionlab.params import parse_params
 from visionlab.training.train_stage import train_experiment
@@ -25,19 +25,9 @@ EXPERIMENT = "toy-cnn"
 
 
 def _project(root: Path, amp: str, device: str = "cuda"):
-    for label, seed in (("cat", 0), ("dog", 100)):
-        for i in range(10):
-            write_image(root / "data/raw/toy/toy" / label / f"{i}.jpg", seed=seed + i, size=(40, 36))
+    write_toy_images(root, size=(40, 36))
     raw = minimal_params(
-        models={
-            "cnn": {
-                "arch": "cifar_residual",
-                "weights": "none",
-                "base": "trainable",
-                "augmented": False,
-                "image_size": 32,
-            }
-        },
+        models={"cnn": dict(TOY_CNN)},
         recipes={"default": {"epochs": 1, "batch_size": 4, "num_workers": 0}},
         train={"device": device, "amp": amp},
     )

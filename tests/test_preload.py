@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch.utils.data import TensorDataset
 
-from tests.conftest import minimal_params, write_image
+from tests.conftest import TOY_CNN, minimal_params, write_toy_images
 from visionlab.data.prepare import prepare_dataset
 from visionlab.params import parse_params
 from visionlab.training.data import loader
@@ -29,19 +29,9 @@ NEEDED_BYTES = 18 * 32 * 32 * 3
 
 @pytest.fixture
 def project(in_tmp):
-    for label, seed in (("cat", 0), ("dog", 100)):
-        for i in range(10):
-            write_image(in_tmp / "data/raw/toy/toy" / label / f"{i}.jpg", seed=seed + i, size=(40, 36))
+    write_toy_images(in_tmp, size=(40, 36))
     raw = minimal_params(
-        models={
-            "cnn": {
-                "arch": "cifar_residual",
-                "weights": "none",
-                "base": "trainable",
-                "augmented": False,
-                "image_size": 32,
-            }
-        },
+        models={"cnn": dict(TOY_CNN)},
         recipes={"default": {"epochs": 2, "batch_size": 4, "num_workers": 0, "seed": 7}},
     )
     params = parse_params(raw)

@@ -22,7 +22,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import minimal_params, write_image
+from tests.conftest import TOY_CNN, minimal_params, write_toy_images
 from visionlab.data.prepare import prepare_dataset
 from visionlab.params import parse_params
 
@@ -33,18 +33,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def project(in_tmp):
-    for label, seed in (("cat", 0), ("dog", 100)):
-        for i in range(10):
-            write_image(in_tmp / "data/raw/toy/toy" / label / f"{i}.jpg", seed=seed + i, size=(48, 40))
+    write_toy_images(in_tmp, size=(48, 40))
     raw = minimal_params(
         models={
-            "cnn": {
-                "arch": "cifar_residual",
-                "weights": "none",
-                "base": "trainable",
-                "augmented": False,
-                "image_size": 32,
-            },
+            "cnn": dict(TOY_CNN),
             "effnet": {
                 "arch": "efficientnet_lite0",
                 "weights": "imagenet",

@@ -16,7 +16,7 @@ import torch
 import torchvision
 import yaml
 
-from tests.conftest import minimal_params, write_image
+from tests.conftest import minimal_params, write_toy_images
 from visionlab.data.prepare import prepare_dataset
 from visionlab.evaluation.evaluate_stage import evaluate_experiment
 from visionlab.models import load_checkpoint
@@ -58,9 +58,7 @@ def project(in_tmp, tmp_path_factory, monkeypatch):
     cached.parent.mkdir(parents=True)
     torch.save(torchvision.models.mobilenet_v2().state_dict(), cached)
 
-    for label, seed in (("cat", 0), ("dog", 100)):
-        for i in range(10):
-            write_image(in_tmp / "data/raw/toy/toy" / label / f"{i}.jpg", seed=seed + i, size=(72, 64))
+    write_toy_images(in_tmp, size=(72, 64))
     models = {
         name: {"weights": "none", "base": "trainable", "augmented": False, **spec}
         for name, spec in MODELS.items()
