@@ -36,7 +36,6 @@ WORK = REPO / "benchmarks" / "work" / "zoo"
 RESULTS = REPO / "benchmarks" / "results"
 
 
-
 def published_figures() -> dict[str, tuple[str, float]]:
     """``{experiment: (the study's model name, published test accuracy %)}`` for every experiment
     of params.yaml that has one: read from config/published_results.yaml by data set and arch,

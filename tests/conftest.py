@@ -37,7 +37,11 @@ def write_image(path: Path, seed: int = 0, **kwargs) -> Path:
 
 # A small CNN trained from scratch at 32 px: the cheapest real model for stage-level tests.
 TOY_CNN = {
-    "arch": "cifar_residual", "weights": "none", "base": "trainable", "augmented": False, "image_size": 32
+    "arch": "cifar_residual",
+    "weights": "none",
+    "base": "trainable",
+    "augmented": False,
+    "image_size": 32,
 }
 
 

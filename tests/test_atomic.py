@@ -45,3 +45,32 @@ def test_atomic_dir_honours_the_umask(tmp_path: Path, umask: int) -> None:
     assert [p.name for p in final.parent.iterdir()] == ["flowers-cnn"]
     if umask == 0o022:
         assert _mode(final) == 0o755 and _mode(final / "index.html") == 0o644
+
+
+def test_writers_publishing_the_same_folder_at_once_both_succeed(tmp_path):
+    """Queued runs extract the same data set together: the last rename wins, none fails."""
+    import threading
+
+    final = tmp_path / "raw" / "toy"
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            with atomic_dir(final) as scratch:
+                (scratch / "a").mkdir()
+                (scratch / "a" / "1.txt").write_text(str(i))
+                barrier.wait()  # every writer has its scratch ready: the renames race
+        except BaseException as exc:
+            errors.append(exc)
+
+    for _ in range(20):
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert sorted(p.name for p in final.iterdir()) == ["a"]
+        assert (final / "a" / "1.txt").read_text() in {"0", "1", "2", "3"}
+    assert sorted(p.name for p in final.parent.iterdir()) == ["toy"]  # no scratch or old folder left

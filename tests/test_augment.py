@@ -82,6 +82,7 @@ def test_degradation_transforms_are_params_and_change_the_copies():
         assert len(transform.transforms) == 1
         out = transform(image=image)["image"]
         assert out.shape == image.shape and not np.array_equal(out, image), name
+
         # Each loses detail: noise survives less of it than the original holds.
         def detail(pixels):
             return np.abs(np.diff(pixels.astype(float), axis=1)).mean()

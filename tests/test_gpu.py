@@ -44,9 +44,7 @@ def _train_watching_convolutions(params) -> list[tuple[torch.dtype, bool, str]]:
     def hook(module, inputs, output):
         if isinstance(module, nn.Conv2d) and module.training:
             x = inputs[0]
-            seen.append(
-                (output.dtype, x.is_contiguous(memory_format=torch.channels_last), x.device.type)
-            )
+            seen.append((output.dtype, x.is_contiguous(memory_format=torch.channels_last), x.device.type))
 
     handle = nn.modules.module.register_module_forward_hook(hook)
     try:

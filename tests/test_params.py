@@ -242,6 +242,7 @@ def test_an_unknown_stage_target_is_reported_before_the_work_module_loads(tmp_pa
 
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(minimal_params()))
     monkeypatch.chdir(tmp_path)
+
     def work(params, name):
         raise AssertionError("the work must not start for an unknown name")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -61,13 +62,29 @@ def atomic_dir(final: Path) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
     _publish_mode(scratch, 0o777)
-    if final.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
-        final.rename(old / final.name)
-        scratch.rename(final)
+    _swap_into_place(scratch, final)
+
+
+def _swap_into_place(scratch: Path, final: Path) -> None:
+    """Rename ``scratch`` to ``final``, moving any existing ``final`` aside first.
+
+    Two writers may publish the same folder at once (queued experiments sharing a data set):
+    whichever renames last wins, and neither fails because the other got there in between.
+    """
+    old = Path(tempfile.mkdtemp(prefix=f".old-{final.name}-", dir=final.parent))
+    try:
+        while True:
+            try:
+                scratch.rename(final)  # replaces ``final`` only if it is missing or empty
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            # another writer published in between: move its folder aside and try again
+            with contextlib.suppress(FileNotFoundError):
+                final.rename(old / f"{final.name}-{len(list(old.iterdir()))}")
+    finally:
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        scratch.rename(final)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

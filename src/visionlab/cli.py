@@ -340,7 +340,6 @@ def doctor() -> None:
         sys.exit(1)
 
 
-
 @main.command()
 @click.option("--study", "studies", multiple=True, help="Only this data set (repeatable).")
 def plan(studies: tuple[str, ...]) -> None:
@@ -394,6 +393,7 @@ def plan(studies: tuple[str, ...]) -> None:
         "augmented experiments train on augment.factor x the images. Not counted: downloads, "
         "prepare, augment, explain, report."
     )
+
 
 if __name__ == "__main__":
     main()

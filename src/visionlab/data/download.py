@@ -107,13 +107,21 @@ def download_dataset(params: Params, name: str, progress: bool = True) -> Path:
     # The cache is keyed by address too: an unpinned archive from one URL is never reused for another.
     key = hashlib.sha256(resolved.url.encode()).hexdigest()[:12]
     cached = paths.downloads_dir() / f"{key}-{card.source.archive_name}"
-    with file_lock(cached):  # one writer per cached archive: queued runs share the cache
+    # One writer per cached archive and per raw folder: queued runs share both.
+    with file_lock(cached), file_lock(paths.downloads_dir() / f"extract-{name}"):
         try:
             archive, digest = _fetch(resolved, cached, params.download, progress)
         except DownloadError as exc:
             if params.download.mirror or "download.mirror" in str(exc):
                 raise
             raise type(exc)(f"datasets.{name}: {exc}\n{MIRROR_HINT}") from None
+        return _extract_and_record(params, name, resolved, archive, digest, cached)
+
+
+def _extract_and_record(
+    params: Params, name: str, resolved: ResolvedSource, archive: Path, digest: str, cached: Path
+) -> Path:
+    card = params.dataset(name)
     out = paths.raw_dir(name)
     max_bytes = int(params.download.max_extracted_gb * 1e9)
     with atomic_dir(out) as scratch:
