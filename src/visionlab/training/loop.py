@@ -24,15 +24,21 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from visionlab.errors import VisionlabError
 from visionlab.params import TrainParams
 from visionlab.training import distributed
-from visionlab.training.inference import gather_outputs
+from visionlab.training.epoch import (
+    EpochStats,
+    Penalty,
+    evaluate_loss,
+    make_optimizer,
+    make_schedule,
+    step_schedule,
+    train_epoch,
+)
 from visionlab.training.resume import ResumeState, capture_rng
 from visionlab.training.runtime import use_amp
 
@@ -49,8 +55,6 @@ HISTORY_COLUMNS = [
     "seconds",
 ]
 
-Penalty = Callable[[], torch.Tensor | float]
-
 
 @dataclass
 class FitResult:
@@ -65,100 +69,6 @@ class FitResult:
     @property
     def samples_per_second(self) -> float:
         return self.samples_seen / self.seconds if self.seconds else 0.0
-
-
-def make_optimizer(parameters: list[nn.Parameter], settings: TrainParams, lr: float) -> torch.optim.Optimizer:
-    if settings.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=lr, momentum=settings.momentum, nesterov=settings.nesterov)
-    return torch.optim.Adam(parameters, lr=lr)
-
-
-def make_schedule(optimizer: torch.optim.Optimizer, settings: TrainParams, epochs: int):
-    if settings.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=settings.min_lr)
-    if settings.schedule == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer,
-            factor=settings.lr_plateau_factor,
-            patience=settings.lr_plateau_patience,
-            min_lr=settings.min_lr,
-        )
-    return None
-
-
-def evaluate_loss(
-    net: nn.Module, batches: DataLoader, device: torch.device, amp: bool = False
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``net`` over ``batches`` in eval mode (over every rank's shard)."""
-    net.eval()
-    logits, labels = gather_outputs(net, batches, device, amp=amp)
-    if distributed.world().size > 1:
-        loss_sum = F.cross_entropy(logits, labels, reduction="sum").item() if len(labels) else 0.0
-        correct = (logits.argmax(1) == labels).sum().item()
-        loss_sum, correct, count = distributed.all_sum([loss_sum, correct, len(labels)], device)
-        return (loss_sum / count, correct / count) if count else (float("nan"), float("nan"))
-    if len(labels) == 0:
-        return float("nan"), float("nan")
-    loss = F.cross_entropy(logits, labels).item()
-    accuracy = (logits.argmax(1) == labels).float().mean().item()
-    return loss, accuracy
-
-
-@dataclass
-class EpochStats:
-    """One pass over the training batches: plain cross-entropy and accuracy, as reported."""
-
-    loss: float
-    accuracy: float
-    seen: int
-    seconds: float
-
-
-def train_epoch(
-    net: nn.Module,
-    batches: DataLoader,
-    optimizer: torch.optim.Optimizer,
-    device: torch.device,
-    settings: TrainParams,
-    *,
-    amp: bool,
-    class_weights: torch.Tensor | None,
-    penalty: Penalty,
-    desc: str,
-) -> EpochStats:
-    """One epoch of optimisation steps on the objective (label smoothing, class weights and L2).
-
-    ``net`` may be a DistributedDataParallel wrapper: the figures are then summed over every rank.
-    """
-    started = time.perf_counter()
-    net.train()
-    total_loss, correct, seen = 0.0, 0, 0
-    bar = tqdm(batches, desc=desc, mininterval=1.0, disable=not distributed.world().is_main)
-    for inputs, targets in bar:
-        inputs = inputs.to(device, non_blocking=True)
-        if amp and inputs.dim() == 4:  # channels-last goes with AMP (train_stage converts the model)
-            inputs = inputs.contiguous(memory_format=torch.channels_last)
-        targets = torch.as_tensor(targets).to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = net(inputs)
-        logits = logits.float()
-        objective = F.cross_entropy(
-            logits, targets, weight=class_weights, label_smoothing=settings.label_smoothing
-        )
-        objective = objective + penalty()
-        optimizer.zero_grad(set_to_none=True)
-        objective.backward()
-        optimizer.step()
-        with torch.no_grad():
-            total_loss += F.cross_entropy(logits, targets, reduction="sum").item()
-            correct += (logits.argmax(1) == targets).sum().item()
-        seen += len(targets)
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
-    if distributed.world().size > 1:
-        total_loss, correct, seen = distributed.all_sum([total_loss, correct, seen], device)
-        seen = int(seen)
-    seconds = time.perf_counter() - started
-    return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), seen, seconds)
 
 
 def _history_row(
@@ -186,11 +96,106 @@ def _history_row(
     return row
 
 
-def _step_schedule(scheduler, watched: float) -> None:
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        scheduler.step(watched)
-    elif scheduler is not None:
-        scheduler.step()
+@dataclass
+class _Epochs:
+    """What every epoch of one ``fit`` call uses, fixed for the whole call."""
+
+    net: nn.Module
+    stepped: nn.Module  # ``net``, wrapped in DDP when data-parallel
+    train_batches: DataLoader
+    val_batches: DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    device: torch.device
+    settings: TrainParams
+    amp: object
+    class_weights: torch.Tensor | None
+    penalty: Penalty
+
+    @property
+    def has_val(self) -> bool:
+        return len(self.val_batches.dataset) > 0
+
+    def reseed(self, epoch: int) -> None:
+        """The shuffle order depends on the epoch alone, so a resumed run sees the same batches."""
+        if self.train_batches.generator is not None:
+            self.train_batches.generator.manual_seed(self.settings.seed * 100_003 + epoch)
+        if hasattr(self.train_batches.sampler, "set_epoch"):
+            self.train_batches.sampler.set_epoch(epoch)  # a new shuffle of the shards, same on resume
+
+    def run(self, label: str) -> tuple[EpochStats, float, float]:
+        """Train one epoch, then score the validation split: (train stats, val loss, val accuracy)."""
+        stats = train_epoch(
+            self.stepped,
+            self.train_batches,
+            self.optimizer,
+            self.device,
+            self.settings,
+            amp=self.amp,
+            class_weights=self.class_weights,
+            penalty=self.penalty,
+            desc=label,
+        )
+        if not self.has_val:
+            return stats, float("nan"), float("nan")
+        distributed.sync_buffers(self.net)
+        return stats, *evaluate_loss(self.net, self.val_batches, self.device, self.amp)
+
+
+@dataclass
+class _Best:
+    """Early stopping's memory: the best weights so far and the epochs waited since."""
+
+    result: FitResult
+    state: dict
+    waited: int = 0
+
+    def observe(self, watched: float, epoch: int, net: nn.Module, patience: int) -> bool:
+        """Record one epoch's watched loss; True when patience has run out."""
+        if watched < self.result.best_loss:
+            self.result.best_loss, self.result.best_epoch, self.waited = watched, epoch, 0
+            self.state = copy.deepcopy(net.state_dict())
+            return False
+        self.waited += 1
+        if patience > 0 and self.waited >= patience:
+            self.result.stopped_early = True
+            if distributed.world().is_main:
+                log.info("early stopping after epoch %d; best was %d", epoch, self.result.best_epoch)
+            return True
+        return False
+
+
+def _resume(best: _Best, epochs: _Epochs, checkpoint: Path | None, key: str, desc: str) -> tuple[int, bool]:
+    """Load a saved state into ``best`` and the model: (first epoch to train, whether fit was done)."""
+    saved = ResumeState.load(checkpoint, key)
+    if saved is None:
+        return 1, False
+    saved.restore(epochs.net, epochs.optimizer, epochs.scheduler, distributed.world().rank)
+    best.state, best.waited = saved.best_state, saved.waited
+    best.result = FitResult(**saved.result)
+    best.result.resumed_from = saved.epoch
+    log.info("%s: resuming after epoch %d from %s", desc, saved.epoch, checkpoint)
+    return saved.epoch + 1, saved.finished
+
+
+def _save(best: _Best, epochs: _Epochs, checkpoint: Path, key: str, epoch: int, finished: bool) -> None:
+    """Save the whole state after ``epoch`` (rank 0 writes; every rank hands over its RNG)."""
+    here = distributed.world()
+    rng = distributed.gather(capture_rng())
+    if not here.is_main:
+        return
+    ResumeState(
+        epoch=epoch,
+        finished=finished,
+        model=epochs.net.state_dict(),
+        optimizer=epochs.optimizer.state_dict(),
+        scheduler=epochs.scheduler.state_dict() if epochs.scheduler is not None else None,
+        best_state=best.state,
+        waited=best.waited,
+        result=asdict(best.result),
+        rng=rng[0],
+        rng_per_rank=rng if here.size > 1 else None,
+    ).save(checkpoint, key)
 
 
 def fit(
@@ -219,112 +224,60 @@ def fit(
     ``best_so_far`` (the first phase's best loss and epoch, whose weights ``net`` holds) is the
     mark to beat: a second phase that never does leaves the first phase's best in place.
     """
-    epochs = settings.epochs if epochs is None else epochs
-    lr = settings.lr if lr is None else lr
-    here = distributed.world()
+    total = settings.epochs if epochs is None else epochs
     net.to(device)
     trainable = [p for p in net.parameters() if p.requires_grad]
     if not trainable:
         raise VisionlabError(f"{desc}: the model has no trainable parameters (is its whole base frozen?)")
-    # Trains through DDP (gradients averaged each step); ``net`` itself holds the weights.
-    stepped = distributed.wrap(net, device)
-    shards = train_batches.sampler if hasattr(train_batches.sampler, "set_epoch") else None
-    optimizer = make_optimizer(trainable, settings, lr)
-    scheduler = make_schedule(optimizer, settings, epochs)
-    amp = use_amp(device, settings.amp)
-    weights = class_weights.to(device) if class_weights is not None else None
-    has_val = len(val_batches.dataset) > 0
-    if not has_val:
+    optimizer = make_optimizer(trainable, settings, settings.lr if lr is None else lr)
+    run = _Epochs(
+        net=net,
+        stepped=distributed.wrap(net, device),  # gradients averaged each step; ``net`` holds the weights
+        train_batches=train_batches,
+        val_batches=val_batches,
+        optimizer=optimizer,
+        scheduler=make_schedule(optimizer, settings, total),
+        device=device,
+        settings=settings,
+        amp=use_amp(device, settings.amp),
+        class_weights=class_weights.to(device) if class_weights is not None else None,
+        penalty=penalty,
+    )
+    if not run.has_val:
         log.warning("no validation images: early stopping and the LR schedule watch the train loss")
-    patience = settings.early_stopping_patience
-    generator = train_batches.generator
-
-    result = FitResult()
+    best = _Best(FitResult(), copy.deepcopy(net.state_dict()))
     if best_so_far is not None:
-        result.best_loss, result.best_epoch = best_so_far
-    best_state = copy.deepcopy(net.state_dict())
-    waited = 0
-    start_epoch = 1
-    saved = ResumeState.load(checkpoint, checkpoint_key)
-    if saved is not None:
-        saved.restore(net, optimizer, scheduler, here.rank)
-        best_state, waited = saved.best_state, saved.waited
-        result = FitResult(**saved.result)
-        result.resumed_from = saved.epoch
-        start_epoch = saved.epoch + 1
-        log.info("%s: resuming after epoch %d from %s", desc, saved.epoch, checkpoint)
-        if saved.finished:
-            net.load_state_dict(best_state)
-            return result
+        best.result.best_loss, best.result.best_epoch = best_so_far
+    start, finished = _resume(best, run, checkpoint, checkpoint_key, desc)
 
-    finished = False
-    for epoch in range(start_epoch, epochs + 1):
-        if generator is not None:
-            # The shuffle order depends on the epoch alone, so a resumed run sees the same batches.
-            generator.manual_seed(settings.seed * 100_003 + first_epoch + epoch)
-        if shards is not None:
-            shards.set_epoch(first_epoch + epoch)  # a new shuffle of the shards, the same on resume
-        epoch_start = time.perf_counter()
-        stats = train_epoch(
-            stepped,
-            train_batches,
-            optimizer,
-            device,
-            settings,
-            amp=amp,
-            class_weights=weights,
-            penalty=penalty,
-            desc=f"{desc} {phase} epoch {epoch}/{epochs}",
-        )
-        result.samples_seen += stats.seen
-        result.seconds += stats.seconds
-        if has_val:
-            distributed.sync_buffers(net)
-            val_loss, val_accuracy = evaluate_loss(net, val_batches, device, amp)
-        else:
-            val_loss, val_accuracy = float("nan"), float("nan")
-        watched = val_loss if has_val else stats.loss
+    for epoch in range(start, total + 1):
+        if finished:
+            break
+        run.reseed(first_epoch + epoch)
+        started = time.perf_counter()
+        stats, val_loss, val_accuracy = run.run(f"{desc} {phase} epoch {epoch}/{total}")
+        best.result.samples_seen += stats.seen
+        best.result.seconds += stats.seconds
+        watched = val_loss if run.has_val else stats.loss
         row = _history_row(
             first_epoch + epoch - 1,
             phase,
             stats,
             (val_loss, val_accuracy),
             optimizer.param_groups[0]["lr"],
-            time.perf_counter() - epoch_start,
+            time.perf_counter() - started,
         )
-        result.history.append(row)
-        _step_schedule(scheduler, watched)
-        if watched < result.best_loss:
-            result.best_loss, result.best_epoch, waited = watched, row["epoch"], 0
-            best_state = copy.deepcopy(net.state_dict())
-        else:
-            waited += 1
-            if patience > 0 and waited >= patience:
-                result.stopped_early = True
-                finished = True
-                log.info("early stopping after epoch %d; best was %d", row["epoch"], result.best_epoch)
-        finished = finished or epoch == epochs
-        rng = distributed.gather(capture_rng()) if checkpoint is not None else []
-        if checkpoint is not None and here.is_main:
-            ResumeState(
-                epoch=epoch,
-                finished=finished,
-                model=net.state_dict(),
-                optimizer=optimizer.state_dict(),
-                scheduler=scheduler.state_dict() if scheduler is not None else None,
-                best_state=best_state,
-                waited=waited,
-                result=asdict(result),
-                rng=rng[0],
-                rng_per_rank=rng if here.size > 1 else None,
-            ).save(checkpoint, checkpoint_key)
+        best.result.history.append(row)
+        step_schedule(run.scheduler, watched)
+        stop = best.observe(watched, row["epoch"], net, settings.early_stopping_patience)
+        finished = stop or epoch == total
+        if checkpoint is not None:
+            _save(best, run, checkpoint, checkpoint_key, epoch, finished)
         on_epoch(row)
-        if finished:
-            break
-    if result.best_epoch == 0:
+    if best.result.best_epoch == 0:
         raise VisionlabError(
             f"{desc}: the loss was never finite (diverged from the first epoch); lower the recipe's lr"
         )
-    net.load_state_dict(best_state)
-    log.info("%s: trained %.1fs (%.1f samples/s)", desc, result.seconds, result.samples_per_second)
-    return result
+    net.load_state_dict(best.state)
+    log.info("%s: trained %.1fs (%.1f samples/s)", desc, best.result.seconds, best.result.samples_per_second)
+    return best.result

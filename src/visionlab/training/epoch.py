@@ -1,0 +1,124 @@
+"""One epoch of training and the validation loss, with the optimizer and LR schedule they use.
+
+Reported losses are the plain cross-entropy (no L2, no label smoothing, no class weights), so every
+recipe compares on the same scale; the objective that is optimised has all three.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from visionlab.params import TrainParams
+from visionlab.training import distributed
+from visionlab.training.inference import gather_outputs
+
+Penalty = Callable[[], torch.Tensor | float]
+
+
+def make_optimizer(parameters: list[nn.Parameter], settings: TrainParams, lr: float) -> torch.optim.Optimizer:
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(parameters, lr=lr, momentum=settings.momentum, nesterov=settings.nesterov)
+    return torch.optim.Adam(parameters, lr=lr)
+
+
+def make_schedule(optimizer: torch.optim.Optimizer, settings: TrainParams, epochs: int):
+    if settings.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=settings.min_lr)
+    if settings.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer,
+            factor=settings.lr_plateau_factor,
+            patience=settings.lr_plateau_patience,
+            min_lr=settings.min_lr,
+        )
+    return None
+
+
+def evaluate_loss(
+    net: nn.Module, batches: DataLoader, device: torch.device, amp: bool = False
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``net`` over ``batches`` in eval mode (over every rank's shard)."""
+    net.eval()
+    logits, labels = gather_outputs(net, batches, device, amp=amp)
+    if distributed.world().size > 1:
+        loss_sum = F.cross_entropy(logits, labels, reduction="sum").item() if len(labels) else 0.0
+        correct = (logits.argmax(1) == labels).sum().item()
+        loss_sum, correct, count = distributed.all_sum([loss_sum, correct, len(labels)], device)
+        return (loss_sum / count, correct / count) if count else (float("nan"), float("nan"))
+    if len(labels) == 0:
+        return float("nan"), float("nan")
+    loss = F.cross_entropy(logits, labels).item()
+    accuracy = (logits.argmax(1) == labels).float().mean().item()
+    return loss, accuracy
+
+
+@dataclass
+class EpochStats:
+    """One pass over the training batches: plain cross-entropy and accuracy, as reported."""
+
+    loss: float
+    accuracy: float
+    seen: int
+    seconds: float
+
+
+def train_epoch(
+    net: nn.Module,
+    batches: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    settings: TrainParams,
+    *,
+    amp: bool,
+    class_weights: torch.Tensor | None,
+    penalty: Penalty,
+    desc: str,
+) -> EpochStats:
+    """One epoch of optimisation steps on the objective (label smoothing, class weights and L2).
+
+    ``net`` may be a DistributedDataParallel wrapper: the figures are then summed over every rank.
+    """
+    started = time.perf_counter()
+    net.train()
+    total_loss, correct, seen = 0.0, 0, 0
+    bar = tqdm(batches, desc=desc, mininterval=1.0, disable=not distributed.world().is_main)
+    for inputs, targets in bar:
+        inputs = inputs.to(device, non_blocking=True)
+        if amp and inputs.dim() == 4:  # channels-last goes with AMP (train_stage converts the model)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        targets = torch.as_tensor(targets).to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = net(inputs)
+        logits = logits.float()
+        objective = F.cross_entropy(
+            logits, targets, weight=class_weights, label_smoothing=settings.label_smoothing
+        )
+        objective = objective + penalty()
+        optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        optimizer.step()
+        with torch.no_grad():
+            total_loss += F.cross_entropy(logits, targets, reduction="sum").item()
+            correct += (logits.argmax(1) == targets).sum().item()
+        seen += len(targets)
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
+    if distributed.world().size > 1:
+        total_loss, correct, seen = distributed.all_sum([total_loss, correct, seen], device)
+        seen = int(seen)
+    seconds = time.perf_counter() - started
+    return EpochStats(total_loss / max(seen, 1), correct / max(seen, 1), seen, seconds)
+
+
+def step_schedule(scheduler, watched: float) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        scheduler.step(watched)
+    elif scheduler is not None:
+        scheduler.step()
