@@ -14,7 +14,7 @@ from visionlab.errors import ParamsError
 from visionlab.params import TrainParams, parse_params
 from visionlab.training.inference import gather_outputs
 from visionlab.training.loop import fit
-from visionlab.training.runtime import cpu_supports_bf16, use_amp
+from visionlab.training.runtime import cpu_supports_bf16, use_amp, use_amp_on_cached_top
 
 CPU = torch.device("cpu")
 
@@ -35,6 +35,10 @@ def test_amp_setting():
     assert use_amp(CPU, "off") is False
     assert use_amp(CPU, "bf16") is True
     assert use_amp(CPU, "auto") is cpu_supports_bf16()
+    # The top blocks on cached activations train in float32 on a CPU unless bf16 is forced.
+    assert use_amp_on_cached_top(CPU, "auto") is False
+    assert use_amp_on_cached_top(CPU, "bf16") is True
+    assert use_amp_on_cached_top(CPU, "off") is False
     with pytest.raises(ParamsError, match="train.amp"):
         parse_params(minimal_params(train={"amp": "fp16"}))
 

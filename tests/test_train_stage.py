@@ -23,6 +23,7 @@ from visionlab.models import load_checkpoint
 from visionlab.params import parse_params
 from visionlab.training.data import image_dataset
 from visionlab.training.features import featurize_experiment
+from visionlab.training.runtime import select_device, use_amp_on_cached_top
 from visionlab.training.train_stage import train_experiment
 
 MODELS = {
@@ -137,8 +138,13 @@ def test_each_model_family_trains_and_evaluates_through_the_stages(project, expe
     from mlflow.tracking import MlflowClient
 
     record = json.loads((model_dir / "mlflow_run.json").read_text())
-    inputs = MlflowClient(record["tracking_uri"]).get_run(record["run_id"]).inputs.dataset_inputs
+    logged = MlflowClient(record["tracking_uri"]).get_run(record["run_id"])
+    inputs = logged.inputs.dataset_inputs
     assert sorted(i.dataset.name for i in inputs) == ["toy/test", "toy/train", "toy/val"]
+    if spec.base == "finetune":  # phase two on the cache: float32 on a CPU under train.amp: auto
+        settings = params.recipe_of(experiment)
+        expected = use_amp_on_cached_top(select_device(settings.device), settings.amp)
+        assert logged.data.params["finetune_amp"] == str(expected)
 
     # The test accuracy is what the saved model scores on the two test images, run here afresh.
     model, checkpoint = load_checkpoint(model_dir / "model.pt")

@@ -81,18 +81,21 @@ def train_epoch(
     class_weights: torch.Tensor | None,
     penalty: Penalty,
     desc: str,
+    channels_last: bool | None = None,
 ) -> EpochStats:
     """One epoch of optimisation steps on the objective (label smoothing, class weights and L2).
 
     ``net`` may be a DistributedDataParallel wrapper: the figures are then summed over every rank.
+    ``channels_last`` (default: with ``amp``) feeds the batches in the model's memory format.
     """
+    channels_last = amp if channels_last is None else channels_last
     started = time.perf_counter()
     net.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(batches, desc=desc, mininterval=1.0, disable=not distributed.world().is_main)
     for inputs, targets in bar:
         inputs = inputs.to(device, non_blocking=True)
-        if amp and inputs.dim() == 4:  # channels-last goes with AMP (train_stage converts the model)
+        if channels_last and inputs.dim() == 4:  # as train_stage converted the model
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         targets = torch.as_tensor(targets).to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):

@@ -108,7 +108,8 @@ class _Epochs:
     scheduler: object
     device: torch.device
     settings: TrainParams
-    amp: object
+    amp: bool
+    channels_last: bool
     class_weights: torch.Tensor | None
     penalty: Penalty
 
@@ -135,6 +136,7 @@ class _Epochs:
             class_weights=self.class_weights,
             penalty=self.penalty,
             desc=label,
+            channels_last=self.channels_last,
         )
         if not self.has_val:
             return stats, float("nan"), float("nan")
@@ -216,6 +218,8 @@ def fit(
     on_epoch: Callable[[dict], None] = lambda row: None,
     desc: str = "train",
     best_so_far: tuple[float, int] | None = None,
+    amp: bool | None = None,
+    channels_last: bool | None = None,
 ) -> FitResult:
     """Train ``net`` in place and leave it holding the best epoch's weights.
 
@@ -223,7 +227,9 @@ def fit(
     objective; ``first_epoch`` numbers the rows when this is a second phase of one run, and
     ``best_so_far`` (the first phase's best loss and epoch, whose weights ``net`` holds) is the
     mark to beat: a second phase that never does leaves the first phase's best in place.
+    ``amp`` defaults to what ``train.amp`` gives on ``device``; ``channels_last`` to ``amp``.
     """
+    amp = use_amp(device, settings.amp) if amp is None else amp
     total = settings.epochs if epochs is None else epochs
     net.to(device)
     trainable = [p for p in net.parameters() if p.requires_grad]
@@ -239,7 +245,8 @@ def fit(
         scheduler=make_schedule(optimizer, settings, total),
         device=device,
         settings=settings,
-        amp=use_amp(device, settings.amp),
+        amp=amp,
+        channels_last=amp if channels_last is None else channels_last,
         class_weights=class_weights.to(device) if class_weights is not None else None,
         penalty=penalty,
     )
