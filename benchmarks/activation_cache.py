@@ -8,7 +8,7 @@ default ``bfloat16`` cache (phase two runs blocks 5-6, the 1x1 conv and the head
 activations). Reported: seconds per fine-tuning epoch (history.csv), the featurize stage's
 seconds, the cache's size, and validation accuracy of both.
 
-Usage:  uv run python benchmarks/activation_cache.py [--shared ../shared/datasets] [--per-class 80] [--epochs 2]
+Usage:  uv run python benchmarks/activation_cache.py [--shared DIR] [--per-class 80] [--epochs 2]
 Writes benchmarks/results/activation_cache.{json,md}.
 """
 

@@ -41,6 +41,10 @@ def test_rows_and_table_match_the_stage_outputs(tiny_pipeline):
     cnn, effnet = rows
     assert cnn["published_accuracy"] == pytest.approx(published["handmade_cnn"].test_accuracy)
     assert cnn["featurize_seconds"] is None  # trained end to end: nothing cached
+    # No study trained Lite0: its row is set beside the study's best figure on the data set.
+    best = max(published.values(), key=lambda figure: figure.test_accuracy)
+    assert effnet["published_accuracy"] == pytest.approx(best.test_accuracy)
+    assert effnet["published_model"] == f"study's best: {best.model}" == "study's best: ResNet50"
     info = json.loads((project / "data/features/flowers-effnet/info.json").read_text())
     assert effnet["featurize_seconds"] == pytest.approx(info["seconds"]) and info["seconds"] > 0
 
