@@ -159,3 +159,37 @@ def test_not_an_archive(tmp_path):
     path.write_bytes(b"<html>404</html>")
     with pytest.raises(UnsafeArchiveError, match="not a tar or zip archive"):
         extract(path, tmp_path, CAP)
+
+
+def test_a_member_whose_data_overruns_its_header_is_not_silently_cut_short(tmp_path):
+    """tarfile reads past a broken header as the end of the archive; extraction must say so instead."""
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode="w") as tar:
+        for name in ("root/a.txt", "root/b.txt", "root/c.txt"):
+            info, data = _file(name, b"x" * 600)
+            tar.addfile(info, io.BytesIO(data))
+    raw = bytearray(body.getvalue())
+    header = tarfile.TarInfo("root/a.txt")
+    header.size = 100  # the data that follows is 600 bytes: they overrun into the next header's place
+    raw[:512] = header.tobuf(format=tarfile.GNU_FORMAT)
+    archive = tmp_path / "overrun.tar"
+    archive.write_bytes(bytes(raw))
+    target = tmp_path / "out"
+    target.mkdir()
+    with pytest.raises(UnsafeArchiveError, match=r"overrun.tar is corrupt or incomplete.*after 'root/a.txt'"):
+        extract(archive, target, CAP)
+
+
+def test_zero_padding_after_the_last_member_is_a_normal_end(tmp_path):
+    archive = _tar(tmp_path / "ok.tgz", [_file("root/a.txt")])
+    padded = tmp_path / "padded.tar"
+    with tarfile.open(archive) as tar:
+        plain = io.BytesIO()
+        with tarfile.open(fileobj=plain, mode="w") as out:
+            for member in tar:
+                out.addfile(member, tar.extractfile(member))
+    padded.write_bytes(plain.getvalue() + bytes(512 * 40))
+    target = tmp_path / "out"
+    target.mkdir()
+    extract(padded, target, CAP)
+    assert (target / "root/a.txt").read_bytes() == b"hello"

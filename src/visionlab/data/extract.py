@@ -4,7 +4,8 @@ Every member is checked before a single byte is written: absolute names, ``..`` 
 links, devices and FIFOs are refused with the member's name, and so is an archive with too many
 members or whose declared expanded size passes the cap. A zip's declared sizes can lie: zipfile
 stops each member at its declared size and then fails its CRC-32 check (tested), and the bytes
-written are counted against the cap too, should a reader ever hand out more. Links are refused
+written are counted against the cap too, should a reader ever hand out more. A tar whose listing
+stops at an unreadable header before its end is refused too, rather than cut short. Links are refused
 even when they point inside: two harmless-looking links can chain out of the folder, and image
 data sets never need them.
 """
@@ -108,8 +109,24 @@ def _extract_tar(archive: Path, target: Path, max_bytes: int) -> None:
             total += max(member.size, 0)
             if total > max_bytes:
                 raise UnsafeArchiveError(_cap_message(archive, total, max_bytes))
+        _check_end(tar, members[-1] if members else None)
         # The 'data' filter repeats the checks above in the standard library: defence in depth.
         tar.extractall(target, members=members, filter="data")
+
+
+def _check_end(tar: tarfile.TarFile, last: tarfile.TarInfo | None) -> None:
+    """Refuse an archive whose member listing stopped before its end.
+
+    tarfile takes a header it cannot read (after the first member) for the end of the archive,
+    so a member whose data overruns its declared size would silently drop every later member.
+    A real end is zero blocks, or nothing.
+    """
+    tar.fileobj.seek(tar.offset)
+    if tar.fileobj.read(tarfile.BLOCKSIZE).strip(b"\0"):
+        where = f"after {last.name!r}" if last is not None else "at its start"
+        raise tarfile.ReadError(
+            f"the bytes {where} (offset {tar.offset:,}) are not a tar header, so later members would be lost"
+        )
 
 
 def _extract_zip(archive: Path, target: Path, max_bytes: int) -> None:
