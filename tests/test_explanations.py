@@ -23,7 +23,7 @@ from PIL import Image
 from torch import nn
 
 from visionlab.errors import VisionlabError
-from visionlab.explanations import explain_stage
+from visionlab.explanations import explain_stage, model_views
 from visionlab.explanations.feature_maps import MIN_TILE, conv_layers, layer_grids
 from visionlab.explanations.filters import first_conv, model_filters
 from visionlab.explanations.gradcam import class_maps
@@ -702,8 +702,8 @@ def test_the_patch_search_sample_keeps_every_class():
     rows = pd.DataFrame(
         {"path": [f"{n:03d}.png" for n in range(203)], "label": ["common"] * 200 + ["rare"] * 3}
     )
-    sample = explain_stage._scanned_rows(rows, 20)
+    sample = model_views.scanned_rows(rows, 20)
     counts = sample.label.value_counts().to_dict()
     assert counts["rare"] >= 1 and 18 <= counts["common"] <= 21
     assert sample.path.is_monotonic_increasing and sample.path.is_unique
-    assert explain_stage._scanned_rows(rows, None).equals(rows)
+    assert model_views.scanned_rows(rows, None).equals(rows)
