@@ -55,7 +55,8 @@ def test_ui_serves_the_project_store(in_tmp, monkeypatch):
 def test_ui_command_starts_one_worker_and_no_job_runner_by_default(in_tmp, monkeypatch):
     from click.testing import CliRunner
 
-    from visionlab.cli import main, ui_command
+    from visionlab.cli import main
+    from visionlab.cli_servers import ui_command
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     command, env = ui_command(5001, 1, {"PATH": "/bin"})

@@ -139,7 +139,7 @@ def uncovered(files: set[Path], deps: list[str]) -> list[str]:
 
 
 # Top-level modules that look at the whole installation: the command line and its doctor checks.
-APPLICATION = {"cli.py", "doctor.py"}
+APPLICATION = {"cli.py", "cli_servers.py", "doctor.py"}
 
 
 def layer(path: Path) -> str:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import click
 
 from visionlab import paths
+from visionlab.cli_servers import server, ui
 from visionlab.errors import VisionlabError
 from visionlab.stage import configure_logging
 
@@ -20,98 +19,8 @@ def main() -> None:
     configure_logging()
 
 
-def ui_command(port: int, workers: int, environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
-    """The MLflow UI command line and environment for ``visionlab ui``.
-
-    MLflow's defaults (4 server workers plus a huey job runner for its GenAI jobs) cost five
-    processes and their memory on a laptop where one person browses runs; one worker answers
-    that, and the job runner stays off unless MLFLOW_SERVER_ENABLE_JOB_EXECUTION asks for it.
-    """
-    from visionlab.tracking import tracking_uri
-    from visionlab.tracking.mlflow_run import default_artifact_location
-
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking_uri()]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    artifacts = default_artifact_location()
-    if artifacts:
-        command += ["--default-artifact-root", artifacts]
-    env = dict(environ)
-    env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    return command, env
-
-
-@main.command()
-@click.option("--port", default=5000, show_default=True)
-@click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="MLflow server worker processes (more only for several people browsing at once).",
-)
-def ui(port: int, workers: int) -> None:
-    """Start the MLflow UI on 127.0.0.1 against the project's tracking store."""
-    from visionlab.tracking import tracking_uri
-
-    command, env = ui_command(port, workers, dict(os.environ))
-    click.echo(f"MLflow UI for {tracking_uri()} at http://127.0.0.1:{port} (Ctrl-C to stop)")
-    if os.name == "posix":
-        os.execve(sys.executable, command, env)  # Ctrl-C and signals go straight to the server
-    sys.exit(subprocess.run(command, env=env, check=False).returncode)
-
-
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.option(
-    "--backend-store-uri",
-    envvar="VISIONLAB_SERVER_BACKEND",
-    required=True,
-    help="PostgreSQL database for runs and the model registry: postgresql://USER[:PASSWORD]@HOST[:PORT]/DB "
-    "(or env VISIONLAB_SERVER_BACKEND, which keeps the password out of `ps`).",
-)
-@click.option(
-    "--artifacts-destination",
-    envvar="VISIONLAB_SERVER_ARTIFACTS",
-    required=True,
-    help="Where the server stores artifacts: a folder on the server machine, or s3://, gs://, ... "
-    "Clients upload and download through the server and need no credentials for it.",
-)
-@click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to serve the whole network.")
-@click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="Server worker processes [default: MLflow's].")
-@click.argument("mlflow_args", nargs=-1, type=click.UNPROCESSED)
-def server(
-    backend_store_uri: str,
-    artifacts_destination: str,
-    host: str,
-    port: int,
-    workers: int | None,
-    mlflow_args: tuple[str, ...],
-) -> None:
-    """Run the team MLflow tracking server (PostgreSQL backend, served artifacts).
-
-    Clients then log to it with MLFLOW_TRACKING_URI=http://HOST:PORT. Arguments after `--` go to
-    `mlflow server` unchanged (e.g. -- --allowed-hosts mlflow.lab.example:5000).
-    """
-    from visionlab.tracking import server as team
-
-    try:
-        team.check_backend(backend_store_uri)
-        artifacts = team.artifacts_destination(artifacts_destination)
-    except (VisionlabError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    command = team.server_command(artifacts, host, port, workers, mlflow_args)
-    env = team.server_env(backend_store_uri, os.environ)
-    shown = "localhost" if host in ("0.0.0.0", "::") else host
-    click.echo(
-        f"MLflow tracking server on http://{shown}:{port}: runs and registry in "
-        f"{team.redact(backend_store_uri)}, artifacts in {artifacts}\n"
-        f"clients: export MLFLOW_TRACKING_URI=http://{shown}:{port}  (Ctrl-C to stop)"
-    )
-    sys.stdout.flush()
-    if os.name == "posix":
-        os.execve(sys.executable, command, env)  # Ctrl-C and signals go straight to the server
-    sys.exit(subprocess.run(command, env=env, check=False).returncode)
+main.add_command(ui)
+main.add_command(server)
 
 
 @main.group()
