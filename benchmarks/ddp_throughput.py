@@ -13,6 +13,7 @@ Writes benchmarks/results/ddp_throughput.{json,md}.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -69,12 +70,8 @@ def _project(root: Path, images: int, params: dict) -> None:
             Image.fromarray(pixels).save(folder / f"{i}.png")
     (root / "dvc.yaml").write_text("stages: {}\n")
     (root / "params.yaml").write_text(yaml.safe_dump(params))
-    here = Path.cwd()
-    os.chdir(root)
-    try:
+    with contextlib.chdir(root):  # prepare reads and writes relative to the project root
         prepare_dataset(parse_params(params), "toy")
-    finally:
-        os.chdir(here)
 
 
 def _run(root: Path, nproc: int, epochs: int, batch_size: int) -> dict:

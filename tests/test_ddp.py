@@ -7,6 +7,7 @@ blue-ish, so a tiny net learns them in a few epochs) with a real MLflow store: t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -150,12 +151,8 @@ def _project(root: Path, nproc: int, epochs: int = 3) -> Path:
     model = {"arch": "cifar_inception", "batch_norm": False, "dropout": 0.0, "dense_dropout": 0.0}
     raw["models"]["cnn"] = {**model, "weights": "none", "base": "trainable", "augmented": False}
     (root / "params.yaml").write_text(yaml.safe_dump(raw))
-    cwd = Path.cwd()
-    os.chdir(root)
-    try:
+    with contextlib.chdir(root):
         prepare_dataset(parse_params(raw), "toy")
-    finally:
-        os.chdir(cwd)
     return root
 
 
