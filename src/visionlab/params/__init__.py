@@ -1,0 +1,237 @@
+"""The schema of params.yaml: every knob of the pipeline, validated when a stage starts.
+
+A bad value stops the stage before any work, with a message naming the key, e.g.
+``params.yaml: train.lr: must be greater than 0 (got -0.1)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError, model_validator
+
+from visionlab.errors import ParamsError
+from visionlab.params.common import Name, Section
+from visionlab.params.data import (
+    AugmentParams,
+    DatasetCard,
+    DownloadParams,
+    NearDuplicateParams,
+    PrepareParams,
+    Source,
+    SplitFractions,
+    TransformParams,
+)
+from visionlab.params.messages import describe, unknown_name
+from visionlab.params.outputs import DEGRADATION, EvaluateParams, ExplainParams, ReportParams
+from visionlab.params.training import (
+    FEATURE_KEYS,
+    FROM_SCRATCH,
+    NATIVE_IMAGE_SIZE,
+    PRETRAINABLE,
+    ExperimentParams,
+    HeadParams,
+    ModelParams,
+    TrainParams,
+)
+
+__all__ = [
+    "DEGRADATION",
+    "FEATURE_KEYS",
+    "FROM_SCRATCH",
+    "NATIVE_IMAGE_SIZE",
+    "PRETRAINABLE",
+    "AugmentParams",
+    "DatasetCard",
+    "DownloadParams",
+    "EvaluateParams",
+    "ExperimentParams",
+    "ExplainParams",
+    "HeadParams",
+    "ModelParams",
+    "NearDuplicateParams",
+    "Params",
+    "PrepareParams",
+    "ReportParams",
+    "Source",
+    "SplitFractions",
+    "TrainParams",
+    "TransformParams",
+    "load_params",
+    "parse_params",
+    "unknown_name",
+]
+
+
+class Params(Section):
+    datasets: dict[Name, DatasetCard]
+    download: DownloadParams = DownloadParams()
+    prepare: PrepareParams = PrepareParams()
+    augment: AugmentParams = AugmentParams()
+    train: TrainParams = TrainParams()
+    recipes: dict[Name, dict[str, Any]] = {}  # named partial overrides of train
+    models: dict[Name, ModelParams]
+    experiments: dict[Name, ExperimentParams]
+    evaluate: EvaluateParams = EvaluateParams()
+    explain: ExplainParams = ExplainParams()
+    report: ReportParams = ReportParams()
+
+    @model_validator(mode="after")
+    def _references_exist(self) -> Params:
+        for name, exp in self.experiments.items():
+            if exp.dataset not in self.datasets:
+                raise ValueError(
+                    f"experiments.{name}.dataset: unknown data set {exp.dataset!r}"
+                    + unknown_name(exp.dataset, self.datasets)
+                )
+            if exp.model not in self.models:
+                raise ValueError(
+                    f"experiments.{name}.model: unknown model {exp.model!r}"
+                    + unknown_name(exp.model, self.models)
+                )
+            if exp.recipe not in self.recipes:
+                raise ValueError(
+                    f"experiments.{name}.recipe: unknown recipe {exp.recipe!r}"
+                    + unknown_name(exp.recipe, self.recipes)
+                )
+        for name, overrides in self.recipes.items():
+            _merged(TrainParams, self.train.model_dump(), overrides or {}, f"recipes.{name}")
+            # featurize's DVC params are train.<key>, not recipes (see FEATURE_KEYS).
+            forbidden = sorted(FEATURE_KEYS & set(overrides or {}))
+            if forbidden:
+                key = forbidden[0]
+                where = "train: or in the model's image_size" if key == "image_size" else f"train.{key}"
+                raise ValueError(
+                    f"recipes.{name}.{key}: a recipe cannot set {key} (cached features depend on it); "
+                    f"set it in {where}"
+                )
+        for name, exp in self.experiments.items():
+            if exp.train_images is not None:
+                for where, section in (
+                    (f"models.{exp.model}", self.models[exp.model].model_fields_set),
+                    (f"experiments.{name}.model_overrides", exp.model_overrides),
+                ):
+                    if "augmented" in section:
+                        raise ValueError(
+                            f"{where}.augmented: experiments.{name}.train_images decides which images "
+                            "it trains on; remove augmented"
+                        )
+            # train_overrides belong to train, not to featurize (see FEATURE_KEYS).
+            forbidden = sorted(FEATURE_KEYS & set(exp.train_overrides))
+            if forbidden:
+                key = forbidden[0]
+                where = "model_overrides.image_size" if key == "image_size" else f"train.{key}"
+                raise ValueError(
+                    f"experiments.{name}.train_overrides.{key}: cached features depend on {key}, "
+                    f"so set it in {where} instead"
+                )
+            self.model_of(name)
+            self.recipe_of(name)
+            self.explain_of(name)
+        return self
+
+    def dataset(self, name: str) -> DatasetCard:
+        if name not in self.datasets:
+            raise ParamsError(
+                f"params.yaml: datasets.{name}: no such data set{unknown_name(name, self.datasets)}"
+            )
+        return self.datasets[name]
+
+    def experiment(self, name: str) -> ExperimentParams:
+        if name not in self.experiments:
+            raise ParamsError(
+                f"params.yaml: experiments.{name}: no such experiment{unknown_name(name, self.experiments)}"
+            )
+        return self.experiments[name]
+
+    def dataset_of(self, experiment: str) -> DatasetCard:
+        return self.dataset(self.experiment(experiment).dataset)
+
+    def model_of(self, experiment: str) -> ModelParams:
+        """The experiment's model with its ``model_overrides`` and ``train_images`` applied."""
+        exp = self.experiment(experiment)
+        overrides = dict(exp.model_overrides)
+        if exp.train_images is not None and isinstance(exp.model_overrides, dict):
+            overrides["augmented"] = exp.train_images == "augmented"
+        return _merged(
+            ModelParams,
+            self.models[exp.model].model_dump(),
+            overrides,
+            f"experiments.{experiment}.model_overrides",
+        )
+
+    def recipe_of(self, experiment: str) -> TrainParams:
+        """``train``, then the experiment's recipe, then its ``train_overrides``."""
+        exp = self.experiment(experiment)
+        base = _merged(
+            TrainParams, self.train.model_dump(), self.recipes.get(exp.recipe) or {}, f"recipes.{exp.recipe}"
+        )
+        return _merged(
+            TrainParams, base.model_dump(), exp.train_overrides, f"experiments.{experiment}.train_overrides"
+        )
+
+    def explain_of(self, experiment: str) -> ExplainParams:
+        """``explain`` with the experiment's ``explain_overrides`` (a layer name fits one model only)."""
+        exp = self.experiment(experiment)
+        return _merged(
+            ExplainParams,
+            self.explain.model_dump(),
+            exp.explain_overrides,
+            f"experiments.{experiment}.explain_overrides",
+        )
+
+    def image_size_of(self, experiment: str) -> int:
+        """Input side: the model's own, else its arch's native one, else the data set's, else the recipe's."""
+        model = self.model_of(experiment)
+        return (
+            model.image_size
+            or NATIVE_IMAGE_SIZE.get(model.arch)
+            or self.dataset_of(experiment).image_size
+            or self.recipe_of(experiment).image_size
+        )
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _merged(schema: type[Section], base: dict[str, Any], overrides: dict[str, Any], where: str):
+    """``base`` with ``overrides`` laid over it, validated; errors name the override's key."""
+    if not isinstance(overrides, dict):
+        raise ParamsError(f"params.yaml: {where}: expected a mapping (got {overrides!r})")
+    try:
+        return schema.model_validate(_deep_merge(base, overrides))
+    except ValidationError as exc:
+        lines = [f"params.yaml: {where}.{describe(err, schema)}" for err in exc.errors()]
+        raise ParamsError("\n".join(lines)) from None
+
+
+def parse_params(raw: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-parsed params mapping; raise ParamsError naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"{source}: {describe(err, Params)}" for err in exc.errors()]
+        raise ParamsError("\n".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found (run stages from the project root)") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, str(path))

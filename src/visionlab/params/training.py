@@ -1,0 +1,164 @@
+"""The training sections of params.yaml: the train recipe, models and experiments."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from visionlab.params.common import DropoutRate, HostPort, Name, Positive, Section
+
+
+class TrainParams(Section):
+    """A training recipe. ``train`` holds the defaults; ``recipes.<name>`` overrides some keys."""
+
+    image_size: Annotated[int, Field(ge=8, le=2048)] = 224
+    epochs: Annotated[int, Field(ge=1)] = 30
+    batch_size: Annotated[int, Field(ge=1)] = 32
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: Annotated[float, Field(gt=0, le=10)] = 1e-3
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    nesterov: bool = False
+    schedule: Literal["plateau", "cosine", "none"] = "plateau"
+    early_stopping_patience: Annotated[int, Field(ge=0)] = 5  # 0 = never stop early
+    lr_plateau_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    lr_plateau_patience: Annotated[int, Field(ge=0)] = 2
+    min_lr: Annotated[float, Field(ge=0)] = 1e-6
+    label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    class_weights: Literal["none", "balanced"] = "none"
+    # Two-phase fine-tuning (models with base: finetune): head only, then unfreeze at lower LR.
+    head_epochs: Annotated[int, Field(ge=0)] = 5
+    finetune_lr_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
+    seed: int = 42
+    num_workers: Annotated[int, Field(ge=0)] = 2
+    # Decode the training and validation images once into memory when they fit in this many GB
+    # (0 = always decode on the fly, in num_workers processes).
+    preload_max_gb: Annotated[float, Field(ge=0)] = 4.0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # auto = bfloat16 autocast + channels-last where the device computes bfloat16 natively (CUDA,
+    # CPUs with AVX512-BF16/AMX); bf16 = always (emulated on other CPUs: slow); off = float32
+    amp: Literal["auto", "bf16", "off"] = "auto"
+    resume: bool = True  # continue a killed run from its last epoch checkpoint
+    # Data-parallel training (DistributedDataParallel under torch.distributed.run): processes per
+    # machine and machines. batch_size is per process, and lr is used as given (not rescaled).
+    nproc_per_node: Annotated[int, Field(ge=1, le=1024)] = 1
+    nnodes: Annotated[int, Field(ge=1, le=4096)] = 1
+    # Rendezvous of several machines, as torchrun's --rdzv-endpoint/--rdzv-id/--rdzv-backend/--node-rank.
+    # Where params.yaml is shared by every machine, the per-machine values may come from the
+    # environment instead: rdzv_endpoint null = $MASTER_ADDR:$MASTER_PORT, node_rank null = $SLURM_NODEID.
+    rdzv_endpoint: HostPort | None = None
+    rdzv_id: Name = "visionlab"
+    rdzv_backend: Literal["c10d", "static"] = "c10d"
+    node_rank: Annotated[int, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _launchable(self) -> TrainParams:
+        if self.node_rank is not None and self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank: must be below nnodes ({self.nnodes}) (got {self.node_rank})")
+        return self
+
+
+RecipeOverrides = dict[str, Any]
+
+FROM_SCRATCH = (
+    "handmade_cnn",
+    "simple_cnn",
+    "catsdogs_cnn",
+    "cifar_base",
+    "cifar_inception",
+    "cifar_residual",
+    "caltech_cnn1",
+    "caltech_cnn2",
+    "caltech_cnn3",
+)
+PRETRAINABLE = (
+    "efficientnet_lite0",
+    "efficientnet_lite1",
+    "efficientnet_lite2",
+    "mobilenet_v2",
+    "alexnet",
+    "inception_v3",
+    "vgg16",
+    "vgg19",
+    "resnet50",
+)
+# Input sides their ImageNet weights were trained at, used unless the model's params set one:
+# EfficientNet-Lite scales its resolution with its size (models/efficientnet_lite.py).
+NATIVE_IMAGE_SIZE = {"efficientnet_lite1": 240, "efficientnet_lite2": 260}
+Arch = Literal[FROM_SCRATCH + PRETRAINABLE]  # type: ignore[valid-type]
+
+
+class HeadParams(Section):
+    """The new classifier on a transfer-learning backbone.
+
+    ``native`` keeps the backbone's own classifier and retrains only its last layer(s), as the
+    VGG19 and AlexNet studies did; otherwise: global ``pool``, then ``hidden`` dense layers (each
+    ReLU, optional batch norm, then ``dropout``), then the class layer.
+    """
+
+    native: bool = False
+    pool: Literal["avg", "max"] = "avg"
+    hidden: list[Positive] = []
+    dropout: DropoutRate = 0.0
+    batch_norm: bool = False
+    l2: Annotated[float, Field(ge=0)] = 0.0  # on the head's dense kernels
+
+
+# Keys of train that the featurize stage reads. dvc.yaml lists train.<key> as its params, not
+# recipes nor train_overrides (an lr change must not recompute features), so only train: sets them.
+FEATURE_KEYS = frozenset({"image_size", "device", "amp"})
+
+
+class ModelParams(Section):
+    """An architecture and how its base is treated; head knobs apply to the new classifier."""
+
+    # Required, not defaulted: the featurize stage lists these keys as DVC params, and DVC
+    # needs them present in params.yaml.
+    arch: Arch
+    weights: Literal["none", "imagenet"]
+    base: Literal["trainable", "frozen", "finetune"]
+    # Train on the offline-augmented copies. In params.yaml each experiment decides
+    # (experiments.<name>.train_images), because dvc.yaml derives its data deps from that key.
+    augmented: bool = False
+    unfreeze_from: str | None = None  # finetune: first module trained in phase two
+    # finetune: featurize caches the activations entering unfreeze_from, so phase two runs only
+    # the top blocks (training/features.py); stored in this precision, or off = train on images
+    activation_cache: Literal["bfloat16", "float32", "off"] = "bfloat16"
+    normalize: Literal["auto", "unit", "imagenet", "caffe"] = "auto"
+    image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # e.g. InceptionV3's 299
+    dropout: DropoutRate = 0.3
+    dense_dropout: DropoutRate = 0.1
+    batch_norm: bool = True  # from-scratch nets that the studies built with and without it
+    l2: Annotated[float, Field(ge=0)] = 0.0  # on the backbone's / from-scratch net's kernels
+    head: HeadParams = HeadParams()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelParams:
+        if self.arch in FROM_SCRATCH and self.weights != "none":
+            raise ValueError(f"{self.arch} has no pretrained weights: set weights: none")
+        if self.base in ("frozen", "finetune") and self.weights == "none":
+            raise ValueError(f"a {self.base} base needs pretrained weights: set weights: imagenet")
+        if self.base == "finetune" and not self.unfreeze_from:
+            raise ValueError("base: finetune needs unfreeze_from (the first module to train in phase two)")
+        if self.base != "finetune" and self.unfreeze_from:
+            raise ValueError("unfreeze_from applies only to base: finetune")
+        return self
+
+
+class ExperimentParams(Section):
+    """One experiment: a data set, a model and a training recipe, with optional local tweaks.
+
+    dvc.yaml reads ``train_images`` and the three override maps of every experiment (its data
+    deps and featurize's params), so params.yaml spells them out, empty maps included.
+    """
+
+    dataset: Name
+    model: Name
+    recipe: Name  # required: dvc.yaml tracks recipes.<recipe> as this experiment's params
+    # Which images train it: data/<train_images>/<dataset> is its DVC dep, so an experiment that
+    # trains on the prepared images neither waits for nor reruns after the augment stage.
+    # None (code and tests only) = the model's ``augmented``.
+    train_images: Literal["prepared", "augmented"] | None = None
+    model_overrides: dict[str, Any] = {}  # keys of models.<model>, e.g. {head: {dropout: 0.2}}
+    train_overrides: dict[str, Any] = {}  # keys of train, e.g. {lr: 0.0003}
+    explain_overrides: dict[str, Any] = {}  # keys of explain, e.g. {target_layer: features.28}
