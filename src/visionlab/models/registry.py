@@ -22,7 +22,7 @@ NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 
 def _from_scratch(spec: ModelParams, num_classes: int, channels: int) -> Classifier:
     """The studies' own CNNs; lazy imports keep ``import visionlab.models`` light."""
-    from visionlab.models import study_cnns
+    from visionlab.models import cifar_cnns, study_cnns
     from visionlab.models.handmade_cnn import HandmadeCNN
 
     if spec.head != HeadParams():
@@ -43,13 +43,13 @@ def _from_scratch(spec: ModelParams, num_classes: int, channels: int) -> Classif
         size = spec.image_size or study_cnns.CatsDogsCNN.default_image_size
         return study_cnns.CatsDogsCNN(num_classes, channels, size)
     if arch == "cifar_base":
-        return study_cnns.CifarBase(
+        return cifar_cnns.CifarBase(
             num_classes, channels, spec.dropout, spec.batch_norm, spec.image_size or 32
         )
     if arch == "cifar_inception":
-        return study_cnns.CifarInception(num_classes, channels, spec.dropout, spec.batch_norm)
+        return cifar_cnns.CifarInception(num_classes, channels, spec.dropout, spec.batch_norm)
     if arch == "cifar_residual":
-        return study_cnns.CifarResidual(num_classes, channels, spec.dropout, spec.batch_norm)
+        return cifar_cnns.CifarResidual(num_classes, channels, spec.dropout, spec.batch_norm)
     if arch.startswith("caltech_cnn"):
         return study_cnns.CaltechCNN(int(arch[-1]), num_classes, channels, spec.image_size or 224)
     raise ValueError(f"unknown architecture {arch!r}")  # pragma: no cover - FROM_SCRATCH is closed

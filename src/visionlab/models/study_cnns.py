@@ -1,5 +1,7 @@
 """The studies' CNNs trained from scratch, rebuilt Keras-style: every conv has a bias.
 
+CIFAR-10's three nets are in cifar_cnns.py.
+
 Parameter counts match the Keras summaries (see tests/test_zoo.py). Nets that flatten a feature
 map into a dense layer size it for one input side (``default_image_size`` unless the params give
 ``image_size``). So that they still run at another side (a quick experiment at 64x64), the map is
@@ -19,7 +21,7 @@ from torch import nn
 
 from visionlab.errors import VisionlabError
 from visionlab.models.base import Classifier, kernels
-from visionlab.models.heads import GlobalPool, TwoClassLogits
+from visionlab.models.heads import TwoClassLogits
 
 
 class SamePad2d(nn.Module):
@@ -60,7 +62,7 @@ def grid_flatten(side: int) -> nn.Sequential:
     return nn.Sequential(OrderedDict(grid=nn.AdaptiveMaxPool2d(side), flatten=nn.Flatten()))
 
 
-def _conv(c_in: int, c_out: int, kernel: int, padding: str = "same", stride: int = 1) -> nn.Conv2d:
+def conv(c_in: int, c_out: int, kernel: int, padding: str = "same", stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding)
 
 
@@ -92,7 +94,7 @@ class SimpleCNN(StudyCNN):
         c_in, side = in_channels, image_size
         for index, width in enumerate(self.WIDTHS, start=1):
             layers: OrderedDict[str, nn.Module] = OrderedDict(
-                conv=_conv(c_in, width, 5 if index == 1 else 3), relu=nn.ReLU(), pool=nn.MaxPool2d(2)
+                conv=conv(c_in, width, 5 if index == 1 else 3), relu=nn.ReLU(), pool=nn.MaxPool2d(2)
             )
             if batch_norm:
                 layers["bn"] = nn.BatchNorm2d(width)
@@ -137,10 +139,10 @@ class CatsDogsCNN(StudyCNN):
         self.in_channels = in_channels
         self.features = nn.Sequential(
             OrderedDict(
-                conv1=_conv(in_channels, 32, 3, "valid"),
+                conv1=conv(in_channels, 32, 3, "valid"),
                 relu1=nn.ReLU(),
                 pool1=nn.MaxPool2d(2),
-                conv2=_conv(32, 64, 3, "valid"),
+                conv2=conv(32, 64, 3, "valid"),
                 relu2=nn.ReLU(),
                 pool2=nn.MaxPool2d(2),
             )
@@ -163,173 +165,6 @@ class CatsDogsCNN(StudyCNN):
         return self.features.conv2  # its ReLU is not in-place, so the conv's output is safe to hook
 
 
-def _conv_unit(c_in: int, c_out: int, kernel: int, batch_norm: bool, stride: int = 1) -> nn.Sequential:
-    """Conv (same padding) -> optional batch norm -> ReLU."""
-    padding = kernel // 2  # = "same" for odd kernels, and allowed with a stride
-    layers: OrderedDict[str, nn.Module] = OrderedDict(
-        conv=nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding)
-    )
-    if batch_norm:
-        layers["bn"] = nn.BatchNorm2d(c_out)
-    layers["relu"] = nn.ReLU()
-    return nn.Sequential(layers)
-
-
-class CifarBase(StudyCNN):
-    """The CIFAR-10 study's baseline: 1,442,698 trainable params (1,442,954 with BN statistics).
-
-    conv 32 (5x5) ReLU, conv 64, conv 64, conv 128 (3x3) ReLU, all "same"; batch norm; dropout;
-    flatten (32*32*128 = 131,072); dense classes.
-    """
-
-    default_image_size = 32
-
-    def __init__(
-        self,
-        num_classes: int,
-        in_channels: int = 3,
-        dropout: float = 0.3,
-        batch_norm: bool = True,
-        image_size: int = 32,
-    ):
-        super().__init__()
-        self.in_channels = in_channels
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
-        c_in = in_channels
-        for index, (width, kernel) in enumerate(((32, 5), (64, 3), (64, 3), (128, 3)), start=1):
-            layers[f"conv{index}"] = _conv(c_in, width, kernel)
-            layers[f"relu{index}"] = nn.ReLU()
-            c_in = width
-        if batch_norm:
-            layers["bn"] = nn.BatchNorm2d(c_in)
-        self.features = nn.Sequential(layers)
-        self.pool = grid_flatten(image_size)  # "same" convs, no pooling: the map keeps the input side
-        self.feature_dim = c_in * image_size * image_size
-        self.head = nn.Sequential(
-            OrderedDict(dropout=nn.Dropout(dropout), classes=nn.Linear(self.feature_dim, num_classes))
-        )
-
-    def cam_layer(self) -> nn.Module:
-        return self.features.relu4
-
-
-class InceptionBlock(nn.Module):
-    """GoogLeNet's block: 1x1, 1x1 -> 3x3, 1x1 -> 5x5 and 3x3 max-pool -> 1x1, concatenated."""
-
-    def __init__(
-        self,
-        c_in: int,
-        b1: int,
-        b3: tuple[int, int],
-        b5: tuple[int, int],
-        pool_proj: int,
-        batch_norm: bool,
-    ):
-        super().__init__()
-        self.branch1 = _conv_unit(c_in, b1, 1, batch_norm)
-        self.branch3 = nn.Sequential(
-            _conv_unit(c_in, b3[0], 1, batch_norm), _conv_unit(b3[0], b3[1], 3, batch_norm)
-        )
-        self.branch5 = nn.Sequential(
-            _conv_unit(c_in, b5[0], 1, batch_norm), _conv_unit(b5[0], b5[1], 5, batch_norm)
-        )
-        self.branch_pool = nn.Sequential(
-            nn.MaxPool2d(3, stride=1, padding=1), _conv_unit(c_in, pool_proj, 1, batch_norm)
-        )
-        self.out_channels = b1 + b3[1] + b5[1] + pool_proj
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        branches = (self.branch1, self.branch3, self.branch5, self.branch_pool)
-        return torch.cat([branch(x) for branch in branches], dim=1)
-
-
-class CifarInception(StudyCNN):
-    """The CIFAR-10 study's inception variant, kept CPU-trainable (about 25 M multiply-adds).
-
-    stem conv 32 (5x5); inception 32x32 -> 64 channels, max-pool; inception -> 128, max-pool;
-    inception -> 256 at 8x8; dropout; global average pool; dense classes. Any input side works.
-    """
-
-    default_image_size = 32
-
-    def __init__(self, num_classes: int, in_channels: int = 3, dropout: float = 0.3, batch_norm: bool = True):
-        super().__init__()
-        self.in_channels = in_channels
-        self.features = nn.Sequential(
-            OrderedDict(
-                stem=_conv_unit(in_channels, 32, 5, batch_norm),
-                inception1=InceptionBlock(32, 16, (16, 32), (8, 8), 8, batch_norm),  # 64
-                pool1=nn.MaxPool2d(2),
-                inception2=InceptionBlock(64, 32, (32, 64), (16, 16), 16, batch_norm),  # 128
-                pool2=nn.MaxPool2d(2),
-                inception3=InceptionBlock(128, 64, (48, 96), (16, 32), 64, batch_norm),  # 256
-                dropout=nn.Dropout(dropout),
-            )
-        )
-        self.pool = GlobalPool("avg")
-        self.feature_dim = self.features.inception3.out_channels
-        self.head = nn.Sequential(OrderedDict(classes=nn.Linear(self.feature_dim, num_classes)))
-
-    def cam_layer(self) -> nn.Module:
-        return self.features.inception3
-
-
-class ResidualBlock(nn.Module):
-    """Two 3x3 convs with batch norm, added to a shortcut: identity, or a 1x1 projection
-    (conv + batch norm) when the channels or the stride change."""
-
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, batch_norm: bool = True):
-        super().__init__()
-        body: OrderedDict[str, nn.Module] = OrderedDict(conv1=nn.Conv2d(c_in, c_out, 3, stride, padding=1))
-        if batch_norm:
-            body["bn1"] = nn.BatchNorm2d(c_out)
-        body["relu1"] = nn.ReLU()
-        body["conv2"] = nn.Conv2d(c_out, c_out, 3, padding=1)
-        if batch_norm:
-            body["bn2"] = nn.BatchNorm2d(c_out)
-        self.body = nn.Sequential(body)
-        if c_in == c_out and stride == 1:
-            self.shortcut: nn.Module = nn.Identity()
-        else:
-            projection: OrderedDict[str, nn.Module] = OrderedDict(conv=nn.Conv2d(c_in, c_out, 1, stride))
-            if batch_norm:
-                projection["bn"] = nn.BatchNorm2d(c_out)
-            self.shortcut = nn.Sequential(projection)
-        self.relu = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.body(x) + self.shortcut(x))
-
-
-class CifarResidual(StudyCNN):
-    """The CIFAR-10 study's residual variant (about 50 M multiply-adds at 32x32).
-
-    stem conv 32 (3x3) + batch norm + ReLU; residual 32 (identity shortcut); residual 64 and 128
-    (stride 2, projection shortcuts); dropout; global average pool; dense classes.
-    """
-
-    default_image_size = 32
-
-    def __init__(self, num_classes: int, in_channels: int = 3, dropout: float = 0.3, batch_norm: bool = True):
-        super().__init__()
-        self.in_channels = in_channels
-        self.features = nn.Sequential(
-            OrderedDict(
-                stem=_conv_unit(in_channels, 32, 3, batch_norm),
-                res1=ResidualBlock(32, 32, 1, batch_norm),
-                res2=ResidualBlock(32, 64, 2, batch_norm),
-                res3=ResidualBlock(64, 128, 2, batch_norm),
-                dropout=nn.Dropout(dropout),
-            )
-        )
-        self.pool = GlobalPool("avg")
-        self.feature_dim = 128
-        self.head = nn.Sequential(OrderedDict(classes=nn.Linear(self.feature_dim, num_classes)))
-
-    def cam_layer(self) -> nn.Module:
-        return self.features.res3
-
-
 class CaltechCNN(StudyCNN):
     """The Caltech-101 study's three small CNNs on 224x224x3 (5 classes).
 
@@ -349,14 +184,14 @@ class CaltechCNN(StudyCNN):
             conv1=nn.Conv2d(in_channels, 8, 11, stride=4),
             relu1=nn.ReLU(),
             pool1=nn.MaxPool2d(3, 2),
-            conv2=_conv(8, 16, 5),
+            conv2=conv(8, 16, 5),
             relu2=nn.ReLU(),
             pool2=nn.MaxPool2d(3, 2),
         )
         extra = {1: (), 2: (32,), 3: (32, 64)}[variant]
         c_in = 16
         for index, width in enumerate(extra, start=3):
-            layers[f"conv{index}"] = _conv(c_in, width, 3)
+            layers[f"conv{index}"] = conv(c_in, width, 3)
             layers[f"relu{index}"] = nn.ReLU()
             c_in = width
         side = (math.ceil(image_size / 4) - 3) // 2 + 1
