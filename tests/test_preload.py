@@ -43,7 +43,7 @@ def _train(params, preload_max_gb: float, num_workers: int, caplog) -> tuple[pd.
     recipe = {**params.recipes["default"], "preload_max_gb": preload_max_gb, "num_workers": num_workers}
     params = parse_params({**params.model_dump(mode="json"), "recipes": {"default": recipe}})
     caplog.clear()
-    with caplog.at_level(logging.INFO, logger="visionlab.training.train_stage"):
+    with caplog.at_level(logging.INFO, logger="visionlab.training"):
         train_experiment(params, EXPERIMENT)
     history = pd.read_csv(f"results/{EXPERIMENT}/history.csv").drop(columns="seconds")
     weights = torch.load(Path("data/models") / EXPERIMENT / "model.pt", weights_only=True)["state_dict"]

@@ -6,27 +6,26 @@ import hashlib
 import json
 import logging
 import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from visionlab import paths
-from visionlab.atomic import atomic_dir, atomic_write_text
-from visionlab.models import Classifier, build_model, save_checkpoint
-from visionlab.models.base import CachedTop, count_trainable
+from visionlab.models import Classifier, build_model
+from visionlab.models.base import count_trainable
 from visionlab.params import ModelParams, Params, TrainParams
 from visionlab.redaction import redact
-from visionlab.tracking import RUN_RECORD, TrackedRun, finishing, start_run
+from visionlab.tracking import TrackedRun, finishing, start_run
 from visionlab.tracking.datasets import log_datasets
 from visionlab.training import distributed
-from visionlab.training.data import image_dataset, loader, split_rows
-from visionlab.training.feature_cache import feature_file, featurize_seconds, load_features
+from visionlab.training.data import loader, split_rows
+from visionlab.training.feature_cache import featurize_seconds
+from visionlab.training.inputs import TrainingInputs, labels_of, trained_on, training_inputs
 from visionlab.training.launch import launch, processes
-from visionlab.training.loop import HISTORY_COLUMNS, FitResult, fit
+from visionlab.training.loop import FitResult, fit
+from visionlab.training.outputs import run_summary, save_outputs
 from visionlab.training.regularization import balanced_class_weights, l2_penalty
 from visionlab.training.runtime import seed_everything, select_device, use_amp, use_amp_on_cached_top
 
@@ -67,91 +66,11 @@ def resume_key(params: Params, experiment: str, splits: dict[str, pd.DataFrame])
     return digest.hexdigest()
 
 
-@dataclass
-class _Inputs:
-    net: torch.nn.Module
-    train_set: Dataset
-    val_set: Dataset
-    workers: int
-    on_features: bool
-    # base: finetune with an activation cache: phase two's net (top blocks + head) and its data
-    phase_two: _Inputs | None = None
-
-
-def _inputs(
-    model: Classifier,
-    spec: ModelParams,
-    settings: TrainParams,
-    splits,
-    classes,
-    size,
-    grayscale,
-    experiment: str,
-) -> _Inputs:
-    cached = feature_file(paths.features_dir(experiment), "train").is_file()
-    if spec.base == "frozen" or (spec.base == "finetune" and cached):
-        # The featurize stage ran the frozen backbone once: train the head on its cached output.
-        train_cache, val_cache = load_features(experiment, "train"), load_features(experiment, "val")
-        phase_two = None
-        if spec.base == "finetune":
-            # ... and stored the activations entering unfreeze_from: phase two trains the top on them.
-            _, upper = model.split_at(spec.unfreeze_from)
-            phase_two = _Inputs(
-                CachedTop(upper, model.head),
-                TensorDataset(train_cache["activations"], train_cache["labels"]),
-                TensorDataset(val_cache["activations"], val_cache["labels"]),
-                0,
-                True,
-            )
-        return _Inputs(
-            model.head,
-            TensorDataset(train_cache["features"], train_cache["labels"]),
-            TensorDataset(val_cache["features"], val_cache["labels"]),
-            0,  # tensors in memory: worker processes would only add overhead
-            True,
-            phase_two,
-        )
-    train_set = image_dataset(splits["train"], classes, size, model, grayscale)
-    val_set = image_dataset(splits["val"], classes, size, model, grayscale)
-    needed = train_set.preload_bytes() + val_set.preload_bytes()
-    if 0 < needed <= settings.preload_max_gb * 1e9:
-        started = time.perf_counter()
-        train_set.preload()
-        val_set.preload()
-        log.info(
-            "decoded %d images into %.2f GB in %.1fs",
-            len(train_set) + len(val_set),
-            needed / 1e9,
-            time.perf_counter() - started,
-        )
-        # In memory, worker processes would only copy the tensors around.
-        return _Inputs(model, train_set, val_set, 0, False)
-    log.info(
-        "decoding %d images from disk every epoch: %.2f GB would not fit train.preload_max_gb (%g)",
-        len(train_set) + len(val_set),
-        needed / 1e9,
-        settings.preload_max_gb,
-    )
-    return _Inputs(model, train_set, val_set, settings.num_workers, False)
-
-
-def _trained_on(inputs: _Inputs, spec: ModelParams) -> str:
-    if inputs.phase_two is not None:
-        return f"cached features, then cached activations at {spec.unfreeze_from}"
-    return "cached features" if inputs.on_features else "images"
-
-
-def _labels(dataset: Dataset) -> list[int]:
-    if isinstance(dataset, TensorDataset):
-        return dataset.tensors[1].tolist()
-    return list(dataset.labels)
-
-
 def _train_phases(
     model: Classifier,
     spec: ModelParams,
     settings: TrainParams,
-    inputs: _Inputs,
+    inputs: TrainingInputs,
     device: torch.device,
     resume: Path,
     run: TrackedRun,
@@ -172,7 +91,7 @@ def _train_phases(
             world_size=here.size,
         )
 
-    def phase(name: str, data: _Inputs = inputs, **options) -> FitResult:
+    def phase(name: str, data: TrainingInputs = inputs, **options) -> FitResult:
         checkpoint = resume / f"{name}.pt" if settings.resume else None
         train_batches, val_batches = batches(data.train_set, True), batches(data.val_set, False)
         return fit(
@@ -217,90 +136,6 @@ def _train_phases(
     return phases
 
 
-def _summary(
-    experiment: str,
-    phases: list[FitResult],
-    features_seconds: float,
-    model: Classifier,
-    device: torch.device,
-    amp: bool,
-    channels_last: bool,
-    trained_on: str,
-) -> tuple[dict, dict]:
-    """What the run did: (summary, timing).
-
-    The summary goes into summary.json and the checkpoint, and holds only what identical runs
-    reproduce bit for bit, so a forced retrain that lands on the same weights writes the same
-    model.pt; wall-clock figures (timing) go to results/<experiment>/training.json, the history's
-    seconds column and MLflow.
-    """
-    seconds = sum(result.seconds for result in phases)
-    seen = sum(result.samples_seen for result in phases)
-    summary = {
-        "experiment": experiment,
-        "epochs_run": sum(len(result.history) for result in phases),
-        # A second phase starts from the first one's best, and must beat it.
-        "best_epoch": phases[-1].best_epoch,
-        "stopped_early": any(result.stopped_early for result in phases),
-        "trainable_parameters": count_trainable(model),
-        "device": device.type,
-        "amp": amp,
-        "channels_last": channels_last,
-        "trained_on": trained_on,
-        "processes": distributed.world().size,  # data-parallel ranks: the global batch is this x batch_size
-    }
-    timing = {
-        "resumed_after_epoch": sum(result.resumed_from for result in phases),
-        "train_seconds": round(seconds, 3),
-        "train_images_per_second": round(seen / seconds, 2) if seconds else 0.0,
-        # The compute that produced the model: the frozen base's features, then training.
-        "featurize_seconds": round(features_seconds, 3),
-        "compute_seconds": round(features_seconds + seconds, 3),
-    }
-    return summary, timing
-
-
-def _save_outputs(
-    run: TrackedRun,
-    experiment: str,
-    model: Classifier,
-    spec: ModelParams,
-    classes: list[str],
-    size: int,
-    grayscale: bool,
-    phases: list[FitResult],
-    features_seconds: float,
-    summary: dict,
-    timing: dict,
-) -> Path:
-    """The model folder (weights, summary, run record) and history.csv, also logged to the run."""
-    history = pd.DataFrame([row for result in phases for row in result.history], columns=HISTORY_COLUMNS)
-    seconds = sum(result.seconds for result in phases)
-    out = paths.model_dir(experiment)
-    with atomic_dir(out) as scratch:
-        save_checkpoint(scratch / "model.pt", model, spec, classes, size, grayscale, summary=summary)
-        (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        run.record(scratch / RUN_RECORD)
-    history_path = paths.results_dir(experiment) / "history.csv"
-    atomic_write_text(history_path, history.to_csv(index=False))
-    timing_path = paths.training_timing_file(experiment)
-    atomic_write_text(timing_path, json.dumps(timing, indent=2) + "\n")
-    run.log_metrics(
-        {
-            "best_epoch": summary["best_epoch"],
-            "train_seconds": seconds,
-            "featurize_seconds": features_seconds,
-            "compute_seconds": features_seconds + seconds,
-            "train_images_per_second": timing["train_images_per_second"],
-        }
-    )
-    run.log_artifact(history_path, "training")
-    run.log_artifact(timing_path, "training")
-    run.log_artifact(out / "summary.json", "training")
-    run.log_artifact(out / "model.pt", "model")
-    return out
-
-
 class _NotLogged:
     """The MLflow run of ranks other than 0: rank 0 alone logs, so an experiment keeps one run."""
 
@@ -331,13 +166,13 @@ def train_experiment(params: Params, experiment: str) -> Path:
     model = build_model(spec, len(classes), grayscale=grayscale)
     if here.size > 1:
         seed_everything(settings.seed + here.rank)  # same initial weights, then each rank its own draws
-    inputs = _inputs(model, spec, settings, splits, classes, size, grayscale, experiment)
+    inputs = training_inputs(model, spec, settings, splits, classes, size, grayscale, experiment)
     amp = use_amp(device, settings.amp)
     channels_last = amp and not inputs.on_features
     if channels_last:
         inputs.net.to(memory_format=torch.channels_last)
     class_weights = (
-        balanced_class_weights(_labels(inputs.train_set), len(classes))
+        balanced_class_weights(labels_of(inputs.train_set), len(classes))
         if settings.class_weights == "balanced"
         else None
     )
@@ -358,7 +193,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
                 "device": device.type,
                 "amp": amp,
                 "channels_last": channels_last,
-                "trained_on": _trained_on(inputs, spec),
+                "trained_on": trained_on(inputs, spec),
                 "processes": here.size,
             }
         )
@@ -384,11 +219,10 @@ def train_experiment(params: Params, experiment: str) -> Path:
         if not here.is_main:  # every rank holds the same best weights; rank 0 writes them
             return paths.model_dir(experiment)
         features_seconds = featurize_seconds(experiment) if inputs.on_features else 0.0
-        trained_on = _trained_on(inputs, spec)
-        summary, timing = _summary(
-            experiment, phases, features_seconds, model, device, amp, channels_last, trained_on
+        summary, timing = run_summary(
+            experiment, phases, features_seconds, model, device, amp, channels_last, trained_on(inputs, spec)
         )
-        out = _save_outputs(
+        out = save_outputs(
             run, experiment, model, spec, classes, size, grayscale, phases, features_seconds, summary, timing
         )
     shutil.rmtree(resume, ignore_errors=True)  # finished: nothing left to resume

@@ -1,0 +1,99 @@
+"""What a train stage fits: the net and its train/val data (images, or the featurize stage's caches)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset, TensorDataset
+
+from visionlab import paths
+from visionlab.models import Classifier
+from visionlab.models.base import CachedTop
+from visionlab.params import ModelParams, TrainParams
+from visionlab.training.data import image_dataset
+from visionlab.training.feature_cache import feature_file, load_features
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingInputs:
+    net: torch.nn.Module
+    train_set: Dataset
+    val_set: Dataset
+    workers: int
+    on_features: bool
+    # base: finetune with an activation cache: phase two's net (top blocks + head) and its data
+    phase_two: TrainingInputs | None = None
+
+
+def training_inputs(
+    model: Classifier,
+    spec: ModelParams,
+    settings: TrainParams,
+    splits,
+    classes,
+    size,
+    grayscale,
+    experiment: str,
+) -> TrainingInputs:
+    cached = feature_file(paths.features_dir(experiment), "train").is_file()
+    if spec.base == "frozen" or (spec.base == "finetune" and cached):
+        # The featurize stage ran the frozen backbone once: train the head on its cached output.
+        train_cache, val_cache = load_features(experiment, "train"), load_features(experiment, "val")
+        phase_two = None
+        if spec.base == "finetune":
+            # ... and stored the activations entering unfreeze_from: phase two trains the top on them.
+            _, upper = model.split_at(spec.unfreeze_from)
+            phase_two = TrainingInputs(
+                CachedTop(upper, model.head),
+                TensorDataset(train_cache["activations"], train_cache["labels"]),
+                TensorDataset(val_cache["activations"], val_cache["labels"]),
+                0,
+                True,
+            )
+        return TrainingInputs(
+            model.head,
+            TensorDataset(train_cache["features"], train_cache["labels"]),
+            TensorDataset(val_cache["features"], val_cache["labels"]),
+            0,  # tensors in memory: worker processes would only add overhead
+            True,
+            phase_two,
+        )
+    train_set = image_dataset(splits["train"], classes, size, model, grayscale)
+    val_set = image_dataset(splits["val"], classes, size, model, grayscale)
+    needed = train_set.preload_bytes() + val_set.preload_bytes()
+    if 0 < needed <= settings.preload_max_gb * 1e9:
+        started = time.perf_counter()
+        train_set.preload()
+        val_set.preload()
+        log.info(
+            "decoded %d images into %.2f GB in %.1fs",
+            len(train_set) + len(val_set),
+            needed / 1e9,
+            time.perf_counter() - started,
+        )
+        # In memory, worker processes would only copy the tensors around.
+        return TrainingInputs(model, train_set, val_set, 0, False)
+    log.info(
+        "decoding %d images from disk every epoch: %.2f GB would not fit train.preload_max_gb (%g)",
+        len(train_set) + len(val_set),
+        needed / 1e9,
+        settings.preload_max_gb,
+    )
+    return TrainingInputs(model, train_set, val_set, settings.num_workers, False)
+
+
+def trained_on(inputs: TrainingInputs, spec: ModelParams) -> str:
+    if inputs.phase_two is not None:
+        return f"cached features, then cached activations at {spec.unfreeze_from}"
+    return "cached features" if inputs.on_features else "images"
+
+
+def labels_of(dataset: Dataset) -> list[int]:
+    if isinstance(dataset, TensorDataset):
+        return dataset.tensors[1].tolist()
+    return list(dataset.labels)
