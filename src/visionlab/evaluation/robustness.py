@@ -21,7 +21,7 @@ Degrade = Callable[[Image.Image], Image.Image]
 
 
 def degradation(name: str) -> Degrade:
-    """The function an evaluate.robustness name stands for (params.py validates the names)."""
+    """The function an evaluate.robustness name stands for (params/outputs.py validates the names)."""
     kind, amount = DEGRADATION.match(name).groups()  # type: ignore[union-attr]
     value = int(amount)
     if kind == "downscale":
