@@ -78,25 +78,25 @@ def _cached_features(experiment: str, split: str, rows: pd.DataFrame) -> torch.T
     return cache["features"][torch.tensor([where[path] for path in rows.path], dtype=torch.long)]
 
 
-def evaluate_experiment(params: Params, experiment: str) -> Path:
-    exp = params.experiment(experiment)
-    model, checkpoint = load_checkpoint(paths.model_dir(experiment) / "model.pt")
-    classes, size = checkpoint["classes"], checkpoint["image_size"]
-    prepared, manifest_classes = read_manifest(paths.prepared_dir(exp.dataset))
+def _prepared_rows(dataset: str, classes: list[str], experiment: str) -> pd.DataFrame:
+    prepared, manifest_classes = read_manifest(paths.prepared_dir(dataset))
     if manifest_classes != classes:
         raise VisionlabError(
             f"{experiment}: the model was trained on classes {classes} but the prepared data "
             f"has {manifest_classes}; rerun the train stage"
         )
-    recipe = params.recipe_of(experiment)
-    device = select_device(recipe.device)
-    amp = use_amp(device, recipe.amp)  # as trained: train.amp off means float32 here too
-    model.to(device)
-    metrics: dict[str, dict[str, float]] = {}
-    test_frame = None
+    return prepared
+
+
+def _score_splits(
+    params: Params, experiment: str, model, checkpoint: dict, prepared: pd.DataFrame, amp: bool
+) -> tuple[dict[str, dict[str, float]], pd.DataFrame | None, object]:
+    """Scores per split, the test predictions and the test images (None when test is empty)."""
+    classes, size, device = checkpoint["classes"], checkpoint["image_size"], _device_of(model)
     grayscale = checkpoint.get("grayscale", False)
     frozen = checkpoint["spec"]["base"] == "frozen"
-    test_set = None
+    metrics: dict[str, dict[str, float]] = {}
+    test_frame, test_set = None, None
     for split in SPLITS:
         rows = prepared[prepared.split == split].reset_index(drop=True)
         if rows.empty:
@@ -116,36 +116,37 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
         if split == "test":
             test_frame = predictions_frame(rows, torch.softmax(logits, 1).numpy(), classes)
             test_set = dataset
-    if test_set is not None:
-        # The plain test figures above stay comparable to the studies'; these come beside them.
-        for name in params.evaluate.tta:
-            batches = _batches(test_set, params)
-            logits, labels = gather_outputs(hflip_tta(model), batches, device, desc=f"TTA {name}", amp=amp)
-            metrics[f"test_tta_{name}"] = _scores(logits, labels)
-        for name in params.evaluate.robustness:
-            degraded = _batches(DegradedImages(test_set, degradation(name)), params)
-            logits, labels = gather_outputs(model, degraded, device, desc=f"test {name}", amp=amp)
-            metrics[f"test_{name}"] = _scores(logits, labels)
-    if test_frame is None:
-        raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
+    return metrics, test_frame, test_set
 
-    index = {name: i for i, name in enumerate(classes)}
-    truth = test_frame.label.map(index).to_numpy()
-    guess = test_frame.predicted.map(index).to_numpy()
-    report = per_class_report(truth, guess, classes)
-    counts, normalised = confusion(truth, guess, classes)
-    by_class = report.set_index("class")
-    metrics["test"]["macro_f1"] = float(by_class.loc["macro avg", "f1"])
-    metrics["test"]["weighted_f1"] = float(by_class.loc["weighted avg", "f1"])
 
-    history_path = paths.results_dir(experiment) / "history.csv"
-    if not history_path.is_file():
-        raise MissingArtifactError(f"{history_path}: missing; rerun the train stage")
-    history = pd.read_csv(history_path)
+def _device_of(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def _score_test_variants(params: Params, model, test_set, amp: bool) -> dict[str, dict[str, float]]:
+    """Test-time augmentation and degraded copies of the test split, each as its own metrics.
+
+    The plain test figures stay comparable to the studies'; these come beside them.
+    """
+    device = _device_of(model)
+    metrics = {}
+    for name in params.evaluate.tta:
+        batches = _batches(test_set, params)
+        logits, labels = gather_outputs(hflip_tta(model), batches, device, desc=f"TTA {name}", amp=amp)
+        metrics[f"test_tta_{name}"] = _scores(logits, labels)
+    for name in params.evaluate.robustness:
+        degraded = _batches(DegradedImages(test_set, degradation(name)), params)
+        logits, labels = gather_outputs(model, degraded, device, desc=f"test {name}", amp=amp)
+        metrics[f"test_{name}"] = _scores(logits, labels)
+    return metrics
+
+
+def _training_figures(experiment: str, checkpoint: dict, history: pd.DataFrame) -> dict[str, float]:
+    """What the model cost: the train stage's timing file, else the checkpoint's summary."""
     summary = checkpoint.get("summary", {})
     timing_path = paths.training_timing_file(experiment)
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else summary
-    metrics["training"] = {
+    return {
         "seconds": timing.get("train_seconds", float("nan")),
         "featurize_seconds": timing.get("featurize_seconds", 0.0),
         "compute_seconds": timing.get("compute_seconds", timing.get("train_seconds", float("nan"))),
@@ -154,6 +155,27 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
         "best_epoch": summary.get("best_epoch", 0),
     }
 
+
+def _read_history(experiment: str) -> pd.DataFrame:
+    history_path = paths.results_dir(experiment) / "history.csv"
+    if not history_path.is_file():
+        raise MissingArtifactError(f"{history_path}: missing; rerun the train stage")
+    return pd.read_csv(history_path)
+
+
+def _write_outputs(
+    experiment: str,
+    classes: list[str],
+    test_frame: pd.DataFrame,
+    report: pd.DataFrame,
+    history: pd.DataFrame,
+    metrics: dict,
+) -> Path:
+    """The evaluation folder (reports, confusion plots, predictions) and the DVC metrics files."""
+    index = {name: i for i, name in enumerate(classes)}
+    counts, normalised = confusion(
+        test_frame.label.map(index).to_numpy(), test_frame.predicted.map(index).to_numpy(), classes
+    )
     out = paths.eval_dir(experiment)
     with atomic_dir(out) as scratch:
         report.to_csv(scratch / "classification_report.csv", index=False)
@@ -182,9 +204,16 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
         results / "per_class.csv",
         report[report["class"].isin(classes)][["class", "precision", "recall", "f1"]].to_csv(index=False),
     )
+    return out
 
+
+def _log_run(
+    experiment: str, dataset: str, model, checkpoint: dict, test_frame: pd.DataFrame, metrics: dict, out: Path
+) -> None:
+    """The metrics, the evaluation folder and the model (as an MLflow model) on the experiment's run."""
+    classes, size = checkpoint["classes"], checkpoint["image_size"]
     record = paths.model_dir(experiment) / RUN_RECORD
-    with finishing(open_run(record, exp.dataset, experiment)) as run:
+    with finishing(open_run(record, dataset, experiment)) as run:
         flat = {
             f"{'final_' if split in ('train', 'val') else ''}{split}_{name}": value
             for split, values in metrics.items()
@@ -193,7 +222,7 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
         }
         run.log_metrics(flat)
         run.log_artifact(out, "evaluation")
-        run.log_artifact(results / "metrics.json", "evaluation")
+        run.log_artifact(paths.results_dir(experiment) / "metrics.json", "evaluation")
         # The model as an MLflow model (signature + input example: one real normalised test image),
         # so the report stage can register each data set's best in the model registry.
         example = image_dataset(test_frame.head(1), classes, size, model, checkpoint.get("grayscale", False))
@@ -204,11 +233,39 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
             classes,
             {
                 "experiment": experiment,
-                "dataset": exp.dataset,
+                "dataset": dataset,
                 "image_size": size,
                 "mean": [float(v) for v in model.mean],
                 "std": [float(v) for v in model.std],
             },
         )
+
+
+def evaluate_experiment(params: Params, experiment: str) -> Path:
+    exp = params.experiment(experiment)
+    model, checkpoint = load_checkpoint(paths.model_dir(experiment) / "model.pt")
+    classes = checkpoint["classes"]
+    prepared = _prepared_rows(exp.dataset, classes, experiment)
+    recipe = params.recipe_of(experiment)
+    device = select_device(recipe.device)
+    amp = use_amp(device, recipe.amp)  # as trained: train.amp off means float32 here too
+    model.to(device)
+    metrics, test_frame, test_set = _score_splits(params, experiment, model, checkpoint, prepared, amp)
+    if test_frame is None:
+        raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
+    metrics.update(_score_test_variants(params, model, test_set, amp))
+
+    index = {name: i for i, name in enumerate(classes)}
+    report = per_class_report(
+        test_frame.label.map(index).to_numpy(), test_frame.predicted.map(index).to_numpy(), classes
+    )
+    by_class = report.set_index("class")
+    metrics["test"]["macro_f1"] = float(by_class.loc["macro avg", "f1"])
+    metrics["test"]["weighted_f1"] = float(by_class.loc["weighted avg", "f1"])
+    history = _read_history(experiment)
+    metrics["training"] = _training_figures(experiment, checkpoint, history)
+
+    out = _write_outputs(experiment, classes, test_frame, report, history, metrics)
+    _log_run(experiment, exp.dataset, model, checkpoint, test_frame, metrics, out)
     log.info("%s: test accuracy %.4f", experiment, metrics["test"]["accuracy"])
     return out
