@@ -200,6 +200,30 @@ def _save(best: _Best, epochs: _Epochs, checkpoint: Path, key: str, epoch: int, 
     ).save(checkpoint, key)
 
 
+def _epoch(run: _Epochs, best: _Best, number: int, label: str, phase: str) -> tuple[dict, bool]:
+    """Train and score epoch ``number`` of the run, and let early stopping see it.
+
+    Returns its history row and whether patience has run out.
+    """
+    run.reseed(number + 1)  # the seeds runs used before this helper existed: old checkpoints resume alike
+    started = time.perf_counter()
+    stats, val_loss, val_accuracy = run.run(label)
+    best.result.samples_seen += stats.seen
+    best.result.seconds += stats.seconds
+    watched = val_loss if run.has_val else stats.loss
+    row = _history_row(
+        number,
+        phase,
+        stats,
+        (val_loss, val_accuracy),
+        run.optimizer.param_groups[0]["lr"],
+        time.perf_counter() - started,
+    )
+    best.result.history.append(row)
+    step_schedule(run.scheduler, watched)
+    return row, best.observe(watched, number, run.net, run.settings.early_stopping_patience)
+
+
 def fit(
     net: nn.Module,
     train_batches: DataLoader,
@@ -260,23 +284,7 @@ def fit(
     for epoch in range(start, total + 1):
         if finished:
             break
-        run.reseed(first_epoch + epoch)
-        started = time.perf_counter()
-        stats, val_loss, val_accuracy = run.run(f"{desc} {phase} epoch {epoch}/{total}")
-        best.result.samples_seen += stats.seen
-        best.result.seconds += stats.seconds
-        watched = val_loss if run.has_val else stats.loss
-        row = _history_row(
-            first_epoch + epoch - 1,
-            phase,
-            stats,
-            (val_loss, val_accuracy),
-            optimizer.param_groups[0]["lr"],
-            time.perf_counter() - started,
-        )
-        best.result.history.append(row)
-        step_schedule(run.scheduler, watched)
-        stop = best.observe(watched, row["epoch"], net, settings.early_stopping_patience)
+        row, stop = _epoch(run, best, first_epoch + epoch - 1, f"{desc} {phase} epoch {epoch}/{total}", phase)
         finished = stop or epoch == total
         if checkpoint is not None:
             _save(best, run, checkpoint, checkpoint_key, epoch, finished)
