@@ -240,3 +240,25 @@ def test_two_identical_runs_write_byte_identical_model_files(project):
     timing = json.loads(Path(f"results/{experiment}/training.json").read_text())
     assert timing["train_seconds"] > 0 and timing["train_images_per_second"] > 0
     assert "train_seconds" not in json.loads(written[1]["summary.json"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", ["mobilenet-frozen", "effnet-finetune"])
+def test_evaluate_scores_train_and_val_on_the_featurize_cache_not_the_images(project, experiment):
+    """A frozen base's features and a fine-tuned base's activations at the cut are fixed functions
+    of the images: evaluate runs only the trained part on them, as the train stage did, so its
+    train and val figures need no image and match the training history."""
+    featurize_experiment(project, experiment)
+    train_experiment(project, experiment)
+    manifest = pd.read_csv("data/prepared/toy/manifest.csv")
+    for path in manifest.query("split != 'test'").path:
+        Path(path).rename(f"{path}.gone")  # any read of a train or val image now fails
+
+    evaluate_experiment(project, experiment)
+    metrics = json.loads(Path(f"results/{experiment}/metrics.json").read_text())
+    assert (metrics["train"]["images"], metrics["val"]["images"], metrics["test"]["images"]) == (14, 4, 2)
+    history = pd.read_csv(f"results/{experiment}/history.csv")
+    best = json.loads((Path("data/models") / experiment / "summary.json").read_text())["best_epoch"]
+    # The weights kept are the best epoch's; its validation loss came from the same cache (bfloat16
+    # autocast in one phase or the other: hence not to the last digit).
+    assert metrics["val"]["loss"] == pytest.approx(history.val_loss[best - 1], rel=0.02)

@@ -22,13 +22,14 @@ from visionlab.evaluation.plots import plot_confusion, plot_learning_curves
 from visionlab.evaluation.report import confusion, per_class_report, report_markdown
 from visionlab.evaluation.robustness import DegradedImages, degradation, hflip_tta
 from visionlab.models import load_checkpoint
+from visionlab.models.base import CachedTop
 from visionlab.params import Params
 from visionlab.tracking import RUN_RECORD, finishing, open_run
 from visionlab.tracking.model_logging import log_classifier
 from visionlab.training.data import image_dataset, loader
 from visionlab.training.feature_cache import CACHED_SPLITS, feature_file, load_features
 from visionlab.training.inference import gather_outputs
-from visionlab.training.runtime import select_device, use_amp
+from visionlab.training.runtime import select_device, use_amp, use_amp_on_cached_top
 
 log = logging.getLogger(__name__)
 
@@ -62,20 +63,34 @@ def _batches(dataset, params: Params):
     return loader(dataset, params.evaluate.batch_size, shuffle=False, workers=params.evaluate.num_workers)
 
 
-def _cached_features(experiment: str, split: str, rows: pd.DataFrame) -> torch.Tensor | None:
-    """The featurize stage's features of exactly these images, in this order, if it cached them.
+def _cached_inputs(
+    experiment: str, split: str, rows: pd.DataFrame, model, spec: dict
+) -> tuple[torch.nn.Module, torch.Tensor, str] | None:
+    """What featurize cached of exactly these images, in this order, and the part of the model
+    that runs on it: (that part, its inputs, what they are), or None to run the whole model.
 
-    Only train and val are cached: featurize prepares training inputs, and the test split (the
-    smallest, 10%) runs through the whole model here, so nothing the train stage reads was
-    computed from test images.
+    A frozen base's pooled features feed the head. A fine-tuned base's activations entering
+    ``unfreeze_from`` feed the top blocks and head, as in phase two: the blocks below the cut never
+    trained, so they are what featurize ran. Only train and val are cached: featurize prepares
+    training inputs, and the test split runs through the whole model here, so nothing the train
+    stage reads was computed from test images.
     """
+    if spec["base"] not in ("frozen", "finetune"):
+        return None
     if split not in CACHED_SPLITS or not feature_file(paths.features_dir(experiment), split).is_file():
         return None
     cache = load_features(experiment, split)
+    if spec["base"] == "frozen":
+        net, key = model.head, "features"
+    else:
+        cut = model.split_at(spec["unfreeze_from"]) if spec.get("unfreeze_from") else None
+        if cut is None or "activations" not in cache:
+            return None  # activation_cache: off, so the top was trained on whole images
+        net, key = CachedTop(cut[1], model.head), "activations"
     where = {path: i for i, path in enumerate(cache["paths"])}
     if not all(path in where for path in rows.path):
         return None  # an augmented model's cache holds the copies, not these originals
-    return cache["features"][torch.tensor([where[path] for path in rows.path], dtype=torch.long)]
+    return net, cache[key][torch.tensor([where[path] for path in rows.path], dtype=torch.long)], key
 
 
 def _prepared_rows(dataset: str, classes: list[str], experiment: str) -> pd.DataFrame:
@@ -89,12 +104,21 @@ def _prepared_rows(dataset: str, classes: list[str], experiment: str) -> pd.Data
 
 
 def _score_splits(
-    params: Params, experiment: str, model, checkpoint: dict, prepared: pd.DataFrame, amp: bool
+    params: Params,
+    experiment: str,
+    model,
+    checkpoint: dict,
+    prepared: pd.DataFrame,
+    amp: tuple[bool, bool],
 ) -> tuple[dict[str, dict[str, float]], pd.DataFrame | None, object]:
-    """Scores per split, the test predictions and the test images (None when test is empty)."""
+    """Scores per split, the test predictions and the test images (None when test is empty).
+
+    ``amp``: autocast for the whole model, and for a fine-tuned top on cached activations (as in
+    phase two of training).
+    """
+    amp, amp_top = amp
     classes, size, device = checkpoint["classes"], checkpoint["image_size"], _device_of(model)
     grayscale = checkpoint.get("grayscale", False)
-    frozen = checkpoint["spec"]["base"] == "frozen"
     metrics: dict[str, dict[str, float]] = {}
     test_frame, test_set = None, None
     for split in SPLITS:
@@ -102,13 +126,15 @@ def _score_splits(
         if rows.empty:
             continue
         dataset = image_dataset(rows, classes, size, model, grayscale)
-        cached = _cached_features(experiment, split, rows) if frozen else None
+        cached = _cached_inputs(experiment, split, rows, model, checkpoint["spec"])
         if cached is not None:
-            # featurize already ran the frozen backbone on these images: only the head runs here.
+            # featurize already ran the frozen part on these images: only what trained runs here.
+            net, inputs, what = cached
             labels = torch.tensor(dataset.labels)
-            batches = loader(TensorDataset(cached, labels), params.evaluate.batch_size, False, 0)
-            desc = f"evaluate {split} (cached features)"
-            logits, labels = gather_outputs(model.head, batches, device, desc=desc, amp=amp)
+            batches = loader(TensorDataset(inputs, labels), params.evaluate.batch_size, False, 0)
+            desc = f"evaluate {split} (cached {what})"
+            net_amp = amp if what == "features" else amp_top
+            logits, labels = gather_outputs(net, batches, device, desc=desc, amp=net_amp)
         else:
             batches = _batches(dataset, params)
             logits, labels = gather_outputs(model, batches, device, desc=f"evaluate {split}", amp=amp)
@@ -249,8 +275,11 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     recipe = params.recipe_of(experiment)
     device = select_device(recipe.device)
     amp = use_amp(device, recipe.amp)  # as trained: train.amp off means float32 here too
+    amp_top = use_amp_on_cached_top(device, recipe.amp)
     model.to(device)
-    metrics, test_frame, test_set = _score_splits(params, experiment, model, checkpoint, prepared, amp)
+    metrics, test_frame, test_set = _score_splits(
+        params, experiment, model, checkpoint, prepared, (amp, amp_top)
+    )
     if test_frame is None:
         raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
     metrics.update(_score_test_variants(params, model, test_set, amp))
