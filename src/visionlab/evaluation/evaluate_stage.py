@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from visionlab.models.base import CachedTop
 from visionlab.params import Params
 from visionlab.tracking import RUN_RECORD, finishing, open_run
 from visionlab.tracking.model_logging import log_classifier
-from visionlab.training.data import image_dataset, loader
+from visionlab.training.data import ImageDataset, image_dataset, loader
 from visionlab.training.feature_cache import CACHED_SPLITS, feature_file, load_features
 from visionlab.training.inference import gather_outputs
 from visionlab.training.runtime import select_device, use_amp, use_amp_on_cached_top
@@ -109,14 +110,14 @@ def _score_splits(
     model,
     checkpoint: dict,
     prepared: pd.DataFrame,
-    amp: tuple[bool, bool],
-) -> tuple[dict[str, dict[str, float]], pd.DataFrame | None, object]:
+    amp: bool,
+    amp_top: bool,
+) -> tuple[dict[str, dict[str, float]], pd.DataFrame | None, ImageDataset | None]:
     """Scores per split, the test predictions and the test images (None when test is empty).
 
-    ``amp``: autocast for the whole model, and for a fine-tuned top on cached activations (as in
-    phase two of training).
+    ``amp``: autocast for the whole model; ``amp_top``: for a fine-tuned top on cached
+    activations (as in phase two of training).
     """
-    amp, amp_top = amp
     classes, size, device = checkpoint["classes"], checkpoint["image_size"], _device_of(model)
     grayscale = checkpoint.get("grayscale", False)
     metrics: dict[str, dict[str, float]] = {}
@@ -189,19 +190,31 @@ def _read_history(experiment: str) -> pd.DataFrame:
     return pd.read_csv(history_path)
 
 
+class SplitReport(NamedTuple):
+    """The test split's per-class report and confusion matrix (counts, row-normalised)."""
+
+    by_class: pd.DataFrame
+    counts: np.ndarray
+    normalised: np.ndarray
+
+
+def _test_report(test_frame: pd.DataFrame, classes: list[str]) -> SplitReport:
+    index = {name: i for i, name in enumerate(classes)}
+    truth = test_frame.label.map(index).to_numpy()
+    guess = test_frame.predicted.map(index).to_numpy()
+    return SplitReport(per_class_report(truth, guess, classes), *confusion(truth, guess, classes))
+
+
 def _write_outputs(
     experiment: str,
     classes: list[str],
     test_frame: pd.DataFrame,
-    report: pd.DataFrame,
+    test: SplitReport,
     history: pd.DataFrame,
     metrics: dict,
 ) -> Path:
     """The evaluation folder (reports, confusion plots, predictions) and the DVC metrics files."""
-    index = {name: i for i, name in enumerate(classes)}
-    counts, normalised = confusion(
-        test_frame.label.map(index).to_numpy(), test_frame.predicted.map(index).to_numpy(), classes
-    )
+    report, counts, normalised = test
     out = paths.eval_dir(experiment)
     with atomic_dir(out) as scratch:
         report.to_csv(scratch / "classification_report.csv", index=False)
@@ -278,23 +291,20 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     amp_top = use_amp_on_cached_top(device, recipe.amp)
     model.to(device)
     metrics, test_frame, test_set = _score_splits(
-        params, experiment, model, checkpoint, prepared, (amp, amp_top)
+        params, experiment, model, checkpoint, prepared, amp, amp_top
     )
     if test_frame is None:
         raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
     metrics.update(_score_test_variants(params, model, test_set, amp))
 
-    index = {name: i for i, name in enumerate(classes)}
-    report = per_class_report(
-        test_frame.label.map(index).to_numpy(), test_frame.predicted.map(index).to_numpy(), classes
-    )
-    by_class = report.set_index("class")
+    test = _test_report(test_frame, classes)
+    by_class = test.by_class.set_index("class")
     metrics["test"]["macro_f1"] = float(by_class.loc["macro avg", "f1"])
     metrics["test"]["weighted_f1"] = float(by_class.loc["weighted avg", "f1"])
     history = _read_history(experiment)
     metrics["training"] = _training_figures(experiment, checkpoint, history)
 
-    out = _write_outputs(experiment, classes, test_frame, report, history, metrics)
+    out = _write_outputs(experiment, classes, test_frame, test, history, metrics)
     _log_run(experiment, exp.dataset, model, checkpoint, test_frame, metrics, out)
     log.info("%s: test accuracy %.4f", experiment, metrics["test"]["accuracy"])
     return out

@@ -205,7 +205,7 @@ def _epoch(run: _Epochs, best: _Best, number: int, label: str, phase: str) -> tu
 
     Returns its history row and whether patience has run out.
     """
-    run.reseed(number + 1)  # the seeds runs used before this helper existed: old checkpoints resume alike
+    run.reseed(number + 1)  # fit has always seeded epoch n with n + 1: saved checkpoints resume alike
     started = time.perf_counter()
     stats, val_loss, val_accuracy = run.run(label)
     best.result.samples_seen += stats.seen
