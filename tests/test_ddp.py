@@ -29,7 +29,7 @@ from visionlab.data.prepare import prepare_dataset
 from visionlab.errors import ParamsError, VisionlabError
 from visionlab.params import TrainParams, parse_params
 from visionlab.training.data import ShardSampler, loader
-from visionlab.training.launch import failure_message, launch_config
+from visionlab.training.launch import failure_message, launch_config, worker_params_yaml
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE = REPO / "stages" / "train.py"
@@ -94,6 +94,26 @@ def test_static_rendezvous_takes_the_node_rank_from_slurm():
         launch_config(settings, environ={})
     with pytest.raises(VisionlabError, match=r"train\.node_rank"):
         launch_config(settings, environ={"NODE_RANK": "3"})
+
+
+def test_workers_validate_the_shipped_params_exactly_as_the_stage_did():
+    # Every launcher path (one machine, several, Slurm) hands its workers this file.
+    shipped = parse_params(yaml.safe_load((REPO / "params.yaml").read_text()))
+    again = parse_params(yaml.safe_load(worker_params_yaml(shipped)), "worker params")
+    assert again == shipped
+    for name in shipped.experiments:
+        assert again.model_of(name) == shipped.model_of(name)
+        assert again.recipe_of(name) == shipped.recipe_of(name)
+        assert again.explain_of(name) == shipped.explain_of(name)
+    # What the launcher once wrote (every default filled in) is refused for the shipped experiments.
+    with pytest.raises(ParamsError, match=r"augmented: experiments\..*\.train_images decides"):
+        parse_params(yaml.safe_load(yaml.safe_dump(shipped.model_dump(mode="json"))))
+
+
+def test_workers_get_overrides_made_in_code():
+    params = parse_params(minimal_params())
+    changed = params.model_copy(update={"train": params.train.model_copy(update={"lr": 0.25})})
+    assert parse_params(yaml.safe_load(worker_params_yaml(changed))).train.lr == 0.25
 
 
 def test_validation_shards_cover_each_image_once():
@@ -286,6 +306,8 @@ def test_the_failure_message_leads_with_the_root_cause(tmp_path):
     assert "rank 3" not in message  # stopped by the agent: one of "the other workers"
     only_stopped = failure_message("x", {3: _failure(3, -signal.SIGTERM, timestamp=1)}, tmp_path)
     assert "worker rank 3 (pid 103) was stopped (SIGTERM)" in only_stopped
-    assert failure_message("x", {4: _failure(4, 2, timestamp=1)}, tmp_path).startswith(
-        "train@x: worker rank 4 (pid 104) failed: exit code 2"
-    )
+    failed = failure_message("x", {4: _failure(4, 2, timestamp=1)}, tmp_path)
+    assert failed.startswith("train@x: worker rank 4 (pid 104) failed: exit code 2")
+    # Only a killed worker is helped by a plain rerun; a failure with a reason needs its cause fixed.
+    assert "rerun the stage to resume" in message and "fix the cause" not in message
+    assert "fix the cause above" in failed and "rerun the stage to resume" not in failed

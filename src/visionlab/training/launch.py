@@ -101,10 +101,8 @@ def launch(
         settings.lr,
     )
     with tempfile.TemporaryDirectory(prefix="visionlab-ddp-") as scratch:
-        # The params the stage validated, frozen for its workers (a test or an override may differ
-        # from params.yaml on disk).
         params_file = Path(scratch) / "params.yaml"
-        params_file.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False))
+        params_file.write_text(worker_params_yaml(params))
         entry = f"{work.__module__}:{work.__qualname__}"
         args = [
             "-m",
@@ -121,6 +119,16 @@ def launch(
             elastic_launch(config, sys.executable)(*args)
         except ChildFailedError as exc:
             raise VisionlabError(failure_message(experiment, exc.failures, Path(scratch))) from None
+
+
+def worker_params_yaml(params: Params) -> str:
+    """The params the stage validated, as YAML its workers validate exactly as the stage did.
+
+    Only the keys that were set: a full dump would fill in every default, and some of those are
+    refused when set beside another key (``models.<m>.augmented`` beside an experiment's
+    ``train_images``), so the workers would reject what the stage accepted.
+    """
+    return yaml.safe_dump(params.model_dump(mode="json", exclude_unset=True), sort_keys=False)
 
 
 def failure_message(experiment: str, failures: Mapping[int, ProcessFailure], errors: Path) -> str:
@@ -155,6 +163,12 @@ def failure_message(experiment: str, failures: Mapping[int, ProcessFailure], err
     message = f"train@{experiment}: {first}"
     if others:
         message += "; then " + "; ".join(others)
-    return (
-        f"{message}. The other workers were stopped; rerun the stage to resume from the last finished epoch."
+    # A killed worker (OOM, preemption, a signal) leaves a run a rerun can continue; a worker that
+    # failed with a reason fails the same way again until that reason is dealt with.
+    killed = ranked[0][1].exitcode < 0
+    advice = (
+        "rerun the stage to resume from the last finished epoch"
+        if killed
+        else "fix the cause above, then rerun the stage (it resumes from the last finished epoch)"
     )
+    return f"{message}. The other workers were stopped; {advice}."
