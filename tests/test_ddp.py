@@ -249,7 +249,7 @@ def _worker(stage: psutil.Process, rank: int) -> psutil.Process:
 
 
 @pytest.mark.slow
-def test_a_killed_worker_fails_the_stage_naming_its_rank_and_a_rerun_resumes(tmp_path):
+def test_a_killed_worker_fails_the_stage_naming_its_rank_and_a_rerun_continues_its_run(tmp_path):
     root = _project(tmp_path / "kill", 2, epochs=4)
     process = _stage(root)
     stage = psutil.Process(process.pid)
@@ -258,20 +258,23 @@ def test_a_killed_worker_fails_the_stage_naming_its_rank_and_a_rerun_resumes(tmp
         assert process.poll() is None, process.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "no epoch finished in time"
         time.sleep(0.02)
-    victim = _worker(stage, 1)
-    survivor = _worker(stage, 0)
+    # Rank 0 holds the MLflow run: killed outright, it cannot mark it; the stage process must.
+    victim = _worker(stage, 0)
+    survivor = _worker(stage, 1)
     victim.send_signal(signal.SIGKILL)
     _, err = process.communicate(timeout=120)
 
     assert process.returncode == 1, err[-3000:]
     message = [line.split("error: ", 1)[1] for line in err.splitlines() if "error: " in line]
     assert len(message) == 1, err[-3000:]  # (after a progress bar's carriage return, maybe)
-    assert message[0].startswith(f"train@toy-cnn: worker rank 1 (pid {victim.pid}) was killed by SIGKILL")
+    assert message[0].startswith(f"train@toy-cnn: worker rank 0 (pid {victim.pid}) was killed by SIGKILL")
     assert "rerun the stage to resume" in message[0]
     assert "Traceback" not in err.split("error:")[-1]
     survivor.wait(timeout=30) if survivor.is_running() else None
     assert not survivor.is_running() or survivor.status() == psutil.STATUS_ZOMBIE  # no orphan left
     assert not (root / "data/models/toy-cnn").exists()
+    # The stage process saw rank 0 die: the run is marked at once, not left RUNNING.
+    assert [run.info.status for run in _runs(root)] == ["KILLED"]
 
     rerun = _run_stage(root)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -280,7 +283,12 @@ def test_a_killed_worker_fails_the_stage_naming_its_rank_and_a_rerun_resumes(tmp
     assert list(history.epoch) == [1, 2, 3, 4]
     timing = json.loads((root / "results/toy-cnn/training.json").read_text())
     assert timing["resumed_after_epoch"] >= 1
-    assert len(_runs(root)) == 2  # the failed run, marked failed, and the finished one
+    # One experiment, one run: the resume continued the killed run, each epoch logged once.
+    (run,) = _runs(root)
+    assert run.info.status == "FINISHED"
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")]
+    assert sorted(steps) == [1, 2, 3, 4], steps
 
 
 def _failure(rank: int, exitcode: int, timestamp: int):

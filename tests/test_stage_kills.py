@@ -139,6 +139,19 @@ def test_killed_train_stage_resumes_to_the_same_weights(project):
     assert Path("results/toy-cnn/history.csv").read_text().splitlines()[0].endswith("seconds")
     assert strip(Path("results/toy-cnn/history.csv").read_text()) == strip(history)
 
+    # One MLflow run per training: the killed one was continued, not joined by a second run.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    runs = client.search_runs(
+        [client.get_experiment_by_name("toy").experiment_id], "tags.`visionlab.experiment` = 'toy-cnn'"
+    )
+    # The straight run, then the killed and resumed one.
+    assert sorted(run.info.status for run in runs) == ["FINISHED", "FINISHED"]
+    for run in runs:
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")]
+        assert sorted(steps) == [1, 2, 3, 4], steps  # every epoch once, across the kill
+
 
 def test_killed_featurize_stage_leaves_nothing_and_reruns_to_the_same_features(project):
     out = Path("data/features/toy-effnet")

@@ -8,6 +8,7 @@ download cache, a relative mirror folder) is resolved against the *original* pro
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 _EXPS_MARKER = (".dvc", "tmp", "exps")
@@ -44,6 +45,15 @@ def resume_dir(experiment: str, key: str) -> Path:
     """Epoch checkpoints of an unfinished training run: outside DVC's outputs, which DVC deletes
     before it reruns a stage, and keyed by params and data so only the same run resumes."""
     return project_root() / "data" / ".resume" / f"{experiment}-{key[:16]}"
+
+
+def resume_dirs(experiment: str) -> list[Path]:
+    """Every resume folder of ``experiment``, whatever params wrote it (not those of ``<experiment>-x``)."""
+    root = project_root() / "data" / ".resume"
+    if not root.is_dir():
+        return []
+    named = re.compile(re.escape(experiment) + r"-[0-9a-f]{16}")
+    return sorted(p for p in root.iterdir() if p.is_dir() and named.fullmatch(p.name))
 
 
 def raw_dir(dataset: str) -> Path:

@@ -280,6 +280,8 @@ def fit(
     if best_so_far is not None:
         best.result.best_loss, best.result.best_epoch = best_so_far
     start, finished = _resume(best, run, checkpoint, checkpoint_key, desc)
+    for row in best.result.history:  # epochs from the checkpoint: a killed run may not have logged its last
+        on_epoch(row)
 
     for epoch in range(start, total + 1):
         if finished:

@@ -13,12 +13,14 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from visionlab import paths
+from visionlab.errors import VisionlabError
 from visionlab.models import Classifier, build_model
 from visionlab.models.base import count_trainable
 from visionlab.params import ModelParams, Params, TrainParams
 from visionlab.redaction import redact
-from visionlab.tracking import TrackedRun, finishing, start_run
+from visionlab.tracking import TrackedRun, finishing
 from visionlab.tracking.datasets import log_datasets
+from visionlab.tracking.resumable import abandon_runs, resumable_run
 from visionlab.training import distributed
 from visionlab.training.data import loader, split_rows
 from visionlab.training.feature_cache import featurize_seconds
@@ -145,6 +147,9 @@ class _NotLogged:
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         pass
 
+    def log_epoch(self, metrics: dict, step: int) -> None:
+        pass
+
     def finish(self, ok: bool = True) -> None:
         pass
 
@@ -154,7 +159,13 @@ def train_experiment(params: Params, experiment: str) -> Path:
     here = distributed.world()
     if processes(settings) > 1 and here.size == 1:
         # The stage process starts the workers and waits; each of them comes back here as a rank.
-        launch(train_experiment, params, experiment, settings)
+        try:
+            launch(train_experiment, params, experiment, settings)
+        except VisionlabError:
+            # Rank 0 died with its run RUNNING, or could not mark it: the run is not alive until a
+            # rerun reopens it.
+            abandon_runs(paths.resume_dirs(experiment))
+            raise
         return paths.model_dir(experiment)
     exp = params.experiment(experiment)
     spec = params.model_of(experiment)
@@ -178,10 +189,13 @@ def train_experiment(params: Params, experiment: str) -> Path:
     )
     key = resume_key(params, experiment, splits)
     resume = paths.resume_dir(experiment, key)
-    if not settings.resume and here.is_main:
-        shutil.rmtree(resume, ignore_errors=True)
+    if here.is_main:
+        # Checkpoints of other params will never be resumed by this stage, nor these with resume off.
+        abandon_runs([d for d in paths.resume_dirs(experiment) if d != resume or not settings.resume])
+        if not settings.resume:
+            shutil.rmtree(resume, ignore_errors=True)
 
-    run = start_run(exp.dataset, experiment) if here.is_main else _NotLogged()
+    run = resumable_run(resume, exp.dataset, experiment, "train_loss") if here.is_main else _NotLogged()
     with finishing(run):
         run.log_params(experiment_params(params, experiment))
         run.log_params(
@@ -205,7 +219,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
 
         def on_epoch(row: dict) -> None:
             metrics = {k: v for k, v in row.items() if k not in ("epoch", "phase")}
-            run.log_metrics(metrics, step=row["epoch"])
+            run.log_epoch(metrics, step=row["epoch"])
 
         common = dict(
             penalty=l2_penalty(model, spec),
