@@ -16,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from PIL import Image
 
 from tests.conftest import minimal_params
 from visionlab.params import parse_params
+from visionlab.params.scale import quick_try
 from visionlab.reporting import build_report
 from visionlab.reporting.published import load_published
 from visionlab.tracking.registry import Candidate, register_best
@@ -312,8 +314,9 @@ def test_registry_tracks_the_best_run(store, monkeypatch):
     import mlflow
 
     first, second = logged_run("pets-a", "pets"), logged_run("pets-b", "pets")
-    a_wins = [Candidate("pets-a", first, 0.9, 0.8), Candidate("pets-b", second, 0.9, 0.7)]  # tie: F1 decides
-    b_wins = [Candidate("pets-a", first, 0.8, 0.8), Candidate("pets-b", second, 0.9, 0.7)]
+    # (validation accuracy, validation loss): a tie in accuracy goes to the lower loss.
+    a_wins = [Candidate("pets-a", first, 0.9, 0.30), Candidate("pets-b", second, 0.9, 0.35)]
+    b_wins = [Candidate("pets-a", first, 0.8, 0.30), Candidate("pets-b", second, 0.9, 0.35)]
 
     registered = register_best("pets", a_wins, store)
     assert (registered.name, registered.version, registered.changed) == ("visionlab-pets", "1", True)
@@ -340,14 +343,58 @@ def test_registry_tracks_the_best_run(store, monkeypatch):
 def test_a_lesser_model_reported_later_does_not_take_the_alias(store):
     """Queued variants report from their own workspaces, in any order: the alias keeps the best."""
     strong, weak = logged_run("fish-strong", "fish"), logged_run("fish-weak", "fish")
-    assert register_best("fish", [Candidate("fish-strong", strong, 0.95, 0.9)], store).changed
+    assert register_best("fish", [Candidate("fish-strong", strong, 0.95, 0.2)], store).changed
     later = register_best("fish", [Candidate("fish-weak", weak, 0.7, 0.7)], store)
     assert (later.changed, later.experiment, later.run_id) == (False, "fish-strong", strong)
     assert store.get_model_version_by_alias("visionlab-fish", "best").run_id == strong
     # A better one does take it, and so does the workspace's best once the held run, rerun, got worse.
-    assert register_best("fish", [Candidate("fish-weak", weak, 0.97, 0.9)], store).experiment == "fish-weak"
-    worse = [Candidate("fish-weak", weak, 0.5, 0.5), Candidate("fish-strong", strong, 0.9, 0.9)]
+    assert register_best("fish", [Candidate("fish-weak", weak, 0.97, 0.2)], store).experiment == "fish-weak"
+    worse = [Candidate("fish-weak", weak, 0.5, 0.9), Candidate("fish-strong", strong, 0.9, 0.2)]
     assert register_best("fish", worse, store).experiment == "fish-strong"
+
+
+def test_the_registry_chooses_on_validation_and_never_takes_a_quick_try(store):
+    """Selection never sees test; a debug run on a sample never displaces a full-set model."""
+    chosen, tested_better, tiny = (logged_run(name, "owls") for name in ("owls-a", "owls-b", "owls-tiny"))
+    candidates = [
+        Candidate("owls-a", chosen, val_accuracy=0.91, val_loss=0.30, test_accuracy=0.88, test_macro_f1=0.87),
+        # Higher test accuracy, lower validation accuracy: choosing it would be selection on test.
+        Candidate(
+            "owls-b", tested_better, val_accuracy=0.89, val_loss=0.28, test_accuracy=0.95, test_macro_f1=0.95
+        ),
+        Candidate(
+            "owls-tiny", tiny, 1.0, 0.01, 1.0, 1.0, quick_try="prepare.max_per_class is 20: a sample of owls"
+        ),
+    ]
+    registered = register_best("owls", candidates, store)
+    assert (registered.experiment, registered.run_id) == ("owls-a", chosen)
+    tags = store.get_model_version_by_alias("visionlab-owls", "best").tags
+    assert tags["visionlab.selected_on"] == "validation"
+    assert (tags["val_accuracy"], tags["val_loss"], tags["test_accuracy"]) == ("0.9100", "0.3000", "0.8800")
+
+    only_quick = register_best("owls", candidates[2:], store)
+    assert only_quick.changed is False and "only quick tries" in only_quick.skipped
+    assert store.get_model_version_by_alias("visionlab-owls", "best").run_id == chosen
+    nobody = register_best("wrens", candidates[2:], store)
+    assert "owls-tiny: prepare.max_per_class is 20" in nobody.skipped
+    assert "visionlab-wrens" not in [m.name for m in store.search_registered_models()]
+
+
+def test_a_quick_try_is_named_as_such_and_shipped_experiments_are_full_scale():
+    shipped = parse_params(yaml.safe_load((ROOT / "params.yaml").read_text()))
+    assert [name for name in shipped.experiments if quick_try(shipped, name)] == []
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["prepare"]["max_per_class"] = 20  # the README's quick try
+    raw["augment"]["image_size"] = raw["train"]["image_size"] = 64
+    tried = parse_params(raw)
+    assert quick_try(tried, "flowers-cnn").startswith("prepare.max_per_class is 20: a sample of flowers; ")
+    assert "train.image_size is 64 px, below the default 224" in quick_try(tried, "flowers-cnn")
+    # The cats-and-dogs card caps itself (the study's subset) and sets its own side: still full scale.
+    assert quick_try(tried, "catsdogs-best") is None
+    raw["experiments"]["caltech-cnn1"]["model_overrides"] = {"image_size": 112}
+    assert "112 px is below datasets.caltech101_5.image_size (224)" in quick_try(
+        parse_params(raw), "caltech-cnn1"
+    )
 
 
 def test_registry_skips_unknown_runs_with_a_warning(store, caplog):
@@ -356,9 +403,9 @@ def test_registry_skips_unknown_runs_with_a_warning(store, caplog):
     bare = start_run("birds", "birds-bare")  # evaluated before models were logged
     bare.finish(True)
     with caplog.at_level(logging.WARNING):
-        unknown = register_best("birds", [Candidate("birds-a", "0" * 32, 0.9, 0.9)], store)
-        no_model = register_best("birds", [Candidate("birds-bare", bare.run_id, 0.9, 0.9)], store)
-        no_record = register_best("birds", [Candidate("birds-c", None, 0.9, 0.9)], store)
+        unknown = register_best("birds", [Candidate("birds-a", "0" * 32, 0.9, 0.2)], store)
+        no_model = register_best("birds", [Candidate("birds-bare", bare.run_id, 0.9, 0.2)], store)
+        no_record = register_best("birds", [Candidate("birds-c", None, 0.9, 0.2)], store)
     assert "unknown to the store" in unknown.skipped
     assert "no logged mlflow_model" in no_model.skipped
     assert "no MLflow run recorded" in no_record.skipped

@@ -121,7 +121,7 @@ def team(tmp_path_factory) -> Iterator[Team]:
         yield Team(project, tmp, url, tmp / "artifacts", time.monotonic() - started)
 
 
-def test_pipeline_logs_runs_artifacts_and_registry_to_the_team_server(team):
+def test_pipeline_logs_runs_and_artifacts_to_the_team_server_and_a_quick_try_is_not_registered(team):
     client = team.client()
     experiment = client.get_experiment_by_name("flowers")
     assert experiment is not None
@@ -149,9 +149,11 @@ def test_pipeline_logs_runs_artifacts_and_registry_to_the_team_server(team):
         "explanations/index.html"
     }
 
-    # The report stage registered the best model in the server's registry.
-    version = client.get_model_version_by_alias("visionlab-flowers", "best")
-    assert version.run_id == run.info.run_id
+    # A quick try (10 images per class, 48 px) on a shared server: tagged, and never made @best,
+    # where it could displace a full-set model.
+    assert run.data.tags["visionlab.scale"] == "quick try"
+    assert "prepare.max_per_class is 10" in run.data.tags["visionlab.quick_try"]
+    assert "visionlab-flowers" not in [m.name for m in client.search_registered_models()]
     assert not (team.project / "mlflow.db").exists(), "logged to a local store instead of the server"
 
     # `visionlab doctor` checks the server it is pointed at.

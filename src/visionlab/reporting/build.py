@@ -9,6 +9,7 @@ from pathlib import Path
 
 from visionlab.atomic import atomic_write_text
 from visionlab.params import Params
+from visionlab.params.scale import quick_try
 from visionlab.reporting.collect import DatasetRecord, comparison_frame, history_frame, read_datasets
 from visionlab.reporting.html import render_html
 from visionlab.reporting.markdown import render_markdown
@@ -32,17 +33,31 @@ class ReportFiles:
         return [self.html, self.summary, self.comparison, self.learning_curves]
 
 
-def register_datasets(datasets: list[DatasetRecord], prefix: str) -> dict[str, Registration]:
+def candidates_of(params: Params, dataset: DatasetRecord) -> list[Candidate]:
+    """The data set's evaluated experiments, scored on validation, quick tries marked."""
+    return [
+        Candidate(
+            e.name,
+            e.run_id,
+            val_accuracy=e.metric("val", "accuracy"),
+            val_loss=e.metric("val", "loss"),
+            test_accuracy=e.metric("test", "accuracy"),
+            test_macro_f1=e.metric("test", "macro_f1"),
+            quick_try=quick_try(params, e.name) if e.name in params.experiments else None,
+        )
+        for e in dataset.run
+    ]
+
+
+def register_datasets(params: Params, datasets: list[DatasetRecord]) -> dict[str, Registration]:
     """Each data set's best run into the registry. A registry failure costs its line in the
     report, never the report: the tables are worth having even with the store unreachable."""
+    prefix = params.report.registry_prefix
     registrations: dict[str, Registration] = {}
     for dataset in datasets:
         if not dataset.run:
             continue
-        candidates = [
-            Candidate(e.name, e.run_id, e.metric("test", "accuracy"), e.metric("test", "macro_f1"))
-            for e in dataset.run
-        ]
+        candidates = candidates_of(params, dataset)
         try:
             registrations[dataset.name] = register_best(dataset.name, candidates, prefix=prefix)
         except Exception as exc:  # any store failure (locked, unreachable, older schema): same answer
@@ -69,7 +84,7 @@ def build_report(
     datasets = read_datasets(params, Path(root))
     frame = comparison_frame(datasets)
     register = params.report.register_best if register is None else register
-    registrations = register_datasets(datasets, params.report.registry_prefix) if register else {}
+    registrations = register_datasets(params, datasets) if register else {}
     commit = git_commit()
     files = ReportFiles(
         out_dir / "index.html",

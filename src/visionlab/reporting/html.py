@@ -88,7 +88,8 @@ def _registry(registration: Registration | None) -> str:
         )
     state = "new version" if registration.changed else "unchanged"
     return (
-        f'<p class="registry">Best model: <strong>{_e(registration.experiment)}</strong> &rarr; MLflow '
+        '<p class="registry">Best model (on validation accuracy): '
+        f"<strong>{_e(registration.experiment)}</strong> &rarr; MLflow "
         f"registry <code>models:/{_e(registration.name)}@best</code> (version {_e(registration.version)}, "
         f"{state}; run <code>{_e(registration.run_id)}</code>).</p>"
     )

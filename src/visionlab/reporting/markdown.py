@@ -30,7 +30,8 @@ def _registry(registration: Registration | None) -> list[str]:
         return [f"Model registry `{registration.name}`: not updated ({registration.skipped}).", ""]
     state = "new version" if registration.changed else "unchanged"
     return [
-        f"Best model: **{registration.experiment}** -> `models:/{registration.name}@best` "
+        f"Best model (on validation accuracy): **{registration.experiment}** -> "
+        f"`models:/{registration.name}@best` "
         f"(version {registration.version}, {state}).",
         "",
     ]

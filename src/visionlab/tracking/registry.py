@@ -2,7 +2,12 @@
 
 ``visionlab-<dataset>`` gets a new version only when the best run changes, and the alias ``best``
 points at the best model any report has seen, so ``models:/visionlab-flowers@best`` is what a
-consumer loads. A report compares its workspace's experiments with the version the alias holds:
+consumer loads. The best is chosen on **validation** accuracy (ties: the lower validation loss,
+then the name), never on test: a model chosen by its test score would carry an upward-biased
+test figure. Quick tries (a sample of the images, shrunk inputs: ``params/scale.py``) never
+compete, so a debug run that scored 100% on ten images cannot displace a full-set model.
+
+A report compares its workspace's experiments with the version the alias holds:
 queued variants report from their own workspace copies, in any order, and one that finishes last
 with a lesser model must not take the alias from a better one. When the held run is among the
 candidates its fresh score counts (a rerun that got worse loses the alias); otherwise the score
@@ -12,6 +17,7 @@ tagged on its version does. To reset, delete the alias in the MLflow UI.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,8 +39,11 @@ class Candidate:
 
     experiment: str
     run_id: str | None
-    test_accuracy: float
-    macro_f1: float
+    val_accuracy: float
+    val_loss: float
+    test_accuracy: float = math.nan  # tagged on the version for the record; never chooses
+    test_macro_f1: float = math.nan
+    quick_try: str | None = None  # why it is not a full-scale run; such runs never compete
 
 
 @dataclass(frozen=True)
@@ -59,15 +68,16 @@ def _score(candidate: Candidate) -> tuple[float, float]:
     def clean(value: float) -> float:
         return value if value == value else float("-inf")
 
-    return clean(candidate.test_accuracy), clean(candidate.macro_f1)
+    return clean(candidate.val_accuracy), clean(-candidate.val_loss)
 
 
 def best_candidate(candidates: Sequence[Candidate]) -> Candidate | None:
-    """Highest test accuracy, ties broken by macro F1, then by name (stable across runs)."""
-    if not candidates:
+    """Highest validation accuracy, ties broken by the lower validation loss, then by name (stable
+    across runs); quick tries never. Test figures play no part."""
+    eligible = sorted((c for c in candidates if not c.quick_try), key=lambda c: c.experiment)
+    if not eligible:
         return None
-    ordered = sorted(candidates, key=lambda c: c.experiment)
-    return max(ordered, key=_score)
+    return max(eligible, key=_score)
 
 
 def logged_model_id(client: MlflowClient, run_id: str) -> str | None:
@@ -100,7 +110,8 @@ def _held_score(current: ModelVersion | None, candidates: Sequence[Candidate]) -
             return _rounded(_score(candidate))
     tags = current.tags or {}
     try:
-        return _rounded((float(tags["test_accuracy"]), float(tags["test_macro_f1"])))
+        # Versions registered before selection moved to validation carry no val tags: None.
+        return _rounded((float(tags["val_accuracy"]), -float(tags["val_loss"])))
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -119,7 +130,10 @@ def _ensure_registered_model(client: MlflowClient, name: str, dataset: str) -> N
             client.create_registered_model(
                 name,
                 tags={"visionlab.dataset": dataset},
-                description=f"The best visionlab model on {dataset} (test accuracy, then macro F1).",
+                description=(
+                    f"The best full-scale visionlab model on {dataset}, chosen on validation accuracy "
+                    "(then validation loss); its test figures are tagged, never used to choose."
+                ),
             )
         except MlflowException:
             client.get_registered_model(name)  # created meanwhile by a parallel report: fine
@@ -139,6 +153,11 @@ def register_best(
     """
     name = registered_name(dataset, prefix)
     best = best_candidate(candidates)
+    if best is None and candidates:
+        first = min(candidates, key=lambda c: c.experiment)
+        reason = f"only quick tries, which never become @{ALIAS} ({first.experiment}: {first.quick_try})"
+        log.info("registry: %s: skipped: %s", name, reason)
+        return Registration(dataset, name, skipped=reason)
     if best is None:
         return Registration(dataset, name, skipped="no evaluated experiment")
     if not best.run_id:
@@ -189,8 +208,11 @@ def register_best(
             model_id=model_id,
             tags={
                 "visionlab.experiment": best.experiment,
+                "visionlab.selected_on": "validation",
+                "val_accuracy": f"{best.val_accuracy:.4f}",
+                "val_loss": f"{best.val_loss:.4f}",
                 "test_accuracy": f"{best.test_accuracy:.4f}",
-                "test_macro_f1": f"{best.macro_f1:.4f}",
+                "test_macro_f1": f"{best.test_macro_f1:.4f}",
             },
         )
     client.set_registered_model_alias(name, ALIAS, version.version)

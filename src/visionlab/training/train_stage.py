@@ -17,6 +17,7 @@ from visionlab.errors import VisionlabError
 from visionlab.models import Classifier, build_model
 from visionlab.models.base import count_trainable
 from visionlab.params import ModelParams, Params, TrainParams
+from visionlab.params.scale import quick_try
 from visionlab.redaction import redact
 from visionlab.tracking import TrackedRun, finishing
 from visionlab.tracking.datasets import log_datasets
@@ -150,6 +151,9 @@ class _NotLogged:
     def log_epoch(self, metrics: dict, step: int) -> None:
         pass
 
+    def set_tags(self, tags: dict) -> None:
+        pass
+
     def finish(self, ok: bool = True) -> None:
         pass
 
@@ -198,6 +202,9 @@ def train_experiment(params: Params, experiment: str) -> Path:
     run = resumable_run(resume, exp.dataset, experiment, "train_loss") if here.is_main else _NotLogged()
     with finishing(run):
         run.log_params(experiment_params(params, experiment))
+        # A sample of the images or shrunk inputs: searchable in the UI, never the registry's best.
+        quick = quick_try(params, experiment)
+        run.set_tags({"visionlab.scale": "quick try" if quick else "full", "visionlab.quick_try": quick})
         run.log_params(
             {
                 "trainable_parameters": count_trainable(model),
