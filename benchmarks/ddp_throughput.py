@@ -1,19 +1,27 @@
-"""Data-parallel training throughput: the real train stage with 1 process vs N gloo processes.
+"""Data-parallel training as users start it: `dvc exp run -S train.nproc_per_node=N train@<experiment>`
+on the shipped params.yaml, against one process, on the shared flowers sample.
 
-Each case builds a throw-away project of generated 32x32 images (two colour classes), runs the real
-prepare stage, then ``python stages/train.py`` with ``train.nproc_per_node`` = 1 and = N, on the
-CPU. It reports the stage's own figure, ``train_images_per_second`` from ``training.json`` (images of
-every rank per second of rank 0's training loop, validation excluded), and the stage's wall time
-(process start, rendezvous, imports, data loading and validation included). Cases alternate
-1, N, 1, N, ... so a change in the machine's load hits both alike; the median is reported.
+A throw-away copy of the project gets the README quick try's sizes (``--per-class`` images per
+class, ``--size`` px, ``--epochs``), the sample served from 127.0.0.1, and one `dvc repro` of the
+chain up to the experiment's train stage. Then, interleaved for ``--rounds`` rounds (so a change in
+the machine's load hits every case alike):
 
-Usage:  uv run python benchmarks/ddp_throughput.py [--processes 2] [--images 512] [--rounds 2]
+- ``1 process, T threads``: the baseline with the threads each of the N workers gets (cores / N,
+  set by the launcher; here through ``OMP_NUM_THREADS``): what data parallelism itself buys;
+- ``1 process, all cores``: torch's default threads, what a user gets without ``nproc_per_node``;
+- ``N processes``: each worker on cores / N threads.
+
+Each case is a forced rerun of the train stage alone (``dvc exp run -f -s``). Reported per case,
+median over rounds: the training loop's images per second (every rank's images per second of rank
+0's loop, validation excluded: ``results/<experiment>/training.json``) and the end-to-end seconds of
+the `dvc exp run` command (DVC, process starts, rendezvous, data loading, validation included).
+
+Usage:  uv run python benchmarks/ddp_throughput.py [--experiment flowers-cnn] [--processes 2]
 Writes benchmarks/results/ddp_throughput.{json,md}.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
@@ -25,143 +33,151 @@ import time
 from pathlib import Path
 
 import click
-import numpy as np
 import torch
 import yaml
-from PIL import Image
-
-from visionlab.data.prepare import prepare_dataset
-from visionlab.params import parse_params
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the integration tests' project helpers and HTTP server
+
+from tests.conftest import SHARED_DATASETS  # noqa: E402
+from tests.http_server import serve  # noqa: E402
+from tests.integration.conftest import copy_project, git, tiny_params  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results"
-STAGE = REPO / "stages" / "train.py"
 
 
-def _params(nproc: int, epochs: int, batch_size: int) -> dict:
-    return {
-        "datasets": {"toy": {"source": {"url": "http://127.0.0.1:9/toy.tgz"}, "root": "toy"}},
-        "models": {
-            "net": {"arch": "cifar_inception", "weights": "none", "base": "trainable", "augmented": False}
-        },
-        "recipes": {"default": {}},
-        "experiments": {"toy-net": {"dataset": "toy", "model": "net", "recipe": "default"}},
-        "train": {
-            "image_size": 32,
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "num_workers": 0,
-            "early_stopping_patience": 0,
-            "device": "cpu",
-            "resume": False,
-            "nproc_per_node": nproc,
-        },
-    }
-
-
-def _project(root: Path, images: int, params: dict) -> None:
-    rng = np.random.default_rng(0)
-    for label, channel in (("red", 0), ("blue", 2)):
-        folder = root / "data/raw/toy/toy" / label
-        folder.mkdir(parents=True)
-        for i in range(images // 2):
-            pixels = rng.integers(0, 110, (32, 32, 3), dtype=np.uint8)
-            pixels[..., channel] += 120
-            Image.fromarray(pixels).save(folder / f"{i}.png")
-    (root / "dvc.yaml").write_text("stages: {}\n")
-    (root / "params.yaml").write_text(yaml.safe_dump(params))
-    with contextlib.chdir(root):  # prepare reads and writes relative to the project root
-        prepare_dataset(parse_params(params), "toy")
-
-
-def _run(root: Path, nproc: int, epochs: int, batch_size: int) -> dict:
-    (root / "params.yaml").write_text(yaml.safe_dump(_params(nproc, epochs, batch_size)))
-    env = {k: v for k, v in os.environ.items() if k not in ("VISIONLAB_PROJECT_ROOT", "MLFLOW_TRACKING_URI")}
-    env["PYTHONPATH"] = str(REPO / "src")
+def _dvc(project: Path, *args: str, threads: int | None = None) -> float:
+    """Run one DVC command in the copy; its wall seconds."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "VISIONLAB_"))}
+    env["PYTHONPATH"] = str(project / "src")
+    if threads is not None:
+        env["OMP_NUM_THREADS"] = str(threads)
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, str(STAGE), "--experiment", "toy-net"],
-        cwd=root,
+        [sys.executable, "-m", "dvc", *args],
+        cwd=project,
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
-    wall = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     if done.returncode != 0:
-        raise SystemExit(f"the train stage failed with {nproc} process(es):\n{done.stderr[-3000:]}")
-    summary = json.loads((root / "data/models/toy-net/summary.json").read_text())
-    assert summary["processes"] == nproc
-    timing = json.loads((root / "results/toy-net/training.json").read_text())
+        raise SystemExit(f"dvc {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-4000:]}")
+    return seconds
+
+
+def _sized(project: Path, per_class: int, size: int, epochs: int) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["prepare"]["max_per_class"] = per_class
+    params["augment"]["image_size"] = params["train"]["image_size"] = size
+    params["train"]["epochs"] = epochs
+    params["train"]["early_stopping_patience"] = 0  # every case runs every epoch
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def _case(project: Path, experiment: str, nproc: int, threads: int | None) -> dict:
+    seconds = _dvc(
+        project,
+        "exp",
+        "run",
+        "-f",
+        "-s",
+        "-S",
+        f"train.nproc_per_node={nproc}",
+        f"train@{experiment}",
+        threads=threads,
+    )
+    summary = json.loads((project / f"data/models/{experiment}/summary.json").read_text())
+    assert summary["processes"] == nproc, summary
+    timing = json.loads((project / f"results/{experiment}/training.json").read_text())
     return {
         "processes": nproc,
+        "threads_per_process": threads or torch.get_num_threads(),
         "images_per_second": timing["train_images_per_second"],
         "train_seconds": timing["train_seconds"],
-        "stage_wall_seconds": round(wall, 2),
+        "dvc_exp_run_seconds": round(seconds, 2),
         "epochs_run": summary["epochs_run"],
     }
 
 
 @click.command()
+@click.option("--experiment", default="flowers-cnn", show_default=True, help="a shipped flowers experiment")
 @click.option("--processes", default=2, show_default=True, help="N, compared with 1 process")
-@click.option("--images", default=512, show_default=True, help="generated images (70% train)")
+@click.option("--per-class", default=60, show_default=True, help="prepare.max_per_class")
+@click.option("--size", default=64, show_default=True, help="train and augment image_size")
 @click.option("--epochs", default=3, show_default=True)
-@click.option("--batch-size", default=32, show_default=True, help="per process, as train.batch_size")
 @click.option("--rounds", default=2, show_default=True)
-def main(processes: int, images: int, epochs: int, batch_size: int, rounds: int) -> None:
+def main(experiment: str, processes: int, per_class: int, size: int, epochs: int, rounds: int) -> None:
+    cores = os.cpu_count() or 1
+    per_worker = max(1, cores // processes)
+    cases = [("1 process, T threads", 1, per_worker), ("1 process, all cores", 1, None)]
+    cases.append((f"{processes} processes", processes, None))
     runs: list[dict] = []
-    with tempfile.TemporaryDirectory(prefix="ddp-bench-") as scratch:
-        root = Path(scratch)
-        _project(root, images, _params(1, epochs, batch_size))
+    with tempfile.TemporaryDirectory(prefix="ddp-bench-") as scratch, serve(SHARED_DATASETS) as (url, _):
+        project = copy_project(Path(scratch) / "project")
+        tiny_params(project, url, SHARED_DATASETS, [experiment])
+        _sized(project, per_class, size, epochs)
+        git(project, "init", "-q")
+        git(project, "add", "-A")
+        git(project, "commit", "-qm", "baseline")
+        _dvc(project, "repro", f"train@{experiment}")  # the data stages, once
         for _ in range(rounds):
-            for nproc in (1, processes):
-                row = _run(root, nproc, epochs, batch_size)
+            for label, nproc, threads in cases:
+                row = {"case": label, **_case(project, experiment, nproc, threads)}
                 print(json.dumps(row), flush=True)
                 runs.append(row)
 
-    def median(nproc: int, key: str) -> float:
-        return round(statistics.median(r[key] for r in runs if r["processes"] == nproc), 2)
+    def median(label: str, key: str) -> float:
+        return round(statistics.median(r[key] for r in runs if r["case"] == label), 2)
 
-    one, many = median(1, "images_per_second"), median(processes, "images_per_second")
+    table = {
+        label: {key: median(label, key) for key in ("images_per_second", "dvc_exp_run_seconds")}
+        for label, _, _ in cases
+    }
+    many = table[f"{processes} processes"]["images_per_second"]
     summary = {
-        "processes": processes,
-        "images_per_second_1": one,
-        f"images_per_second_{processes}": many,
-        "ratio": round(many / one, 3) if one else None,
-        "stage_wall_seconds_1": median(1, "stage_wall_seconds"),
-        f"stage_wall_seconds_{processes}": median(processes, "stage_wall_seconds"),
+        "table": table,
+        "ratio_vs_same_threads": round(many / table["1 process, T threads"]["images_per_second"], 3),
+        "ratio_vs_all_cores": round(many / table["1 process, all cores"]["images_per_second"], 3),
     }
     meta = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}, CPU (gloo)",
-        "note": "shared machine: other jobs ran beside the benchmark, so absolute figures are noisy",
-        "model": "cifar_inception, 32x32x3 inputs, two classes",
-        "images": images,
+        "machine": f"{platform.machine()}, {cores} CPU cores, torch {torch.__version__}, CPU (gloo)",
+        "command": f"dvc exp run -f -s -S train.nproc_per_node=N train@{experiment}",
+        "experiment": experiment,
+        "images_per_class": per_class,
+        "image_size": size,
         "epochs": epochs,
-        "batch_size_per_process": batch_size,
         "rounds": rounds,
+        "threads_per_worker": per_worker,
+        "load_average_at_end": os.getloadavg()[0],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ddp_throughput.json").write_text(
         json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2) + "\n"
     )
     lines = [
-        f"# Data-parallel training throughput: 1 vs {processes} processes",
+        f"# Data-parallel training through `dvc exp run`: 1 vs {processes} processes",
         "",
-        f"{meta['machine']}; {meta['model']}; {images} generated images ({epochs} epochs, batch "
-        f"{batch_size} per process); the real train stage (`python stages/train.py`), median of "
-        f"{rounds} interleaved rounds.",
-        f"**{meta['note'].capitalize()}.**",
+        f"{meta['machine']}; the shipped `{experiment}` on the shared flowers sample, {per_class} images "
+        f"per class, {size} px, {epochs} epochs; `{meta['command']}`, median of {rounds} interleaved "
+        f"rounds; load average {meta['load_average_at_end']:.1f} at the end.",
         "",
-        "Images/s = every rank's training images per second of rank 0's training loop (validation",
-        "excluded), from the stage's `results/<experiment>/training.json`;",
-        "wall = the whole stage, process starts included.",
+        "images/s = every rank's training images per second of rank 0's training loop (validation",
+        "excluded, `results/<experiment>/training.json`); end-to-end = the whole `dvc exp run`.",
         "",
-        "| processes | images/s | stage wall (s) |",
-        "|---:|---:|---:|",
-        f"| 1 | {one} | {summary['stage_wall_seconds_1']} |",
-        f"| {processes} | {many} | {summary[f'stage_wall_seconds_{processes}']} |",
+        "| case | threads per process | images/s | end-to-end (s) |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, _, threads in cases:
+        shown = threads or torch.get_num_threads()
+        row = table[label]
+        lines.append(f"| {label} | {shown} | {row['images_per_second']} | {row['dvc_exp_run_seconds']} |")
+    lines += [
         "",
-        f"Ratio {processes} / 1 processes: **{summary['ratio']}**.",
+        f"{processes} processes / 1 process on the same threads per process: "
+        f"**{summary['ratio_vs_same_threads']}**; / 1 process on all cores: "
+        f"**{summary['ratio_vs_all_cores']}**.",
     ]
     (RESULTS / "ddp_throughput.md").write_text("\n".join(lines) + "\n")
     print((RESULTS / "ddp_throughput.md").read_text())

@@ -119,3 +119,18 @@ def test_only_experiments_on_augmented_images_wait_for_augment(stages):
         paths, _ = _deps(stages[f"train@{name}"])
         assert f"data/prepared/{experiment.dataset}" in paths
         assert (f"data/augmented/{experiment.dataset}" in paths) == params.model_of(name).augmented, name
+
+
+def test_train_depends_on_every_train_key_but_where_and_how_fast_it_runs(stages):
+    from visionlab.params import RUNTIME_KEYS, TrainParams
+
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
+    # DVC reads these keys from params.yaml itself: every one must be written there.
+    assert set(shipped) == set(TrainParams.model_fields)
+    expected = {f"train.{key}" for key in TrainParams.model_fields if key not in RUNTIME_KEYS}
+    for name in load_params(ROOT / "params.yaml").experiments:
+        _, keys = _deps(stages[f"train@{name}"])
+        assert {k for k in keys if k.startswith("train")} == expected, name
+    # A new rendezvous per job, more loader workers: no retraining. More processes: a new global batch.
+    assert {"train.rdzv_id", "train.num_workers", "train.resume"} & expected == set()
+    assert {"train.nproc_per_node", "train.nnodes", "train.lr"} <= expected

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from visionlab.cli import main
+from visionlab.errors import VisionlabError
 from visionlab.tracking import mlflow_run
 from visionlab.tracking.server import (
     TrackingServerError,
@@ -41,7 +43,56 @@ def test_server_command_serves_artifacts_and_keeps_the_password_out_of_argv():
     assert command[-1] == "--dev"
     backend = "postgresql://lab:s3cret@db:5432/mlflow"
     assert not any("s3cret" in part for part in command)
-    assert server_env(backend, {"PATH": "/bin"}) == {"PATH": "/bin", "MLFLOW_BACKEND_STORE_URI": backend}
+    assert server_env(backend, {"PATH": "/bin"}) == {
+        "PATH": "/bin",
+        "MLFLOW_BACKEND_STORE_URI": backend,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",  # MLflow's GenAI job runner: 7 processes
+    }
+    asked = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"}
+    assert server_env(backend, asked)["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
+    assert "--app-name" not in command
+    with_auth = server_command("file:///a", auth=True)
+    assert with_auth[with_auth.index("--app-name") + 1] == "basic-auth"
+
+
+def test_auth_config_is_private_and_names_the_users_database(tmp_path):
+    import stat
+
+    from visionlab.tracking.server import auth_env
+
+    backend = "postgresql://lab:s3cret@db:5432/mlflow"
+    env = auth_env(backend, "EDIT", {"PATH": "/bin"}, folder=tmp_path)
+    config = Path(env["MLFLOW_AUTH_CONFIG_PATH"])
+    assert config.parent == tmp_path and stat.S_IMODE(config.stat().st_mode) == 0o600  # holds the password
+    text = config.read_text()
+    assert f"database_uri = {backend}" in text and "default_permission = EDIT" in text
+    assert "admin_username = admin" in text and "admin_password" not in text  # from the environment
+    assert len(env["MLFLOW_FLASK_SERVER_SECRET_KEY"]) == 64  # one CSRF key for every worker
+    kept = auth_env(backend, "READ", {"MLFLOW_FLASK_SERVER_SECRET_KEY": "mine"}, folder=tmp_path)
+    assert kept["MLFLOW_FLASK_SERVER_SECRET_KEY"] == "mine"
+    with pytest.raises(VisionlabError, match="--default-permission WRITE: expected one of READ"):
+        auth_env(backend, "WRITE", {}, folder=tmp_path)
+
+
+def test_a_refusing_server_gets_a_line_that_says_how_to_log_in(monkeypatch):
+    from mlflow.exceptions import MlflowException
+
+    from visionlab.tracking.server import refusal_message
+
+    uri = "http://mlflow-host:5000"
+    unauthenticated = MlflowException(
+        "API request to endpoint /api/2.0/mlflow/runs/create failed with "
+        "error code 401 != 200. Response body: 'You are not authenticated.'"
+    )
+    assert "export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD" in refusal_message(
+        uri, unauthenticated
+    )
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "alice")
+    denied = MlflowException(
+        "API request to endpoint ... failed with error code 403 != 200. Permission denied"
+    )
+    assert refusal_message(uri, denied).startswith(f"MLflow tracking server {uri}: alice may not do this")
+    assert refusal_message(uri, MlflowException("RESOURCE_DOES_NOT_EXIST")) is None
 
 
 def test_artifacts_destination_makes_a_folder_absolute(tmp_path, monkeypatch):

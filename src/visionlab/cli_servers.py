@@ -68,14 +68,43 @@ def ui(port: int, workers: int) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to serve the whole network.")
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=None, type=int, help="Server worker processes [default: MLflow's].")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Server worker processes (MLflow's own default is 4).",
+)
+@click.option(
+    "--auth/--no-auth",
+    default=False,
+    show_default=True,
+    help="MLflow's basic-auth app: every request needs a user (clients set MLFLOW_TRACKING_USERNAME "
+    "and MLFLOW_TRACKING_PASSWORD); the admin is created on first start from MLFLOW_AUTH_ADMIN_PASSWORD.",
+)
+@click.option(
+    "--auth-database-uri",
+    envvar="VISIONLAB_SERVER_AUTH_DB",
+    default=None,
+    help="Where --auth keeps users and permissions [default: the backend store's database].",
+)
+@click.option(
+    "--default-permission",
+    type=click.Choice(["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"]),
+    default="EDIT",
+    show_default=True,
+    help="With --auth: what a logged-in user may do on experiments and models others created.",
+)
 @click.argument("mlflow_args", nargs=-1, type=click.UNPROCESSED)
 def server(
     backend_store_uri: str,
     artifacts_destination: str,
     host: str,
     port: int,
-    workers: int | None,
+    workers: int,
+    auth: bool,
+    auth_database_uri: str | None,
+    default_permission: str,
     mlflow_args: tuple[str, ...],
 ) -> None:
     """Run the team MLflow tracking server (PostgreSQL backend, served artifacts).
@@ -88,15 +117,24 @@ def server(
     try:
         team.check_backend(backend_store_uri)
         artifacts = team.artifacts_destination(artifacts_destination)
+        env = team.server_env(backend_store_uri, os.environ)
+        if auth:
+            env = team.auth_env(auth_database_uri or backend_store_uri, default_permission, env)
     except (VisionlabError, OSError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    command = team.server_command(artifacts, host, port, workers, mlflow_args)
-    env = team.server_env(backend_store_uri, os.environ)
+    if host in ("0.0.0.0", "::") and not auth:
+        click.echo(
+            "warning: serving the whole network without --auth: anyone who reaches this port can "
+            "delete runs or move a model's @best alias (README 'A team server': auth and TLS)",
+            err=True,
+        )
+    command = team.server_command(artifacts, host, port, workers, mlflow_args, auth=auth)
     shown = "localhost" if host in ("0.0.0.0", "::") else host
+    login = "; users log in (MLFLOW_TRACKING_USERNAME/PASSWORD)" if auth else ""
     click.echo(
         f"MLflow tracking server on http://{shown}:{port}: runs and registry in "
-        f"{team.redact(backend_store_uri)}, artifacts in {artifacts}\n"
+        f"{team.redact(backend_store_uri)}, artifacts in {artifacts}{login}\n"
         f"clients: export MLFLOW_TRACKING_URI=http://{shown}:{port}  (Ctrl-C to stop)"
     )
     sys.stdout.flush()

@@ -117,7 +117,7 @@ def _check_mlflow(root: Path) -> Check:
             )
         return Check(name, OK, f"{uri} ({count} runs)")
     if uri.startswith(("http://", "https://")):
-        from visionlab.tracking.server import probe, serves_artifacts
+        from visionlab.tracking.server import login_problem, probe, serves_artifacts
 
         reason = probe(uri)
         if reason is not None:
@@ -127,6 +127,15 @@ def _check_mlflow(root: Path) -> Check:
                 f"{uri}: {reason}",
                 "start the tracking server (visionlab server), or unset MLFLOW_TRACKING_URI for the "
                 "project's SQLite store",
+            )
+        refused = login_problem(uri)
+        if refused is not None:
+            return Check(
+                name,
+                FAIL,
+                f"{uri}: {refused}",
+                "export MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (an admin creates users: "
+                "docs/team-server.md)",
             )
         if not serves_artifacts(uri):
             return Check(

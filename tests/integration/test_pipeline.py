@@ -175,8 +175,7 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     assert len(variants) == 2
     assert all(r.data.tags["dvc.exp_name"] != "workspace" for r in variants)
     assert all("test_accuracy" in r.data.metrics for r in variants)
-    best = client.get_model_version_by_alias("visionlab-flowers", "best")
-    assert client.get_run(best.run_id).data.tags["visionlab.experiment"] in EXPERIMENTS
+    assert "visionlab-flowers" not in [m.name for m in client.search_registered_models()]  # quick tries
 
     # The README's per-experiment override, as written: it reruns that experiment's model stages
     # and keeps its cached features (featurize depends on what changes them, not on lr).

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -57,15 +58,18 @@ def md5(path: Path) -> str:
 
 
 @contextlib.contextmanager
-def team_server(tmp: Path, backend: str) -> Iterator[str]:
-    """`visionlab server` on a free port; yields its URL once /health answers."""
+def team_server(tmp: Path, backend: str, *options: str, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`visionlab server` as the README starts it, on a free port; yields its URL once /health answers."""
     port = free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
     log = (tmp / "server.log").open("w")
-    command = [sys.executable, "-m", "visionlab.cli", "server", "--port", str(port), "--workers", "1"]
+    command = [sys.executable, "-m", "visionlab.cli", "server", "--port", str(port), *options]
     command += ["--artifacts-destination", str(tmp / "artifacts")]
-    # One worker and no GenAI job runner: a smaller server starts faster on a small CI machine.
-    env = {**os.environ, "VISIONLAB_SERVER_BACKEND": backend, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    server_env = {**clean, "VISIONLAB_SERVER_BACKEND": backend, **(env or {})}
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, env=server_env, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + SERVER_START_S
@@ -92,6 +96,7 @@ def team_server(tmp: Path, backend: str) -> Iterator[str]:
 class Team:
     project: Path  # clone A: ran the pipeline against the server
     tmp: Path
+    backend: str  # the PostgreSQL database behind the server
     url: str  # the tracking server
     artifacts: Path  # the server's artifact store
     seconds: float  # the first `dvc repro`
@@ -118,7 +123,7 @@ def team(tmp_path_factory) -> Iterator[Team]:
         git(project, "commit", "-qm", "baseline")
         started = time.monotonic()
         dvc(project, "repro", env={"MLFLOW_TRACKING_URI": url})
-        yield Team(project, tmp, url, tmp / "artifacts", time.monotonic() - started)
+        yield Team(project, tmp, backend, url, tmp / "artifacts", time.monotonic() - started)
 
 
 def test_pipeline_logs_runs_and_artifacts_to_the_team_server_and_a_quick_try_is_not_registered(team):
@@ -203,8 +208,7 @@ def test_dvc_remote_and_experiments_are_shared_across_clones(team):
     assert "lr-high" in found, found.keys()
     shown_metrics = found["lr-high"]["metrics"][f"results/{EXPERIMENT}/metrics.json"]["data"]
     assert shown_metrics["test"]["accuracy"] == metrics_a["test"]["accuracy"]
-    dvc(b, "exp", "apply", "lr-high")
-    dvc(b, "checkout")
+    dvc(b, "exp", "apply", "lr-high")  # the README's command, alone: it restores the outputs too
     assert md5(b / f"data/models/{EXPERIMENT}/model.pt") == model_a
     assert yaml.safe_load((b / "params.yaml").read_text())["train"]["lr"] == 0.003
     assert not ran_stages(dvc(b, "repro", env=team.env)), "the applied experiment was recomputed"
@@ -228,7 +232,7 @@ def test_a_tracking_server_that_is_down_stops_the_stage_with_one_message(team):
     project = team.project
     # From a committed state (the previous test leaves an experiment applied in the workspace).
     git(project, "checkout", "-q", "--", ".")
-    dvc(project, "checkout")
+    dvc(project, "checkout", "--allow-missing")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "before the server goes down", "--allow-empty")
     model = project / f"data/models/{EXPERIMENT}/model.pt"
@@ -253,6 +257,47 @@ def test_a_tracking_server_that_is_down_stops_the_stage_with_one_message(team):
     # outputs (DVC clears them before running it) come back from git and the DVC cache.
     assert {p: md5(p) for p in (project / "data/augmented").rglob("*") if p.is_file()} == before
     git(project, "checkout", "-q", "--", ".")
-    dvc(project, "checkout")
+    dvc(project, "checkout", "--allow-missing")
     assert "up to date" in dvc(project, "status").lower()
     assert md5(model) == model_before
+
+
+def test_a_server_with_auth_lets_no_one_write_who_is_not_logged_in(team):
+    """`visionlab server --auth` (MLflow's basic-auth app) on the team's PostgreSQL database."""
+    password = "admin-" + secrets.token_hex(8)
+    admin, alice = ("admin", password), ("alice", "alice-" + secrets.token_hex(8))
+    first_start = {"MLFLOW_AUTH_ADMIN_PASSWORD": password}
+    with team_server(team.tmp / "auth", team.backend, "--auth", env=first_start) as url:
+
+        def post(path: str, body: dict, auth: tuple[str, str] | None = None) -> requests.Response:
+            return requests.post(f"{url}/api/2.0/mlflow/{path}", json=body, auth=auth, timeout=60)
+
+        assert post("experiments/create", {"name": "intruder"}).status_code == 401
+        search = requests.get(f"{url}/api/2.0/mlflow/experiments/search", timeout=60)
+        assert search.status_code == 401
+        created = post("experiments/create", {"name": "owls"}, admin)
+        assert created.status_code == 200, created.text
+        experiment = created.json()["experiment_id"]
+        user = post("users/create", {"username": alice[0], "password": alice[1]}, admin)
+        assert user.status_code == 200, user.text
+        # A logged-in member logs into the team's experiments (--default-permission EDIT) but cannot
+        # delete what someone else owns.
+        run = post("runs/create", {"experiment_id": experiment}, alice)
+        assert run.status_code == 200, run.text
+        assert post("experiments/delete", {"experiment_id": experiment}, alice).status_code == 403
+
+        # A stage without a login stops with one line saying how to log in; with one, it logs.
+        start = "from visionlab.tracking import start_run; print(start_run('owls', 'owls-cnn').run_id)"
+        python = [sys.executable, "-c", start]
+        refused = sh(team.project, *python, env={"MLFLOW_TRACKING_URI": url}, ok=False)
+        assert refused.returncode != 0
+        assert "asks for a login: export MLFLOW_TRACKING_USERNAME" in refused.stderr, refused.stderr[-3000:]
+        login = {"MLFLOW_TRACKING_URI": url, "MLFLOW_TRACKING_USERNAME": alice[0]}
+        login["MLFLOW_TRACKING_PASSWORD"] = alice[1]
+        allowed = sh(team.project, *python, env=login)
+        assert len(allowed.stdout.strip().splitlines()[-1]) == 32  # a run id
+        doctor = [sys.executable, "-m", "visionlab.cli", "doctor"]
+        anonymous = sh(team.project, *doctor, env={"MLFLOW_TRACKING_URI": url}, ok=False).stdout
+        assert f"FAIL  MLflow store: {url}: it asks for a login and refused no login" in anonymous, anonymous
+        member = sh(team.project, *doctor, env=login, ok=False).stdout
+        assert f"OK    MLflow store: {url} (artifacts served)" in member, member

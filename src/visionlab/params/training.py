@@ -60,6 +60,13 @@ class TrainParams(Section):
 
 RecipeOverrides = dict[str, Any]
 
+# Keys of train that say where and how fast a run goes, not what it learns: dvc.yaml's train stage
+# does not depend on them (a new rendezvous per job must not retrain) and neither does the resume
+# key. The number of processes is not among them: it sets the global batch.
+RUNTIME_KEYS = frozenset(
+    {"num_workers", "preload_max_gb", "resume", "rdzv_endpoint", "rdzv_id", "rdzv_backend", "node_rank"}
+)
+
 FROM_SCRATCH = (
     "handmade_cnn",
     "simple_cnn",

@@ -28,7 +28,13 @@ from mlflow.tracking import MlflowClient
 from visionlab import paths
 from visionlab.atomic import atomic_write_text
 from visionlab.locks import file_lock
-from visionlab.tracking.server import TrackingServerError, probe, require_server, unavailable_message
+from visionlab.tracking.server import (
+    TrackingServerError,
+    probe,
+    refusal_message,
+    require_server,
+    unavailable_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +107,9 @@ def _server_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except (MlflowException, requests.RequestException) as exc:
+        refused = refusal_message(uri, exc) if _is_server(uri) else None
+        if refused is not None:
+            raise TrackingServerError(refused) from exc
         reason = probe(uri) if _is_server(uri) else None
         if reason is None:
             raise

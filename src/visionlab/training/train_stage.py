@@ -16,7 +16,7 @@ from visionlab import paths
 from visionlab.errors import VisionlabError
 from visionlab.models import Classifier, build_model
 from visionlab.models.base import count_trainable
-from visionlab.params import ModelParams, Params, TrainParams
+from visionlab.params import RUNTIME_KEYS, ModelParams, Params, TrainParams
 from visionlab.params.scale import quick_try
 from visionlab.redaction import redact
 from visionlab.tracking import TrackedRun, finishing
@@ -60,7 +60,7 @@ def experiment_params(params: Params, experiment: str) -> dict:
 def resume_key(params: Params, experiment: str, splits: dict[str, pd.DataFrame]) -> str:
     """Same params and same training images: only then may a run continue a checkpoint."""
     shaping = experiment_params(params, experiment)
-    for name in ("device", "num_workers", "resume", "rdzv_endpoint", "rdzv_id", "rdzv_backend", "node_rank"):
+    for name in RUNTIME_KEYS | {"device"}:
         shaping["train"].pop(name)  # where and how fast it runs does not change the result
     # nproc_per_node and nnodes stay: the number of processes sets the global batch.
     digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode())
