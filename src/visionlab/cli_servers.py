@@ -31,15 +31,14 @@ def ui_command(port: int, workers: int, environ: dict[str, str]) -> tuple[list[s
     return command, env
 
 
+def _workers_option(default: int, help: str):
+    workers = click.IntRange(min=1)
+    return click.option("--workers", default=default, show_default=True, type=workers, help=help)
+
+
 @click.command()
 @click.option("--port", default=5000, show_default=True)
-@click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="MLflow server worker processes (more only for several people browsing at once).",
-)
+@_workers_option(1, "MLflow server worker processes (more only for several people browsing at once).")
 def ui(port: int, workers: int) -> None:
     """Start the MLflow UI on 127.0.0.1 against the project's tracking store."""
     from visionlab.tracking import tracking_uri
@@ -68,13 +67,7 @@ def ui(port: int, workers: int) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="0.0.0.0 to serve the whole network.")
 @click.option("--port", default=5000, show_default=True, type=int)
-@click.option(
-    "--workers",
-    default=2,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Server worker processes (MLflow's own default is 4).",
-)
+@_workers_option(2, "Server worker processes (MLflow's own default is 4).")
 @click.option(
     "--auth/--no-auth",
     default=False,
