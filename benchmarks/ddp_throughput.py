@@ -76,7 +76,7 @@ def _sized(project: Path, per_class: int, size: int, epochs: int) -> None:
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def _case(project: Path, experiment: str, nproc: int, threads: int | None) -> dict:
+def _case(project: Path, experiment: str, nproc: int, threads: int | None, per_worker: int) -> dict:
     seconds = _dvc(
         project,
         "exp",
@@ -93,7 +93,7 @@ def _case(project: Path, experiment: str, nproc: int, threads: int | None) -> di
     timing = json.loads((project / f"results/{experiment}/training.json").read_text())
     return {
         "processes": nproc,
-        "threads_per_process": threads or torch.get_num_threads(),
+        "threads_per_process": per_worker if nproc > 1 else threads or torch.get_num_threads(),
         "images_per_second": timing["train_images_per_second"],
         "train_seconds": timing["train_seconds"],
         "dvc_exp_run_seconds": round(seconds, 2),
@@ -104,8 +104,8 @@ def _case(project: Path, experiment: str, nproc: int, threads: int | None) -> di
 @click.command()
 @click.option("--experiment", default="flowers-cnn", show_default=True, help="a shipped flowers experiment")
 @click.option("--processes", default=2, show_default=True, help="N, compared with 1 process")
-@click.option("--per-class", default=60, show_default=True, help="prepare.max_per_class")
-@click.option("--size", default=64, show_default=True, help="train and augment image_size")
+@click.option("--per-class", default=200, show_default=True, help="prepare.max_per_class")
+@click.option("--size", default=128, show_default=True, help="train and augment image_size")
 @click.option("--epochs", default=3, show_default=True)
 @click.option("--rounds", default=2, show_default=True)
 def main(experiment: str, processes: int, per_class: int, size: int, epochs: int, rounds: int) -> None:
@@ -124,7 +124,7 @@ def main(experiment: str, processes: int, per_class: int, size: int, epochs: int
         _dvc(project, "repro", f"train@{experiment}")  # the data stages, once
         for _ in range(rounds):
             for label, nproc, threads in cases:
-                row = {"case": label, **_case(project, experiment, nproc, threads)}
+                row = {"case": label, **_case(project, experiment, nproc, threads, per_worker)}
                 print(json.dumps(row), flush=True)
                 runs.append(row)
 
@@ -169,8 +169,8 @@ def main(experiment: str, processes: int, per_class: int, size: int, epochs: int
         "| case | threads per process | images/s | end-to-end (s) |",
         "|---|---:|---:|---:|",
     ]
-    for label, _, threads in cases:
-        shown = threads or torch.get_num_threads()
+    for label, nproc, threads in cases:
+        shown = per_worker if nproc > 1 else threads or torch.get_num_threads()
         row = table[label]
         lines.append(f"| {label} | {shown} | {row['images_per_second']} | {row['dvc_exp_run_seconds']} |")
     lines += [
