@@ -18,6 +18,7 @@ Writes benchmarks/results/full_scale.{json,md}.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -33,6 +34,7 @@ import click
 import yaml
 
 from visionlab.errors import MissingArtifactError
+from visionlab.evaluation.intervals import correct_count, verdict, wilson
 from visionlab.models import efficientnet_lite, weights
 from visionlab.params import Params, load_params
 from visionlab.reporting.collect import comparison_frame, read_datasets
@@ -66,23 +68,66 @@ def weights_problem(params: Params, experiment: str) -> str | None:
     return None
 
 
+def source_commit() -> str:
+    """The visionlab commit the rows are measured on; ``-dirty`` when tracked files differ from it."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD") or "unknown"
+    changed = git("status", "--porcelain", "--untracked-files=no")
+    return f"{commit}-dirty" if changed else commit
+
+
 def prepare_project(work: Path, mirror: Path) -> Path:
-    """A committed copy of the project whose downloads come from ``mirror``; kept across runs."""
-    if (work / "dvc.yaml").is_file():
-        return work
-    work.mkdir(parents=True)
+    """The work copy, synced to this checkout's code and params (the mirror set) and committed.
+
+    Synced before every run, so a row is never measured on an older copy's code; DVC's cache in the
+    copy keeps every stage whose code and params did not change.
+    """
+    fresh = not (work / "dvc.yaml").is_file()
+    work.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
         shutil.copy2(REPO / name, work / name)
     for name in PROJECT_DIRS:
-        shutil.copytree(
-            REPO / name, work / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
-        )
+        if name == ".dvc":  # its config only: the copy's cache and temporary files stay
+            (work / ".dvc").mkdir(exist_ok=True)
+            for file in ("config", ".gitignore"):
+                if (REPO / ".dvc" / file).is_file():
+                    shutil.copy2(REPO / ".dvc" / file, work / ".dvc" / file)
+            continue
+        shutil.rmtree(work / name, ignore_errors=True)
+        shutil.copytree(REPO / name, work / name, ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["download"]["mirror"] = str(mirror.resolve())
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "full scale"]):
+    steps = [
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", f"full scale at {source_commit()}", "--allow-empty"],
+    ]
+    for args in ([["git", "init", "-q"]] if fresh else []) + steps:
         subprocess.run(args, cwd=work, check=True, env=_env(work), capture_output=True)
     return work
+
+
+def provenance(project: Path, experiment: str, dataset: str) -> dict[str, Any]:
+    """What produced a row: the visionlab commit, a hash of the params, the output hash of each stage."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text()) if (project / "dvc.lock").is_file() else {}
+    stages = (lock or {}).get("stages", {})
+    names = [f"{s}@{dataset}" for s in ("download", "prepare", "augment")]
+    names += [f"{s}@{experiment}" for s in ("featurize", "train", "evaluate")]
+    hashes = {}
+    for name in names:
+        outs = stages.get(name, {}).get("outs") or []
+        if outs:
+            hashes[name] = outs[0].get("md5")
+    params = (project / "params.yaml").read_bytes()
+    return {
+        "commit": source_commit(),
+        "params_sha256": hashlib.sha256(params).hexdigest()[:16],
+        "stages": hashes,
+    }
 
 
 def _env(work: Path) -> dict[str, str]:
@@ -160,6 +205,17 @@ def result_row(project: Path, experiment: str) -> dict[str, Any]:
         "epochs",
     ):
         row[key] = _number(cells[key])
+    # The interval and the count behind it, and every degraded or flipped copy of test evaluate scored.
+    row["test_images"] = _number(cells["test_images"])
+    low, high = _number(cells["test_accuracy_ci_low"]), _number(cells["test_accuracy_ci_high"])
+    row["test_ci95"] = [low, high] if low is not None and high is not None else None
+    metrics = _read_json(project / "results" / experiment / "metrics.json")
+    row["test_variants"] = {
+        split: _number(values.get("accuracy"))
+        for split, values in metrics.items()
+        if split.startswith("test_") and isinstance(values, dict)
+    }
+    row["provenance"] = provenance(project, experiment, dataset)
     return row
 
 
@@ -192,6 +248,44 @@ def _seconds(value: float | None) -> str:
     return "" if value is None else f"{value:,.0f}"
 
 
+def interval_of(row: dict[str, Any]) -> tuple[float, float] | None:
+    """The row's 95% Wilson interval: as measured, else from its accuracy and test count (rows
+    recorded before evaluate wrote intervals)."""
+    if row.get("test_ci95"):
+        low, high = row["test_ci95"]
+        return float(low), float(high)
+    total = row.get("test_images") or (row.get("split_counts") or {}).get("test")
+    if row.get("test_accuracy") is None or not total:
+        return None
+    return wilson(correct_count(row["test_accuracy"], int(total)), int(total))
+
+
+def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
+    """Per data set: our full-scale row chosen on validation, against the study's best figure."""
+    lines = []
+    done = [r for r in rows if r.get("status") == "done" and r.get("published_accuracy") is not None]
+    for dataset in sorted({r["dataset"] for r in done}):
+        candidates = sorted((r for r in done if r["dataset"] == dataset), key=lambda r: r["experiment"])
+        chosen = max(candidates, key=lambda r: r.get("val_accuracy") or -1.0)
+        interval = interval_of(chosen)
+        if interval is None:
+            continue
+        figure, study = chosen["published_accuracy"], chosen["published_model"]
+        said = verdict(interval[0], interval[1], figure)
+        outcome = {
+            "better beyond chance": "we beat the study beyond chance",
+            "worse beyond chance": "the study is better beyond chance",
+            "within chance": "not a win beyond chance: the study's figure lies inside our interval",
+        }.get(said, said)
+        val, test = _pct(chosen.get("val_accuracy")), _pct(chosen["test_accuracy"])
+        lines.append(
+            f"- **{dataset}**: {chosen['experiment']} (chosen on validation: {val}% val) tests {test}% "
+            f"(95% interval {_pct(interval[0])}-{_pct(interval[1])}%) against {_pct(figure)}% ({study}): "
+            f"{outcome}."
+        )
+    return lines
+
+
 def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The results table: one row per experiment, figures beside the study's, or why not run."""
     lines = [
@@ -202,16 +296,21 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f'`{meta.get("mirror", "?")}`. Accuracies in %; "vs study" is ours minus the study\'s, in points; '
         "train s is the training stage's own clock, wall s the whole chain of the run that produced the row.",
         "",
-        "| experiment | data set | test acc | study | vs study | val acc | train acc | macro F1 | epochs "
-        "| train s | featurize s | img/s | wall s | train / val / test images |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        'The 95% interval is Wilson\'s, from the test count; "beyond chance?" says whether the '
+        "study's figure lies outside it. Commit: the visionlab commit the row was measured on "
+        '("-": recorded before rows named one).',
+        "",
+        "| experiment | data set | test acc | 95% interval | study | vs study | beyond chance? | val acc "
+        "| train acc | macro F1 | epochs | train s | featurize s | img/s | wall s "
+        "| train / val / test images | commit |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     notes: dict[str, str] = {}
     for row in rows:
         if row.get("status") != "done":
             lines.append(
                 f"| {row['experiment']} | {row.get('dataset', '')} | not run: {row.get('status')} |"
-                + " |" * 11
+                + " |" * 14
             )
             continue
         published = row.get("published_accuracy")
@@ -222,20 +321,27 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         epochs = "" if row.get("epochs") is None else f"{row['epochs']:.0f}"
         speed = "" if row.get("images_per_second") is None else f"{row['images_per_second']:.1f}"
         f1 = "" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.4f}"
+        interval = interval_of(row)
+        shown = f"{_pct(interval[0])}-{_pct(interval[1])}" if interval else ""
+        chance = verdict(*interval, published) if interval and published is not None else ""
+        commit = ((row.get("provenance") or {}).get("commit") or "-")[:12]
         marker = ""
         if row.get("note"):
             notes[row["dataset"]] = row["note"]
             marker = " *"
         lines.append(
-            f"| {row['experiment']} | {row['dataset']}{marker} | {_pct(row['test_accuracy'])} "
-            f"| {study} | {delta} "
+            f"| {row['experiment']} | {row['dataset']}{marker} | {_pct(row['test_accuracy'])} | {shown} "
+            f"| {study} | {delta} | {chance} "
             f"| {_pct(row.get('val_accuracy'))} | {_pct(row.get('train_accuracy'))} "
             f"| {f1} | {epochs} "
             f"| {_seconds(row.get('train_seconds'))} | {_seconds(row.get('featurize_seconds'))} | {speed} "
-            f"| {_seconds(row.get('wall_seconds'))} | {counts} |"
+            f"| {_seconds(row.get('wall_seconds'))} | {counts} | {commit} |"
         )
     if notes:
         lines += [""] + [f"\\* {dataset}: {note}." for dataset, note in sorted(notes.items())]
+    sentences = study_sentences(rows)
+    if sentences:
+        lines += ["", "Against each study (our row chosen on validation, never on test):", "", *sentences]
     return "\n".join(lines) + "\n"
 
 
@@ -256,9 +362,8 @@ def write_results(results: Path, rows: dict[str, dict[str, Any]], order: list[st
 @click.command()
 @click.option(
     "--mirror",
-    required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="folder holding the full archives and their SHA256SUMS",
+    help="folder holding the full archives and their SHA256SUMS (needed unless --table-only)",
 )
 @click.option("--experiment", "experiments", multiple=True, help="experiments to run (default: all runnable)")
 @click.option("--rerun", multiple=True, help="run these again even if they have a result")
@@ -276,20 +381,31 @@ def write_results(results: Path, rows: dict[str, dict[str, Any]], order: list[st
     show_default=True,
 )
 @click.option(
+    "--table-only",
+    is_flag=True,
+    help="rewrite full_scale.md from full_scale.json (no project, no runs): after a table change",
+)
+@click.option(
     "--refresh",
     is_flag=True,
     help="rebuild every finished row from the work folder's outputs (no runs), e.g. after a table change",
 )
 def main(
-    mirror: Path,
+    mirror: Path | None,
     experiments: tuple[str, ...],
     rerun: tuple[str, ...],
     work: Path,
     results: Path,
+    table_only: bool,
     refresh: bool,
 ) -> None:
     """Run the studies' experiments on the full data sets, one at a time, and tabulate them."""
-    if not (mirror / "SHA256SUMS").is_file():
+    if table_only:
+        saved = _read_json(results / "full_scale.json")
+        (results / "full_scale.md").write_text(render_markdown(saved.get("rows", []), saved.get("meta", {})))
+        click.echo((results / "full_scale.md").read_text())
+        return
+    if mirror is None or not (mirror / "SHA256SUMS").is_file():
         raise click.ClickException(
             f"{mirror}: no SHA256SUMS (write one with benchmarks/pack_full_datasets.py)"
         )
@@ -310,7 +426,10 @@ def main(
     if refresh:
         for name, row in rows.items():
             if row.get("status") == "done":
-                rows[name] = {**result_row(project, name), "wall_seconds": row.get("wall_seconds")}
+                fresh = result_row(project, name)
+                # A wall time belongs to the outputs it produced: kept only for the same stage hashes.
+                same = (row.get("provenance") or {}).get("stages") == fresh["provenance"]["stages"]
+                rows[name] = {**fresh, "wall_seconds": row.get("wall_seconds") if same else None}
         names = []
     for name in names:
         problem = weights_problem(params, name)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from visionlab.reporting.published import load_published
 
@@ -38,6 +39,18 @@ def test_rows_and_table_match_the_stage_outputs(tiny_pipeline):
         assert row["test_macro_f1"] == pytest.approx(metrics["test"]["macro_f1"])
         assert row["train_seconds"] == pytest.approx(metrics["training"]["seconds"])
         assert row["split_counts"] == cleaning["split_totals"]
+        # The interval and the variants come from the run's own metrics.json; the row names its commit,
+        # its params and the output hash of every stage of its chain, from the copy's dvc.lock.
+        assert row["test_ci95"] == pytest.approx(
+            [metrics["test"]["accuracy_ci_low"], metrics["test"]["accuracy_ci_high"]]
+        )
+        assert row["test_images"] == metrics["test"]["images"] == 5
+        assert row["test_variants"]["test_tta_hflip"] == pytest.approx(metrics["test_tta_hflip"]["accuracy"])
+        lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+        stages = row["provenance"]["stages"]
+        assert stages[f"train@{row['experiment']}"] == lock[f"train@{row['experiment']}"]["outs"][0]["md5"]
+        assert {"download@flowers", "prepare@flowers", f"evaluate@{row['experiment']}"} <= set(stages)
+        assert len(row["provenance"]["commit"]) >= 40 and len(row["provenance"]["params_sha256"]) == 16
     cnn, effnet = rows
     assert cnn["published_accuracy"] == pytest.approx(published["handmade_cnn"].test_accuracy)
     assert cnn["featurize_seconds"] is None  # trained end to end: nothing cached
@@ -51,12 +64,23 @@ def test_rows_and_table_match_the_stage_outputs(tiny_pipeline):
     missing = {"experiment": "flowers-vgg16", "dataset": "flowers", "status": "vgg16 weights missing"}
     table = full_scale.render_markdown([*rows, missing], {"machine": "x86_64", "cpus": 2, "device": "cpu"})
     lines = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| flowers-")}
+    low, high = cnn["test_ci95"]
     assert (
-        f"| {100 * cnn['test_accuracy']:.2f} | {100 * published['handmade_cnn'].test_accuracy:.2f} ("
-        in (lines["flowers-cnn"])
-    )
+        f"| {100 * cnn['test_accuracy']:.2f} | {100 * low:.2f}-{100 * high:.2f} "
+        f"| {100 * published['handmade_cnn'].test_accuracy:.2f} ("
+    ) in lines["flowers-cnn"]
+    # 5 test images: no figure of the study lies outside so wide an interval.
+    assert "| within chance |" in lines["flowers-cnn"]
     splits = cleaning["split_totals"]
-    assert lines["flowers-effnet"].endswith(f"| {splits['train']} / {splits['val']} / {splits['test']} |")
+    commit = effnet["provenance"]["commit"][:12]
+    assert lines["flowers-effnet"].endswith(
+        f"| {splits['train']} / {splits['val']} / {splits['test']} | {commit} |"
+    )
+    # One sentence per study: the row chosen on validation, beyond chance or not.
+    assert any(
+        line.startswith("- **flowers**: ") and "not a win beyond chance" in line
+        for line in table.splitlines()
+    )
     assert "not run: vgg16 weights missing" in lines["flowers-vgg16"]
     header = next(line for line in table.splitlines() if line.startswith("| experiment"))
     assert {line.count("|") for line in lines.values()} == {header.count("|")}

@@ -19,6 +19,7 @@ from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.data.manifest import read_manifest
 from visionlab.data.split import SPLITS
 from visionlab.errors import MissingArtifactError, VisionlabError
+from visionlab.evaluation.intervals import wilson
 from visionlab.evaluation.plots import plot_confusion, plot_learning_curves
 from visionlab.evaluation.report import confusion, per_class_report, report_markdown
 from visionlab.evaluation.robustness import DegradedImages, degradation, hflip_tta
@@ -53,9 +54,15 @@ def predictions_frame(rows: pd.DataFrame, probs: np.ndarray, classes: list[str])
 
 
 def _scores(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:
+    """Loss and accuracy, with the count behind the accuracy and its 95% Wilson interval."""
+    correct = int((logits.argmax(1) == labels).sum().item())
+    low, high = wilson(correct, len(labels))
     return {
         "loss": F.cross_entropy(logits, labels).item(),
-        "accuracy": (logits.argmax(1) == labels).float().mean().item(),
+        "accuracy": correct / len(labels) if len(labels) else float("nan"),
+        "accuracy_ci_low": low,
+        "accuracy_ci_high": high,
+        "correct": correct,
         "images": len(labels),
     }
 

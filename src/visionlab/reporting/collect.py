@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from visionlab import paths
+from visionlab.evaluation.intervals import correct_count, verdict, wilson
 from visionlab.params import Params
 from visionlab.reporting.published import PublishedFigure, load_published
 from visionlab.tracking import RUN_RECORD
@@ -72,6 +73,17 @@ class ExperimentRecord:
             return float(value)
         except (TypeError, ValueError):
             return math.nan
+
+    def interval(self, split: str = "test") -> tuple[float, float]:
+        """The 95% Wilson interval of the split's accuracy: as evaluate wrote it, else from the
+        accuracy and the image count (results written before evaluate recorded intervals)."""
+        low, high = self.metric(split, "accuracy_ci_low"), self.metric(split, "accuracy_ci_high")
+        if math.isfinite(low) and math.isfinite(high):
+            return low, high
+        accuracy, images = self.metric(split, "accuracy"), self.metric(split, "images")
+        if not (math.isfinite(accuracy) and math.isfinite(images)) or images <= 0:
+            return math.nan, math.nan
+        return wilson(correct_count(accuracy, int(images)), int(images))
 
 
 @dataclass
@@ -211,6 +223,9 @@ COMPARISON_COLUMNS = [
     "val_accuracy",
     "test_loss",
     "test_accuracy",
+    "test_accuracy_ci_low",
+    "test_accuracy_ci_high",
+    "test_images",
     "test_macro_f1",
     "train_seconds",
     "featurize_seconds",
@@ -220,6 +235,7 @@ COMPARISON_COLUMNS = [
     "published_model",
     "published_accuracy",
     "delta_accuracy",
+    "vs_published",
     "mlflow_run_id",
 ]
 
@@ -231,6 +247,7 @@ def comparison_frame(datasets: list[DatasetRecord]) -> pd.DataFrame:
         for e in dataset.experiments:
             published = e.published.test_accuracy if e.published else math.nan
             test_accuracy = e.metric("test", "accuracy")
+            low, high = e.interval("test")
             rows.append(
                 {
                     "dataset": dataset.name,
@@ -245,6 +262,9 @@ def comparison_frame(datasets: list[DatasetRecord]) -> pd.DataFrame:
                     "val_accuracy": e.metric("val", "accuracy"),
                     "test_loss": e.metric("test", "loss"),
                     "test_accuracy": test_accuracy,
+                    "test_accuracy_ci_low": low,
+                    "test_accuracy_ci_high": high,
+                    "test_images": e.metric("test", "images"),
                     "test_macro_f1": e.metric("test", "macro_f1"),
                     "train_seconds": e.metric("training", "seconds"),
                     "featurize_seconds": e.featurize_seconds,
@@ -254,6 +274,8 @@ def comparison_frame(datasets: list[DatasetRecord]) -> pd.DataFrame:
                     "published_model": e.published.model if e.published else "",
                     "published_accuracy": published,
                     "delta_accuracy": test_accuracy - published,
+                    # Whether the study's figure lies outside our 95% interval, not just the sign.
+                    "vs_published": verdict(low, high, published) if e.published else "",
                     "mlflow_run_id": e.run_id or "",
                 }
             )

@@ -9,9 +9,10 @@ from typing import Literal
 
 import pandas as pd
 
+from visionlab.evaluation.intervals import verdict
 from visionlab.reporting.collect import DatasetRecord, per_class_frame
 
-Kind = Literal["text", "percent", "loss", "seconds", "rate", "delta", "fraction"]
+Kind = Literal["text", "percent", "loss", "seconds", "rate", "delta", "fraction", "interval"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ COMPARISON = [
     Column("val_accuracy", "val. acc.", "percent", "max"),
     Column("test_loss", "test loss", "loss", "min"),
     Column("test_accuracy", "test acc.", "percent", "max"),
+    Column("test_interval", "test 95% interval", "interval"),
     Column("test_macro_f1", "macro F1", "fraction", "max"),
     Column("featurize_seconds", "features", "seconds"),
     Column("train_seconds", "training", "seconds"),
@@ -38,6 +40,7 @@ COMPARISON = [
     Column("images_per_second", "images/s", "rate", "max"),
     Column("published_accuracy", "published", "percent"),
     Column("delta_accuracy", "vs published", "delta"),
+    Column("vs_published", "beyond chance?"),
 ]
 
 
@@ -57,6 +60,13 @@ class Table:
 
 def _finite(value: object) -> bool:
     return isinstance(value, int | float) and math.isfinite(value)
+
+
+def format_interval(low: object, high: object) -> str:
+    """``92.79–97.28%``; a dash when either end is unknown."""
+    if not (_finite(low) and _finite(high)):
+        return "–"
+    return f"{100 * float(low):.2f}–{100 * float(high):.2f}%"  # type: ignore[arg-type]
 
 
 def format_value(value: object, kind: Kind) -> str:
@@ -108,6 +118,10 @@ def comparison_table(frame: pd.DataFrame) -> Table:
     for _, row in done.iterrows():
         cells = []
         for column in COMPARISON:
+            if column.kind == "interval":
+                interval = format_interval(row["test_accuracy_ci_low"], row["test_accuracy_ci_high"])
+                cells.append(Cell(interval, numeric=True))
+                continue
             value = row[column.key]
             text = format_value(value, column.kind)
             if column.key == "arch" and row["model"] != row["arch"]:
@@ -117,31 +131,53 @@ def comparison_table(frame: pd.DataFrame) -> Table:
     return Table([c.label for c in COMPARISON], rows, [c.kind != "text" for c in COMPARISON])
 
 
+def _validation_score(experiment) -> tuple[float, float]:
+    accuracy, loss = experiment.metric("val", "accuracy"), experiment.metric("val", "loss")
+    return (
+        accuracy if math.isfinite(accuracy) else -math.inf,
+        -loss if math.isfinite(loss) else -math.inf,
+    )
+
+
 def published_table(dataset: DatasetRecord) -> Table:
-    """The study's published figures, each beside our best experiment of the same arch."""
-    headers = ["published model", "arch", "published test acc.", "ours (best run)", "difference"]
+    """The study's published figures, each beside our experiment of the same arch chosen on
+    validation (never on test), with its 95% interval and whether the study's figure lies outside it."""
+    headers = [
+        "published model",
+        "arch",
+        "published test acc.",
+        "ours (chosen on val.)",
+        "95% interval",
+        "difference",
+        "beyond chance?",
+    ]
     rows = []
     for arch, figure in dataset.published.items():
         ours = [e for e in dataset.run if e.arch == arch and math.isfinite(e.metric("test", "accuracy"))]
-        top = max(ours, key=lambda e: e.metric("test", "accuracy"), default=None)
+        top = max(sorted(ours, key=lambda e: e.name), key=_validation_score, default=None)
         if top is None:
             run_of_arch = [e.name for e in dataset.experiments if e.arch == arch]
             mine = "not run yet" if run_of_arch else "no experiment"
-            delta = "–"
+            interval = delta = said = "–"
         else:
             accuracy = top.metric("test", "accuracy")
+            low, high = top.interval("test")
             mine = f"{format_value(accuracy, 'percent')} ({top.name})"
+            interval = format_interval(low, high)
             delta = format_value(accuracy - figure.test_accuracy, "delta")
+            said = verdict(low, high, figure.test_accuracy)
         rows.append(
             [
                 Cell(figure.model),
                 Cell(arch),
                 Cell(format_value(figure.test_accuracy, "percent"), numeric=True),
                 Cell(mine, numeric=True),
+                Cell(interval, numeric=True),
                 Cell(delta, numeric=True),
+                Cell(said),
             ]
         )
-    return Table(headers, rows, [False, False, True, True, True])
+    return Table(headers, rows, [False, False, True, True, True, True, False])
 
 
 def per_class_table(dataset: DatasetRecord) -> Table | None:
