@@ -43,6 +43,7 @@ from visionlab.reporting.published import load_published
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
 PROJECT_DIRS = ["stages", "src", "config", ".dvc"]
+SYNCED_COMMIT = "SOURCE_COMMIT"  # in the work copy: the visionlab commit its code was synced from
 # Data sets whose mirror archive is not the full public set (say so beside their figures).
 NOTES = {
     "kaggle_flowers": "sample only (200 images): the full Kaggle set is not available offline",
@@ -102,10 +103,10 @@ def prepare_project(work: Path, mirror: Path) -> Path:
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["download"]["mirror"] = str(mirror.resolve())
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    steps = [
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", f"full scale at {source_commit()}", "--allow-empty"],
-    ]
+    # The commit the copy now holds, read back by provenance(): this checkout may move on meanwhile.
+    synced = source_commit()
+    (work / SYNCED_COMMIT).write_text(synced + "\n")
+    steps = [["git", "add", "-A"], ["git", "commit", "-qm", f"full scale at {synced}", "--allow-empty"]]
     for args in ([["git", "init", "-q"]] if fresh else []) + steps:
         subprocess.run(args, cwd=work, check=True, env=_env(work), capture_output=True)
     return work
@@ -123,8 +124,9 @@ def provenance(project: Path, experiment: str, dataset: str) -> dict[str, Any]:
         if outs:
             hashes[name] = outs[0].get("md5")
     params = (project / "params.yaml").read_bytes()
+    synced = project / SYNCED_COMMIT
     return {
-        "commit": source_commit(),
+        "commit": synced.read_text().strip() if synced.is_file() else None,
         "params_sha256": hashlib.sha256(params).hexdigest()[:16],
         "stages": hashes,
     }
