@@ -262,3 +262,25 @@ def test_evaluate_scores_train_and_val_on_the_featurize_cache_not_the_images(pro
     # The weights kept are the best epoch's; its validation loss came from the same cache (bfloat16
     # autocast in one phase or the other: hence not to the last digit).
     assert metrics["val"]["loss"] == pytest.approx(history.val_loss[best - 1], rel=0.02)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", ["handmade", "effnet-finetune"])
+def test_featurize_and_train_never_read_the_test_split(project, experiment):
+    """Selection (early stopping, the best epoch's weights, the registry) sees train and validation
+    only: with every test image gone, featurize and train still run; evaluate then needs them."""
+    manifest = pd.read_csv("data/prepared/toy/manifest.csv")
+    test_images = list(manifest.query("split == 'test'").path)
+    assert test_images
+    for path in test_images:
+        Path(path).rename(f"{path}.gone")  # any read of a test image now fails
+    featurize_experiment(project, experiment)
+    train_experiment(project, experiment)
+    summary = json.loads((Path("data/models") / experiment / "summary.json").read_text())
+    assert summary["best_epoch"] >= 1
+    with pytest.raises(FileNotFoundError, match="data/raw/toy"):  # evaluate does read them
+        evaluate_experiment(project, experiment)
+    for path in test_images:
+        Path(f"{path}.gone").rename(path)
+    evaluate_experiment(project, experiment)
+    assert json.loads(Path(f"results/{experiment}/metrics.json").read_text())["test"]["images"] == 2
