@@ -288,6 +288,61 @@ def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+README_BEGIN = (
+    "<!-- full-scale table: written from benchmarks/results/full_scale.json by "
+    "`uv run python benchmarks/full_scale.py --table-only`; do not edit by hand -->"
+)
+README_END = "<!-- end of the full-scale table -->"
+VARIANTS = {"test_tta_hflip": "hflip TTA", "test_downscale_128": "at 128 px", "test_jpeg_30": "at JPEG 30"}
+
+
+def render_readme_table(rows: list[dict[str, Any]]) -> str:
+    """The README's results block: every finished row, its interval and verdict, its commit."""
+    lines = [
+        README_BEGIN,
+        "| experiment | test acc. | 95% interval | study | beyond chance? | val. acc. | macro F1 "
+        + "".join(f"| {label} " for label in VARIANTS.values())
+        + "| train s | train / val / test | commit |",
+        "|---|---:|---:|---:|---|---:|---:|" + "---:|" * len(VARIANTS) + "---:|---|---|",
+    ]
+    for row in rows:
+        if row.get("status") != "done":
+            continue
+        published = row.get("published_accuracy")
+        interval = interval_of(row)
+        study = f"{_pct(published)}% ({row['published_model']})" if published is not None else "–"
+        chance = verdict(*interval, published) if interval and published is not None else "–"
+        shown = f"{_pct(interval[0])}–{_pct(interval[1])}%" if interval else "–"
+        variants = row.get("test_variants") or {}
+        cells = "".join(
+            f"| {_pct(variants[key])}% " if variants.get(key) is not None else "| – " for key in VARIANTS
+        )
+        splits = row.get("split_counts") or {}
+        counts = " / ".join(f"{splits.get(s, 0):,}" for s in ("train", "val", "test")) if splits else "–"
+        f1 = "–" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.3f}"
+        commit = ((row.get("provenance") or {}).get("commit") or "–")[:7]
+        star = " *" if row.get("note") else ""
+        lines.append(
+            f"| `{row['experiment']}`{star} | {_pct(row['test_accuracy'])}% | {shown} | {study} | {chance} "
+            f"| {_pct(row.get('val_accuracy'))}% | {f1} {cells}| {_seconds(row.get('train_seconds'))} "
+            f"| {counts} | {commit} |"
+        )
+    notes = sorted({(r["dataset"], r["note"]) for r in rows if r.get("status") == "done" and r.get("note")})
+    lines += [""] + [f"\\* {dataset}: {note}." for dataset, note in notes] if notes else []
+    lines += ["", *study_sentences(rows), README_END]
+    return "\n".join(lines)
+
+
+def write_readme_table(readme: Path, rows: list[dict[str, Any]]) -> None:
+    text = readme.read_text()
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        raise click.ClickException(
+            f"{readme}: no full-scale table markers ({README_BEGIN!r} ... {README_END!r})"
+        )
+    readme.write_text(text[:start] + render_readme_table(rows) + text[end + len(README_END) :])
+
+
 def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The results table: one row per experiment, figures beside the study's, or why not run."""
     lines = [
@@ -359,6 +414,8 @@ def write_results(results: Path, rows: dict[str, dict[str, Any]], order: list[st
     ordered += [row for name, row in rows.items() if name not in order]
     (results / "full_scale.json").write_text(json.dumps({"meta": meta, "rows": ordered}, indent=2) + "\n")
     (results / "full_scale.md").write_text(render_markdown(ordered, meta))
+    if results.resolve() == (REPO / "benchmarks" / "results").resolve():
+        write_readme_table(REPO / "README.md", ordered)
 
 
 @click.command()
@@ -405,6 +462,7 @@ def main(
     if table_only:
         saved = _read_json(results / "full_scale.json")
         (results / "full_scale.md").write_text(render_markdown(saved.get("rows", []), saved.get("meta", {})))
+        write_readme_table(REPO / "README.md", saved.get("rows", []))
         click.echo((results / "full_scale.md").read_text())
         return
     if mirror is None or not (mirror / "SHA256SUMS").is_file():
