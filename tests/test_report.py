@@ -115,6 +115,10 @@ def fake_experiment(
     per_class.iloc[:3, :4].to_csv(results / "per_class.csv", index=False)
     png(evaluation / "confusion.png", (200, 30, 30))
     png(evaluation / "learning_curves.png", (30, 200, 30))
+    right = round(10 * accuracy)  # the first `right` of the 10 test images
+    pd.DataFrame(
+        {"path": [f"data/raw/toy/{i}.jpg" for i in range(10)], "correct": [i < right for i in range(10)]}
+    ).to_csv(evaluation / "predictions.csv", index=False)
     overlays = [png(explain / c / f"correct-000-{c}-overlay.png", (30, 30, 200), (64, 64)) for c in CLASSES]
     index = {"method": "gradcam", "images": [{"overlay": str(p.relative_to(explain))} for p in overlays]}
     if gallery:  # the extended explain stage: an explicit thumbnail list and an HTML gallery
@@ -227,6 +231,10 @@ def test_markdown_and_csv_outputs(results_tree):
     published = "| their CNN | handmade_cnn | 75.00% | 80.00% (toy-cnn) | 49.02–94.33% | +5.00 pp |"
     assert f"{published} within chance |" in summary
     assert "30 images kept; dropped: truncated 2, not_an_image 1" in summary
+    # Paired on the same 10 test images against the one chosen on validation (toy-effnet): toy-cnn
+    # misses one image more, which McNemar cannot tell from chance.
+    assert "| vs toy-effnet (chosen on val.) | both right | only toy-effnet | only this one |" in summary
+    assert "| toy-cnn | 8 | 1 | 0 | 1 | no |" in summary
     header = next(line for line in summary.splitlines() if line.startswith("| class |"))
     assert "toy-cnn P" in header and "toy-cnn R" in header and "toy-effnet F1" in header
 

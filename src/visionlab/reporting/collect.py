@@ -46,6 +46,7 @@ class ExperimentRecord:
     run_id: str | None = None
     history: pd.DataFrame | None = None
     per_class: pd.DataFrame | None = None  # class, precision, recall, f1[, support]
+    answers: pd.Series | None = None  # test image path -> right or wrong (predictions.csv)
     confusion_png: Path | None = None
     curves_png: Path | None = None
     explanations: Explanations | None = None
@@ -187,6 +188,9 @@ def read_experiment(
     evaluation = root / paths.eval_dir(name)
     record.confusion_png = _existing(evaluation / "confusion.png")
     record.curves_png = _existing(evaluation / "learning_curves.png")
+    predictions = _read_csv(evaluation / "predictions.csv")
+    if predictions is not None and {"path", "correct"} <= set(predictions.columns):
+        record.answers = predictions.set_index("path")["correct"].astype(bool)
     record.explanations = read_explanations(root / paths.explain_dir(name), thumbnails)
     return record
 

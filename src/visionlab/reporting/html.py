@@ -175,6 +175,15 @@ def _dataset_section(
         parts.append("<h3>Published figures</h3>")
         parts.append(render_table(tables.published_table(dataset), "published"))
 
+    paired = tables.paired_table(dataset)
+    if paired is not None:
+        parts.append("<h3>Paired on the same test images</h3>")
+        parts.append(render_table(paired, "paired"))
+        parts.append(
+            '<p class="note">McNemar&rsquo;s exact test on the test images exactly one of the two '
+            "models gets right: a small p says the difference is beyond chance.</p>"
+        )
+
     if dataset.run:
         parts.append("<h3>Learning curves</h3>")
         parts.append(

@@ -70,6 +70,10 @@ def render_markdown(
             study = next(iter(dataset.published.values())).study
             lines += [f"Published figures ({study}):" if study else "Published figures:", ""]
             lines += [*render_table(tables.published_table(dataset)), ""]
+        paired = tables.paired_table(dataset)
+        if paired is not None:
+            lines += ["Paired on the same test images (McNemar's exact test):", ""]
+            lines += [*render_table(paired), ""]
         if dataset.cleaning:
             cleaning = dataset.cleaning
             reasons = cleaning.get("dropped_by_reason") or {}

@@ -9,7 +9,7 @@ from typing import Literal
 
 import pandas as pd
 
-from visionlab.evaluation.intervals import verdict
+from visionlab.evaluation.intervals import mcnemar, verdict
 from visionlab.reporting.collect import DatasetRecord, per_class_frame
 
 Kind = Literal["text", "percent", "loss", "seconds", "rate", "delta", "fraction", "interval"]
@@ -129,6 +129,43 @@ def comparison_table(frame: pd.DataFrame) -> Table:
             cells.append(Cell(text, _is_best(value, best.get(column.key)), column.kind != "text"))
         rows.append(cells)
     return Table([c.label for c in COMPARISON], rows, [c.kind != "text" for c in COMPARISON])
+
+
+def paired_table(dataset: DatasetRecord) -> Table | None:
+    """Each experiment against the one chosen on validation, on the test images both answered:
+    McNemar's exact test on the images exactly one of them gets right. None with no pair to test."""
+    answered = [e for e in dataset.run if e.answers is not None and len(e.answers)]
+    if len(answered) < 2:
+        return None
+    chosen = max(sorted(answered, key=lambda e: e.name), key=_validation_score)
+    rows = []
+    for other in answered:
+        if other is chosen or set(other.answers.index) != set(chosen.answers.index):
+            continue  # another test split (another cleaning, another data set card): not paired
+        mine, theirs = chosen.answers, other.answers.reindex(chosen.answers.index)
+        only_chosen, only_other = int((mine & ~theirs).sum()), int((theirs & ~mine).sum())
+        p = mcnemar(list(mine), list(theirs))
+        rows.append(
+            [
+                Cell(other.name),
+                Cell(str(int((mine & theirs).sum())), numeric=True),
+                Cell(str(only_chosen), numeric=True),
+                Cell(str(only_other), numeric=True),
+                Cell(f"{p:.3g}", numeric=True),
+                Cell("yes" if p < 0.05 else "no"),
+            ]
+        )
+    if not rows:
+        return None
+    headers = [
+        f"vs {chosen.name} (chosen on val.)",
+        "both right",
+        f"only {chosen.name}",
+        "only this one",
+        "McNemar p",
+        "differ at 5%?",
+    ]
+    return Table(headers, rows, [False, True, True, True, True, False])
 
 
 def _validation_score(experiment) -> tuple[float, float]:
