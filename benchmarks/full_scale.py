@@ -24,6 +24,7 @@ import math
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -33,8 +34,14 @@ from typing import Any
 import click
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # full_scale_tables beside this script
+
+from full_scale_tables import (
+    render_markdown,
+    write_readme_table,
+)
+
 from visionlab.errors import MissingArtifactError
-from visionlab.evaluation.intervals import correct_count, verdict, wilson
 from visionlab.models import efficientnet_lite, weights
 from visionlab.params import Params, load_params
 from visionlab.reporting.collect import comparison_frame, read_datasets
@@ -242,164 +249,59 @@ def run_experiment(project: Path, experiment: str) -> dict[str, Any]:
     return row
 
 
-def _pct(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.2f}"
+def run_seeds(project: Path, experiment: str, seeds: int) -> list[dict[str, Any]]:
+    """The experiment retrained with ``seeds - 1`` more training seeds on the same split.
 
-
-def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:,.0f}"
-
-
-def interval_of(row: dict[str, Any]) -> tuple[float, float] | None:
-    """The row's 95% Wilson interval: as measured, else from its accuracy and test count (rows
-    recorded before evaluate wrote intervals)."""
-    if row.get("test_ci95"):
-        low, high = row["test_ci95"]
-        return float(low), float(high)
-    total = row.get("test_images") or (row.get("split_counts") or {}).get("test")
-    if row.get("test_accuracy") is None or not total:
-        return None
-    return wilson(correct_count(row["test_accuracy"], int(total)), int(total))
-
-
-def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
-    """Per data set: our full-scale row chosen on validation, against the study's best figure."""
-    lines = []
-    done = [r for r in rows if r.get("status") == "done" and r.get("published_accuracy") is not None]
-    for dataset in sorted({r["dataset"] for r in done}):
-        candidates = sorted((r for r in done if r["dataset"] == dataset), key=lambda r: r["experiment"])
-        chosen = max(candidates, key=lambda r: r.get("val_accuracy") or -1.0)
-        interval = interval_of(chosen)
-        if interval is None:
-            continue
-        figure, study = chosen["published_accuracy"], chosen["published_model"]
-        said = verdict(interval[0], interval[1], figure)
-        outcome = {
-            "better beyond chance": "we beat the study beyond chance",
-            "worse beyond chance": "the study is better beyond chance",
-            "within chance": "not a win beyond chance: the study's figure lies inside our interval",
-        }.get(said, said)
-        val, test = _pct(chosen.get("val_accuracy")), _pct(chosen["test_accuracy"])
-        lines.append(
-            f"- **{dataset}**: {chosen['experiment']} (chosen on validation: {val}% val) tests {test}% "
-            f"(95% interval {_pct(interval[0])}-{_pct(interval[1])}%) against {_pct(figure)}% ({study}): "
-            f"{outcome}."
-        )
-    return lines
-
-
-README_BEGIN = (
-    "<!-- full-scale table: written from benchmarks/results/full_scale.json by "
-    "`uv run python benchmarks/full_scale.py --table-only`; do not edit by hand -->"
-)
-README_END = "<!-- end of the full-scale table -->"
-VARIANTS = {"test_tta_hflip": "hflip TTA", "test_downscale_128": "at 128 px", "test_jpeg_30": "at JPEG 30"}
-
-
-def render_readme_table(rows: list[dict[str, Any]]) -> str:
-    """The README's results block: every finished row, its interval and verdict, its commit."""
-    lines = [
-        README_BEGIN,
-        "| experiment | test acc. | 95% interval | study | beyond chance? | val. acc. | macro F1 "
-        + "".join(f"| {label} " for label in VARIANTS.values())
-        + "| train s | train / val / test | commit |",
-        "|---|---:|---:|---:|---|---:|---:|" + "---:|" * len(VARIANTS) + "---:|---|---|",
-    ]
-    for row in rows:
-        if row.get("status") != "done":
-            continue
-        published = row.get("published_accuracy")
-        interval = interval_of(row)
-        study = f"{_pct(published)}% ({row['published_model']})" if published is not None else "–"
-        chance = verdict(*interval, published) if interval and published is not None else "–"
-        shown = f"{_pct(interval[0])}–{_pct(interval[1])}%" if interval else "–"
-        variants = row.get("test_variants") or {}
-        cells = "".join(
-            f"| {_pct(variants[key])}% " if variants.get(key) is not None else "| – " for key in VARIANTS
-        )
-        splits = row.get("split_counts") or {}
-        counts = " / ".join(f"{splits.get(s, 0):,}" for s in ("train", "val", "test")) if splits else "–"
-        f1 = "–" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.3f}"
-        commit = ((row.get("provenance") or {}).get("commit") or "–")[:7]
-        star = " *" if row.get("note") else ""
-        lines.append(
-            f"| `{row['experiment']}`{star} | {_pct(row['test_accuracy'])}% | {shown} | {study} | {chance} "
-            f"| {_pct(row.get('val_accuracy'))}% | {f1} {cells}| {_seconds(row.get('train_seconds'))} "
-            f"| {counts} | {commit} |"
-        )
-    notes = sorted({(r["dataset"], r["note"]) for r in rows if r.get("status") == "done" and r.get("note")})
-    lines += [""] + [f"\\* {dataset}: {note}." for dataset, note in notes] if notes else []
-    lines += ["", *study_sentences(rows), README_END]
-    return "\n".join(lines)
-
-
-def write_readme_table(readme: Path, rows: list[dict[str, Any]]) -> None:
-    text = readme.read_text()
-    start, end = text.find(README_BEGIN), text.find(README_END)
-    if start < 0 or end < start:
-        raise click.ClickException(
-            f"{readme}: no full-scale table markers ({README_BEGIN!r} ... {README_END!r})"
-        )
-    readme.write_text(text[:start] + render_readme_table(rows) + text[end + len(README_END) :])
-
-
-def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    """The results table: one row per experiment, figures beside the study's, or why not run."""
-    lines = [
-        "# The studies' experiments on the full data sets",
-        "",
-        f"Real `dvc repro evaluate@<experiment>` per experiment on {meta.get('machine', '?')} "
-        f"({meta.get('cpus', '?')} CPUs, device {meta.get('device', '?')}); data from the mirror "
-        f'`{meta.get("mirror", "?")}`. Accuracies in %; "vs study" is ours minus the study\'s, in points; '
-        "train s is the training stage's own clock, wall s the whole chain of the run that produced the row.",
-        "",
-        'The 95% interval is Wilson\'s, from the test count; "beyond chance?" says whether the '
-        "study's figure lies outside it. Commit: the visionlab commit the row was measured on "
-        '("-": recorded before rows named one).',
-        "",
-        "| experiment | data set | test acc | 95% interval | study | vs study | beyond chance? | val acc "
-        "| train acc | macro F1 | epochs | train s | featurize s | img/s | wall s "
-        "| train / val / test images | commit |",
-        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
-    ]
-    notes: dict[str, str] = {}
-    for row in rows:
-        if row.get("status") != "done":
-            lines.append(
-                f"| {row['experiment']} | {row.get('dataset', '')} | not run: {row.get('status')} |"
-                + " |" * 14
+    Each seed is the experiment's ``train_overrides.seed`` in the copy's params.yaml and a `dvc
+    repro` of its evaluate stage (featurize's cache is kept: it does not depend on the seed); the
+    params are then restored and `dvc repro` brings the original outputs back from DVC's run cache.
+    """
+    params_file = project / "params.yaml"
+    original = params_file.read_text()
+    base = load_params(params_file).recipe_of(experiment).seed
+    found = []
+    try:
+        for offset in range(1, seeds):
+            raw = yaml.safe_load(original)
+            overrides = raw["experiments"][experiment].setdefault("train_overrides", {}) or {}
+            overrides["seed"] = base + offset
+            raw["experiments"][experiment]["train_overrides"] = overrides
+            params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+            row = run_experiment(project, experiment)
+            if row.get("status") != "done":
+                raise click.ClickException(f"{experiment} seed {base + offset}: {row.get('status')}")
+            found.append(
+                {
+                    "seed": base + offset,
+                    **{
+                        k: row[k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1", "train_seconds")
+                    },
+                    "stages": row["provenance"]["stages"],
+                }
             )
-            continue
-        published = row.get("published_accuracy")
-        study = f"{_pct(published)} ({row['published_model']})" if published is not None else ""
-        delta = "" if published is None else f"{100 * (row['test_accuracy'] - published):+.2f}"
-        splits = row.get("split_counts") or {}
-        counts = " / ".join(f"{splits.get(s, 0):,}" for s in ("train", "val", "test")) if splits else ""
-        epochs = "" if row.get("epochs") is None else f"{row['epochs']:.0f}"
-        speed = "" if row.get("images_per_second") is None else f"{row['images_per_second']:.1f}"
-        f1 = "" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.4f}"
-        interval = interval_of(row)
-        shown = f"{_pct(interval[0])}-{_pct(interval[1])}" if interval else ""
-        chance = verdict(*interval, published) if interval and published is not None else ""
-        commit = ((row.get("provenance") or {}).get("commit") or "-")[:12]
-        marker = ""
-        if row.get("note"):
-            notes[row["dataset"]] = row["note"]
-            marker = " *"
-        lines.append(
-            f"| {row['experiment']} | {row['dataset']}{marker} | {_pct(row['test_accuracy'])} | {shown} "
-            f"| {study} | {delta} | {chance} "
-            f"| {_pct(row.get('val_accuracy'))} | {_pct(row.get('train_accuracy'))} "
-            f"| {f1} | {epochs} "
-            f"| {_seconds(row.get('train_seconds'))} | {_seconds(row.get('featurize_seconds'))} | {speed} "
-            f"| {_seconds(row.get('wall_seconds'))} | {counts} | {commit} |"
+    finally:
+        params_file.write_text(original)
+        subprocess.run(
+            [sys.executable, "-m", "dvc", "repro", f"evaluate@{experiment}"],
+            cwd=project,
+            env=_env(project),
+            capture_output=True,
+            check=False,
         )
-    if notes:
-        lines += [""] + [f"\\* {dataset}: {note}." for dataset, note in sorted(notes.items())]
-    sentences = study_sentences(rows)
-    if sentences:
-        lines += ["", "Against each study (our row chosen on validation, never on test):", "", *sentences]
-    return "\n".join(lines) + "\n"
+    return found
+
+
+def seed_summary(row: dict[str, Any]) -> dict[str, Any] | None:
+    """Mean and sample standard deviation of val and test accuracy over the row's seeds."""
+    runs = row.get("seeds") or []
+    if len(runs) < 2:
+        return None
+    summary: dict[str, Any] = {"seeds": len(runs)}
+    for key in ("val_accuracy", "test_accuracy"):
+        values = [r[key] for r in runs if r.get(key) is not None]
+        summary[f"{key}_mean"] = statistics.mean(values)
+        summary[f"{key}_sd"] = statistics.stdev(values)
+    return summary
 
 
 def _device() -> str:
@@ -440,6 +342,13 @@ def write_results(results: Path, rows: dict[str, dict[str, Any]], order: list[st
     show_default=True,
 )
 @click.option(
+    "--seeds",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="train each experiment run with this many seeds (train.seed, +1, ...) on the same split",
+)
+@click.option(
     "--table-only",
     is_flag=True,
     help="rewrite full_scale.md from full_scale.json (no project, no runs): after a table change",
@@ -455,6 +364,7 @@ def main(
     rerun: tuple[str, ...],
     work: Path,
     results: Path,
+    seeds: int,
     table_only: bool,
     refresh: bool,
 ) -> None:
@@ -502,6 +412,11 @@ def main(
             continue
         click.echo(f"{name}: dvc repro evaluate@{name} ...", nl=False)
         rows[name] = run_experiment(project, name)
+        if seeds > 1 and rows[name].get("status") == "done":
+            first = {"seed": load_params(project / "params.yaml").recipe_of(name).seed}
+            first.update({k: rows[name][k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1")})
+            rows[name]["seeds"] = [first, *run_seeds(project, name, seeds)]
+            rows[name]["seed_summary"] = seed_summary(rows[name])
         click.echo(f" {rows[name]['status']}")
         write_results(results, rows, names, meta)
     write_results(results, rows, names, meta)

@@ -10,7 +10,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _full_scale():
-    spec = importlib.util.spec_from_file_location("full_scale", REPO / "benchmarks" / "full_scale.py")
+    spec = importlib.util.spec_from_file_location(
+        "full_scale_tables", REPO / "benchmarks" / "full_scale_tables.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

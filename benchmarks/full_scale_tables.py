@@ -1,0 +1,193 @@
+"""The tables benchmarks/full_scale.py writes: full_scale.md, and the README's results block.
+
+Every figure comes from the rows of benchmarks/results/full_scale.json; intervals are recomputed
+from the test counts for rows recorded before evaluate wrote them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from visionlab.evaluation.intervals import correct_count, verdict, wilson
+
+
+def _pct(value: float | None) -> str:
+    return "" if value is None else f"{100 * value:.2f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}"
+
+
+def interval_of(row: dict[str, Any]) -> tuple[float, float] | None:
+    """The row's 95% Wilson interval: as measured, else from its accuracy and test count (rows
+    recorded before evaluate wrote intervals)."""
+    if row.get("test_ci95"):
+        low, high = row["test_ci95"]
+        return float(low), float(high)
+    total = row.get("test_images") or (row.get("split_counts") or {}).get("test")
+    if row.get("test_accuracy") is None or not total:
+        return None
+    return wilson(correct_count(row["test_accuracy"], int(total)), int(total))
+
+
+def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
+    """Per data set: our full-scale row chosen on validation, against the study's best figure."""
+    lines = []
+    done = [r for r in rows if r.get("status") == "done" and r.get("published_accuracy") is not None]
+    for dataset in sorted({r["dataset"] for r in done}):
+        candidates = sorted((r for r in done if r["dataset"] == dataset), key=lambda r: r["experiment"])
+        chosen = max(candidates, key=lambda r: r.get("val_accuracy") or -1.0)
+        interval = interval_of(chosen)
+        if interval is None:
+            continue
+        figure, study = chosen["published_accuracy"], chosen["published_model"]
+        said = verdict(interval[0], interval[1], figure)
+        outcome = {
+            "better beyond chance": "we beat the study beyond chance",
+            "worse beyond chance": "the study is better beyond chance",
+            "within chance": "not a win beyond chance: the study's figure lies inside our interval",
+        }.get(said, said)
+        val, test = _pct(chosen.get("val_accuracy")), _pct(chosen["test_accuracy"])
+        lines.append(
+            f"- **{dataset}**: {chosen['experiment']} (chosen on validation: {val}% val) tests {test}% "
+            f"(95% interval {_pct(interval[0])}-{_pct(interval[1])}%) against {_pct(figure)}% ({study}): "
+            f"{outcome}."
+        )
+    return lines
+
+
+def seed_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Rows trained with several seeds on the same split: how much of a margin is seed noise."""
+    lines = []
+    for row in rows:
+        summary = row.get("seed_summary")
+        if row.get("status") != "done" or not summary:
+            continue
+        lines.append(
+            f"- `{row['experiment']}`: {summary['seeds']} training seeds on the same split, test "
+            f"{_pct(summary['test_accuracy_mean'])}% ± {_pct(summary['test_accuracy_sd'])} (sd), val "
+            f"{_pct(summary['val_accuracy_mean'])}% ± {_pct(summary['val_accuracy_sd'])}."
+        )
+    return lines
+
+
+README_BEGIN = (
+    "<!-- full-scale table: written from benchmarks/results/full_scale.json by "
+    "`uv run python benchmarks/full_scale.py --table-only`; do not edit by hand -->"
+)
+README_END = "<!-- end of the full-scale table -->"
+VARIANTS = {"test_tta_hflip": "hflip TTA", "test_downscale_128": "at 128 px", "test_jpeg_30": "at JPEG 30"}
+
+
+def render_readme_table(rows: list[dict[str, Any]]) -> str:
+    """The README's results block: every finished row, its interval and verdict, its commit."""
+    lines = [
+        README_BEGIN,
+        "| experiment | test acc. | 95% interval | study | beyond chance? | val. acc. | macro F1 "
+        + "".join(f"| {label} " for label in VARIANTS.values())
+        + "| train s | train / val / test | commit |",
+        "|---|---:|---:|---:|---|---:|---:|" + "---:|" * len(VARIANTS) + "---:|---|---|",
+    ]
+    for row in rows:
+        if row.get("status") != "done":
+            continue
+        published = row.get("published_accuracy")
+        interval = interval_of(row)
+        study = f"{_pct(published)}% ({row['published_model']})" if published is not None else "–"
+        chance = verdict(*interval, published) if interval and published is not None else "–"
+        shown = f"{_pct(interval[0])}–{_pct(interval[1])}%" if interval else "–"
+        variants = row.get("test_variants") or {}
+        cells = "".join(
+            f"| {_pct(variants[key])}% " if variants.get(key) is not None else "| – " for key in VARIANTS
+        )
+        splits = row.get("split_counts") or {}
+        counts = " / ".join(f"{splits.get(s, 0):,}" for s in ("train", "val", "test")) if splits else "–"
+        f1 = "–" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.3f}"
+        commit = ((row.get("provenance") or {}).get("commit") or "–")[:7]
+        star = " *" if row.get("note") else ""
+        lines.append(
+            f"| `{row['experiment']}`{star} | {_pct(row['test_accuracy'])}% | {shown} | {study} | {chance} "
+            f"| {_pct(row.get('val_accuracy'))}% | {f1} {cells}| {_seconds(row.get('train_seconds'))} "
+            f"| {counts} | {commit} |"
+        )
+    notes = sorted({(r["dataset"], r["note"]) for r in rows if r.get("status") == "done" and r.get("note")})
+    lines += [""] + [f"\\* {dataset}: {note}." for dataset, note in notes] if notes else []
+    seeds = seed_lines(rows)
+    lines += ["", *study_sentences(rows), *(["", "Seeds:", "", *seeds] if seeds else []), README_END]
+    return "\n".join(lines)
+
+
+def write_readme_table(readme: Path, rows: list[dict[str, Any]]) -> None:
+    text = readme.read_text()
+    start, end = text.find(README_BEGIN), text.find(README_END)
+    if start < 0 or end < start:
+        raise click.ClickException(
+            f"{readme}: no full-scale table markers ({README_BEGIN!r} ... {README_END!r})"
+        )
+    readme.write_text(text[:start] + render_readme_table(rows) + text[end + len(README_END) :])
+
+
+def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    """The results table: one row per experiment, figures beside the study's, or why not run."""
+    lines = [
+        "# The studies' experiments on the full data sets",
+        "",
+        f"Real `dvc repro evaluate@<experiment>` per experiment on {meta.get('machine', '?')} "
+        f"({meta.get('cpus', '?')} CPUs, device {meta.get('device', '?')}); data from the mirror "
+        f'`{meta.get("mirror", "?")}`. Accuracies in %; "vs study" is ours minus the study\'s, in points; '
+        "train s is the training stage's own clock, wall s the whole chain of the run that produced the row.",
+        "",
+        'The 95% interval is Wilson\'s, from the test count; "beyond chance?" says whether the '
+        "study's figure lies outside it. Commit: the visionlab commit the row was measured on "
+        '("-": recorded before rows named one).',
+        "",
+        "| experiment | data set | test acc | 95% interval | study | vs study | beyond chance? | val acc "
+        "| train acc | macro F1 | epochs | train s | featurize s | img/s | wall s "
+        "| train / val / test images | commit |",
+        "|---|---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    notes: dict[str, str] = {}
+    for row in rows:
+        if row.get("status") != "done":
+            lines.append(
+                f"| {row['experiment']} | {row.get('dataset', '')} | not run: {row.get('status')} |"
+                + " |" * 14
+            )
+            continue
+        published = row.get("published_accuracy")
+        study = f"{_pct(published)} ({row['published_model']})" if published is not None else ""
+        delta = "" if published is None else f"{100 * (row['test_accuracy'] - published):+.2f}"
+        splits = row.get("split_counts") or {}
+        counts = " / ".join(f"{splits.get(s, 0):,}" for s in ("train", "val", "test")) if splits else ""
+        epochs = "" if row.get("epochs") is None else f"{row['epochs']:.0f}"
+        speed = "" if row.get("images_per_second") is None else f"{row['images_per_second']:.1f}"
+        f1 = "" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.4f}"
+        interval = interval_of(row)
+        shown = f"{_pct(interval[0])}-{_pct(interval[1])}" if interval else ""
+        chance = verdict(*interval, published) if interval and published is not None else ""
+        commit = ((row.get("provenance") or {}).get("commit") or "-")[:12]
+        marker = ""
+        if row.get("note"):
+            notes[row["dataset"]] = row["note"]
+            marker = " *"
+        lines.append(
+            f"| {row['experiment']} | {row['dataset']}{marker} | {_pct(row['test_accuracy'])} | {shown} "
+            f"| {study} | {delta} | {chance} "
+            f"| {_pct(row.get('val_accuracy'))} | {_pct(row.get('train_accuracy'))} "
+            f"| {f1} | {epochs} "
+            f"| {_seconds(row.get('train_seconds'))} | {_seconds(row.get('featurize_seconds'))} | {speed} "
+            f"| {_seconds(row.get('wall_seconds'))} | {counts} | {commit} |"
+        )
+    if notes:
+        lines += [""] + [f"\\* {dataset}: {note}." for dataset, note in sorted(notes.items())]
+    sentences = study_sentences(rows)
+    if sentences:
+        lines += ["", "Against each study (our row chosen on validation, never on test):", "", *sentences]
+    seeds = seed_lines(rows)
+    if seeds:
+        lines += ["", "Seeds:", "", *seeds]
+    return "\n".join(lines) + "\n"
