@@ -134,3 +134,13 @@ def test_train_depends_on_every_train_key_but_where_and_how_fast_it_runs(stages)
     # A new rendezvous per job, more loader workers: no retraining. More processes: a new global batch.
     assert {"train.rdzv_id", "train.num_workers", "train.resume"} & expected == set()
     assert {"train.nproc_per_node", "train.nnodes", "train.lr"} <= expected
+
+
+def test_an_explanation_override_reruns_explain_alone(stages):
+    for name in load_params(ROOT / "params.yaml").experiments:
+        _, train = _deps(stages[f"train@{name}"])
+        _, explain = _deps(stages[f"explain@{name}"])
+        assert f"experiments.{name}.explain_overrides" not in train and f"experiments.{name}" not in train
+        assert {f"experiments.{name}.{k}" for k in ("train_overrides", "model_overrides")} <= train
+        assert f"experiments.{name}.explain_overrides" in explain
+        assert not {f"experiments.{name}", f"experiments.{name}.train_overrides"} & explain

@@ -185,6 +185,12 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     status = run(project, *dvc, "status", "featurize@flowers-effnet")
     assert "up to date" in status, status
 
+    # An explanation-only override reruns explain alone: no retraining, no re-evaluation.
+    explained = run(
+        project, *dvc, "exp", "run", "-S", "++experiments.flowers-cnn.explain_overrides.alpha=0.3"
+    )
+    assert ran_stages(explained) == {"explain@flowers-cnn"}
+
 
 def test_one_data_set_chain_alone(tmp_path, shared_datasets):
     """`dvc repro prepare@caltech101_5` runs that data set's chain and nothing else."""
