@@ -186,9 +186,8 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     assert "up to date" in status, status
 
     # An explanation-only override reruns explain alone: no retraining, no re-evaluation.
-    explained = run(
-        project, *dvc, "exp", "run", "-S", "++experiments.flowers-cnn.explain_overrides.alpha=0.3"
-    )
+    alpha = "++experiments.flowers-cnn.explain_overrides.alpha=0.3"
+    explained = run(project, *dvc, "exp", "run", "-S", alpha, "explain@flowers-cnn")
     assert ran_stages(explained) == {"explain@flowers-cnn"}
 
 
