@@ -139,7 +139,9 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f"Real `dvc repro evaluate@<experiment>` per experiment on {meta.get('machine', '?')} "
         f"({meta.get('cpus', '?')} CPUs, device {meta.get('device', '?')}); data from the mirror "
         f'`{meta.get("mirror", "?")}`. Accuracies in %; "vs study" is ours minus the study\'s, in points; '
-        "train s is the training stage's own clock, wall s the whole chain of the run that produced the row.",
+        "train s is the training stage's own clock, wall s the whole chain of the run that produced the row; "
+        'img/s counts training images per second of the train stage\'s loop: "(on cache)" where it '
+        "trained on featurize's cached features or activations, not on decoded images.",
         "",
         'The 95% interval is Wilson\'s, from the test count; "beyond chance?" says whether the '
         "study's figure lies outside it. Commit: the visionlab commit the row was measured on "
@@ -165,6 +167,9 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         counts = " / ".join(f"{splits.get(s, 0):,}" for s in ("train", "val", "test")) if splits else ""
         epochs = "" if row.get("epochs") is None else f"{row['epochs']:.0f}"
         speed = "" if row.get("images_per_second") is None else f"{row['images_per_second']:.1f}"
+        if speed and row.get("featurize_seconds"):
+            # A head (or the top blocks) on featurize's cache, not a net on decoded images.
+            speed += " (on cache)"
         f1 = "" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.4f}"
         interval = interval_of(row)
         shown = f"{_pct(interval[0])}-{_pct(interval[1])}" if interval else ""
