@@ -134,3 +134,26 @@ def test_l2_applies_each_groups_rate_to_its_trainable_kernels():
     assert torch.allclose(l2_penalty(model, spec)(), expected)
     model.conv.weight.requires_grad_(False)  # a frozen kernel costs nothing and is not penalised
     assert torch.allclose(l2_penalty(model, spec)(), 0.01 * model.head.weight.pow(2).sum())
+
+
+def test_an_epochs_cap_cuts_every_recipe_short_and_makes_a_quick_try():
+    from pathlib import Path
+
+    import yaml
+
+    from visionlab.params.scale import quick_try
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    shipped = parse_params(raw)
+    assert shipped.recipe_of("flowers-effnet").epochs == 60  # head_only
+    raw["train"]["epochs_cap"] = 2
+    capped = parse_params(raw)
+    for name in capped.experiments:
+        recipe = capped.recipe_of(name)
+        assert recipe.epochs <= 2 and recipe.head_epochs <= 1, name
+    best = capped.recipe_of("flowers-best")  # finetune: one head epoch, then one of fine-tuning
+    assert (best.epochs, best.head_epochs) == (2, 1)
+    assert quick_try(shipped, "flowers-effnet") is None
+    assert "train.epochs_cap is 2" in quick_try(capped, "flowers-effnet")
+    with pytest.raises(ParamsError, match=r"train\.epochs_cap"):
+        parse_params({**raw, "train": {**raw["train"], "epochs_cap": 0}})

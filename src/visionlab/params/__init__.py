@@ -165,13 +165,19 @@ class Params(Section):
         )
 
     def recipe_of(self, experiment: str) -> TrainParams:
-        """``train``, then the experiment's recipe, then its ``train_overrides``."""
+        """``train``, then the experiment's recipe, then its ``train_overrides``; ``epochs_cap`` last."""
         exp = self.experiment(experiment)
         base = _merged(
             TrainParams, self.train.model_dump(), self.recipes.get(exp.recipe) or {}, f"recipes.{exp.recipe}"
         )
-        return _merged(
+        recipe = _merged(
             TrainParams, base.model_dump(), exp.train_overrides, f"experiments.{experiment}.train_overrides"
+        )
+        cap = recipe.epochs_cap
+        if cap is None or (recipe.epochs <= cap and recipe.head_epochs <= cap // 2):
+            return recipe
+        return recipe.model_copy(
+            update={"epochs": min(recipe.epochs, cap), "head_epochs": min(recipe.head_epochs, cap // 2)}
         )
 
     def explain_of(self, experiment: str) -> ExplainParams:

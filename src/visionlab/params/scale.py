@@ -23,6 +23,9 @@ def quick_try_reasons(params: Params, experiment: str) -> list[str]:
     reasons = []
     if params.prepare.max_per_class is not None and card.max_per_class is None:
         reasons.append(f"prepare.max_per_class is {params.prepare.max_per_class}: a sample of {exp.dataset}")
+    cap = params.recipe_of(experiment).epochs_cap
+    if cap is not None:
+        reasons.append(f"train.epochs_cap is {cap}: its recipe's epochs cut short")
     own_side = model.image_size or NATIVE_IMAGE_SIZE.get(model.arch) or card.image_size
     if own_side is None and side < DEFAULT_IMAGE_SIZE:
         reasons.append(

@@ -28,6 +28,9 @@ class TrainParams(Section):
     class_weights: Literal["none", "balanced"] = "none"
     # Two-phase fine-tuning (models with base: finetune): head only, then unfreeze at lower LR.
     head_epochs: Annotated[int, Field(ge=0)] = 5
+    # Quick tries: every experiment's epochs at most this, whatever its recipe sets (head epochs at
+    # most half of it). A run with a cap is a quick try: tagged so, never a data set's @best.
+    epochs_cap: Annotated[int, Field(ge=1)] | None = None
     finetune_lr_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
     seed: int = 42
     num_workers: Annotated[int, Field(ge=0)] = 2
