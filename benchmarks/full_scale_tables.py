@@ -49,7 +49,7 @@ def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
         outcome = {
             "better beyond chance": "we beat the study beyond chance",
             "worse beyond chance": "the study is better beyond chance",
-            "within chance": "no difference beyond chance either way: the study's figure lies inside our interval",
+            "within chance": "no difference beyond chance: the study's figure lies inside our interval",
         }.get(said, said)
         val, test = _pct(chosen.get("val_accuracy")), _pct(chosen["test_accuracy"])
         lines.append(
