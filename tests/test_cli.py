@@ -65,7 +65,15 @@ def test_ui_command_starts_one_worker_and_no_job_runner_by_default(in_tmp, monke
     assert command[command.index("--port") + 1] == "5001"
     assert command[command.index("--host") + 1] == "127.0.0.1"
     assert command[command.index("--backend-store-uri") + 1].startswith("sqlite:///")
-    assert env == {"PATH": "/bin", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    assert env == {
+        "PATH": "/bin",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",  # private images: no usage data leaves the machine
+    }
+    # Whoever wants MLflow's telemetry says so and is obeyed.
+    assert (
+        ui_command(5001, 1, {"MLFLOW_DISABLE_TELEMETRY": "false"})[1]["MLFLOW_DISABLE_TELEMETRY"] == "false"
+    )
     # Whoever wants MLflow's job runner says so and is obeyed.
     _, env = ui_command(5001, 3, {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "true"})
     assert env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "true"
@@ -243,3 +251,29 @@ def test_predict_writes_csv_and_json_for_scripts(in_tmp):
     text = CliRunner().invoke(main, [*base, str(in_tmp / "images/one.jpg")])
     assert text.exit_code == 0
     assert text.stdout.startswith(f"{in_tmp / 'images/one.jpg'}: {one['top'][0]['class']} ")
+
+
+def test_telemetry_is_off_in_every_entry_point_and_dvc_analytics_in_the_project(monkeypatch):
+    from configparser import ConfigParser
+    from pathlib import Path
+
+    from visionlab.stage import configure_logging
+
+    monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    configure_logging()  # the stage scripts and the visionlab command both start here
+    assert os.environ["MLFLOW_DISABLE_TELEMETRY"] == "true"
+    config = ConfigParser()
+    config.read(Path(__file__).resolve().parents[1] / ".dvc" / "config")
+    assert config.get("core", "analytics") == "false"
+
+
+def test_ui_prints_where_each_data_sets_runs_are(in_tmp, monkeypatch):
+    from visionlab.cli_servers import runs_links
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run = start_run("toyset", "toy-exp")
+    run.finish(True)
+    (link,) = runs_links("http://127.0.0.1:5000")
+    assert link == (
+        f"  toyset: http://127.0.0.1:5000/#/experiments/{run.experiment_id}/runs?workflowType=machine_learning"
+    )

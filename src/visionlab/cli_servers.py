@@ -9,6 +9,7 @@ import sys
 import click
 
 from visionlab.errors import VisionlabError
+from visionlab.privacy import no_telemetry
 
 
 def ui_command(port: int, workers: int, environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -28,7 +29,29 @@ def ui_command(port: int, workers: int, environ: dict[str, str]) -> tuple[list[s
         command += ["--default-artifact-root", artifacts]
     env = dict(environ)
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    no_telemetry(env)
     return command, env
+
+
+def runs_links(base_url: str) -> list[str]:
+    """One line per data set: the URL of its runs in MLflow's model-training view.
+
+    MLflow 3 opens on its GenAI home and an experiment on its traces; the runs table of a training
+    experiment is the ``workflowType=machine_learning`` view.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from visionlab.tracking import tracking_uri
+
+    try:
+        experiments = MlflowClient(tracking_uri()).search_experiments()
+    except Exception:  # an empty or unreadable store: the UI still starts, with no links to give
+        return []
+    return [
+        f"  {e.name}: {base_url}/#/experiments/{e.experiment_id}/runs?workflowType=machine_learning"
+        for e in sorted(experiments, key=lambda e: e.name)
+        if e.name != "Default"
+    ]
 
 
 def _workers_option(default: int, help: str):
@@ -44,7 +67,12 @@ def ui(port: int, workers: int) -> None:
     from visionlab.tracking import tracking_uri
 
     command, env = ui_command(port, workers, dict(os.environ))
-    click.echo(f"MLflow UI for {tracking_uri()} at http://127.0.0.1:{port} (Ctrl-C to stop)")
+    base = f"http://127.0.0.1:{port}"
+    click.echo(f"MLflow UI for {tracking_uri()} at {base} (Ctrl-C to stop)")
+    links = runs_links(base)
+    if links:
+        click.echo("runs of each data set (the model-training view):\n" + "\n".join(links))
+    sys.stdout.flush()
     if os.name == "posix":
         os.execve(sys.executable, command, env)  # Ctrl-C and signals go straight to the server
     sys.exit(subprocess.run(command, env=env, check=False).returncode)
@@ -111,6 +139,7 @@ def server(
         team.check_backend(backend_store_uri)
         artifacts = team.artifacts_destination(artifacts_destination)
         env = team.server_env(backend_store_uri, os.environ)
+        no_telemetry(env)
         if auth:
             env = team.auth_env(auth_database_uri or backend_store_uri, default_permission, env)
     except (VisionlabError, OSError) as exc:

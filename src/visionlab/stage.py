@@ -17,9 +17,11 @@ import click
 
 from visionlab.errors import VisionlabError
 from visionlab.params import Params, load_params
+from visionlab.privacy import no_telemetry
 
 
 def configure_logging() -> None:
+    no_telemetry()  # every entry point comes through here before MLflow is imported
     logging.basicConfig(
         level=os.environ.get("VISIONLAB_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
