@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from visionlab.evaluation.intervals import correct_count, verdict, wilson
+from visionlab.evaluation.intervals import accuracy_interval, verdict
 
 
 def _pct(value: float | None) -> str:
@@ -31,7 +31,7 @@ def interval_of(row: dict[str, Any]) -> tuple[float, float] | None:
     total = row.get("test_images") or (row.get("split_counts") or {}).get("test")
     if row.get("test_accuracy") is None or not total:
         return None
-    return wilson(correct_count(row["test_accuracy"], int(total)), int(total))
+    return accuracy_interval(row["test_accuracy"], total)
 
 
 def study_sentences(rows: list[dict[str, Any]]) -> list[str]:

@@ -138,8 +138,7 @@ def server(
     try:
         team.check_backend(backend_store_uri)
         artifacts = team.artifacts_destination(artifacts_destination)
-        env = team.server_env(backend_store_uri, os.environ)
-        no_telemetry(env)
+        env = team.server_env(backend_store_uri, os.environ)  # telemetry already off (configure_logging)
         if auth:
             env = team.auth_env(auth_database_uri or backend_store_uri, default_permission, env)
     except (VisionlabError, OSError) as exc:

@@ -32,6 +32,13 @@ def correct_count(accuracy: float, total: int) -> int:
     return round(accuracy * total)
 
 
+def accuracy_interval(accuracy: float, total: float) -> tuple[float, float]:
+    """The Wilson interval of a stored accuracy and its image count; (nan, nan) when unknown."""
+    if not (math.isfinite(accuracy) and math.isfinite(total)) or total <= 0:
+        return math.nan, math.nan
+    return wilson(correct_count(accuracy, int(total)), int(total))
+
+
 def against_published(low: float, high: float, published: float) -> str:
     """``above``/``below`` when the published figure lies outside our 95% interval, else ``within``."""
     if any(math.isnan(v) for v in (low, high, published)):

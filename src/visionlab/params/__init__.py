@@ -174,7 +174,7 @@ class Params(Section):
             TrainParams, base.model_dump(), exp.train_overrides, f"experiments.{experiment}.train_overrides"
         )
         cap = recipe.epochs_cap
-        if cap is None or (recipe.epochs <= cap and recipe.head_epochs <= cap // 2):
+        if cap is None:
             return recipe
         return recipe.model_copy(
             update={"epochs": min(recipe.epochs, cap), "head_epochs": min(recipe.head_epochs, cap // 2)}

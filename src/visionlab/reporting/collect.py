@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from visionlab import paths
-from visionlab.evaluation.intervals import correct_count, verdict, wilson
+from visionlab.evaluation.intervals import accuracy_interval, verdict
 from visionlab.params import Params
 from visionlab.reporting.published import PublishedFigure, load_published
 from visionlab.tracking import RUN_RECORD
@@ -81,10 +81,7 @@ class ExperimentRecord:
         low, high = self.metric(split, "accuracy_ci_low"), self.metric(split, "accuracy_ci_high")
         if math.isfinite(low) and math.isfinite(high):
             return low, high
-        accuracy, images = self.metric(split, "accuracy"), self.metric(split, "images")
-        if not (math.isfinite(accuracy) and math.isfinite(images)) or images <= 0:
-            return math.nan, math.nan
-        return wilson(correct_count(accuracy, int(images)), int(images))
+        return accuracy_interval(self.metric(split, "accuracy"), self.metric(split, "images"))
 
 
 @dataclass

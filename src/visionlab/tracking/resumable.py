@@ -19,7 +19,7 @@ from typing import Any
 from mlflow.entities import RunStatus
 from mlflow.exceptions import MlflowException
 
-from visionlab.tracking.mlflow_run import TrackedRun, _client, flatten, start_run
+from visionlab.tracking.mlflow_run import TrackedRun, _client, flatten, open_run, start_run
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +68,16 @@ def _saved_run_id(record: Path) -> str | None:
 def resumable_run(resume: Path, dataset: str, experiment: str, watched_metric: str) -> ResumedRun:
     """The run recorded in ``resume`` when it is still in the store, else a new one recorded there."""
     record = resume / RESUME_RECORD
-    run_id = _saved_run_id(record)
-    if run_id is not None:
-        client = _client()
-        try:
-            found = client.get_run(run_id)
-            steps = {m.step for m in client.get_metric_history(run_id, watched_metric)}
-            client.update_run(run_id, status=RunStatus.to_string(RunStatus.RUNNING))
-        except MlflowException as exc:
-            log.warning("cannot reopen the MLflow run recorded in %s (%s); starting a new run", record, exc)
-        else:
-            log.info("%s: continuing MLflow run %s (%d epochs logged so far)", experiment, run_id, len(steps))
-            return ResumedRun(TrackedRun(client, run_id, found.info.experiment_id), found.data.params, steps)
-    run = ResumedRun(start_run(dataset, experiment), {}, ())
-    resume.mkdir(parents=True, exist_ok=True)
-    run.record(record)
-    return run
+    saved = _saved_run_id(record)
+    # open_run reopens the recorded run, or starts a new one (with a warning) if the store lost it.
+    run = open_run(record, dataset, experiment) if saved else start_run(dataset, experiment)
+    if run.run_id != saved:
+        resume.mkdir(parents=True, exist_ok=True)
+        run.record(record)
+    steps = {m.step for m in run.client.get_metric_history(run.run_id, watched_metric)}
+    if steps:
+        log.info("%s: continuing MLflow run %s (%d epochs logged so far)", experiment, run.run_id, len(steps))
+    return ResumedRun(run, run.client.get_run(run.run_id).data.params, steps)
 
 
 def abandon_runs(folders: Iterable[Path]) -> list[str]:
@@ -95,8 +89,12 @@ def abandon_runs(folders: Iterable[Path]) -> list[str]:
     ids = [run_id for folder in folders if (run_id := _saved_run_id(folder / RESUME_RECORD))]
     if not ids:
         return []
-    marked = []
-    client = _client()
+    marked: list[str] = []
+    try:
+        client = _client()
+    except Exception as exc:  # a store that does not answer: the caller's own error matters more
+        log.warning("cannot mark the MLflow runs of %s killed: %s", ", ".join(ids), exc)
+        return marked
     for run_id in ids:
         try:
             if client.get_run(run_id).info.status == RunStatus.to_string(RunStatus.RUNNING):
