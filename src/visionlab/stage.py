@@ -11,12 +11,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
 
 from visionlab.errors import VisionlabError
-from visionlab.params import Params, load_params
+from visionlab.params import Params, load_params, trace
 from visionlab.privacy import no_telemetry
 
 
@@ -46,6 +47,7 @@ def check_target(params: Params, target: str, name: str) -> None:
 def stage_main(work: Work, params_file: str, name: str, target: str | None = None) -> None:
     """Validate params.yaml, run ``work(params, name)``, and turn user errors into one message."""
     configure_logging()
+    trace.start(Path(sys.argv[0]).stem, name)  # only with VISIONLAB_TRACE_PARAMS (params/trace.py)
     try:
         params = load_params(params_file)
         if target is not None:

@@ -23,6 +23,7 @@ import yaml
 
 from tests.conftest import SHARED_DATASETS
 from tests.http_server import Behaviour, serve
+from visionlab.params import trace
 
 REPO = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
@@ -76,8 +77,9 @@ def tiny_params(project: Path, url: str, shared: Path, experiments: Sequence[str
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def run(project: Path, *args: str) -> str:
+def run(project: Path, *args: str, env_extra: dict[str, str] | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "VISIONLAB_"))}
+    env.update(env_extra or {})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = str(project / "src")  # stages run the copy's code
     result = subprocess.run(
@@ -109,8 +111,8 @@ def mlflow_runs(project: Path, dataset: str = "flowers"):
     return client, client.search_runs([experiment.experiment_id])
 
 
-def dvc(project: Path, *args: str) -> str:
-    return run(project, sys.executable, "-m", "dvc", *args)
+def dvc(project: Path, *args: str, env_extra: dict[str, str] | None = None) -> str:
+    return run(project, sys.executable, "-m", "dvc", *args, env_extra=env_extra)
 
 
 @dataclass
@@ -122,6 +124,7 @@ class TinyProject:
     first_output: str  # what that `dvc repro` printed
     url: str  # the shared archives, still served
     behaviour: Behaviour  # the server's request log
+    traces: Path  # each stage's params reads in that first `dvc repro` (visionlab.params.trace)
 
     @property
     def store_uri(self) -> str:
@@ -156,12 +159,13 @@ def tiny_pipeline(tmp_path_factory) -> Iterator[Callable[[Sequence[str]], TinyPr
                 git(project, "init", "-q")
                 git(project, "add", "-A")
                 git(project, "commit", "-qm", "baseline")
+                traces = tmp_path_factory.mktemp("params-reads")  # outside the project: not committed
                 try:
-                    first = dvc(project, "repro")
+                    first = dvc(project, "repro", env_extra={trace.ENV: str(traces)})
                 except AssertionError as exc:
                     built[key] = str(exc)  # the next test fails at once instead of rerunning it
                     raise
-                built[key] = TinyProject(project, key, first, url, behaviour)
+                built[key] = TinyProject(project, key, first, url, behaviour, traces)
             found = built[key]
             if isinstance(found, str):
                 pytest.fail(f"the tiny pipeline failed earlier in this session:\n{found[-3000:]}")

@@ -9,7 +9,7 @@ import torch
 
 from visionlab.errors import MissingArtifactError, VisionlabError
 from visionlab.models.base import Classifier
-from visionlab.params import FROM_SCRATCH, HeadParams, ModelParams
+from visionlab.params import FROM_SCRATCH, HeadParams, ModelParams, trace
 
 # Input normalisation by name (spec.normalize), on pixels scaled to [0, 1].
 NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -132,6 +132,7 @@ def load_checkpoint(path: Path) -> tuple[Classifier, dict[str, Any]]:
     except Exception as exc:
         raise MissingArtifactError(f"{path}: unreadable checkpoint ({exc}); rerun the train stage") from None
     spec = ModelParams.model_validate(checkpoint["spec"])
+    trace.not_params(spec)  # the trained model's own spec: a file dep, not params.yaml
     model = build_model(
         spec, len(checkpoint["classes"]), load_weights=False, grayscale=checkpoint.get("grayscale", False)
     )

@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from visionlab.errors import ParamsError
+from visionlab.params import trace
 from visionlab.params.common import Name, Section
 from visionlab.params.data import (
     AugmentParams,
@@ -32,6 +33,7 @@ from visionlab.params.training import (
     NATIVE_IMAGE_SIZE,
     PRETRAINABLE,
     RUNTIME_KEYS,
+    RUNTIME_PARAMS,
     ExperimentParams,
     HeadParams,
     ModelParams,
@@ -45,6 +47,7 @@ __all__ = [
     "NATIVE_IMAGE_SIZE",
     "PRETRAINABLE",
     "RUNTIME_KEYS",
+    "RUNTIME_PARAMS",
     "AugmentParams",
     "DatasetCard",
     "DownloadParams",
@@ -149,46 +152,73 @@ class Params(Section):
         return self.experiments[name]
 
     def dataset_of(self, experiment: str) -> DatasetCard:
-        return self.dataset(self.experiment(experiment).dataset)
+        trace.read(f"experiments.{experiment}.dataset")
+        with trace.quiet():
+            return self.dataset(self.experiment(experiment).dataset)
 
     def model_of(self, experiment: str) -> ModelParams:
         """The experiment's model with its ``model_overrides`` and ``train_images`` applied."""
-        exp = self.experiment(experiment)
-        overrides = dict(exp.model_overrides)
-        if exp.train_images is not None and isinstance(exp.model_overrides, dict):
-            overrides["augmented"] = exp.train_images == "augmented"
-        return _merged(
-            ModelParams,
-            self.models[exp.model].model_dump(),
-            overrides,
-            f"experiments.{experiment}.model_overrides",
-        )
+        with trace.quiet():
+            exp = self.experiment(experiment)
+            overrides = dict(exp.model_overrides)
+            if exp.train_images is not None and isinstance(exp.model_overrides, dict):
+                overrides["augmented"] = exp.train_images == "augmented"
+            model = _merged(
+                ModelParams,
+                self.models[exp.model].model_dump(),
+                overrides,
+                f"experiments.{experiment}.model_overrides",
+            )
+            base = f"models.{exp.model}"
+        where = f"experiments.{experiment}"
+        trace.annotate_merged(model, [base], [f"{where}.model_overrides"], (f"{where}.model",))
+        trace.add_sources(model, "augmented", (f"{where}.train_images",))
+        return model
 
     def recipe_of(self, experiment: str) -> TrainParams:
         """``train``, then the experiment's recipe, then its ``train_overrides``; ``epochs_cap`` last."""
-        exp = self.experiment(experiment)
-        base = _merged(
-            TrainParams, self.train.model_dump(), self.recipes.get(exp.recipe) or {}, f"recipes.{exp.recipe}"
-        )
-        recipe = _merged(
-            TrainParams, base.model_dump(), exp.train_overrides, f"experiments.{experiment}.train_overrides"
-        )
-        cap = recipe.epochs_cap
-        if cap is None:
-            return recipe
-        return recipe.model_copy(
-            update={"epochs": min(recipe.epochs, cap), "head_epochs": min(recipe.head_epochs, cap // 2)}
-        )
+        with trace.quiet():
+            exp = self.experiment(experiment)
+            base = _merged(
+                TrainParams,
+                self.train.model_dump(),
+                self.recipes.get(exp.recipe) or {},
+                f"recipes.{exp.recipe}",
+            )
+            recipe = _merged(
+                TrainParams,
+                base.model_dump(),
+                exp.train_overrides,
+                f"experiments.{experiment}.train_overrides",
+            )
+            cap = recipe.epochs_cap
+            if cap is not None:
+                recipe = recipe.model_copy(
+                    update={
+                        "epochs": min(recipe.epochs, cap),
+                        "head_epochs": min(recipe.head_epochs, cap // 2),
+                    }
+                )
+            where = f"experiments.{experiment}"
+            layers = [f"recipes.{exp.recipe}", f"{where}.train_overrides"]
+        # Recipes and overrides cannot set FEATURE_KEYS (validated above): those come from train alone.
+        trace.annotate_merged(recipe, ["train"], layers, (f"{where}.recipe",), FEATURE_KEYS)
+        for field in ("epochs", "head_epochs"):  # capped by epochs_cap wherever that was set
+            trace.add_sources(recipe, field, ("train.epochs_cap",))
+        return recipe
 
     def explain_of(self, experiment: str) -> ExplainParams:
         """``explain`` with the experiment's ``explain_overrides`` (a layer name fits one model only)."""
-        exp = self.experiment(experiment)
-        return _merged(
-            ExplainParams,
-            self.explain.model_dump(),
-            exp.explain_overrides,
-            f"experiments.{experiment}.explain_overrides",
-        )
+        with trace.quiet():
+            exp = self.experiment(experiment)
+            explain = _merged(
+                ExplainParams,
+                self.explain.model_dump(),
+                exp.explain_overrides,
+                f"experiments.{experiment}.explain_overrides",
+            )
+        trace.annotate_merged(explain, ["explain"], [f"experiments.{experiment}.explain_overrides"])
+        return explain
 
     def image_size_of(self, experiment: str) -> int:
         """Input side: the model's own, else its arch's native one, else the data set's, else the recipe's."""
@@ -227,10 +257,13 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        with trace.quiet():  # validation reads every key: not the stage's reads
+            params = Params.model_validate(raw)
     except ValidationError as exc:
         lines = [f"{source}: {describe(err, Params)}" for err in exc.errors()]
         raise ParamsError("\n".join(lines)) from None
+    trace.annotate(params, "")  # when tracing: every section learns its params.yaml path
+    return params
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

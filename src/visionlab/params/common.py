@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from visionlab.params import trace
 
 # Names become DVC stage names, params keys and folders: no dots (DVC reads them as nesting).
 Name = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")]
@@ -18,3 +20,29 @@ class Section(BaseModel):
     """A params.yaml mapping: an unknown key is an error, and a loaded value never changes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def __init__(self, **data: Any) -> None:
+        with trace.quiet():  # a validator's reads are not the stage's
+            super().__init__(**data)
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
+        with trace.quiet():
+            return super().model_validate(obj, **kwargs)
+
+    @classmethod
+    def model_validate_json(cls, json_data: str | bytes, **kwargs: Any) -> Any:
+        with trace.quiet():
+            return super().model_validate_json(json_data, **kwargs)
+
+    def __getattribute__(self, name: str) -> Any:
+        value = super().__getattribute__(name)
+        # Off unless a stage traces its reads (VISIONLAB_TRACE_PARAMS): one global test per access.
+        if trace.ACTIVE and name[0] != "_" and name in type(self).model_fields:
+            trace.record(self, name, value)
+        return value
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Any:
+        copy = super().model_copy(update=update, deep=deep)
+        trace.copy_sources(self, copy)  # a copy reads from where its original did
+        return copy

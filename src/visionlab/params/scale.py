@@ -11,7 +11,9 @@ from visionlab.params.training import NATIVE_IMAGE_SIZE, TrainParams
 if TYPE_CHECKING:
     from visionlab.params import Params
 
-DEFAULT_IMAGE_SIZE = TrainParams().image_size
+# The schema's defaults, not a params.yaml value (a read the params tracer would flag).
+DEFAULT_IMAGE_SIZE = TrainParams.model_fields["image_size"].default
+DEFAULT_COPY_SIZE = AugmentParams.model_fields["image_size"].default
 
 
 def quick_try_reasons(params: Params, experiment: str) -> list[str]:
@@ -36,7 +38,7 @@ def quick_try_reasons(params: Params, experiment: str) -> list[str]:
         reasons.append(
             f"the input side {side} px is below datasets.{exp.dataset}.image_size ({card.image_size})"
         )
-    if model.augmented and params.augment.image_size < min(side, AugmentParams().image_size):
+    if model.augmented and params.augment.image_size < min(side, DEFAULT_COPY_SIZE):
         reasons.append(
             f"augment.image_size is {params.augment.image_size} px: copies smaller than the {side} px input"
         )

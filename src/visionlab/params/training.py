@@ -70,6 +70,16 @@ RUNTIME_KEYS = frozenset(
     {"num_workers", "preload_max_gb", "resume", "rdzv_endpoint", "rdzv_id", "rdzv_backend", "node_rank"}
 )
 
+# Every params.yaml key of where and how fast a stage runs, in every section: no stage's DVC
+# params list names one (tests/integration/test_params_reads.py holds dvc.yaml to it). Where the
+# bytes come from cannot change them either: a pinned archive's sha256 is checked wherever it came
+# from (an unpinned one is fetched again with `dvc repro -f download@<dataset>`).
+RUNTIME_PARAMS = frozenset(
+    {f"train.{key}" for key in RUNTIME_KEYS}
+    | {f"download.{key}" for key in ("mirror", "retries", "backoff_s", "timeout_s", "max_extracted_gb")}
+    | {"evaluate.batch_size", "evaluate.num_workers"}
+)
+
 FROM_SCRATCH = (
     "handmade_cnn",
     "simple_cnn",

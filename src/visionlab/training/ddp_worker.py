@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 
 from visionlab.errors import VisionlabError
-from visionlab.params import load_params
+from visionlab.params import load_params, trace
 from visionlab.stage import configure_logging
 from visionlab.training.runtime import select_device
 
@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     configure_logging()
     rank = os.environ.get("RANK", "?")
+    trace.start("train", args.experiment)  # the stage's reads, rank by rank (VISIONLAB_TRACE_PARAMS)
     try:
         params = load_params(args.params)
         _join(select_device(params.recipe_of(args.experiment).device))
