@@ -71,12 +71,11 @@ RUNTIME_KEYS = frozenset(
 )
 
 # Every params.yaml key of where and how fast a stage runs, in every section: no stage's DVC
-# params list names one (tests/integration/test_params_reads.py holds dvc.yaml to it). Where the
-# bytes come from cannot change them either: a pinned archive's sha256 is checked wherever it came
-# from (an unpinned one is fetched again with `dvc repro -f download@<dataset>`).
+# params list names one (tests/integration/test_params_reads.py holds dvc.yaml to it). The mirror
+# is not among them: its SHA256SUMS stands in for the card's pin, so it can name other bytes.
 RUNTIME_PARAMS = frozenset(
     {f"train.{key}" for key in RUNTIME_KEYS}
-    | {f"download.{key}" for key in ("mirror", "retries", "backoff_s", "timeout_s", "max_extracted_gb")}
+    | {f"download.{key}" for key in ("retries", "backoff_s", "timeout_s", "max_extracted_gb")}
     | {"evaluate.batch_size", "evaluate.num_workers"}
 )
 
