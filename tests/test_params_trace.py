@@ -66,3 +66,17 @@ def test_off_by_default_and_written_at_exit(tmp_path):
         "explain.images_per_class",
     ]
     assert not trace.ACTIVE  # this process never started it
+
+
+def test_an_unwritable_folder_is_one_line_at_exit(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code = "from visionlab.params import trace\ntrace.start('report', 'report')\n"
+    env = {**os.environ, trace.ENV: str(blocker / "reads")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0
+    (line,) = result.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"{trace.ENV}: cannot write the params reads to {blocker / 'reads' / 'report'}.")
+    assert line.endswith(".json (Not a directory)")

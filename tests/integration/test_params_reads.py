@@ -15,6 +15,7 @@ import pytest
 from dvc.repo import Repo
 
 from tests.integration.test_pipeline import EXPERIMENTS
+from tests.test_dvc_params import _deps
 from visionlab.params import RUNTIME_PARAMS
 
 pytestmark = pytest.mark.slow
@@ -38,18 +39,14 @@ def covers(key: str, read: str) -> bool:
 def stage_reads(traces) -> dict[str, set[str]]:
     reads: dict[str, set[str]] = defaultdict(set)
     for path in traces.glob("*.json"):
-        stage = path.name.rsplit(".", 2)[0]  # "<stage>@<name>.<pid>.json"
-        reads["report" if stage == "report@report" else stage] |= set(json.loads(path.read_text()))
+        reads[path.name.rsplit(".", 2)[0]] |= set(json.loads(path.read_text()))  # "<stage>.<pid>.json"
     return reads
 
 
 def declared_params(project) -> dict[str, set[str]]:
     repo = Repo(str(project))
     try:
-        return {
-            stage.name: {key for dep in stage.deps if hasattr(dep, "params") for key in dep.params}
-            for stage in repo.index.stages
-        }
+        return {stage.name: _deps(stage)[1] for stage in repo.index.stages}
     finally:
         repo.close()
 

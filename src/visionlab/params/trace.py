@@ -4,8 +4,8 @@ DVC reruns a stage when a param it declares changes, so a key read but not decla
 results, and a key declared but never read reruns work for nothing. With ``VISIONLAB_TRACE_PARAMS``
 set to a folder, a stage records every field it reads off the validated params (``Section``
 reports each read here) and writes the params.yaml paths they came from to
-``<folder>/<stage>@<name>.<pid>.json`` at exit; ``tests/integration/test_params_reads.py`` holds
-them against dvc.yaml.
+``<folder>/<stage>@<name>.<pid>.json`` (``report.<pid>.json``) at exit;
+``tests/integration/test_params_reads.py`` holds them against dvc.yaml.
 
 A resolved object (an experiment's recipe, model or explanation settings) has several sources per
 field: ``recipe_of(e).lr`` comes from ``train.lr``, the recipe and the experiment's overrides. Its
@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,13 +41,17 @@ def start(stage: str, name: str) -> None:
     if not folder or ACTIVE:
         return
     ACTIVE = True
-    out = Path(folder) / f"{stage}@{name}.{os.getpid()}.json"
+    label = stage if name == stage else f"{stage}@{name}"  # DVC's own name: report, train@<exp>
+    out = Path(folder) / f"{label}.{os.getpid()}.json"
     atexit.register(lambda: _write(out))
 
 
 def _write(out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(sorted(_reads), indent=1) + "\n")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(sorted(_reads), indent=1) + "\n")
+    except OSError as exc:  # at exit: one line, not a traceback after the stage's own output
+        print(f"{ENV}: cannot write the params reads to {out} ({exc.strerror})", file=sys.stderr)
 
 
 def annotate(section: BaseModel, path: str) -> None:
