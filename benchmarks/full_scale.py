@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -249,17 +250,20 @@ def run_experiment(project: Path, experiment: str) -> dict[str, Any]:
     return row
 
 
-def run_seeds(project: Path, experiment: str, seeds: int) -> list[dict[str, Any]]:
+def run_seeds(
+    project: Path, experiment: str, seeds: int, saved: Callable[[list[dict[str, Any]]], None]
+) -> list[dict[str, Any]]:
     """The experiment retrained with ``seeds - 1`` more training seeds on the same split.
 
     Each seed is the experiment's ``train_overrides.seed`` in the copy's params.yaml and a `dvc
     repro` of its evaluate stage (featurize's cache is kept: it does not depend on the seed); the
     params are then restored and `dvc repro` brings the original outputs back from DVC's run cache.
+    ``saved`` gets the seeds measured so far after each one, so a stopped run keeps what it measured.
     """
     params_file = project / "params.yaml"
     original = params_file.read_text()
     base = load_params(params_file).recipe_of(experiment).seed
-    found = []
+    found: list[dict[str, Any]] = []
     try:
         for offset in range(1, seeds):
             raw = yaml.safe_load(original)
@@ -279,6 +283,7 @@ def run_seeds(project: Path, experiment: str, seeds: int) -> list[dict[str, Any]
                     "stages": row["provenance"]["stages"],
                 }
             )
+            saved(found)
     finally:
         params_file.write_text(original)
         subprocess.run(
@@ -412,13 +417,26 @@ def main(
             continue
         click.echo(f"{name}: dvc repro evaluate@{name} ...", nl=False)
         rows[name] = run_experiment(project, name)
-        if seeds > 1 and rows[name].get("status") == "done":
-            first = {"seed": load_params(project / "params.yaml").recipe_of(name).seed}
-            first.update({k: rows[name][k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1")})
-            rows[name]["seeds"] = [first, *run_seeds(project, name, seeds)]
-            rows[name]["seed_summary"] = seed_summary(rows[name])
         click.echo(f" {rows[name]['status']}")
+        # Saved before the seeds start: each later seed costs as much again and may be stopped.
         write_results(results, rows, names, meta)
+        if seeds > 1 and rows[name].get("status") == "done":
+            row = rows[name]
+            first = {"seed": load_params(project / "params.yaml").recipe_of(name).seed}
+            first.update(
+                {k: row[k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1", "train_seconds")}
+            )
+            first["stages"] = row["provenance"]["stages"]
+
+            def saved(more: list[dict[str, Any]], row: dict[str, Any] = row, first: dict = first) -> None:
+                row["seeds"] = [first, *more]
+                row["seed_summary"] = seed_summary(row)
+                write_results(results, rows, names, meta)
+                click.echo(
+                    f"{row['experiment']}: seed {more[-1]['seed']} test {more[-1]['test_accuracy']:.4f}"
+                )
+
+            run_seeds(project, name, seeds, saved)
     write_results(results, rows, names, meta)
     click.echo((results / "full_scale.md").read_text())
 
