@@ -28,6 +28,7 @@ import torch
 import yaml
 
 from visionlab.data.prepare import prepare_dataset
+from visionlab.data.resolve import resolve_stage
 from visionlab.params import parse_params
 from visionlab.training.features import featurize_experiment
 from visionlab.training.runtime import cpu_supports_bf16, use_amp, use_amp_on_cached_top
@@ -95,6 +96,7 @@ def main(shared: Path, per_class: int, epochs: int, amp: str) -> None:
         (folder / "params.yaml").write_text(yaml.safe_dump(raw))
         params = parse_params(raw)
         prepare_dataset(params, "flowers")
+        resolve_stage(params)  # featurize reads its record, as after `dvc repro resolve`
         for name in ("images", "cached"):
             featurize_experiment(params, name)
             info = json.loads((folder / "data/features" / name / "info.json").read_text())

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import platform
 import shutil
@@ -46,6 +45,7 @@ from visionlab.errors import MissingArtifactError
 from visionlab.models import efficientnet_lite, weights
 from visionlab.params import Params, load_params
 from visionlab.reporting.collect import comparison_frame, read_datasets
+from visionlab.reporting.compare import as_number
 from visionlab.reporting.published import load_published
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,20 +161,12 @@ def _read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
 def _published(project: Path, dataset: str, cells: dict[str, Any]) -> dict[str, Any]:
     """The study's figure for this arch; for a model no study trained, the study's best on the set."""
-    if _number(cells["published_accuracy"]) is not None:
+    if as_number(cells["published_accuracy"]) is not None:
         return {
             "published_model": cells["published_model"] or None,
-            "published_accuracy": _number(cells["published_accuracy"]),
+            "published_accuracy": as_number(cells["published_accuracy"]),
         }
     figures = load_published(project / "config" / "published_results.yaml").get(dataset, {})
     if not figures:
@@ -202,7 +194,7 @@ def result_row(project: Path, experiment: str) -> dict[str, Any]:
         "status": cells["status"],
         **_published(project, dataset, cells),
         "split_counts": cleaning.get("split_totals"),
-        "featurize_seconds": _number(featurize.get("seconds")),
+        "featurize_seconds": as_number(featurize.get("seconds")),
         "note": NOTES.get(dataset),
     }
     for key in (
@@ -214,14 +206,14 @@ def result_row(project: Path, experiment: str) -> dict[str, Any]:
         "images_per_second",
         "epochs",
     ):
-        row[key] = _number(cells[key])
+        row[key] = as_number(cells[key])
     # The interval and the count behind it, and every degraded or flipped copy of test evaluate scored.
-    row["test_images"] = _number(cells["test_images"])
-    low, high = _number(cells["test_accuracy_ci_low"]), _number(cells["test_accuracy_ci_high"])
+    row["test_images"] = as_number(cells["test_images"])
+    low, high = as_number(cells["test_accuracy_ci_low"]), as_number(cells["test_accuracy_ci_high"])
     row["test_ci95"] = [low, high] if low is not None and high is not None else None
     metrics = _read_json(project / "results" / experiment / "metrics.json")
     row["test_variants"] = {
-        split: _number(values.get("accuracy"))
+        split: as_number(values.get("accuracy"))
         for split, values in metrics.items()
         if split.startswith("test_") and isinstance(values, dict)
     }

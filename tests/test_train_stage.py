@@ -18,6 +18,7 @@ import yaml
 
 from tests.conftest import minimal_params, write_toy_images
 from visionlab.data.prepare import prepare_dataset
+from visionlab.data.resolve import resolve_stage
 from visionlab.evaluation.evaluate_stage import evaluate_experiment
 from visionlab.models import load_checkpoint
 from visionlab.params import parse_params
@@ -78,6 +79,7 @@ def project(in_tmp, tmp_path_factory, monkeypatch):
     )
     params = parse_params(raw)
     prepare_dataset(params, "toy")
+    resolve_stage(params)  # featurize reads its record, as after `dvc repro resolve`
     return params
 
 

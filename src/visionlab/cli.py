@@ -304,5 +304,62 @@ def plan(studies: tuple[str, ...]) -> None:
     )
 
 
+@main.command()
+@click.option(
+    "--experiment",
+    "patterns",
+    multiple=True,
+    help="Only pipeline experiments matching this shell pattern, e.g. 'flowers-*' (repeatable).",
+)
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path),
+    default=Path("benchmarks/results/full_scale.json"),
+    show_default=True,
+    help="Committed full-scale results to set beside the DVC experiments (skipped when absent).",
+)
+@click.option("--no-dvc", is_flag=True, help="Only the committed results: do not ask DVC.")
+@click.option(
+    "-n", "--num", default=1, show_default=True, help="Baseline commits to include (dvc exp show -n)."
+)
+@click.option("--width", default=120, show_default=True, type=click.IntRange(min=80))
+def compare(patterns: tuple[str, ...], results: Path, no_dvc: bool, num: int, width: int) -> None:
+    """One line per experiment: what it changed, val and test accuracy with the test's 95%
+    interval, training seconds; for DVC experiments (`dvc exp show`) and committed results alike.
+
+    A DVC experiment contributes the pipeline experiments it recomputed, with the params it changed
+    against its baseline commit; the baseline commit contributes every experiment it has results for.
+    """
+    import fnmatch
+    import json
+    import subprocess
+
+    from visionlab.reporting.compare import render, rows_from_exp_show, rows_from_full_scale
+
+    root = paths.workspace_root()
+    rows = []
+    if not no_dvc:
+        shown = subprocess.run(
+            [sys.executable, "-m", "dvc", "exp", "show", "--json", "-n", str(num)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if shown.returncode != 0:
+            click.echo(f"error: `dvc exp show` failed: {shown.stderr.strip()[-500:]}", err=True)
+            sys.exit(1)
+        rows += rows_from_exp_show(json.loads(shown.stdout or "[]"))
+    committed = results if results.is_absolute() else root / results
+    if committed.is_file():
+        rows += rows_from_full_scale(json.loads(committed.read_text()))
+    if patterns:
+        rows = [r for r in rows if any(fnmatch.fnmatchcase(r.experiment, p) for p in patterns)]
+    if not rows:
+        click.echo("no results yet: run `uv run dvc repro` or `uv run dvc exp run` first", err=True)
+        sys.exit(1)
+    click.echo(render(rows, width), nl=False)
+
+
 if __name__ == "__main__":
     main()

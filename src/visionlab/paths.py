@@ -97,3 +97,18 @@ def results_dir(experiment: str) -> Path:
 def training_timing_file(experiment: str) -> Path:
     """The train stage's wall-clock figures: kept out of model.pt so that stays reproducible."""
     return results_dir(experiment) / "training.json"
+
+
+def resolved_dir() -> Path:
+    """The resolve stage's records: what each later stage's result depends on, resolved once."""
+    return Path("data") / "resolved"
+
+
+def resolved_source(dataset: str) -> Path:
+    """Which bytes the download stage extracts: the archive's pin (card or mirror), its root."""
+    return resolved_dir() / "sources" / f"{dataset}.json"
+
+
+def resolved_features(experiment: str) -> Path:
+    """What the featurize stage computes with: the base's settings, input size and precision."""
+    return resolved_dir() / "features" / f"{experiment}.json"

@@ -23,6 +23,7 @@ pytestmark = pytest.mark.slow
 # Read but not declared, on purpose: every change of these reaches the stage through a declared
 # file dep (they feed a warning or the quick-try label; the data, hence the model, change with them).
 READ_THROUGH_FILES = {
+    "download": ("datasets.", "download.mirror"),  # where from; data/resolved/sources pins the bytes
     "featurize": ("augment.",),
     "train": ("prepare.", "augment.", "download.mirror"),  # the mirror: an MLflow tag
     "report": ("prepare.", "augment.", "train.", "recipes.", "datasets."),

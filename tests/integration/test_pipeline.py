@@ -21,6 +21,7 @@ import yaml
 from PIL import Image
 
 # copy_project, git, mlflow_runs, run and tiny_params are imported from here by test_queue.py.
+from tests.conftest import SHARED_DATASETS
 from tests.integration.conftest import (  # noqa: F401
     PER_CLASS,
     copy_project,
@@ -50,7 +51,7 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     dvc = [sys.executable, "-m", "dvc"]
     stages = {f"{s}@flowers" for s in ("download", "prepare", "augment")}
     stages |= {f"{s}@{e}" for s in ("featurize", "train", "evaluate", "explain") for e in EXPERIMENTS}
-    stages |= {"report"}
+    stages |= {"resolve", "report"}
     assert ran_stages(first) == stages
     assert any(r["path"] == "/flower_photos.tgz" for r in behaviour.requests)
 
@@ -160,10 +161,25 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     assert ran_stages(second) == set()
     assert "Data and pipelines are up to date" in second
 
-    # A training variant retrains and re-evaluates, and leaves the data stages alone.
+    # The README's offline route: a mirror holding the same archive changes no byte, so it
+    # reruns only the resolve stage; back to params.yaml as committed, nothing is downloaded
+    # again (the data stages stay cached) and nothing else runs.
     git(project, "add", "-A")
     git(project, "commit", "-qm", "first run")
     requests_before = len(behaviour.requests)
+    mirrored = run(project, *dvc, "exp", "run", "-S", f"download.mirror={SHARED_DATASETS}")
+    assert ran_stages(mirrored) == {"resolve"}
+    git(project, "checkout", "params.yaml")
+    assert ran_stages(run(project, *dvc, "repro")) <= {"resolve"}
+    assert len(behaviour.requests) == requests_before
+
+    # Where and how fast it runs (device, workers, evaluation batch) reruns nothing.
+    runtime = ["train.device=cpu", "train.num_workers=1", "evaluate.num_workers=1", "evaluate.batch_size=7"]
+    moved = run(project, *dvc, "exp", "run", *(arg for key in runtime for arg in ("-S", key)))
+    assert ran_stages(moved) == set()
+    git(project, "checkout", "params.yaml")
+
+    # A training variant retrains and re-evaluates, and leaves the data stages alone.
     variant = run(project, *dvc, "exp", "run", "-S", "train.lr=0.0003")
     assert ran_stages(variant) == {
         f"{s}@{e}" for s in ("train", "evaluate", "explain") for e in EXPERIMENTS
@@ -181,14 +197,20 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     # and keeps its cached features (featurize depends on what changes them, not on lr).
     override = "++experiments.flowers-effnet.train_overrides.lr=0.0002"
     tuned = run(project, *dvc, "exp", "run", "-S", override, "explain@flowers-effnet")
-    assert ran_stages(tuned) == {f"{s}@flowers-effnet" for s in ("train", "evaluate", "explain")}
+    model_stages = {f"{s}@flowers-effnet" for s in ("train", "evaluate", "explain")}
+    assert ran_stages(tuned) == {"resolve"} | model_stages
     status = run(project, *dvc, "status", "featurize@flowers-effnet")
     assert "up to date" in status, status
+
+    # A head-only change retrains the head on the same cached features.
+    head = "++experiments.flowers-effnet.model_overrides.head.dropout=0.25"
+    reheaded = run(project, *dvc, "exp", "run", "-S", head, "explain@flowers-effnet")
+    assert ran_stages(reheaded) == {"resolve"} | model_stages
 
     # An explanation-only override reruns explain alone: no retraining, no re-evaluation.
     alpha = "++experiments.flowers-cnn.explain_overrides.alpha=0.3"
     explained = run(project, *dvc, "exp", "run", "-S", alpha, "explain@flowers-cnn")
-    assert ran_stages(explained) == {"explain@flowers-cnn"}
+    assert ran_stages(explained) == {"resolve", "explain@flowers-cnn"}
 
 
 def test_one_data_set_chain_alone(tmp_path, shared_datasets):

@@ -5,17 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.data import kaggle_source
 from visionlab.data.extract import extract
-from visionlab.data.fetch import Expected, fetch, join_url, local_path, read_text, verify
+from visionlab.data.fetch import fetch, verify
+from visionlab.data.sources import ResolvedSource, resolve_source
 from visionlab.errors import ChecksumError, DownloadError, UnsafeArchiveError
 from visionlab.locks import file_lock
-from visionlab.params import DownloadParams, Params, Source
+from visionlab.params import DownloadParams, Params
 from visionlab.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -25,57 +25,6 @@ MIRROR_HINT = (
     "and set download.mirror to it, e.g. `uv run dvc exp run -S download.mirror=../archives "
     "train@<experiment>` or edit params.yaml (README: Pointing the pipeline at local archives)"
 )
-
-
-@dataclass(frozen=True)
-class ResolvedSource:
-    url: str
-    expected: Expected
-    via: str
-
-
-def parse_sha256sums(text: str, where: str) -> dict[str, str]:
-    """Parse ``sha256sum`` output: ``<hash>  <name>`` or ``<hash> *<name>`` per line."""
-    sums: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        digest, _, name = line.partition(" ")
-        name = name.strip().lstrip("*")
-        if len(digest) != 64 or not name:
-            raise DownloadError(f"{where}: line {number} is not '<sha256>  <file name>': {line!r}")
-        sums[name] = digest.lower()
-    return sums
-
-
-def _anchor(location: str) -> str:
-    """Relative local paths are relative to the project, also inside DVC's temporary copies."""
-    path = local_path(location)
-    if path is not None and not path.is_absolute():
-        return str(paths.project_root() / path)
-    return location
-
-
-def resolve_source(source: Source, download: DownloadParams) -> ResolvedSource:
-    """Where to fetch the archive from and what it must hash to."""
-    if download.mirror:
-        base = _anchor(download.mirror)
-        sums_url = join_url(base, "SHA256SUMS")
-        sums = parse_sha256sums(read_text(sums_url, download.timeout_s), sums_url)
-        name = source.archive_name
-        if name not in sums:
-            raise DownloadError(
-                f"mirror {base} has no {name!r} in its SHA256SUMS (it lists: {', '.join(sums)})"
-            )
-        return ResolvedSource(join_url(base, name), Expected(sha256=sums[name]), f"mirror {base}")
-    pinned = Expected(sha256=source.sha256, size=source.size, md5=source.md5)
-    if source.kaggle and (kaggle_source.credentials_present() or source.url is None):
-        return ResolvedSource(f"kaggle:{source.kaggle}", pinned, "kaggle")
-    assert source.url is not None  # the params schema requires a url or a kaggle slug
-    if source.sha256 is None and source.md5 is None:
-        log.warning("no checksum pinned for %s: its bytes are not verified", source.url)
-    return ResolvedSource(_anchor(source.url), pinned, "source url")
 
 
 def _fetch(

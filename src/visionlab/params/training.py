@@ -67,7 +67,16 @@ RecipeOverrides = dict[str, Any]
 # does not depend on them (a new rendezvous per job must not retrain) and neither does the resume
 # key. The number of processes is not among them: it sets the global batch.
 RUNTIME_KEYS = frozenset(
-    {"num_workers", "preload_max_gb", "resume", "rdzv_endpoint", "rdzv_id", "rdzv_backend", "node_rank"}
+    {
+        "device",  # `auto` picks a GPU where there is one: the same params run anywhere
+        "num_workers",
+        "preload_max_gb",
+        "resume",
+        "rdzv_endpoint",
+        "rdzv_id",
+        "rdzv_backend",
+        "node_rank",
+    }
 )
 
 # Every params.yaml key of where and how fast a stage runs, in every section: no stage's DVC

@@ -140,16 +140,23 @@ def loader(
     )
 
 
-def split_rows(params: Params, experiment: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
-    """Rows of each split for an experiment: train from the augmented set when the model asks."""
-    dataset = params.experiment(experiment).dataset
+def read_splits(dataset: str, augmented: bool) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Rows of each split of a prepared data set; train from its augmented copies with ``augmented``."""
     prepared, classes = read_manifest(paths.prepared_dir(dataset))
     splits = {
         name: prepared[prepared.split == name].reset_index(drop=True) for name in ("train", "val", "test")
     }
-    if params.model_of(experiment).augmented:
-        augmented, _ = read_manifest(paths.augmented_dir(dataset))
-        splits["train"] = augmented
+    if augmented:
+        splits["train"], _ = read_manifest(paths.augmented_dir(dataset))
+    return splits, classes
+
+
+def split_rows(params: Params, experiment: str) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """Rows of each split for an experiment: train from the augmented set when the model asks."""
+    dataset = params.experiment(experiment).dataset
+    augmented = params.model_of(experiment).augmented
+    splits, classes = read_splits(dataset, augmented)
+    if augmented:
         written = params.dataset(dataset).image_size or params.augment.image_size
         needed = params.image_size_of(experiment)
         if written < needed:

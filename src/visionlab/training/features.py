@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -25,9 +26,11 @@ from torch.utils.data import TensorDataset
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir
+from visionlab.errors import MissingArtifactError
 from visionlab.models import Classifier, build_model
-from visionlab.params import ModelParams, Params, TrainParams
-from visionlab.training.data import image_dataset, loader, split_rows
+from visionlab.params import ModelParams, Params, trace
+from visionlab.params.resolved import BASE_KEYS
+from visionlab.training.data import image_dataset, loader, read_splits
 from visionlab.training.feature_cache import CACHED_SPLITS, feature_file, info_file
 from visionlab.training.inference import gather_outputs
 from visionlab.training.runtime import select_device, use_amp
@@ -35,28 +38,36 @@ from visionlab.training.runtime import select_device, use_amp
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class FeatureRun:
+    """How the images go through the frozen part: input side, channels, precision, device."""
+
+    image_size: int
+    grayscale: bool
+    amp: bool
+    device: str  # train.device: runtime, like the loader's batch size and workers
+
+
 def compute_features(
     model: Classifier,
     rows,
     classes: list[str],
-    image_size: int,
+    run: FeatureRun,
     params: Params,
     desc: str,
-    recipe: TrainParams,
-    grayscale: bool = False,
     split: tuple[nn.Module, nn.Module] | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> dict:
     """Pooled features of every image, or with ``split`` the activations at the cut as well."""
-    device = select_device(recipe.device)
+    device = select_device(run.device)
     model.to(device).eval()
     batches = loader(
-        image_dataset(rows, classes, image_size, model, grayscale),
+        image_dataset(rows, classes, run.image_size, model, run.grayscale),
         params.evaluate.batch_size,
         shuffle=False,
         workers=params.evaluate.num_workers,
     )
-    amp = use_amp(device, recipe.amp)
+    amp = use_amp(device, run.amp)
     if split is None:
         features, labels = gather_outputs(model.forward_features, batches, device, desc=desc, amp=amp)
         return {"features": features, "labels": labels, "paths": rows.path.tolist()}
@@ -82,64 +93,65 @@ def activation_split(model: Classifier, spec: ModelParams) -> tuple[nn.Module, n
     return model.split_at(spec.unfreeze_from)
 
 
+def read_feature_inputs(experiment: str) -> dict:
+    path = paths.resolved_features(experiment)
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise MissingArtifactError(
+            f"{path}: cannot read the featurize record ({exc}); run `dvc repro resolve` first"
+        ) from None
+
+
 def featurize_experiment(params: Params, experiment: str) -> Path:
-    spec = params.model_of(experiment)
+    """Cache the frozen part's output for ``experiment``, from its resolved record alone."""
+    record = read_feature_inputs(experiment)
     out = paths.features_dir(experiment)
     with atomic_dir(out) as scratch:
-        info: dict = {"experiment": experiment, "frozen": spec.base == "frozen"}
-        started = time.perf_counter()  # the whole stage's work: loading the backbone included
-        cut = None
-        if spec.base == "finetune":
-            splits, classes = split_rows(params, experiment)
-            grayscale = params.dataset_of(experiment).grayscale
-            model = build_model(spec, len(classes), grayscale=grayscale)
-            model.unfreeze_from(spec.unfreeze_from)  # the frozen part: eval mode, as in phase two
-            cut = activation_split(model, spec)
-            if cut is None:
-                info["note"] = (
-                    f"activation_cache: {spec.activation_cache}; {spec.arch} cannot be cut at "
-                    f"{spec.unfreeze_from}: phase two trains on images"
-                )
-        if spec.base == "frozen" or cut is not None:
-            if cut is None:
-                splits, classes = split_rows(params, experiment)
-                grayscale = params.dataset_of(experiment).grayscale
-                model = build_model(spec, len(classes), grayscale=grayscale)
-            dtype = getattr(torch, spec.activation_cache) if cut is not None else torch.float32
-            size = params.image_size_of(experiment)
-            recipe = params.recipe_of(experiment)
-            for split in CACHED_SPLITS:
-                cached = compute_features(
-                    model,
-                    splits[split],
-                    classes,
-                    size,
-                    params,
-                    f"features {split}",
-                    recipe,
-                    grayscale,
-                    cut,
-                    dtype,
-                )
-                torch.save(cached, feature_file(scratch, split))
-                info[f"{split}_images"] = len(cached["labels"])
-            if cut is not None:
-                shape = tuple(cached["activations"].shape[1:])
-                info.update(
-                    activations_at=spec.unfreeze_from,
-                    activation_shape=list(shape),
-                    activation_dtype=spec.activation_cache,
-                    activation_bytes=sum(
-                        feature_file(scratch, name).stat().st_size for name in CACHED_SPLITS
-                    ),
-                )
-            info.update(
-                feature_dim=int(cached["features"].shape[1]),
-                image_size=size,
-                classes=classes,
-                seconds=round(time.perf_counter() - started, 2),
-            )
-        elif spec.base == "trainable":
-            info["note"] = f"the base is {spec.base}: nothing to cache"
+        info: dict = {"experiment": experiment, "frozen": record["base"] == "frozen"}
+        if record["base"] == "trainable":
+            info["note"] = "the base is trainable: nothing to cache"
+        else:
+            info.update(_cache_base(params, record, scratch))
         info_file(scratch).write_text(json.dumps(info, indent=2) + "\n")
     return out
+
+
+def _cache_base(params: Params, record: dict, scratch: Path) -> dict:
+    """Features (frozen base) or activations at the cut (fine-tuned base) of the train and val images."""
+    started = time.perf_counter()  # the whole stage's work: loading the backbone included
+    spec = ModelParams.model_validate({key: record[key] for key in BASE_KEYS} | {"head": record["head"]})
+    trace.not_params(spec)  # built from the resolve stage's record, a file dep: not params.yaml
+    splits, classes = read_splits(record["dataset"], record["augmented"])
+    model = build_model(spec, len(classes), grayscale=record["grayscale"])
+    info: dict = {}
+    cut = None
+    if spec.base == "finetune":
+        model.unfreeze_from(spec.unfreeze_from)  # the frozen part: eval mode, as in phase two
+        cut = activation_split(model, spec)
+        if cut is None:
+            info["note"] = (
+                f"activation_cache: {spec.activation_cache}; {spec.arch} cannot be cut at "
+                f"{spec.unfreeze_from}: phase two trains on images"
+            )
+            return info
+    dtype = getattr(torch, spec.activation_cache) if cut is not None else torch.float32
+    run = FeatureRun(record["image_size"], record["grayscale"], record["amp"], params.train.device)
+    for split in CACHED_SPLITS:
+        cached = compute_features(model, splits[split], classes, run, params, f"features {split}", cut, dtype)
+        torch.save(cached, feature_file(scratch, split))
+        info[f"{split}_images"] = len(cached["labels"])
+    if cut is not None:
+        info.update(
+            activations_at=spec.unfreeze_from,
+            activation_shape=list(cached["activations"].shape[1:]),
+            activation_dtype=spec.activation_cache,
+            activation_bytes=sum(feature_file(scratch, name).stat().st_size for name in CACHED_SPLITS),
+        )
+    info.update(
+        feature_dim=int(cached["features"].shape[1]),
+        image_size=record["image_size"],
+        classes=classes,
+        seconds=round(time.perf_counter() - started, 2),
+    )
+    return info
