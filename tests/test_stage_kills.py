@@ -24,6 +24,7 @@ import yaml
 
 from tests.conftest import TOY_CNN, minimal_params, write_toy_images
 from visionlab.data.prepare import prepare_dataset
+from visionlab.data.resolve import resolve_stage
 from visionlab.params import parse_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +56,7 @@ def project(in_tmp):
     )
     params = parse_params(raw)
     prepare_dataset(params, "toy")
+    resolve_stage(params)  # featurize reads its record, as after `dvc repro resolve`
     Path("params.yaml").write_text(yaml.safe_dump(params.model_dump(mode="json")))
     return in_tmp
 

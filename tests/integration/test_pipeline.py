@@ -214,14 +214,15 @@ def test_repro_noop_and_experiment(tiny_pipeline):
 
 
 def test_one_data_set_chain_alone(tmp_path, shared_datasets):
-    """`dvc repro prepare@caltech101_5` runs that data set's chain and nothing else."""
+    """`dvc repro prepare@caltech101_5` runs that data set's chain and nothing else (resolve: a
+    second, shared by every chain)."""
     project = copy_project(tmp_path / "project")
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["download"]["mirror"] = str(shared_datasets)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(project, "init", "-q")
     output = run(project, sys.executable, "-m", "dvc", "repro", "prepare@caltech101_5")
-    assert ran_stages(output) == {"download@caltech101_5", "prepare@caltech101_5"}
+    assert ran_stages(output) == {"resolve", "download@caltech101_5", "prepare@caltech101_5"}
     report = json.loads((project / "data/prepared/caltech101_5/report.json").read_text())
     assert report["images_kept"] == 484
     assert not (project / "data/raw/flowers").exists()
