@@ -248,12 +248,13 @@ def run_seeds(
     """The experiment retrained with ``seeds - 1`` more training seeds on the same split.
 
     Each seed is the experiment's ``train_overrides.seed`` in the copy's params.yaml and a `dvc
-    repro` of its evaluate stage (featurize's cache is kept: it does not depend on the seed); the
-    params are then restored and `dvc repro` brings the original outputs back from DVC's run cache.
+    repro` of its evaluate stage (featurize's cache is kept: it does not depend on the seed).
+    Afterwards the first seed's outputs come back as they were (:func:`_restore`), not retrained.
     ``saved`` gets the seeds measured so far after each one, so a stopped run keeps what it measured.
     """
     params_file = project / "params.yaml"
     original = params_file.read_text()
+    before = _snapshot(project, experiment)
     base = load_params(params_file).recipe_of(experiment).seed
     found: list[dict[str, Any]] = []
     try:
@@ -278,14 +279,40 @@ def run_seeds(
             saved(found)
     finally:
         params_file.write_text(original)
-        subprocess.run(
-            [sys.executable, "-m", "dvc", "repro", f"evaluate@{experiment}"],
-            cwd=project,
-            env=_env(project),
-            capture_output=True,
-            check=False,
-        )
+        _restore(project, experiment, before)
     return found
+
+
+def _snapshot(project: Path, experiment: str) -> dict[Path, bytes]:
+    """dvc.lock and the experiment's results/ files: what DVC's cache cannot bring back."""
+    kept = [project / "dvc.lock", *(p for p in (project / "results" / experiment).rglob("*") if p.is_file())]
+    return {path: path.read_bytes() for path in kept}
+
+
+def _restore(project: Path, experiment: str, snapshot: dict[Path, bytes]) -> None:
+    """The experiment's outputs as before the extra seeds, without retraining.
+
+    DVC's run cache keeps no stage with an uncached output (train's training.json, evaluate's
+    metrics), so `dvc repro` would train the first seed again. Instead the lock file and the
+    small results files are written back and `dvc checkout` takes the rest from the cache.
+    """
+    shutil.rmtree(project / "results" / experiment, ignore_errors=True)
+    for path, data in snapshot.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    stages = [f"{stage}@{experiment}" for stage in ("featurize", "train", "evaluate")]
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "checkout", "--force", *stages],
+        cwd=project,
+        env=_env(project),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        click.echo(
+            f"{experiment}: could not restore the first seed's outputs: {done.stderr[-500:]}", err=True
+        )
 
 
 def seed_summary(row: dict[str, Any]) -> dict[str, Any] | None:

@@ -352,7 +352,11 @@ def compare(patterns: tuple[str, ...], results: Path, no_dvc: bool, num: int, wi
         rows += rows_from_exp_show(json.loads(shown.stdout or "[]"))
     committed = results if results.is_absolute() else root / results
     if committed.is_file():
-        rows += rows_from_full_scale(json.loads(committed.read_text()))
+        try:
+            rows += rows_from_full_scale(json.loads(committed.read_text()))
+        except (ValueError, AttributeError, KeyError, TypeError) as exc:
+            click.echo(f"error: {committed}: not a full_scale.json results file ({exc})", err=True)
+            sys.exit(1)
     if patterns:
         rows = [r for r in rows if any(fnmatch.fnmatchcase(r.experiment, p) for p in patterns)]
     if not rows:

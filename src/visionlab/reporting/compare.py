@@ -75,7 +75,7 @@ def relevant(key: str, experiment: str, params: Mapping[str, Any]) -> str | None
     ):
         if name and (key == f"{section}.{name}" or key.startswith(f"{section}.{name}.")):
             return key
-    return key if key.startswith(GLOBAL_SECTIONS) or key == "train" else None
+    return key if key.startswith(GLOBAL_SECTIONS) else None
 
 
 def changed_params(params: Mapping[str, Any], baseline: Mapping[str, Any], experiment: str) -> str:
@@ -83,12 +83,10 @@ def changed_params(params: Mapping[str, Any], baseline: Mapping[str, Any], exper
     new, old = flatten(params), flatten(baseline)
     parts = []
     for key in sorted(set(new) | set(old)):
-        if new.get(key) != old.get(key):
-            shown = relevant(key, experiment, params if key in new else baseline)
-            if shown is not None:
-                parts.append(
-                    f"{shown}={json.dumps(new.get(key)) if not isinstance(new.get(key), str) else new[key]}"
-                )
+        value = new.get(key)  # None: the variant removed the key
+        shown = relevant(key, experiment, params if key in new else baseline)
+        if value != old.get(key) and shown is not None:
+            parts.append(f"{shown}={value if isinstance(value, str) else json.dumps(value)}")
     return ", ".join(parts)
 
 

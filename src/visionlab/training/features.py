@@ -44,7 +44,7 @@ class FeatureRun:
 
     image_size: int
     grayscale: bool
-    amp: bool
+    amp: str  # train.amp: auto, bf16 or off
     device: str  # train.device: runtime, like the loader's batch size and workers
 
 
