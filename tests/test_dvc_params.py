@@ -119,26 +119,31 @@ def test_only_experiments_on_augmented_images_wait_for_augment(stages):
         assert (f"data/augmented/{experiment.dataset}" in paths) == params.model_of(name).augmented, name
 
 
-def test_train_depends_on_every_train_key_but_where_and_how_fast_it_runs(stages):
+def test_train_and_explain_depend_on_their_records_and_resolve_on_every_key_they_hold(stages):
     from visionlab.params import RUNTIME_KEYS, TrainParams
 
     shipped = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]
-    # DVC reads these keys from params.yaml itself: every one must be written there.
+    # DVC reads these keys from params.yaml itself (resolve's params): every one must be written there.
     assert set(shipped) == set(TrainParams.model_fields)
     expected = {f"train.{key}" for key in TrainParams.model_fields if key not in RUNTIME_KEYS}
-    for name in load_params(ROOT / "params.yaml").experiments:
-        _, keys = _deps(stages[f"train@{name}"])
-        assert {k for k in keys if k.startswith("train")} == expected, name
+    _, resolve = _deps(stages["resolve"])
+    assert {k for k in resolve if k.startswith("train")} == expected
+    assert {"datasets", "experiments", "models", "recipes", "explain"} <= resolve
     # A new rendezvous per job, more loader workers: no retraining. More processes: a new global batch.
     assert {"train.rdzv_id", "train.num_workers", "train.resume"} & expected == set()
     assert {"train.nproc_per_node", "train.nnodes", "train.lr"} <= expected
-
-
-def test_an_explanation_override_reruns_explain_alone(stages):
     for name in load_params(ROOT / "params.yaml").experiments:
-        _, train = _deps(stages[f"train@{name}"])
-        _, explain = _deps(stages[f"explain@{name}"])
-        assert f"experiments.{name}.explain_overrides" not in train and f"experiments.{name}" not in train
-        assert {f"experiments.{name}.{k}" for k in ("train_overrides", "model_overrides")} <= train
-        assert f"experiments.{name}.explain_overrides" in explain
-        assert not {f"experiments.{name}", f"experiments.{name}.train_overrides"} & explain
+        for kind in ("train", "explain"):
+            paths, keys = _deps(stages[f"{kind}@{name}"])
+            # No params: an experiment need not spell out empty override maps for DVC, and the
+            # records (tests/test_resolve.py) leave explain_overrides out of train's.
+            assert keys == set(), (kind, name, keys)
+            assert f"data/resolved/{kind}/{name}.json" in paths
+
+
+def test_shipped_experiments_write_only_the_overrides_they_use():
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())["experiments"]
+    empty = sorted(
+        f"{n}.{k}" for n, e in raw.items() for k, v in e.items() if k.endswith("_overrides") and not v
+    )
+    assert not empty, empty

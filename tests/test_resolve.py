@@ -1,8 +1,9 @@
 """The resolve stage's records change exactly when what their stage computes changes.
 
-download@<dataset> depends on ``data/resolved/sources/<dataset>.json`` and featurize@<experiment>
-on ``data/resolved/features/<experiment>.json`` instead of raw params (dvc.yaml): these tests hold
-each record to what its stage's output is a function of.
+download@<dataset> depends on ``data/resolved/sources/<dataset>.json``, featurize@<experiment>
+on ``data/resolved/features/<experiment>.json`` and train and explain on the params records
+``data/resolved/{train,explain}/<experiment>.json`` instead of raw params (dvc.yaml): these tests
+hold each record to what its stage's output is a function of.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pytest
 from tests.conftest import SHARED_DATASETS, minimal_params
 from visionlab.data.resolve import resolve_stage
 from visionlab.data.sources import source_pin
-from visionlab.params import load_params, parse_params
-from visionlab.params.resolved import feature_inputs
+from visionlab.params import RUNTIME_KEYS, TrainParams, load_params, parse_params
+from visionlab.params.resolved import explain_params, feature_inputs, train_params
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_SHA = "ab" * 32
@@ -132,4 +133,68 @@ def test_the_stage_writes_one_record_per_data_set_and_experiment(in_tmp):
     sources = {p.stem: json.loads(p.read_text()) for p in (out / "sources").glob("*.json")}
     features = {p.stem for p in (out / "features").glob("*.json")}
     assert set(sources) == set(params.datasets) and features == set(params.experiments)
+    for kind in ("train", "explain"):
+        assert {p.stem for p in (out / kind).glob("*.json")} == set(params.experiments), kind
     assert all(record["pin"] for record in sources.values()), sources
+
+
+def _train(raw: dict, experiment: str = "toy-cnn") -> dict:
+    return train_params(parse_params(raw), experiment)["params"]
+
+
+def _explain(raw: dict, experiment: str = "toy-cnn") -> dict:
+    return explain_params(parse_params(raw), experiment)["params"]
+
+
+def test_the_train_record_holds_every_key_train_reads_but_runtime_and_explanations():
+    record = _train(minimal_params())
+    train = {k.removeprefix("train.") for k in record if k.startswith("train.")}
+    assert train == set(TrainParams.model_fields) - RUNTIME_KEYS
+    own = {k.removeprefix("experiments.toy-cnn.") for k in record if k.startswith("experiments.")}
+    assert own == {"dataset", "model", "recipe", "train_images", "model_overrides", "train_overrides"}
+    assert {"datasets.toy", "models.cnn", "recipes.default"} <= set(record)
+
+
+@pytest.mark.parametrize(
+    ("section", "change"),
+    [
+        ("train", {"lr": 0.1}),
+        ("train", {"nproc_per_node": 2}),  # more processes: a larger global batch
+        ("experiment", {"train_overrides": {"epochs": 3}}),
+        ("experiment", {"model_overrides": {"dropout": 0.4}}),
+        ("model", {"augmented": True}),
+        ("recipe", {"seed": 7}),
+        ("card", {"grayscale": True}),
+        ("model", {"dropout": 0.45}),
+    ],
+    ids=lambda x: json.dumps(x) if isinstance(x, dict) else x,
+)
+def test_what_train_reads_changes_its_record(section, change):
+    raw = minimal_params()
+    where = {
+        "train": raw.setdefault("train", {}),
+        "experiment": raw["experiments"]["toy-cnn"],
+        "recipe": raw["recipes"]["default"],
+        "card": raw["datasets"]["toy"],
+        "model": raw["models"]["cnn"],
+    }[section]
+    where.update(change)
+    assert _train(raw) != _train(minimal_params())
+
+
+def test_explanations_and_runtime_keep_the_train_record_and_explanations_change_their_own():
+    base, base_explain = _train(minimal_params()), _explain(minimal_params())
+    explained = minimal_params()
+    explained["experiments"]["toy-cnn"]["explain_overrides"] = {"target_layer": "features.3"}
+    assert _train(explained) == base and _explain(explained) != base_explain
+    section = minimal_params(explain={"patches_max_images": 3})
+    assert _train(section) == base and _explain(section) != base_explain
+    runtime = minimal_params(train={"device": "cpu", "num_workers": 3, "resume": False, "rdzv_id": "j2"})
+    assert _train(runtime) == base and _explain(runtime) == base_explain
+
+
+def test_an_absent_override_map_and_an_empty_one_give_the_same_records():
+    spelled = minimal_params()
+    spelled["experiments"]["toy-cnn"].update(model_overrides={}, train_overrides={}, explain_overrides={})
+    assert _train(spelled) == _train(minimal_params())
+    assert _explain(spelled) == _explain(minimal_params())

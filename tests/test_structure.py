@@ -86,10 +86,17 @@ def direct_imports(path: Path) -> frozenset[str]:
                 base = node.module or ""
             # ``from visionlab.x import y`` loads the module x.y when y is one, else just x.
             names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # A module named in a string runs too: ``python -m visionlab.training.ddp_worker``
+            # (launch.WORKER_MODULE), ``importlib.import_module("visionlab.x")``, "module:function".
+            names = [node.value.partition(":")[0]] if MODULE_NAME.fullmatch(node.value) else []
         else:
             continue
         found.update(name for name in names if name.split(".")[0] == PACKAGE and module_file(name))
     return frozenset(found)
+
+
+MODULE_NAME = re.compile(rf"{PACKAGE}(\.\w+)+(:\w+)?")
 
 
 def loaded_files(name: str) -> set[Path]:
@@ -183,6 +190,15 @@ def test_the_closure_follows_lazy_and_package_imports():
     assert "src/visionlab/__init__.py" in closure
     assert "src/visionlab/params/__init__.py" in closure
     assert "src/visionlab/params/messages.py" in closure
+
+
+def test_the_closure_follows_modules_named_in_strings():
+    # launch.py starts its workers as `python -m visionlab.training.ddp_worker`: never imported.
+    closure = {p.relative_to(ROOT).as_posix() for p in import_closure(ROOT / "stages/train.py")}
+    assert "src/visionlab/training/ddp_worker.py" in closure
+    stage = dvc_stages()["train"]
+    deps = [dep for dep in stage["deps"] if dep != "src/visionlab/training/ddp_worker.py"]
+    assert uncovered(import_closure(stage_script(stage)), deps) == ["src/visionlab/training/ddp_worker.py"]
 
 
 def test_the_deps_check_catches_a_dependency_left_out():

@@ -12,7 +12,7 @@ from tests.conftest import minimal_params, write_image
 from visionlab.data.prepare import prepare_dataset
 from visionlab.params import parse_params
 from visionlab.tracking import start_run, tracking_uri
-from visionlab.tracking.datasets import log_datasets
+from visionlab.tracking.datasets import archive_source, log_datasets
 from visionlab.training.data import split_rows
 
 
@@ -61,3 +61,12 @@ def test_a_run_says_which_images_it_saw(in_tmp, monkeypatch):
     again.finish(True)
     second = MlflowClient(tracking_uri()).get_run(again.run_id).inputs.dataset_inputs
     assert [(i.dataset.name, i.dataset.digest) for i in second] == [("toy/train", manifest_hash[:32])]
+
+
+def test_a_local_mirror_is_logged_as_a_normalised_path(in_tmp):
+    card = parse_params(minimal_params()).dataset("toy")
+    (in_tmp / "data/raw").mkdir(parents=True)
+    (in_tmp / "data/raw/toy.json").write_text(json.dumps({"url": "/work/main/../shared/datasets/toy.tgz"}))
+    assert archive_source(card, "toy") == ("local", "/work/shared/datasets/toy.tgz")
+    (in_tmp / "data/raw/toy.json").write_text(json.dumps({"url": "https://a:b@mirror.example/x/../toy.tgz"}))
+    assert archive_source(card, "toy")[0] == "http"  # an address is kept as the server was asked

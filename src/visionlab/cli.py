@@ -37,11 +37,13 @@ def data() -> None:
 @click.option("--image-size", default=224, show_default=True)
 def review(dataset: str, count: int, out_dir: Path, image_size: int) -> None:
     """Contact sheet of the images least like the rest of their class, to curate exclusions."""
-    from visionlab.evaluation.review import review_dataset
     from visionlab.params import load_params
 
     try:
+        # The name first: a typo is answered before torch and the model load (seconds).
         card = load_params(paths.workspace_root() / "params.yaml").dataset(dataset)
+        from visionlab.evaluation.review import review_dataset
+
         sheet, table = review_dataset(card, dataset, count, out_dir, image_size)
     except VisionlabError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -363,6 +365,32 @@ def compare(patterns: tuple[str, ...], results: Path, no_dvc: bool, num: int, wi
         click.echo("no results yet: run `uv run dvc repro` or `uv run dvc exp run` first", err=True)
         sys.exit(1)
     click.echo(render(rows, width), nl=False)
+
+
+@main.command()
+@click.option("--stages", "list_stages", is_flag=True, help="Name each data set's stages left to run.")
+@click.option("--width", default=120, show_default=True, type=click.IntRange(min=60))
+def status(list_stages: bool, width: int) -> None:
+    """`dvc status` per data set: how many stages each has, how many are left to run, and why
+    (never run, code, params <keys>, needs <an upstream output>, outputs missing)."""
+    import yaml
+    from dvc.repo import Repo
+
+    from visionlab.params import load_params
+    from visionlab.reporting.pipeline_status import render, summarize
+
+    root = paths.workspace_root()
+    params = load_params(root / "params.yaml")
+    lock = root / "dvc.lock"
+    locked = set((yaml.safe_load(lock.read_text()) or {}).get("stages", {})) if lock.is_file() else set()
+    repo = Repo(str(root))
+    try:
+        stages = [stage.addressing for stage in repo.index.stages]
+        changed = repo.status()
+    finally:
+        repo.close()
+    datasets = {name: exp.dataset for name, exp in params.experiments.items()}
+    click.echo(render(summarize(stages, changed, locked, datasets), width, list_stages), nl=False)
 
 
 if __name__ == "__main__":

@@ -112,3 +112,13 @@ def resolved_source(dataset: str) -> Path:
 def resolved_features(experiment: str) -> Path:
     """What the featurize stage computes with: the base's settings, input size and precision."""
     return resolved_dir() / "features" / f"{experiment}.json"
+
+
+def resolved_train(experiment: str) -> Path:
+    """The params train@<experiment> depends on, by params.yaml key: its explanation keys left out."""
+    return resolved_dir() / "train" / f"{experiment}.json"
+
+
+def resolved_explain(experiment: str) -> Path:
+    """The params explain@<experiment> depends on: ``explain`` and the experiment's own overrides."""
+    return resolved_dir() / "explain" / f"{experiment}.json"

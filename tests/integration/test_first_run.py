@@ -80,6 +80,20 @@ def test_keep_going_builds_what_it_can_and_names_the_rest(tmp_path, shared_datas
         for stage in ("download@kaggle_flowers", "prepare@kaggle_flowers", f"train@{KAGGLE}"):
             assert f"{stage}:" in status.stdout, status.stdout
         assert f"train@{FLOWERS}:" not in _without_kaggle(project, "status", f"train@{FLOWERS}").stdout
+        # The same, a line per data set (README: `visionlab status`): flowers' other experiments
+        # were not asked for; Kaggle's chain never ran.
+        summary = subprocess.run(
+            [sys.executable, "-m", "visionlab.cli", "status", "--stages"],
+            cwd=project,
+            env={**os.environ, "PYTHONPATH": str(project / "src")},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        lines, listed = {line.split()[0]: line for line in summary.splitlines()}, set(summary.split())
+        assert "never run" in lines["kaggle_flowers"] and f"train@{KAGGLE}" in listed, summary
+        assert not {f"train@{FLOWERS}", "prepare@flowers", "resolve"} & listed, summary
+        assert summary.splitlines()[-1].endswith("for one in full"), summary
 
         # The README's per-experiment override, as written, retrains that experiment alone.
         git(project, "add", "-A")

@@ -45,9 +45,19 @@ def stage_reads(traces) -> dict[str, set[str]]:
 
 
 def declared_params(project) -> dict[str, set[str]]:
+    """Each stage's params deps, and the keys of the params records it depends on
+    (``data/resolved/{train,explain}/<experiment>.json`` hold those keys' values: DVC reruns the
+    stage when one changes, as for a params dep)."""
     repo = Repo(str(project))
     try:
-        return {stage.name: _deps(stage)[1] for stage in repo.index.stages}
+        declared = {}
+        for stage in repo.index.stages:
+            files, keys = _deps(stage)
+            for path in files:
+                if path.startswith("data/resolved/"):
+                    keys |= set(json.loads((project / path).read_text()).get("params", {}))
+            declared[stage.name] = keys
+        return declared
     finally:
         repo.close()
 

@@ -183,7 +183,7 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     variant = run(project, *dvc, "exp", "run", "-S", "train.lr=0.0003")
     assert ran_stages(variant) == {
         f"{s}@{e}" for s in ("train", "evaluate", "explain") for e in EXPERIMENTS
-    } | {"report"}
+    } | {"report", "resolve"}  # resolve: train's record holds train.lr
     assert len(behaviour.requests) == requests_before
 
     _, runs = mlflow_runs(project)

@@ -8,6 +8,9 @@ each record's hash, and a stage whose record came out the same stays cached. Rec
   archive, or away from it again, keeps the extracted and prepared data.
 - ``data/resolved/features/<experiment>.json``: what featurize@<experiment> computes with, so a
   head or recipe change keeps the cached features.
+- ``data/resolved/train/<experiment>.json`` and ``data/resolved/explain/<experiment>.json``: the
+  params train and explain read, by key, so an experiment lists only what differs and a new
+  explanation layer does not retrain.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from visionlab import paths
 from visionlab.atomic import atomic_dir
 from visionlab.data.sources import source_pin
 from visionlab.params import Params
-from visionlab.params.resolved import feature_inputs
+from visionlab.params.resolved import explain_params, feature_inputs, train_params
 
 
 def resolve_stage(params: Params, name: str = "resolve") -> Path:
     out = paths.resolved_dir()
     records = {paths.resolved_source(d): source_pin(params, d) for d in params.datasets}
-    records |= {paths.resolved_features(e): feature_inputs(params, e) for e in params.experiments}
+    for e in params.experiments:
+        records[paths.resolved_features(e)] = feature_inputs(params, e)
+        records[paths.resolved_train(e)] = train_params(params, e)
+        records[paths.resolved_explain(e)] = explain_params(params, e)
     with atomic_dir(out) as scratch:
         for path, record in records.items():
             target = scratch / path.relative_to(out)

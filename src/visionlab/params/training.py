@@ -176,13 +176,14 @@ class ModelParams(Section):
 class ExperimentParams(Section):
     """One experiment: a data set, a model and a training recipe, with optional local tweaks.
 
-    dvc.yaml reads ``train_images`` and the three override maps of every experiment (its data
-    deps and featurize's params), so params.yaml spells them out, empty maps included.
+    dvc.yaml reads ``train_images`` of every experiment (its data deps), so params.yaml spells it
+    out. The override maps are optional: train and explain depend on the resolve stage's records of
+    the params they read (visionlab.params.resolved), not on these keys.
     """
 
     dataset: Name
     model: Name
-    recipe: Name  # required: dvc.yaml tracks recipes.<recipe> as this experiment's params
+    recipe: Name  # required: the train record holds recipes.<recipe> (visionlab.params.resolved)
     # Which images train it: data/<train_images>/<dataset> is its DVC dep, so an experiment that
     # trains on the prepared images neither waits for nor reruns after the augment stage.
     # None (code and tests only) = the model's ``augmented``.

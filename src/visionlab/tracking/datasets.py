@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ def archive_source(card: DatasetCard, dataset: str) -> tuple[str, str]:
         return "http", address
     if address.startswith("kaggle:"):
         return "kaggle", address
-    return "local", address
+    return "local", os.path.normpath(address)  # a mirror given as ../shared/...: no `..` in MLflow
 
 
 def _cleaning_summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
