@@ -185,6 +185,11 @@ def test_html_report_compares_every_experiment(results_tree, tmp_path):
     assert "<th>features</th><th>training</th><th>compute time</th>" in comparison
     assert '<td class="num">–</td><td class="num">80.0 s</td><td class="num best"><strong>80.0 s' in rows[0]
     assert '<td class="num">20.0 min</td><td class="num">90.0 s</td><td class="num">21.5 min</td>' in effnet
+    # Training rates say what they count and are never ranked against each other: a head on
+    # cached features and a net on decoded images are not one measure.
+    assert "<th>train images/s</th><th>on</th>" in comparison
+    assert "<td>images</td>" in rows[0] and "<td>cache</td>" in effnet
+    assert not re.search(r"<strong>[0-9.]+</strong></td><td>(images|cache)</td>", comparison)
     # The published figure of its arch on its data set, and the difference.
     assert "75.00%" in rows[0] and "+5.00 pp" in rows[0]
     assert "–" in effnet  # no published EfficientNet figure
