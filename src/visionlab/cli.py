@@ -393,5 +393,31 @@ def status(list_stages: bool, width: int) -> None:
     click.echo(render(summarize(stages, changed, locked, datasets), width, list_stages), nl=False)
 
 
+@main.command()
+def unlock() -> None:
+    """After a crash: remove the DVC lock entries of `dvc repro` runs that no longer run.
+
+    An entry whose process still runs DVC is kept (and named): wait for it, or stop it first.
+    """
+    from visionlab.dvc_locks import clear_stale
+
+    try:
+        removed, kept = clear_stale(paths.workspace_root())
+    except VisionlabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for holder in removed:
+        click.echo(
+            f"removed: {holder.mode} lock on {holder.path} of PID {holder.pid} ({holder.cmd}), not running"
+        )
+    for holder in kept:
+        click.echo(
+            f"kept:    {holder.mode} lock on {holder.path} of PID {holder.pid} ({holder.cmd}), still running"
+        )
+    if not removed and not kept:
+        click.echo("no DVC locks: nothing to do")
+    sys.exit(1 if kept else 0)
+
+
 if __name__ == "__main__":
     main()

@@ -246,10 +246,30 @@ def _check_chromium(root: Path) -> Check:
     )
 
 
+def _check_dvc_locks(root: Path) -> Check:
+    from visionlab.dvc_locks import holders
+
+    name = "DVC locks"
+    try:
+        found = holders(root)
+    except VisionlabError as exc:
+        return Check(name, WARN, str(exc), "remove .dvc/tmp/rwlock once no dvc command runs")
+    stale = [h for h in found if not h.alive]
+    if stale:
+        return Check(
+            name,
+            WARN,
+            f"{len(stale)} left by a killed dvc (PID {stale[0].pid}, on {stale[0].path}): reruns stop",
+            "uv run visionlab unlock",
+        )
+    running = ", ".join(str(pid) for pid in sorted({h.pid for h in found}))
+    return Check(name, OK, f"held by running dvc PID {running}" if running else "none")
+
+
 def doctor_checks(root: Path) -> list[Check]:
     """Every check, in the order a new user would fix them."""
     checks: list[Check] = []
-    simple: list[Callable[[Path], Check]] = [_check_uv, _check_git, _check_dvc]
+    simple: list[Callable[[Path], Check]] = [_check_uv, _check_git, _check_dvc, _check_dvc_locks]
     checks += [check(root) for check in simple]
     params_check, params = _check_params(root)
     checks.append(params_check)
