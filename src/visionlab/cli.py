@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -164,6 +165,13 @@ def _untrained(experiment: str, checkpoint: Path) -> str:
     default=None,
     help="Write the results to this file instead of stdout.",
 )
+@click.option(
+    "--workers",
+    default=min(4, os.cpu_count() or 1),
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Processes decoding images while the model runs (0: decode in this process).",
+)
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 def predict(
     experiment: str | None,
@@ -175,6 +183,7 @@ def predict(
     alpha: float,
     fmt: str,
     output: Path | None,
+    workers: int,
     inputs: tuple[Path, ...],
 ) -> None:
     """Classify image files (or every image under folders) with a trained model.
@@ -191,40 +200,29 @@ def predict(
             click.echo(f"error: {_untrained(experiment, checkpoint)}", err=True)
             sys.exit(1)
     # Imported here: torch and the model zoo take seconds to load, and `visionlab --help` should not.
-    from visionlab.explanations.predict import predict_paths
+    from visionlab.explanations.predict import Predictor
+    from visionlab.explanations.predict_output import write_stream
 
     try:
-        results = predict_paths(
-            checkpoint,
-            list(inputs),
-            top_k=top_k,
-            cam_dir=cam_dir,
-            alpha=alpha,
-            cam_beside=cam_beside,
-            layer=layer,
-        )
+        predictor = Predictor.load(checkpoint, top_k, cam=cam_dir is not None or cam_beside, layer=layer)
+        results = predictor.stream(list(inputs), cam_dir, cam_beside, alpha, workers)
+        # Each result is printed (or written) as its batch finishes: memory holds one batch.
+        count, failed = write_stream(results, fmt, predictor.k, output, click.echo)  # type: ignore[arg-type]
     except VisionlabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    if not results:
+    except OSError as exc:
+        if output is None:
+            raise
+        click.echo(f"error: {output}: cannot write the results ({exc.strerror})", err=True)
+        sys.exit(1)
+    if not count:
         click.echo("error: no image files among the inputs", err=True)
         sys.exit(1)
-    from visionlab.atomic import atomic_write_text
-    from visionlab.explanations.predict_output import render
-
-    text = render(results, fmt)  # type: ignore[arg-type]  # click.Choice keeps it to the three
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        try:
-            atomic_write_text(output, text)
-        except OSError as exc:
-            click.echo(f"error: {output}: cannot write the results ({exc.strerror})", err=True)
-            sys.exit(1)
-        click.echo(f"{len(results)} results written to {output}", err=True)
-    failed = sum(result.error is not None for result in results)
+    if output is not None:
+        click.echo(f"{count} results written to {output}", err=True)
     if failed:
-        click.echo(f"{failed} of {len(results)} files failed", err=True)
+        click.echo(f"{failed} of {count} files failed", err=True)
         sys.exit(1)
 
 

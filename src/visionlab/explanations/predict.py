@@ -8,17 +8,20 @@ twice does not classify the first run's output.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from visionlab.explanations.gradcam import grad_cam, overlay, target_layer
 from visionlab.explanations.grids import save_png
 from visionlab.explanations.pixels import as_rgb, is_grey, load_pixels, to_tensor
 from visionlab.explanations.scores import evaluating, model_device, probabilities
 from visionlab.models import load_checkpoint
+from visionlab.training.runtime import use_amp
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
@@ -77,6 +80,136 @@ def _reason(exc: Exception) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class _Preprocess:
+    """What a loader worker needs to turn a file into the model's input (picklable, no model)."""
+
+    size: int
+    grey: bool
+    in_channels: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+
+class _Files(Dataset):
+    """Each file as (its index, the input tensor or None, uint8 pixels or None, error or None).
+
+    Decoding runs in the loader's workers; a bad file is its own result, never a crash.
+    """
+
+    def __init__(self, files: list[Path], pre: _Preprocess, keep_pixels: bool) -> None:
+        self.files, self.pre, self.keep_pixels = files, pre, keep_pixels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        path = self.files[index]
+        if not path.is_file():
+            return index, None, None, f"{path}: {'not a file' if path.exists() else 'no such file'}"
+        try:
+            pixels = load_pixels(path, self.pre.size, self.pre.grey)
+        except Exception as exc:  # any decoding failure is this file's problem only
+            return index, None, None, f"{path}: cannot read the image ({_reason(exc)})"
+        return index, to_tensor(pixels, self.pre), pixels if self.keep_pixels else None, None
+
+
+def _as_list(items):
+    return items  # keep failures beside tensors: the batch is stacked after dropping them
+
+
+@dataclass
+class Predictor:
+    """A checkpoint ready to classify, streaming: results come batch by batch, in input order, and
+    memory holds one batch whatever the number of files.
+
+    bfloat16 autocast and channels-last where the device computes bfloat16 natively (as featurize
+    and evaluate run), float32 elsewhere.
+    """
+
+    model: torch.nn.Module
+    classes: list[str]
+    pre: _Preprocess
+    k: int
+    cam_layer: str | None
+    amp: bool
+
+    @classmethod
+    def load(
+        cls, checkpoint_path: Path, top_k: int = 3, cam: bool = False, layer: str | None = None
+    ) -> Predictor:
+        model, checkpoint = load_checkpoint(Path(checkpoint_path))
+        # Resolve the layer before any work, so a wrong name fails the call, not every file.
+        cam_layer = target_layer(model, layer, "--layer")[1] if cam else None
+        classes: list[str] = list(checkpoint["classes"])
+        grey = is_grey(model, bool(checkpoint.get("grayscale", False)))
+        pre = _Preprocess(
+            int(checkpoint["image_size"]), grey, model.in_channels, tuple(model.mean), tuple(model.std)
+        )
+        amp = use_amp(model_device(model), "auto")
+        if amp:
+            model.to(memory_format=torch.channels_last)
+        return cls(model, classes, pre, max(1, min(top_k, len(classes))), cam_layer, amp)
+
+    def stream(
+        self,
+        inputs: list[Path],
+        cam_dir: Path | None = None,
+        cam_beside: bool = False,
+        alpha: float = 0.5,
+        workers: int = 0,
+        batch_size: int = BATCH,
+    ) -> Iterator[PredictionResult]:
+        """One result per image file among ``inputs`` (files or folders), in input order."""
+        files = image_files(inputs)
+        cams = self.cam_layer is not None and (cam_dir is not None or cam_beside)
+        if cams and cam_dir is not None:
+            cam_dir = Path(cam_dir)
+            cam_dir.mkdir(parents=True, exist_ok=True)
+        batches = DataLoader(
+            _Files(files, self.pre, keep_pixels=cams),
+            batch_size=batch_size,
+            num_workers=workers,
+            collate_fn=_as_list,
+            persistent_workers=False,
+        )
+        device, taken = model_device(self.model), set()
+        for items in batches:
+            results = [PredictionResult(files[index], error=error) for index, _, _, error in items]
+            good = [
+                (result, tensor, pixels)
+                for result, (_, tensor, pixels, _) in zip(results, items, strict=True)
+                if tensor is not None
+            ]
+            if good:
+                self._classify(good, device)
+            if cams:
+                for result, _, pixels in good:
+                    self._cam(result, pixels, _cam_path(cam_dir, result.path, taken), alpha)
+            yield from results
+
+    def _classify(self, good, device: torch.device) -> None:
+        batch = torch.stack([tensor for _, tensor, _ in good]).to(device)
+        if self.amp:
+            batch = batch.contiguous(memory_format=torch.channels_last)
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp)
+        with evaluating(self.model), torch.no_grad(), autocast:
+            probs = probabilities(self.model(batch))
+        for (result, _, _), row in zip(good, probs, strict=True):
+            order = np.argsort(-row, kind="stable")[: self.k]
+            result.top = [(self.classes[i], float(row[i])) for i in order]
+
+    def _cam(self, result: PredictionResult, pixels: np.ndarray, target: Path, alpha: float) -> None:
+        best = self.classes.index(result.top[0][0])
+        try:
+            heat = grad_cam(self.model, self.cam_layer, to_tensor(pixels, self.pre), best)
+            save_png(overlay(as_rgb(pixels), heat, alpha), target)
+        except Exception as exc:  # e.g. a read-only folder: this image's overlay only
+            result.cam_error = f"{target}: cannot write the Grad-CAM overlay ({_reason(exc)})"
+            return
+        result.cam = target
+
+
 def predict_paths(
     checkpoint_path: Path,
     inputs: list[Path],
@@ -85,62 +218,18 @@ def predict_paths(
     alpha: float = 0.5,
     cam_beside: bool = False,
     layer: str | None = None,
+    workers: int = 0,
 ) -> list[PredictionResult]:
     """Classify every image file among ``inputs`` (files or folders), in input order.
 
     With ``cam_dir`` or ``cam_beside``, also write the best class's Grad-CAM overlay per image, on
-    ``layer`` (None: the model's own choice).
+    ``layer`` (None: the model's own choice). :class:`Predictor` streams the same results.
 
     Raises MissingArtifactError for a missing or unreadable checkpoint; a bad image only fails its
     own result.
     """
-    model, checkpoint = load_checkpoint(Path(checkpoint_path))
-    # Resolve the layer before any work, so a wrong name fails the call, not every file.
-    cam_layer = target_layer(model, layer, "--layer")[1] if cam_dir is not None or cam_beside else None
-    classes: list[str] = list(checkpoint["classes"])
-    size = int(checkpoint["image_size"])
-    grey = is_grey(model, bool(checkpoint.get("grayscale", False)))
-    k = max(1, min(top_k, len(classes)))
-
-    results: list[PredictionResult] = []
-    loaded: list[tuple[PredictionResult, np.ndarray]] = []
-    for path in image_files(inputs):
-        result = PredictionResult(path)
-        results.append(result)
-        if not path.is_file():
-            result.error = f"{path}: {'not a file' if path.exists() else 'no such file'}"
-            continue
-        try:
-            loaded.append((result, load_pixels(path, size, grey)))
-        except Exception as exc:  # any decoding failure is this file's problem only
-            result.error = f"{path}: cannot read the image ({_reason(exc)})"
-
-    device = model_device(model)
-    for start in range(0, len(loaded), BATCH):
-        part = loaded[start : start + BATCH]
-        batch = torch.stack([to_tensor(pixels, model) for _, pixels in part]).to(device)
-        with evaluating(model), torch.no_grad():
-            probs = probabilities(model(batch))
-        for (result, _), row in zip(part, probs, strict=True):
-            order = np.argsort(-row, kind="stable")[:k]
-            result.top = [(classes[i], float(row[i])) for i in order]
-
-    if cam_layer is not None and loaded:
-        if cam_dir is not None:
-            cam_dir = Path(cam_dir)
-            cam_dir.mkdir(parents=True, exist_ok=True)
-        taken: set[Path] = set()
-        for result, pixels in loaded:
-            best = classes.index(result.top[0][0])
-            target = _cam_path(cam_dir, result.path, taken)
-            try:
-                heat = grad_cam(model, cam_layer, to_tensor(pixels, model), best)
-                save_png(overlay(as_rgb(pixels), heat, alpha), target)
-            except Exception as exc:  # e.g. a read-only folder: this image's overlay only
-                result.cam_error = f"{target}: cannot write the Grad-CAM overlay ({_reason(exc)})"
-                continue
-            result.cam = target
-    return results
+    predictor = Predictor.load(checkpoint_path, top_k, cam=cam_dir is not None or cam_beside, layer=layer)
+    return list(predictor.stream(inputs, cam_dir, cam_beside, alpha, workers))
 
 
 def format_result(result: PredictionResult) -> str:
