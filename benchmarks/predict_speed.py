@@ -1,0 +1,162 @@
+"""`visionlab predict` images/s before and after streaming, side by side in one run.
+
+"before" is the predict module as it was at commit 31904ee (git show, loaded as a module): every
+file decoded into a list first, then float32 batches in one process. "after" is today's
+:class:`visionlab.explanations.predict.Predictor`: a DataLoader decoding in worker processes,
+bfloat16 autocast + channels-last where the CPU computes bfloat16 natively. Also timed: today's
+code with its speed-ups off one at a time, so each one's share shows. Each configuration runs
+``--rounds`` times in turn (interleaved, so a busy machine slows all alike); the best round counts.
+
+The model is a frozen EfficientNet-Lite0 with its real ImageNet weights (what `flowers-effnet`
+predicts with) and a random head: the cost is the network's, whatever the head learnt. Photos:
+the shared TensorFlow flowers sample (real JPEGs of several sizes).
+
+Usage:  uv run python benchmarks/predict_speed.py [--images 256] [--rounds 2] [--workers 2]
+Writes benchmarks/results/predict_speed.{json,md}.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from visionlab.explanations.predict import Predictor
+from visionlab.models import build_model, save_checkpoint
+from visionlab.params import ModelParams
+
+ROOT = Path(__file__).resolve().parents[1]
+BEFORE = "31904ee"  # the last commit with the decode-everything-first predict
+CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+
+
+def _before_module(scratch: Path):
+    source = subprocess.run(
+        ["git", "show", f"{BEFORE}:src/visionlab/explanations/predict.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    path = scratch / "predict_before.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("predict_before", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _photos(shared: Path, folder: Path, count: int) -> list[Path]:
+    found = []
+    with tarfile.open(shared / "flower_photos.tgz") as tar:
+        for member in tar:
+            if member.isfile() and member.name.endswith(".jpg"):
+                tar.extract(member, folder, filter="data")
+                found.append(folder / member.name)
+                if len(found) == count:
+                    break
+    return found
+
+
+def _checkpoint(path: Path) -> Path:
+    torch.manual_seed(0)
+    spec = ModelParams(arch="efficientnet_lite0", weights="imagenet", base="frozen", augmented=False)
+    save_checkpoint(path, build_model(spec, len(CLASSES)), spec, CLASSES, 224)
+    return path
+
+
+@click.command()
+@click.option("--images", default=256, show_default=True)
+@click.option("--rounds", default=2, show_default=True)
+@click.option("--workers", default=min(4, os.cpu_count() or 1), show_default=True)
+@click.option("--shared", type=click.Path(path_type=Path), default=ROOT.parent / "shared" / "datasets")
+@click.option("--out", type=click.Path(path_type=Path), default=ROOT / "benchmarks" / "results")
+def main(images: int, rounds: int, workers: int, shared: Path, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        before = _before_module(scratch)
+        photos = _photos(shared, scratch / "photos", images)
+        checkpoint = _checkpoint(scratch / "model.pt")
+
+        def after(amp: bool | None, n_workers: int):
+            def run(files):
+                predictor = Predictor.load(checkpoint)
+                if amp is not None:
+                    predictor.amp = amp
+                return list(predictor.stream(files, workers=n_workers))
+
+            return run
+
+        configs = {
+            "before (decode all, float32, 1 process)": lambda files: before.predict_paths(checkpoint, files),
+            f"after ({workers} workers, bfloat16 where native)": after(None, workers),
+            "after, float32": after(False, workers),
+            "after, decoding in the same process": after(None, 0),
+        }
+        for run in configs.values():  # warm-up: weights loaded, kernels chosen
+            run(photos[:16])
+        seconds: dict[str, list[float]] = {name: [] for name in configs}
+        tops: dict[str, list[str]] = {}
+        for _ in range(rounds):
+            for name, run in configs.items():
+                start = time.perf_counter()
+                results = run(photos)
+                seconds[name].append(time.perf_counter() - start)
+                tops[name] = [r.top[0][0] if r.top else "" for r in results]
+        amp = Predictor.load(checkpoint).amp
+
+    base = next(iter(configs))
+    rows = [
+        {
+            "config": name,
+            "images": images,
+            "best_seconds": round(min(s), 3),
+            "images_per_second": round(images / min(s), 1),
+            "speedup_vs_before": round(min(seconds[base]) / min(s), 2),
+            "top1_same_as_before": sum(a == b for a, b in zip(tops[name], tops[base], strict=True)),
+        }
+        for name, s in seconds.items()
+    ]
+    meta = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}",
+        "bfloat16_native": amp,
+        "rounds": rounds,
+        "workers": workers,
+        "model": "efficientnet_lite0 frozen, ImageNet weights, 224 px, batch 32",
+        "commit": subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip(),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "predict_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    lines = [
+        "# `visionlab predict` images/s, before and after streaming (benchmarks/predict_speed.py)",
+        "",
+        f"{meta['machine']}; bfloat16 native: {amp}; {images} shared flowers photos; {meta['model']}; "
+        f"best of {rounds} interleaved rounds; commit {meta['commit'][:12]}.",
+        "",
+        "| configuration | images/s | x before | top-1 as before |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['config']} | {r['images_per_second']} | {r['speedup_vs_before']} | "
+        f"{r['top1_same_as_before']}/{images} |"
+        for r in rows
+    ]
+    (out / "predict_speed.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
