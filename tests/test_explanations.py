@@ -33,7 +33,6 @@ from visionlab.explanations.guided import (
     guided_backprop,
     guided_grad_cam,
     guided_rectifiers,
-    input_gradient,
 )
 from visionlab.explanations.patches import Target, crop, parse_unit, receptive_field, rescore, top_patches
 from visionlab.explanations.pixels import to_tensor
@@ -58,6 +57,14 @@ def one_thread():
 
 
 # --- the synthetic study -------------------------------------------------------------------------
+
+
+def input_gradient(model, image, class_index):
+    """The plain gradient of the class score (no guided rule): the reference guided backprop is
+    held against. Only the tests need it, so the library keeps no public function for it."""
+    from visionlab.explanations.guided import _input_gradient
+
+    return _input_gradient(model, image, class_index, guided=False)
 
 
 def quadrant_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:

@@ -13,8 +13,8 @@ import pandas as pd
 
 from visionlab.data.split import SPLITS
 
-if TYPE_CHECKING:  # only for the annotations: prepare imports this module
-    from visionlab.data.prepare import Scanned
+if TYPE_CHECKING:
+    from visionlab.data.scanned import Scanned
 
 
 def cleaning_report(

@@ -13,7 +13,6 @@ import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from visionlab.data.cleaning_report import cleaning_report, report_markdown
 from visionlab.data.exclusions import load_exclusions
 from visionlab.data.images import check_image
 from visionlab.data.manifest import MANIFEST_COLUMNS, write_manifest
+from visionlab.data.scanned import Scanned
 from visionlab.data.split import grouped_split
 from visionlab.errors import MissingArtifactError, VisionlabError
 from visionlab.params import DatasetCard, NearDuplicateParams, Params, PrepareParams, SplitFractions
@@ -42,35 +42,6 @@ DUPLICATE_ACROSS_CLASSES = "duplicate_across_classes"
 OVER_CLASS_LIMIT = "over_class_limit"
 NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_OF_TEST = "near_duplicate_of_official_test"
-
-_EXTENSION_FORMATS = {"jpg": "JPEG", "jpeg": "JPEG", "png": "PNG", "gif": "GIF", "bmp": "BMP"}
-
-
-@dataclass(frozen=True)
-class Scanned:
-    """One file seen under the image root, with its verdict."""
-
-    path: str  # relative to the project root: every stage opens it as is
-    rel: str  # relative to the image root: the key of exclusion lists
-    label: str | None  # None for files beside the class folders
-    sha256: str
-    reason: str | None
-    detail: str
-    mode: str | None
-    format: str | None = None
-    pixels: int = 0  # width x height: keep_one keeps a near-duplicate group's largest image
-    fingerprint: int | None = None  # perceptual hash, when near-duplicates are looked for
-
-    def repairs(self) -> list[str]:
-        """What loading this image fixes: a non-RGB mode, or a format its extension hides."""
-        found = []
-        if self.mode not in (None, "RGB"):
-            found.append(f"{self.mode} converted to RGB")
-        extension = Path(self.path).suffix.lower().lstrip(".")
-        expected = _EXTENSION_FORMATS.get(extension)
-        if self.format and expected and self.format != expected:
-            found.append(f"{self.format} data under a .{extension} name, decoded as {self.format}")
-        return found
 
 
 def _scan_one(args: tuple[str, str, str | None], hash_method: str | None = None) -> Scanned:

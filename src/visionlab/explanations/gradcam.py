@@ -140,13 +140,6 @@ def grad_cam(model: nn.Module, layer: nn.Module, image: torch.Tensor, class_inde
     return class_maps(model, layer, image, class_index).gradcam
 
 
-def grad_cam_plus_plus(
-    model: nn.Module, layer: nn.Module, image: torch.Tensor, class_index: int
-) -> np.ndarray:
-    """Grad-CAM++'s [0, 1] heatmap: like :func:`grad_cam`, better at several instances of a class."""
-    return class_maps(model, layer, image, class_index).gradcam_pp
-
-
 def colour(heatmap: np.ndarray) -> np.ndarray:
     """The heatmap alone as uint8 RGB, with the jet colour map."""
     return (colormaps["jet"](heatmap)[..., :3] * 255).astype(np.uint8)

@@ -183,11 +183,6 @@ def _input_gradient(model: nn.Module, image: torch.Tensor, class_index: int, gui
     return gradient[0].detach().cpu()
 
 
-def input_gradient(model: nn.Module, image: torch.Tensor, class_index: int) -> torch.Tensor:
-    """The plain gradient of the class score w.r.t. the normalised CHW ``image`` (a saliency map)."""
-    return _input_gradient(model, image, class_index, guided=False)
-
-
 def guided_backprop(model: nn.Module, image: torch.Tensor, class_index: int) -> torch.Tensor:
     """Guided backpropagation of the class score to the CHW ``image``: same shape as the image."""
     return _input_gradient(model, image, class_index, guided=True)
