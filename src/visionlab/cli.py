@@ -167,7 +167,9 @@ def _untrained(experiment: str, checkpoint: Path) -> str:
 )
 @click.option(
     "--workers",
-    default=min(4, os.cpu_count() or 1),
+    # On 2 cores decoding workers take cores from the model: in-process was faster there
+    # (benchmarks/results/predict_speed.md), so workers only where cores are to spare.
+    default=max(0, min(4, (os.cpu_count() or 1) - 2)),
     show_default=True,
     type=click.IntRange(min=0),
     help="Processes decoding images while the model runs (0: decode in this process).",
