@@ -23,7 +23,6 @@ import os
 import platform
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -31,11 +30,14 @@ from pathlib import Path
 import click
 import torch
 
-from visionlab.explanations.predict import Predictor
-from visionlab.models import build_model, save_checkpoint
-from visionlab.params import ModelParams
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the tests' helper for the shared sample photos
+
+from tests.conftest import flower_photos  # noqa: E402
+from visionlab.explanations.predict import Predictor  # noqa: E402
+from visionlab.models import build_model, save_checkpoint  # noqa: E402
+from visionlab.params import ModelParams  # noqa: E402
+
 BEFORE = "31904ee"  # the last commit with the decode-everything-first predict
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
@@ -57,18 +59,6 @@ def _before_module(scratch: Path):
     return module
 
 
-def _photos(shared: Path, folder: Path, count: int) -> list[Path]:
-    found = []
-    with tarfile.open(shared / "flower_photos.tgz") as tar:
-        for member in tar:
-            if member.isfile() and member.name.endswith(".jpg"):
-                tar.extract(member, folder, filter="data")
-                found.append(folder / member.name)
-                if len(found) == count:
-                    break
-    return found
-
-
 def _checkpoint(path: Path) -> Path:
     torch.manual_seed(0)
     spec = ModelParams(arch="efficientnet_lite0", weights="imagenet", base="frozen", augmented=False)
@@ -86,7 +76,7 @@ def main(images: int, rounds: int, workers: int, shared: Path, out: Path) -> Non
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         before = _before_module(scratch)
-        photos = _photos(shared, scratch / "photos", images)
+        photos = flower_photos(scratch / "photos", images, shared)
         checkpoint = _checkpoint(scratch / "model.pt")
 
         def after(amp: bool | None, n_workers: int):

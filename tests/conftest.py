@@ -29,6 +29,22 @@ def image_bytes(
     return buffer.getvalue()
 
 
+def flower_photos(folder: Path, count: int, shared: Path = SHARED_DATASETS) -> list[Path]:
+    """The first ``count`` JPEGs of the shared TensorFlow flowers sample, extracted into ``folder``
+    (real photos of several sizes; tests/test_predict_stream.py and benchmarks/predict_speed.py)."""
+    import tarfile
+
+    found = []
+    with tarfile.open(shared / "flower_photos.tgz") as tar:
+        for member in tar:
+            if member.isfile() and member.name.endswith(".jpg"):
+                tar.extract(member, folder, filter="data")
+                found.append(folder / member.name)
+                if len(found) == count:
+                    break
+    return found
+
+
 def write_image(path: Path, seed: int = 0, **kwargs) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(image_bytes(seed=seed, **kwargs))

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tests.conftest import SHARED_DATASETS, write_image
+from tests.conftest import SHARED_DATASETS, flower_photos, write_image
 from tests.test_explanations import toy_checkpoint
 from visionlab.explanations import predict
 from visionlab.explanations.predict import Predictor
@@ -41,21 +40,6 @@ def test_results_come_batch_by_batch_in_input_order(tmp_path, monkeypatch):
     assert rest[4].error and "05.png" in rest[4].error and all(r.top for r in rest if r is not rest[4])
 
 
-def _flower_photos(folder: Path, count: int) -> list[Path]:
-    archive = SHARED_DATASETS / "flower_photos.tgz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} not found")
-    found = []
-    with tarfile.open(archive) as tar:
-        for member in tar:
-            if member.isfile() and member.name.endswith(".jpg"):
-                tar.extract(member, folder, filter="data")
-                found.append(folder / member.name)
-                if len(found) == count:
-                    break
-    return found
-
-
 def test_bfloat16_agrees_with_float32_on_real_photos(tmp_path):
     """A frozen ImageNet EfficientNet-Lite0 (its real weights) with a fixed random head (x8, so its
     classes are told apart; measured: median probability difference 0.007, max 0.029). Where
@@ -69,7 +53,9 @@ def test_bfloat16_agrees_with_float32_on_real_photos(tmp_path):
             parameter.mul_(8)
     checkpoint = tmp_path / "model.pt"
     save_checkpoint(checkpoint, model, spec, classes, 224)
-    photos = _flower_photos(tmp_path / "photos", 24)
+    if not (SHARED_DATASETS / "flower_photos.tgz").is_file():
+        pytest.skip(f"{SHARED_DATASETS / 'flower_photos.tgz'} not found")
+    photos = flower_photos(tmp_path / "photos", 24)
 
     fast, exact = Predictor.load(checkpoint, top_k=5), Predictor.load(checkpoint, top_k=5)
     fast.amp, exact.amp = True, False

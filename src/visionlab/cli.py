@@ -380,7 +380,11 @@ def status(list_stages: bool, width: int) -> None:
     from visionlab.reporting.pipeline_status import render, summarize
 
     root = paths.workspace_root()
-    params = load_params(root / "params.yaml")
+    try:
+        params = load_params(root / "params.yaml")
+    except VisionlabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
     lock = root / "dvc.lock"
     locked = set((yaml.safe_load(lock.read_text()) or {}).get("stages", {})) if lock.is_file() else set()
     repo = Repo(str(root))

@@ -74,22 +74,23 @@ def _is_info(info: Any) -> bool:
     return isinstance(info, dict) and isinstance(info.get("pid"), int) and isinstance(info.get("cmd"), str)
 
 
+def _holders(lock: dict[str, Any]) -> list[Holder]:
+    alive: dict[int, bool] = {}  # one look per process, however many outputs it locked
+
+    def holder(mode: str, out: str, info: dict[str, Any]) -> Holder:
+        pid = info["pid"]
+        if pid not in alive:
+            alive[pid] = _runs_dvc(pid)
+        return Holder(mode, out, pid, info["cmd"], alive[pid])
+
+    found = [holder("read", out, info) for out, infos in lock.get("read", {}).items() for info in infos]
+    return found + [holder("write", out, info) for out, info in lock.get("write", {}).items()]
+
+
 def holders(root: Path) -> list[Holder]:
     """Every entry of the project's DVC lock file, with whether its process still runs."""
     path = root / RWLOCK
-    if not path.is_file():
-        return []
-    lock = _load(path)
-    found = [
-        Holder("read", out, info["pid"], info["cmd"], _runs_dvc(info["pid"]))
-        for out, infos in lock.get("read", {}).items()
-        for info in infos
-    ]
-    found += [
-        Holder("write", out, info["pid"], info["cmd"], _runs_dvc(info["pid"]))
-        for out, info in lock.get("write", {}).items()
-    ]
-    return found
+    return _holders(_load(path)) if path.is_file() else []
 
 
 def clear_stale(root: Path) -> tuple[list[Holder], list[Holder]]:
@@ -102,18 +103,13 @@ def clear_stale(root: Path) -> tuple[list[Holder], list[Holder]]:
     # DVC's own guard of its file: a DVC starting meanwhile waits for this edit, or we for it.
     with make_lock(str(path.with_name("rwlock.lock")), tmp_dir=str(path.parent)):
         lock = _load(path)
-        found = holders(root)
-        stale = {(h.mode, h.path, h.pid, h.cmd) for h in found if not h.alive}
-        if stale:
+        found = _holders(lock)
+        live = {h.pid for h in found if h.alive}
+        if len(live) < len({h.pid for h in found}):
             read = {
-                out: [i for i in infos if ("read", out, i["pid"], i["cmd"]) not in stale]
-                for out, infos in lock.get("read", {}).items()
+                out: [i for i in infos if i["pid"] in live] for out, infos in lock.get("read", {}).items()
             }
-            write = {
-                out: i
-                for out, i in lock.get("write", {}).items()
-                if ("write", out, i["pid"], i["cmd"]) not in stale
-            }
-            kept = {"read": {k: v for k, v in read.items() if v}, "write": write}
-            atomic_write_text(path, json.dumps({k: v for k, v in kept.items() if v}))
+            write = {out: i for out, i in lock.get("write", {}).items() if i["pid"] in live}
+            kept = {"read": {out: infos for out, infos in read.items() if infos}, "write": write}
+            atomic_write_text(path, json.dumps({mode: outs for mode, outs in kept.items() if outs}))
     return [h for h in found if not h.alive], [h for h in found if h.alive]
