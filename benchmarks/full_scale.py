@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # full_scale_tables be
 
 from full_scale_tables import (
     render_markdown,
-    write_readme_table,
+    write_generated_blocks,
 )
 
 from visionlab.errors import MissingArtifactError
@@ -341,7 +341,7 @@ def write_results(results: Path, rows: dict[str, dict[str, Any]], order: list[st
     (results / "full_scale.json").write_text(json.dumps({"meta": meta, "rows": ordered}, indent=2) + "\n")
     (results / "full_scale.md").write_text(render_markdown(ordered, meta))
     if results.resolve() == (REPO / "benchmarks" / "results").resolve():
-        write_readme_table(REPO / "README.md", ordered)
+        write_generated_blocks(REPO, ordered)
 
 
 @click.command()
@@ -396,7 +396,7 @@ def main(
     if table_only:
         saved = _read_json(results / "full_scale.json")
         (results / "full_scale.md").write_text(render_markdown(saved.get("rows", []), saved.get("meta", {})))
-        write_readme_table(REPO / "README.md", saved.get("rows", []))
+        write_generated_blocks(REPO, saved.get("rows", []))
         click.echo((results / "full_scale.md").read_text())
         return
     if mirror is None or not (mirror / "SHA256SUMS").is_file():

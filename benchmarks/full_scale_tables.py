@@ -1,4 +1,4 @@
-"""The tables benchmarks/full_scale.py writes: full_scale.md, and the README's results block.
+"""The tables benchmarks/full_scale.py writes: full_scale.md, the README's glance and docs/results.md's table.
 
 Every figure comes from the rows of benchmarks/results/full_scale.json; intervals are recomputed
 from the test counts for rows recorded before evaluate wrote them.
@@ -34,13 +34,27 @@ def interval_of(row: dict[str, Any]) -> tuple[float, float] | None:
     return accuracy_interval(row["test_accuracy"], total)
 
 
+def chosen_on_validation(
+    rows: list[dict[str, Any]], published_only: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Per data set (with a published figure, unless not ``published_only``): our finished row of
+    highest validation accuracy (ties: the experiment name), never looking at test."""
+    done = [
+        r
+        for r in rows
+        if r.get("status") == "done" and (r.get("published_accuracy") is not None or not published_only)
+    ]
+    chosen = {}
+    for dataset in sorted({r["dataset"] for r in done}):
+        candidates = sorted((r for r in done if r["dataset"] == dataset), key=lambda r: r["experiment"])
+        chosen[dataset] = max(candidates, key=lambda r: r.get("val_accuracy") or -1.0)
+    return chosen
+
+
 def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
     """Per data set: our full-scale row chosen on validation, against the study's best figure."""
     lines = []
-    done = [r for r in rows if r.get("status") == "done" and r.get("published_accuracy") is not None]
-    for dataset in sorted({r["dataset"] for r in done}):
-        candidates = sorted((r for r in done if r["dataset"] == dataset), key=lambda r: r["experiment"])
-        chosen = max(candidates, key=lambda r: r.get("val_accuracy") or -1.0)
+    for dataset, chosen in chosen_on_validation(rows).items():
         interval = interval_of(chosen)
         if interval is None:
             continue
@@ -60,6 +74,46 @@ def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+GLANCE_BEGIN = (
+    "<!-- results at a glance: written from benchmarks/results/full_scale.json by "
+    "`uv run python benchmarks/full_scale.py --table-only`; do not edit by hand -->"
+)
+GLANCE_END = "<!-- end of the results at a glance -->"
+
+
+def render_glance(rows: list[dict[str, Any]]) -> str:
+    """The README's first-screen block: a row per data set, our row chosen on validation against
+    the study's best, its interval and verdict, and its seeds where it has them."""
+    lines = [
+        GLANCE_BEGIN,
+        "| data set | the study's best | ours, chosen on validation | test (95% interval) "
+        "| beyond chance? | seeds: test mean ± sd |",
+        "|---|---:|---|---:|---|---:|",
+    ]
+    for dataset, chosen in chosen_on_validation(rows, published_only=False).items():
+        interval = interval_of(chosen)
+        if interval is None:
+            continue
+        summary = chosen.get("seed_summary")
+        seeds = (
+            f"{_pct(summary['test_accuracy_mean'])}% ± {_pct(summary['test_accuracy_sd'])} "
+            f"({summary['seeds']} seeds)"
+            if summary
+            else "one seed"
+        )
+        published = chosen.get("published_accuracy")
+        study = (
+            "– (none published)" if published is None else f"{_pct(published)}% ({chosen['published_model']})"
+        )
+        chance = "–" if published is None else verdict(*interval, published)
+        lines.append(
+            f"| {dataset} | {study} | `{chosen['experiment']}` | {_pct(chosen['test_accuracy'])}% "
+            f"({_pct(interval[0])}–{_pct(interval[1])}%) | {chance} | {seeds} |"
+        )
+    lines.append(GLANCE_END)
+    return "\n".join(lines)
+
+
 def seed_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Rows trained with several seeds on the same split: how much of a margin is seed noise."""
     lines = []
@@ -75,18 +129,18 @@ def seed_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-README_BEGIN = (
+TABLE_BEGIN = (
     "<!-- full-scale table: written from benchmarks/results/full_scale.json by "
     "`uv run python benchmarks/full_scale.py --table-only`; do not edit by hand -->"
 )
-README_END = "<!-- end of the full-scale table -->"
+TABLE_END = "<!-- end of the full-scale table -->"
 VARIANTS = {"test_tta_hflip": "hflip TTA", "test_downscale_128": "at 128 px", "test_jpeg_30": "at JPEG 30"}
 
 
 def render_readme_table(rows: list[dict[str, Any]]) -> str:
     """The README's results block: every finished row, its interval and verdict, its commit."""
     lines = [
-        README_BEGIN,
+        TABLE_BEGIN,
         "| experiment | test acc. | 95% interval | study | beyond chance? | val. acc. | macro F1 "
         + "".join(f"| {label} " for label in VARIANTS.values())
         + "| train s | train / val / test | commit |",
@@ -117,18 +171,25 @@ def render_readme_table(rows: list[dict[str, Any]]) -> str:
     notes = sorted({(r["dataset"], r["note"]) for r in rows if r.get("status") == "done" and r.get("note")})
     lines += [""] + [f"\\* {dataset}: {note}." for dataset, note in notes] if notes else []
     seeds = seed_lines(rows)
-    lines += ["", *study_sentences(rows), *(["", "Seeds:", "", *seeds] if seeds else []), README_END]
+    lines += ["", *study_sentences(rows), *(["", "Seeds:", "", *seeds] if seeds else []), TABLE_END]
     return "\n".join(lines)
 
 
-def write_readme_table(readme: Path, rows: list[dict[str, Any]]) -> None:
-    text = readme.read_text()
-    start, end = text.find(README_BEGIN), text.find(README_END)
-    if start < 0 or end < start:
-        raise click.ClickException(
-            f"{readme}: no full-scale table markers ({README_BEGIN!r} ... {README_END!r})"
-        )
-    readme.write_text(text[:start] + render_readme_table(rows) + text[end + len(README_END) :])
+RESULTS_PAGE = "docs/results.md"  # the whole table, beside the discussion of it
+
+
+def _write_between(path: Path, begin: str, end: str, block: str) -> None:
+    text = path.read_text()
+    start, stop = text.find(begin), text.find(end)
+    if start < 0 or stop < start:
+        raise click.ClickException(f"{path}: no generated-block markers ({begin!r} ... {end!r})")
+    path.write_text(text[:start] + block + text[stop + len(end) :])
+
+
+def write_generated_blocks(repo: Path, rows: list[dict[str, Any]]) -> None:
+    """The README's glance and docs/results.md's table, both from the result file's rows."""
+    _write_between(repo / "README.md", GLANCE_BEGIN, GLANCE_END, render_glance(rows))
+    _write_between(repo / RESULTS_PAGE, TABLE_BEGIN, TABLE_END, render_readme_table(rows))
 
 
 def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:

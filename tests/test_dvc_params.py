@@ -1,4 +1,5 @@
-"""What dvc.yaml makes each stage depend on, and every README `dvc exp run -S` line, read by DVC itself.
+"""What dvc.yaml makes each stage depend on, and every `dvc exp run -S` line of the README and docs/,
+read by DVC itself.
 
 DVC's own parser (``dvc.repo.Repo``) and its own ``-S`` code (``dvc.utils.hydra.apply_overrides``)
 run here, so a key DVC would refuse ("Key ... is not in struct") fails this test, not a user.
@@ -23,14 +24,16 @@ PER_EXPERIMENT = ("featurize", "train", "evaluate", "explain")
 PER_DATASET = ("download", "prepare", "augment")
 
 
-def readme_exp_runs() -> list[str]:
-    """Every `dvc exp run` command line of the README that sets params with -S."""
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")  # join continued lines
+def readme_exp_runs(pages: list[Path] | None = None) -> list[str]:
+    """Every `dvc exp run` command line of the README and docs/*.md that sets params with -S."""
     lines = []
-    for match in re.finditer(r"dvc exp run[^`\n]*", text):
-        line = match.group(0).split("&&")[0].split("#")[0].strip()
-        if " -S " in line and "..." not in line:  # not prose such as `-S train.lr=...`
-            lines.append(line)
+    for page in pages or [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text().replace("\\\n", " ")  # join continued lines
+        for match in re.finditer(r"dvc exp run[^`\n]*", text):
+            line = match.group(0).split("&&")[0].split(";")[0].split("#")[0].strip()
+            # not prose such as `-S train.lr=...`, nor a shell loop's `train.seed=$seed`
+            if " -S " in line and "..." not in line and "$" not in line:
+                lines.append(line)
     return lines
 
 
@@ -49,7 +52,7 @@ def overrides_and_targets(line: str) -> tuple[list[str], list[str]]:
 
 
 def test_the_readme_has_override_examples():
-    lines = readme_exp_runs()
+    lines = readme_exp_runs([ROOT / "README.md"])
     assert any("++experiments." in line for line in lines), lines
     assert any("download.mirror=" in line for line in lines), lines
     quick = [line for line in lines if "prepare.max_per_class=" in line]

@@ -1,4 +1,5 @@
-"""The README's full-scale results are generated from the committed result file, never typed in."""
+"""The README's glance and docs/results.md's full-scale table are generated from the committed
+result file, never typed in."""
 
 from __future__ import annotations
 
@@ -18,15 +19,48 @@ def _full_scale():
     return module
 
 
-def test_the_readme_table_is_the_one_the_result_file_gives():
-    full_scale = _full_scale()
-    rows = json.loads((REPO / "benchmarks/results/full_scale.json").read_text())["rows"]
-    readme = (REPO / "README.md").read_text()
-    start, end = readme.index(full_scale.README_BEGIN), readme.index(full_scale.README_END)
-    written = readme[start : end + len(full_scale.README_END)]
+def _block(path: Path, begin: str, end: str) -> str:
+    text = path.read_text()
+    start, stop = text.index(begin), text.index(end)
+    return text[start : stop + len(end)]
+
+
+def _rows() -> list[dict]:
+    return json.loads((REPO / "benchmarks/results/full_scale.json").read_text())["rows"]
+
+
+def test_the_results_page_table_is_the_one_the_result_file_gives():
+    full_scale, rows = _full_scale(), _rows()
+    written = _block(REPO / full_scale.RESULTS_PAGE, full_scale.TABLE_BEGIN, full_scale.TABLE_END)
     assert written == full_scale.render_readme_table(rows), (
-        "README.md's full-scale table differs from benchmarks/results/full_scale.json: run "
-        "`uv run python benchmarks/full_scale.py --table-only`"
+        f"{full_scale.RESULTS_PAGE}'s full-scale table differs from benchmarks/results/full_scale.json: "
+        "run `uv run python benchmarks/full_scale.py --table-only`"
     )
     done = [row for row in rows if row.get("status") == "done"]
     assert done and all(f"| `{row['experiment']}`" in written for row in done)
+
+
+def test_the_readme_glance_is_the_one_the_result_file_gives():
+    full_scale, rows = _full_scale(), _rows()
+    written = _block(REPO / "README.md", full_scale.GLANCE_BEGIN, full_scale.GLANCE_END)
+    assert written == full_scale.render_glance(rows), (
+        "README.md's results at a glance differ from benchmarks/results/full_scale.json: run "
+        "`uv run python benchmarks/full_scale.py --table-only`"
+    )
+    # A row per data set the studies published a figure for, each naming the row chosen on validation.
+    chosen = full_scale.chosen_on_validation(rows)
+    assert set(chosen) >= {"flowers", "flowers_uncurated", "cifar10", "caltech101_5"}
+    for dataset, row in chosen.items():
+        assert f"| {dataset} |" in written and f"`{row['experiment']}`" in written
+
+
+def test_the_glance_chooses_on_validation_not_test():
+    full_scale = _full_scale()
+    common = {"status": "done", "dataset": "toy", "published_accuracy": 0.5, "published_model": "m"}
+    rows = [
+        {**common, "experiment": "a", "val_accuracy": 0.9, "test_accuracy": 0.7, "test_ci95": [0.6, 0.8]},
+        {**common, "experiment": "b", "val_accuracy": 0.8, "test_accuracy": 0.95, "test_ci95": [0.9, 0.99]},
+    ]
+    glance = full_scale.render_glance(rows)
+    assert "`a`" in glance and "`b`" not in glance
+    assert "better beyond chance" in glance and "one seed" in glance

@@ -147,7 +147,7 @@ def server(
     if host in ("0.0.0.0", "::") and not auth:
         click.echo(
             "warning: serving the whole network without --auth: anyone who reaches this port can "
-            "delete runs or move a model's @best alias (README 'A team server': auth and TLS)",
+            "delete runs or move a model's @best alias (docs/team-server.md: logins and TLS)",
             err=True,
         )
     command = team.server_command(artifacts, host, port, workers, mlflow_args, auth=auth)

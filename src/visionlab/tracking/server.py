@@ -208,7 +208,7 @@ def credentials() -> tuple[str, str] | None:
 def unavailable_message(uri: str, reason: str) -> str:
     return (
         f"MLflow tracking server {uri} (MLFLOW_TRACKING_URI): {reason}. Start it "
-        "(`uv run visionlab server ...`, README 'A team server') or unset MLFLOW_TRACKING_URI to log "
+        "(`uv run visionlab server ...`, docs/team-server.md) or unset MLFLOW_TRACKING_URI to log "
         "to the project's mlflow.db, then rerun `dvc repro`: finished stages are kept and not redone"
     )
 

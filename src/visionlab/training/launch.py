@@ -56,7 +56,7 @@ def launch_config(settings: TrainParams, environ: Mapping[str, str] = os.environ
             raise VisionlabError(
                 f"train.rdzv_endpoint: train.nnodes is {settings.nnodes}, so every machine needs the "
                 "rendezvous address: set train.rdzv_endpoint to host:port, or export MASTER_ADDR and "
-                "MASTER_PORT (the README's Slurm example does)"
+                "MASTER_PORT (the Slurm example in docs/scaling.md does)"
             )
         endpoint = f"{environ['MASTER_ADDR']}:{environ['MASTER_PORT']}"
     configs: dict[str, object] = {}
