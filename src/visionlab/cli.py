@@ -253,11 +253,12 @@ def doctor() -> None:
 
 @main.command()
 @click.option("--study", "studies", multiple=True, help="Only this data set (repeatable).")
-def plan(studies: tuple[str, ...]) -> None:
-    """Estimate how long the full `dvc repro` would take here, per study (data set).
+@click.option("--experiment", "experiments", multiple=True, help="Only this experiment (repeatable).")
+def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
+    """Estimate how long featurize + train + evaluate of each experiment would take here.
 
-    Measures each network's throughput on a few synthetic batches on this machine and multiplies
-    by image counts x epochs; `visionlab plan --help` and the output say what is counted.
+    Times each network on a few synthetic batches on this machine, the way the stages run it,
+    and multiplies by image counts x epochs; the output's last line says what is counted.
     """
     from visionlab.params import load_params
     from visionlab.training import planning
@@ -267,42 +268,67 @@ def plan(studies: tuple[str, ...]) -> None:
         params = load_params(root / "params.yaml")
         for study in studies:
             params.dataset(study)
+        for name in experiments:
+            params.experiment(name)
     except VisionlabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
     import torch  # after validation: a typo is answered before torch loads
 
-    from visionlab.training.runtime import select_device
+    from visionlab.training import plan_probe
+    from visionlab.training.runtime import select_device, use_amp
 
     device = select_device(params.train.device)
-    click.echo(f"visionlab plan: {root} ({device.type}, {torch.get_num_threads()} threads)")
+    precision = "bfloat16 autocast" if use_amp(device, params.train.amp) else "float32"
+    click.echo(f"visionlab plan: {root} ({device.type}, {torch.get_num_threads()} threads, {precision})")
+    wanted = set(experiments)
     cache: dict = {}
-    total = 0.0
+    total, counted, skipped = 0.0, 0, 0
     for dataset in studies or tuple(params.datasets):
-        names = [n for n, e in params.experiments.items() if e.dataset == dataset]
+        names = [
+            n for n, e in params.experiments.items() if e.dataset == dataset and (not wanted or n in wanted)
+        ]
+        if not names:
+            continue
         counts = planning.image_counts(params, dataset, root)
-        why = planning.unavailable(params, dataset)
         if counts is None:
             click.echo(f"{dataset}: image count unknown until `uv run dvc repro prepare@{dataset}`")
             continue
         source = "prepared" if counts.measured else "published archive"
-        seconds = sum(planning.estimate(params, n, counts, device, cache).seconds for n in names)
-        line = (
-            f"{dataset}: {len(names)} experiments, {counts.train:,}/{counts.val:,}/{counts.test:,} "
-            f"train/val/test images ({source}): about {planning.duration(seconds)}"
+        why = planning.unavailable(params, dataset)
+        lines, seconds = [], 0.0
+        for name in names:
+            missing = planning.missing_weights(params, name)
+            if missing or why:
+                lines.append(f"  {name:<28} cannot run here: {missing or why}")
+                skipped += 1
+                continue
+            estimate = planning.estimate(
+                params, name, counts, plan_probe.measure(params, name, counts, device, cache)
+            )
+            seconds += estimate.seconds
+            counted += 1
+            lines.append(
+                f"  {name:<28} about {planning.duration(estimate.seconds):>7}  (featurize "
+                f"{planning.duration(estimate.featurize)}, train {planning.duration(estimate.train)}, "
+                f"evaluate {planning.duration(estimate.evaluate)})"
+            )
+        total += seconds
+        click.echo(
+            f"{dataset}: {counts.train:,}/{counts.val:,}/{counts.test:,} train/val/test images ({source}): "
+            f"about {planning.duration(seconds)} for the experiments that can run here"
+            + (f"; skipped by `dvc repro --keep-going` ({why})" if why else "")
         )
-        if why:
-            line += f"; skipped by `dvc repro --keep-going` ({why})"
-        else:
-            total += seconds
-        click.echo(line)
-    click.echo(f"total: about {planning.duration(total)} of featurize + train + evaluate on {device.type}")
+        click.echo("\n".join(lines))
     click.echo(
-        f"how: per network, images/s of {planning.PROBE_BATCH}-image synthetic batches forward, "
-        f"a training step taken as {planning.TRAIN_COST:g} forward passes; x images x the recipe's "
-        "epochs (early stopping may end sooner); "
-        "augmented experiments train on augment.factor x the images. Not counted: downloads, "
-        "prepare, augment, explain, report."
+        f"total: about {planning.duration(total)} of featurize + train + evaluate on {device.type} for "
+        f"{counted} experiments; {skipped} cannot run here"
+    )
+    click.echo(
+        f"how: each network timed here on {plan_probe.PROBE_BATCH}-image synthetic batches as the stages run "
+        "it (precision, training steps, the activation cache); x the images (augmented experiments: "
+        "augment.factor x) x the recipe's epochs, capped by train.epochs_cap (early stopping may end "
+        "sooner). Not counted: downloads, prepare, augment, explain, report."
     )
 
 

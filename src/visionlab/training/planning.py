@@ -1,37 +1,35 @@
-"""`visionlab plan`: how long the full `dvc repro` would take on this machine, per study.
+"""`visionlab plan`: how long each experiment's featurize + train + evaluate would take here.
 
-The estimate multiplies image counts by epochs and divides by throughput measured here and now:
-each distinct network of params.yaml (architecture, input side, channels) runs two synthetic
-batches forward after a warm-up one. A training step (forward + backward + update) is taken as
-TRAIN_COST forward passes, the usual ratio, rather than timed: the probe stays short on a CPU
-(backward passes of VGG-sized nets take seconds each). Timing needs the graph, not the weights, so networks
-are built without ImageNet weights (same cost, works offline). Image counts come from
-``data/prepared/<dataset>/manifest.csv`` when that data set is prepared, else from the size of the
-published archive split by the params' fractions. Epochs are the recipe's (an upper bound: early
-stopping often ends sooner). Not counted: downloads (network-bound), prepare and augment (minutes
-on every core), explanations and the report.
+The estimate is the pipeline's own arithmetic over rates measured on this machine and now
+(``plan_probe``): image counts x epochs / images per second, phase by phase, the way the stages
+run them. A frozen base runs once, in featurize, and its head trains on the cached features (next to
+free); a fine-tuned base with an activation cache runs its frozen part once, in featurize, and each
+fine-tuning epoch runs only the top blocks on the cache; a trainable net runs whole every epoch.
+Evaluate runs the test split through the whole net (and, with a cache, train and val through the
+top). Image counts come from the prepared manifest, else from the published archive with the card's
+class list, per-class cap and exclusion list applied, and CIFAR-10's official 10,000 test images
+kept. Epochs are the recipe's, capped by ``train.epochs_cap``: an upper bound, as early stopping
+often ends sooner. Not counted: downloads (network-bound), prepare and augment (minutes on every
+core), explain and the report.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from visionlab import paths
 from visionlab.params import Params
 
-# Images in each published archive (what the studies used), for data sets not yet prepared.
-# max_per_class and the class list cap these where a card sets them.
-ARCHIVE_IMAGES = {
-    "flower_photos.tgz": 3670,
-    "flowers-recognition.zip": 4242,
-    "kagglecatsanddogs_5340.zip": 25000,
-    "cifar-10-python.tar.gz": 60000,
-    "101_ObjectCategories.tar.gz": 484,  # the five classes the Caltech study keeps
+# Images and classes in each published archive (what the studies used), for unprepared data sets.
+ARCHIVES = {
+    "flower_photos.tgz": (3670, 5),
+    "flowers-recognition.zip": (4242, 5),
+    "kagglecatsanddogs_5340.zip": (25000, 2),
+    "cifar-10-python.tar.gz": (60000, 10),
+    "101_ObjectCategories.tar.gz": (484, 5),  # the five classes the Caltech study keeps
 }
-PROBE_BATCH = 4
-TRAIN_COST = 3.0  # a training step costs about three forward passes (backward = two)
+OFFICIAL_TEST = {"cifar10_pickle": 10000}  # formats whose test split is published, not carved
 
 
 @dataclass(frozen=True)
@@ -40,6 +38,7 @@ class Counts:
     val: int
     test: int
     measured: bool  # from a prepared manifest, not from the archive's size
+    classes: int = 5
 
     @property
     def total(self) -> int:
@@ -47,10 +46,26 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class Rates:
+    """Images per second measured here for one experiment's network, in the stages' precision."""
+
+    forward: float  # the whole net, inference (evaluate's test split, trainable nets' validation)
+    train: float  # a training step of what trains in the longest phase (whole net, or cached top)
+    featurize: float | None = None  # what featurize runs per image: frozen base, or the part below the cut
+    top: float | None = None  # the cached top, inference (validation while fine-tuning on the cache)
+
+
+@dataclass(frozen=True)
 class Estimate:
     experiment: str
     dataset: str
-    seconds: float
+    featurize: float
+    train: float
+    evaluate: float
+
+    @property
+    def seconds(self) -> float:
+        return self.featurize + self.train + self.evaluate
 
 
 def image_counts(params: Params, dataset: str, root: Path) -> Counts | None:
@@ -59,68 +74,66 @@ def image_counts(params: Params, dataset: str, root: Path) -> Counts | None:
     if manifest.is_file():
         import pandas as pd
 
-        splits = pd.read_csv(manifest, usecols=["split"])["split"].value_counts()
+        table = pd.read_csv(manifest, usecols=["label", "split"])
+        splits = table["split"].value_counts()
         train, val, test = (int(splits.get(split, 0)) for split in ("train", "val", "test"))
-        return Counts(train, val, test, True)
+        return Counts(train, val, test, True, max(int(table["label"].nunique()), 1))
     card = params.dataset(dataset)
-    total = ARCHIVE_IMAGES.get(card.source.archive_name)
-    if total is None:
+    archive = ARCHIVES.get(card.source.archive_name)
+    if archive is None:
         return None
+    total, classes = archive
+    classes = len(card.classes) if card.classes else classes
     per_class = card.max_per_class or params.prepare.max_per_class
-    if per_class and card.classes:
-        total = min(total, per_class * len(card.classes))
+    if per_class:
+        total = min(total, per_class * classes)
+    total -= _excluded(root, card.exclusions)
     split = card.split or params.prepare.split
-    return Counts(round(total * split.train), round(total * split.val), round(total * split.test), False)
+    test = OFFICIAL_TEST.get(card.format)
+    if test is not None:  # validation is carved from the training images only
+        pool = total - test
+        val = round(pool * split.val / (split.train + split.val))
+        return Counts(pool - val, val, test, False, classes)
+    return Counts(
+        round(total * split.train), round(total * split.val), round(total * split.test), False, classes
+    )
 
 
-def _rates(params: Params, experiment: str, device, cache: dict) -> tuple[float, float]:
-    """Images per second through this experiment's network: forward only, and training."""
-    import torch
-
-    from visionlab.models import build_model
-
-    spec = params.model_of(experiment)
-    grayscale = params.dataset_of(experiment).grayscale
-    size = params.image_size_of(experiment)
-    key = (spec.arch, size, grayscale)
-    if key in cache:
-        return cache[key]
-    timing = spec.model_copy(update={"weights": "none", "base": "trainable", "unfreeze_from": None})
-    model = build_model(timing, 5, load_weights=False, grayscale=grayscale).to(device)
-    batch = torch.randn(PROBE_BATCH, model.in_channels, size, size, device=device)
-
-    def forward() -> None:
-        with torch.no_grad():
-            model(batch)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    model.eval()
-    forward()  # warm-up: allocation, cudnn autotuning
-    repeats = 2
-    started = time.perf_counter()
-    for _ in range(repeats):
-        forward()
-    forward_rate = repeats * PROBE_BATCH / (time.perf_counter() - started)
-    cache[key] = (forward_rate, forward_rate / TRAIN_COST)
-    return cache[key]
+def _excluded(root: Path, exclusions: str | None) -> int:
+    """Entries of a card's exclusion list: images prepare will drop."""
+    if not exclusions or not (root / exclusions).is_file():
+        return 0
+    lines = (line.split("#")[0].strip() for line in (root / exclusions).read_text().splitlines())
+    return sum(1 for line in lines if line)
 
 
-def estimate(params: Params, experiment: str, counts: Counts, device, cache: dict) -> Estimate:
-    """Seconds of featurize + train + evaluate for one experiment (see the module docstring)."""
+def estimate(
+    params: Params, experiment: str, counts: Counts, rates: Rates, epochs: int | None = None
+) -> Estimate:
+    """Seconds of featurize + train + evaluate for one experiment (see the module docstring).
+
+    ``epochs`` replaces the recipe's (a benchmark sets a finished run's, to see the rates' error alone).
+    """
     spec = params.model_of(experiment)
     recipe = params.recipe_of(experiment)
-    forward, train = _rates(params, experiment, device, cache)
+    if epochs is not None:
+        recipe = recipe.model_copy(update={"epochs": epochs})
     n_train = counts.train * (params.augment.factor if spec.augmented else 1)
     seen = n_train + counts.val
-    evaluate = counts.total / forward
-    if spec.base == "frozen":  # features once; the head on cached features costs next to nothing
-        seconds = seen / forward + evaluate
-    else:
-        head = min(recipe.head_epochs, recipe.epochs) if spec.base == "finetune" else 0
-        seconds = head * seen / forward  # phase one: the base only runs forward
-        seconds += (recipe.epochs - head) * (n_train / train + counts.val / forward) + evaluate
-    return Estimate(experiment, params.experiment(experiment).dataset, seconds)
+    dataset = params.experiment(experiment).dataset
+    if spec.base == "frozen":
+        featurize = seen / (rates.featurize or rates.forward)
+        return Estimate(experiment, dataset, featurize, 0.0, counts.test / rates.forward)
+    head = min(recipe.head_epochs, recipe.epochs) if spec.base == "finetune" else 0
+    tuned = recipe.epochs - head
+    if rates.featurize is not None and rates.top is not None:  # fine-tuning on cached activations
+        featurize = seen / rates.featurize + seen / rates.top  # the cut's activations, then pooled
+        train = tuned * (n_train / rates.train + counts.val / rates.top)
+        evaluate = counts.test / rates.forward + (counts.train + counts.val) / rates.top
+        return Estimate(experiment, dataset, featurize, train, evaluate)
+    train = head * seen / rates.forward  # phase one: the base only runs forward
+    train += tuned * (n_train / rates.train + counts.val / rates.forward)
+    return Estimate(experiment, dataset, 0.0, train, counts.total / rates.forward)
 
 
 def unavailable(params: Params, dataset: str) -> str | None:
@@ -130,6 +143,26 @@ def unavailable(params: Params, dataset: str) -> str | None:
     source = params.dataset(dataset).source
     if source.url is None and not params.download.mirror and not kaggle_source.credentials_present():
         return f"no Kaggle credentials: {kaggle_source.HOW_TO}"
+    return None
+
+
+def missing_weights(params: Params, experiment: str) -> str | None:
+    """Why ``experiment``'s ImageNet weights are not on this machine, or None."""
+    spec = params.model_of(experiment)
+    if spec.weights != "imagenet":
+        return None
+    from visionlab.errors import VisionlabError
+    from visionlab.models import efficientnet_lite, weights
+
+    if spec.arch in efficientnet_lite.VARIANTS:
+        try:
+            efficientnet_lite.weights_file(spec.arch)
+        except VisionlabError as exc:
+            return str(exc)
+        return None
+    if spec.arch in weights.TORCHVISION_WEIGHTS and not weights.weights_path(spec.arch).is_file():
+        path = weights.weights_path(spec.arch)
+        return f"{spec.arch} ImageNet weights not in {path.parent} ({path.name}; fetched on first use online)"
     return None
 
 

@@ -1,0 +1,112 @@
+"""`visionlab plan`'s estimates against the measured full-set rows of benchmarks/results/full_scale.json.
+
+For every finished row whose experiment params.yaml still ships, the planner's estimate on that
+row's split counts (featurize + train, the part the row measures) is set beside the row's measured
+featurize and train seconds, twice: with the recipe's epochs (what `plan` prints: an upper bound,
+since early stopping ends runs sooner) and with the epochs the run actually took (the rates' error
+alone). Then the whole `visionlab plan` over every study is timed. Run it on an idle machine: the
+probes time this CPU, and a busy one makes every estimate longer.
+
+    uv run python benchmarks/plan_accuracy.py     # -> benchmarks/results/plan_accuracy.{json,md}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from visionlab.params import load_params
+from visionlab.training import plan_probe, planning
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def _counts(row: dict, classes: int) -> planning.Counts:
+    split = row["split_counts"]
+    return planning.Counts(split["train"], split["val"], split["test"], True, classes)
+
+
+def measure_rows() -> list[dict]:
+    params = load_params(REPO / "params.yaml")
+    rows = json.loads((RESULTS / "full_scale.json").read_text())["rows"]
+    device, cache, out = torch.device("cpu"), {}, []
+    for row in rows:
+        name = row["experiment"]
+        if row.get("status") != "done" or name not in params.experiments:
+            continue
+        classes = planning.image_counts(params, row["dataset"], REPO)
+        counts = _counts(row, classes.classes if classes else 5)
+        rates = plan_probe.measure(params, name, counts, device, cache)
+        planned = planning.estimate(params, name, counts, rates)
+        at_epochs = planning.estimate(params, name, counts, rates, epochs=int(row["epochs"]))
+        measured = (row.get("featurize_seconds") or 0.0) + row["train_seconds"]
+        out.append(
+            {
+                "experiment": name,
+                "commit": (row.get("provenance") or {}).get("commit"),
+                "measured_s": round(measured, 1),
+                "recipe_epochs": params.recipe_of(name).epochs,
+                "run_epochs": int(row["epochs"]),
+                "planned_s": round(planned.featurize + planned.train, 1),
+                "planned_at_run_epochs_s": round(at_epochs.featurize + at_epochs.train, 1),
+                "ratio": round((planned.featurize + planned.train) / measured, 2),
+                "ratio_at_run_epochs": round((at_epochs.featurize + at_epochs.train) / measured, 2),
+            }
+        )
+        print(out[-1], flush=True)
+    return out
+
+
+def time_plan() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "visionlab.cli", "plan"], cwd=REPO, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def render(rows: list[dict], plan_seconds: float, load: float) -> str:
+    lines = [
+        "# `visionlab plan` against measured full-set runs",
+        "",
+        "Planned featurize + train seconds on each row's split counts against the row's measured ones",
+        "(`benchmarks/results/full_scale.json`). ratio = planned / measured: within 2x means 0.5-2.0.",
+        f"`visionlab plan` over every study took {plan_seconds:.1f} s; load average at the start {load:.2f}.",
+        "",
+        "| experiment | measured s | recipe epochs | run epochs | planned s | ratio "
+        "| planned at run epochs s | ratio |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| `{r['experiment']}` | {r['measured_s']:,.0f} | {r['recipe_epochs']} | {r['run_epochs']} | "
+            f"{r['planned_s']:,.0f} | {r['ratio']:.2f} | {r['planned_at_run_epochs_s']:,.0f} | "
+            f"{r['ratio_at_run_epochs']:.2f} |"
+        )
+    within = sum(0.5 <= r["ratio"] <= 2.0 for r in rows)
+    at_run = sum(0.5 <= r["ratio_at_run_epochs"] <= 2.0 for r in rows)
+    lines += [
+        "",
+        f"Within 2x: {within} of {len(rows)} rows as planned, {at_run} of {len(rows)} at the run's epochs.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    load = os.getloadavg()[0]
+    rows = measure_rows()
+    plan_seconds = time_plan()
+    result = {"load_average": load, "plan_seconds": round(plan_seconds, 1), "rows": rows}
+    (RESULTS / "plan_accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / "plan_accuracy.md").write_text(render(rows, plan_seconds, load))
+    print((RESULTS / "plan_accuracy.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
