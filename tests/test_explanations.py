@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import re
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -714,3 +715,70 @@ def test_the_patch_search_sample_keeps_every_class():
     assert counts["rare"] >= 1 and 18 <= counts["common"] <= 21
     assert sample.path.is_monotonic_increasing and sample.path.is_unique
     assert model_views.scanned_rows(rows, None).equals(rows)
+
+
+def test_a_new_explanation_method_is_one_registry_entry(tmp_path, monkeypatch):
+    """A method written in a module of its own reaches the stage's files, index and gallery."""
+    module = tmp_path / "saliency_method.py"
+    module.write_text(
+        textwrap.dedent(
+            '''
+            import numpy as np
+            import torch
+
+            from visionlab.explanations.methods import Method, Picture
+
+
+            def saliency(inputs):
+                """|d score / d pixel|, the plain gradient, as a grey picture."""
+                image = inputs.tensor.detach().clone().unsqueeze(0).requires_grad_(True)
+                inputs.model(image)[0, inputs.class_index].backward()
+                grad = image.grad[0].abs().amax(dim=0)
+                return {"saliency": (255 * grad / grad.max().clamp_min(1e-12)).to(torch.uint8).numpy()}
+
+
+            PICTURE = Picture("saliency", "-saliency.png", "saliency", on_layer=False)
+            METHOD = Method("saliency", (PICTURE,), saliency)
+            '''
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from saliency_method import METHOD
+
+    from visionlab.explanations import methods
+
+    methods.register(METHOD)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            methods.register(METHOD)
+        spec = ModelParams(arch="handmade_cnn", weights="none", base="trainable", augmented=False)
+        torch.manual_seed(0)
+        model = build_model(spec, 2).eval()
+        rows = [
+            {"path": str(write_image(tmp_path / f"in/{n}.jpg", seed=n)), "label": label, "predicted": "a"}
+            | {"confidence": 0.6, "correct": label == "a"}
+            for n, label in enumerate(["a", "b"])
+        ]
+        settings = parse_params(minimal_params(explain={"feature_map_layers": ["blocks.0.0"]})).explain
+        checkpoint = {"classes": ["a", "b"], "image_size": 48, "grayscale": False, "spec": spec.model_dump()}
+        out = tmp_path / "out"
+        out.mkdir()
+        index = explain_stage.write_explanations(model, checkpoint, pd.DataFrame(rows), settings, out, "toy")
+    finally:
+        methods.unregister("saliency")
+    assert "saliency" in index["methods"] and index["methods"][:4] == [
+        "gradcam",
+        "gradcam_pp",
+        "guided_backprop",
+        "guided_gradcam",
+    ]
+    item = index["images"][0]["explanations"][0]
+    assert item["saliency"].endswith("-saliency.png") and (out / item["saliency"]).is_file()
+    assert Image.open(out / item["saliency"]).mode == "L"
+    listed = [a for a in index["artifacts"] if a["kind"] == "saliency"]
+    assert len(listed) == sum(len(r["explanations"]) for r in index["images"])
+    assert all(a["layer"] is None and a["explained"] for a in listed)
+    assert f"saliency, class {item['class']}" in (out / "index.html").read_text()
+    assert "saliency" not in {m.name for m in methods.registered()}
+    with pytest.raises(ValueError, match="stays registered"):
+        methods.unregister("gradcam")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from visionlab.explanations.methods import registered
+
 
 def artifact_list(index: dict[str, Any]) -> list[dict[str, Any]]:
     """Every picture with what it shows: the flat list a report reads."""
@@ -23,24 +25,16 @@ def artifact_list(index: dict[str, Any]) -> list[dict[str, Any]]:
         about = {"image": record["source"], "label": record["label"], "predicted": record["predicted"]}
         add("input", record["image"], layer=None, probability=record["confidence"], **about)
         for item in record["explanations"]:
-            for kind in ("gradcam", "gradcam_overlay", "gradcam_pp", "gradcam_pp_overlay"):
-                add(
-                    kind,
-                    item[kind],
-                    layer=layer,
-                    probability=item["probability"],
-                    explained=item["class"],
-                    **about,
-                )
-            for kind in ("guided_backprop", "guided_gradcam"):
-                add(
-                    kind,
-                    item[kind],
-                    layer=None if kind == "guided_backprop" else layer,
-                    probability=item["probability"],
-                    explained=item["class"],
-                    **about,
-                )
+            for method in registered():
+                for picture in method.pictures:
+                    add(
+                        picture.key,
+                        item.get(picture.key),
+                        layer=layer if picture.on_layer else None,
+                        probability=item["probability"],
+                        explained=item["class"],
+                        **about,
+                    )
     add(
         "gradcam_grid",
         index.get("grid"),

@@ -25,6 +25,7 @@ from visionlab.explanations.artifact_index import artifact_list, thumbnail_order
 from visionlab.explanations.context import ExplainContext
 from visionlab.explanations.gallery import write_gallery
 from visionlab.explanations.gradcam import target_layer
+from visionlab.explanations.methods import registered
 from visionlab.explanations.model_views import feature_maps_section, filters_section, patches_section
 from visionlab.explanations.per_image import explain_image, gradcam_grid
 from visionlab.models import Classifier, load_checkpoint
@@ -80,15 +81,7 @@ def write_explanations(
     ]
     index: dict[str, Any] = {
         "method": "gradcam",
-        "methods": [
-            "gradcam",
-            "gradcam_pp",
-            "guided_backprop",
-            "guided_gradcam",
-            "feature_maps",
-            "filters",
-            "max_patches",
-        ],
+        "methods": [*(m.name for m in registered()), "feature_maps", "filters", "max_patches"],
         "experiment": experiment,
         "arch": ctx.arch,
         "layer": layer_name,

@@ -21,6 +21,8 @@ from typing import Any
 
 from PIL import Image
 
+from visionlab.explanations.methods import registered
+
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.15em; margin-top: 2em; border-bottom: 1px solid #ccc; }
@@ -126,12 +128,10 @@ def _image_rows(embed: Embed, index: dict[str, Any]) -> list[str]:
         parts.append(_figure(embed, record["image"], "input"))
         for item in record["explanations"]:
             what = f"class {item['class']} (p = {item['probability']:.3f})"
-            parts.append(_figure(embed, item["gradcam"], f"Grad-CAM heatmap, {what}"))
-            parts.append(_figure(embed, item["gradcam_overlay"], f"Grad-CAM, {what}"))
-            parts.append(_figure(embed, item["gradcam_pp"], f"Grad-CAM++ heatmap, {what}"))
-            parts.append(_figure(embed, item["gradcam_pp_overlay"], f"Grad-CAM++, {what}"))
-            parts.append(_figure(embed, item["guided_backprop"], f"guided backprop, {what}"))
-            parts.append(_figure(embed, item["guided_gradcam"], f"guided Grad-CAM, {what}"))
+            for method in registered():
+                for picture in method.pictures:
+                    if item.get(picture.key):
+                        parts.append(_figure(embed, item[picture.key], f"{picture.caption}, {what}"))
         parts.append("</div>")
     return parts
 

@@ -1,4 +1,4 @@
-"""Explanations of single test images: Grad-CAM, Grad-CAM++, guided backpropagation, guided Grad-CAM."""
+"""Explanations of single test images: every registered per-image method (``methods.py``) per class."""
 
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ from PIL import Image
 
 from visionlab.errors import VisionlabError
 from visionlab.explanations.context import ExplainContext, slug
-from visionlab.explanations.gradcam import class_maps, colour, overlay
-from visionlab.explanations.guided import gradient_image, guided_backprop, guided_grad_cam
+from visionlab.explanations.methods import ImageInputs, registered
 from visionlab.explanations.pixels import as_rgb
 
 
@@ -33,27 +32,17 @@ def explain_image(
     )
     explanations = []
     for name in dict.fromkeys(w for w in wanted if w in ctx.index):
-        c = ctx.index[name]
-        maps = class_maps(ctx.model, layer, tensor, c)
-        guided = guided_backprop(ctx.model, tensor, c)
-        both = guided_grad_cam(ctx.model, layer, tensor, c, cam=maps.gradcam, guided=guided)
+        inputs = ImageInputs(ctx.model, layer, tensor, rgb, ctx.index[name], ctx.settings.alpha)
         base = f"{stem}-{slug(name)}"
-        explanations.append(
-            {
-                "class": name,
-                "probability": float(maps.probabilities[c]),
-                "gradcam": ctx.save(colour(maps.gradcam), f"{base}-gradcam.png"),
-                "gradcam_overlay": ctx.save(
-                    overlay(rgb, maps.gradcam, ctx.settings.alpha), f"{base}-overlay.png"
-                ),
-                "gradcam_pp": ctx.save(colour(maps.gradcam_pp), f"{base}-gradcampp.png"),
-                "gradcam_pp_overlay": ctx.save(
-                    overlay(rgb, maps.gradcam_pp, ctx.settings.alpha), f"{base}-gradcampp-overlay.png"
-                ),
-                "guided_backprop": ctx.save(gradient_image(guided), f"{base}-guided.png"),
-                "guided_gradcam": ctx.save(gradient_image(both), f"{base}-guided-gradcam.png"),
-            }
-        )
+        entry: dict[str, Any] = {
+            "class": name,
+            "probability": float(inputs.maps().probabilities[inputs.class_index]),
+        }
+        for method in registered():
+            pictures = method.compute(inputs)
+            for picture in method.pictures:
+                entry[picture.key] = ctx.save(pictures[picture.key], f"{base}{picture.suffix}")
+        explanations.append(entry)
     if not explanations:
         raise VisionlabError(
             f"predictions.csv: {row.path} is predicted as {row.predicted!r}, a class the checkpoint does not "
