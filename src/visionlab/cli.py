@@ -56,6 +56,20 @@ def review(dataset: str, count: int, out_dir: Path, image_size: int) -> None:
     )
 
 
+@data.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--workers", default=0, show_default=True, help="Processes checking images (0: every core).")
+def inspect(folder: Path, workers: int) -> None:
+    """What a folder of photos holds (FOLDER/<class>/*, or train/ val/ test/ inside), before training."""
+    from visionlab.data.folder_survey import render, survey
+
+    try:
+        click.echo(render(survey(folder, workers=workers)))
+    except VisionlabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
 @main.command()
 @click.option(
     "--params",

@@ -6,19 +6,14 @@ with its reason, so a reader can audit exactly what the experiments trained on.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from visionlab import paths
 from visionlab.atomic import atomic_dir
@@ -26,9 +21,9 @@ from visionlab.data import near_duplicates
 from visionlab.data.cifar import TEST_BATCH, export_batches
 from visionlab.data.cleaning_report import cleaning_report, report_markdown
 from visionlab.data.exclusions import load_exclusions
-from visionlab.data.images import check_image
 from visionlab.data.manifest import MANIFEST_COLUMNS, write_manifest
 from visionlab.data.scanned import Scanned
+from visionlab.data.scanning import is_junk_folder, scan
 from visionlab.data.split import grouped_split
 from visionlab.errors import MissingArtifactError, VisionlabError
 from visionlab.params import DatasetCard, NearDuplicateParams, Params, PrepareParams, SplitFractions
@@ -44,30 +39,13 @@ NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_OF_TEST = "near_duplicate_of_official_test"
 
 
-def _scan_one(args: tuple[str, str, str | None], hash_method: str | None = None) -> Scanned:
-    path, rel, label = args
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    verdict = check_image(Path(path))
-    usable = hash_method is not None and verdict.reason is None
-    hashed = near_duplicates.fingerprint(Path(path), hash_method) if usable else None
-    return Scanned(
-        path, rel, label, digest, verdict.reason, verdict.detail, verdict.mode, verdict.format,
-        verdict.width * verdict.height, hashed,
-    )  # fmt: skip
-
-
-def _is_junk_folder(name: str) -> bool:
-    """Archiver debris (``__MACOSX``, ``.DS_Store`` folders) is never a class."""
-    return name.startswith(".") or name == "__MACOSX"
-
-
 def _walk(image_root: Path, card: DatasetCard, dataset: str) -> tuple[list, list[str], Counter]:
     """Files to check as ``(path, rel, label)``, the class names, and folders left out by choice."""
     if not image_root.is_dir():
         raise MissingArtifactError(
             f"{image_root}: no such folder; run the download stage for {dataset!r} first"
         )
-    folders = sorted(p for p in image_root.iterdir() if p.is_dir() and not _is_junk_folder(p.name))
+    folders = sorted(p for p in image_root.iterdir() if p.is_dir() and not is_junk_folder(p.name))
     names = [p.name for p in folders]
     if card.classes is not None:
         missing = [c for c in card.classes if c not in names]
@@ -94,22 +72,6 @@ def _walk(image_root: Path, card: DatasetCard, dataset: str) -> tuple[list, list
         for file in files:
             jobs.append((str(file), file.relative_to(image_root).as_posix(), folder.name))
     return jobs, classes, left_out
-
-
-def _scan(jobs: list, workers: int, hash_method: str | None) -> list[Scanned]:
-    workers = workers or os.cpu_count() or 1
-    scan_one = partial(_scan_one, hash_method=hash_method)
-    if workers == 1 or len(jobs) < 64:
-        return [scan_one(job) for job in tqdm(jobs, desc="checking images", mininterval=1.0)]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(
-            tqdm(
-                pool.map(scan_one, jobs, chunksize=32),
-                total=len(jobs),
-                desc="checking images",
-                mininterval=1.0,
-            )
-        )
 
 
 def _hamming(a: int, b: int) -> int:
@@ -266,7 +228,7 @@ def _scan_image_folder(
     card: DatasetCard, dataset: str, settings: PrepareParams
 ) -> tuple[list[Scanned], list[str], Counter]:
     jobs, classes, left_out = _walk(paths.raw_dir(dataset) / card.root, card, dataset)
-    return _scan(jobs, settings.workers, _hash_method(settings)), classes, left_out
+    return scan(jobs, settings.workers, _hash_method(settings)), classes, left_out
 
 
 def _scan_cifar(
