@@ -33,10 +33,10 @@ from torch.utils.data import TensorDataset
 
 from visionlab.models import build_model
 from visionlab.params import ModelParams, TrainParams
-from visionlab.training.data import ImageDataset, loader
-from visionlab.training.inference import gather_outputs
+from visionlab.runtime.device import cpu_supports_bf16, seed_everything
+from visionlab.runtime.inference import gather_outputs
+from visionlab.runtime.loaders import ImageDataset, loader
 from visionlab.training.loop import fit
-from visionlab.training.runtime import cpu_supports_bf16, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"

@@ -117,8 +117,8 @@ def head_training(shared: Path, images: int, epochs: int, size: int) -> dict:
 
     from visionlab.models import build_model
     from visionlab.params import ModelParams, TrainParams
-    from visionlab.training.data import ImageDataset, loader
-    from visionlab.training.inference import gather_outputs
+    from visionlab.runtime.inference import gather_outputs
+    from visionlab.runtime.loaders import ImageDataset, loader
     from visionlab.training.loop import fit
 
     manifest = pd.read_csv(WORK / "data/data/prepared/flowers/manifest.csv")

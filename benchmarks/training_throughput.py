@@ -39,8 +39,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from visionlab.models import build_model
 from visionlab.params import ModelParams, TrainParams
-from visionlab.training.data import ImageDataset, loader
-from visionlab.training.inference import gather_outputs
+from visionlab.runtime.inference import gather_outputs
+from visionlab.runtime.loaders import ImageDataset, loader
 from visionlab.training.loop import fit
 
 REPO = Path(__file__).resolve().parents[1]

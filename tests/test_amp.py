@@ -12,9 +12,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from tests.conftest import minimal_params
 from visionlab.errors import ParamsError
 from visionlab.params import TrainParams, parse_params
-from visionlab.training.inference import gather_outputs
+from visionlab.runtime.device import cpu_supports_bf16, use_amp, use_amp_on_cached_top
+from visionlab.runtime.inference import gather_outputs
 from visionlab.training.loop import fit
-from visionlab.training.runtime import cpu_supports_bf16, use_amp, use_amp_on_cached_top
 
 CPU = torch.device("cpu")
 

@@ -28,7 +28,7 @@ from tests.conftest import minimal_params
 from visionlab.data.prepare import prepare_dataset
 from visionlab.errors import ParamsError, VisionlabError
 from visionlab.params import TrainParams, parse_params
-from visionlab.training.data import ShardSampler, loader
+from visionlab.runtime.loaders import ShardSampler, loader
 from visionlab.training.launch import failure_message, launch_config, worker_params_yaml
 
 REPO = Path(__file__).resolve().parents[1]

@@ -36,10 +36,10 @@ from visionlab.explanations.guided import (
     guided_rectifiers,
 )
 from visionlab.explanations.patches import Target, crop, parse_unit, receptive_field, rescore, top_patches
-from visionlab.explanations.pixels import to_tensor
 from visionlab.explanations.predict import format_result, predict_paths
 from visionlab.models import Classifier, build_model, save_checkpoint
 from visionlab.params import ModelParams, parse_params
+from visionlab.runtime.preprocess import to_tensor
 from visionlab.tracking import start_run
 
 from .conftest import minimal_params, write_image

@@ -19,7 +19,7 @@ from torch.utils.data import TensorDataset
 from tests.conftest import TOY_CNN, minimal_params, write_toy_images
 from visionlab.data.prepare import prepare_dataset
 from visionlab.params import parse_params
-from visionlab.training.data import loader
+from visionlab.runtime.loaders import loader
 from visionlab.training.train_stage import train_experiment
 
 EXPERIMENT = "toy-cnn"

@@ -8,7 +8,7 @@ from tests.conftest import minimal_params, write_image
 from visionlab.errors import ParamsError
 from visionlab.evaluation.robustness import DegradedImages, degradation, hflip_tta
 from visionlab.params import parse_params
-from visionlab.training.data import ImageDataset
+from visionlab.runtime.loaders import ImageDataset
 
 
 def test_degradation_names_are_validated_with_the_key():

@@ -11,9 +11,9 @@ from mlflow.tracking import MlflowClient
 from tests.conftest import minimal_params, write_image
 from visionlab.data.prepare import prepare_dataset
 from visionlab.params import parse_params
+from visionlab.runtime.loaders import split_rows
 from visionlab.tracking import start_run, tracking_uri
 from visionlab.tracking.datasets import archive_source, log_datasets
-from visionlab.training.data import split_rows
 
 
 # Slow: creating a SQLite MLflow store runs its schema migrations, ~12 s of CPU.

@@ -22,9 +22,9 @@ from visionlab.data.resolve import resolve_stage
 from visionlab.evaluation.evaluate_stage import evaluate_experiment
 from visionlab.models import load_checkpoint
 from visionlab.params import parse_params
-from visionlab.training.data import image_dataset
+from visionlab.runtime.device import select_device, use_amp_on_cached_top
+from visionlab.runtime.loaders import image_dataset
 from visionlab.training.features import featurize_experiment
-from visionlab.training.runtime import select_device, use_amp_on_cached_top
 from visionlab.training.train_stage import train_experiment
 
 MODELS = {

@@ -289,8 +289,8 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
         sys.exit(1)
     import torch  # after validation: a typo is answered before torch loads
 
+    from visionlab.runtime.device import select_device, use_amp
     from visionlab.training import plan_probe
-    from visionlab.training.runtime import select_device, use_amp
 
     device = select_device(params.train.device)
     precision = "bfloat16 autocast" if use_amp(device, params.train.amp) else "float32"

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from visionlab.params import TrainParams
-from visionlab.training.data import loader
+from visionlab.runtime.loaders import loader
 from visionlab.training.loop import fit
 
 

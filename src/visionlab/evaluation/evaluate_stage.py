@@ -26,12 +26,12 @@ from visionlab.evaluation.robustness import DegradedImages, degradation, hflip_t
 from visionlab.models import load_checkpoint
 from visionlab.models.base import CachedTop
 from visionlab.params import Params
+from visionlab.runtime.device import select_device, use_amp, use_amp_on_cached_top
+from visionlab.runtime.feature_cache import CACHED_SPLITS, feature_file, load_features
+from visionlab.runtime.inference import gather_outputs
+from visionlab.runtime.loaders import ImageDataset, image_dataset, loader
 from visionlab.tracking import RUN_RECORD, finishing, open_run
 from visionlab.tracking.model_logging import log_classifier
-from visionlab.training.data import ImageDataset, image_dataset, loader
-from visionlab.training.feature_cache import CACHED_SPLITS, feature_file, load_features
-from visionlab.training.inference import gather_outputs
-from visionlab.training.runtime import select_device, use_amp, use_amp_on_cached_top
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from visionlab.data.images import load_rgb
 from visionlab.data.manifest import read_manifest
 from visionlab.models import build_model
 from visionlab.params import DatasetCard, ModelParams
-from visionlab.training.data import image_dataset, loader
-from visionlab.training.inference import gather_outputs
+from visionlab.runtime.inference import gather_outputs
+from visionlab.runtime.loaders import image_dataset, loader
 
 EMBEDDER = ModelParams(arch="efficientnet_lite0", weights="imagenet", base="frozen", augmented=False)
 

@@ -15,7 +15,7 @@ from PIL import Image, ImageFilter
 
 from visionlab.data.images import load_rgb
 from visionlab.params import DEGRADATION
-from visionlab.training.data import ImageDataset
+from visionlab.runtime.loaders import ImageDataset
 
 Degrade = Callable[[Image.Image], Image.Image]
 

@@ -11,9 +11,9 @@ import torch
 
 from visionlab.errors import VisionlabError
 from visionlab.explanations.grids import save_png
-from visionlab.explanations.pixels import is_grey, load_pixels, to_tensor
 from visionlab.models import Classifier
 from visionlab.params import ExplainParams
+from visionlab.runtime.preprocess import is_grey, load_pixels, to_tensor
 
 
 def slug(text: str) -> str:

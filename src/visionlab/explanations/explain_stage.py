@@ -30,8 +30,8 @@ from visionlab.explanations.model_views import feature_maps_section, filters_sec
 from visionlab.explanations.per_image import explain_image, gradcam_grid
 from visionlab.models import Classifier, load_checkpoint
 from visionlab.params import ExplainParams, Params
+from visionlab.runtime.device import select_device
 from visionlab.tracking import RUN_RECORD, finishing, open_run
-from visionlab.training.runtime import select_device
 
 log = logging.getLogger(__name__)
 

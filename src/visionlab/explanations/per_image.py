@@ -15,7 +15,7 @@ from PIL import Image
 from visionlab.errors import VisionlabError
 from visionlab.explanations.context import ExplainContext, slug
 from visionlab.explanations.methods import ImageInputs, registered
-from visionlab.explanations.pixels import as_rgb
+from visionlab.runtime.preprocess import as_rgb
 
 
 def explain_image(

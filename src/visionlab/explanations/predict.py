@@ -18,10 +18,10 @@ from torch.utils.data import DataLoader, Dataset
 
 from visionlab.explanations.gradcam import grad_cam, overlay, target_layer
 from visionlab.explanations.grids import save_png
-from visionlab.explanations.pixels import as_rgb, is_grey, load_pixels, to_tensor
 from visionlab.explanations.scores import evaluating, model_device, probabilities
 from visionlab.models import load_checkpoint
-from visionlab.training.runtime import use_amp
+from visionlab.runtime.device import use_amp
+from visionlab.runtime.preprocess import as_rgb, is_grey, load_pixels, to_tensor
 
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}

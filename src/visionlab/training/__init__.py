@@ -1,1 +1,1 @@
-"""Training: data loading, the fit loop, cached frozen-backbone features and the train stage."""
+"""Training: the fit loop, its inputs and outputs, data parallelism, featurize and the train stage."""

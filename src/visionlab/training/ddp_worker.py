@@ -24,8 +24,8 @@ import torch.distributed as dist
 
 from visionlab.errors import VisionlabError
 from visionlab.params import load_params, trace
+from visionlab.runtime.device import select_device
 from visionlab.stage import configure_logging
-from visionlab.training.runtime import select_device
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from visionlab.params import TrainParams
+from visionlab.runtime.inference import gather_outputs
 from visionlab.training import distributed
-from visionlab.training.inference import gather_outputs
 
 Penalty = Callable[[], torch.Tensor | float]
 

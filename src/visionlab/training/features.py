@@ -30,10 +30,10 @@ from visionlab.errors import MissingArtifactError
 from visionlab.models import Classifier, build_model
 from visionlab.params import ModelParams, Params, trace
 from visionlab.params.resolved import BASE_KEYS
-from visionlab.training.data import image_dataset, loader, read_splits
-from visionlab.training.feature_cache import CACHED_SPLITS, feature_file, info_file
-from visionlab.training.inference import gather_outputs
-from visionlab.training.runtime import select_device, use_amp
+from visionlab.runtime.device import select_device, use_amp
+from visionlab.runtime.feature_cache import CACHED_SPLITS, feature_file, info_file
+from visionlab.runtime.inference import gather_outputs
+from visionlab.runtime.loaders import image_dataset, loader, read_splits
 
 log = logging.getLogger(__name__)
 

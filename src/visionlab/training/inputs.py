@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from visionlab import paths
 from visionlab.models import Classifier
 from visionlab.models.base import CachedTop
-from visionlab.params import ModelParams, TrainParams
-from visionlab.training.data import image_dataset
-from visionlab.training.feature_cache import feature_file, load_features
+from visionlab.params import ModelParams
+from visionlab.runtime.experiment import ResolvedExperiment
+from visionlab.runtime.feature_cache import feature_file, load_features
+from visionlab.runtime.loaders import image_dataset
 
 log = logging.getLogger(__name__)
 
@@ -30,20 +30,12 @@ class TrainingInputs:
     phase_two: TrainingInputs | None = None
 
 
-def training_inputs(
-    model: Classifier,
-    spec: ModelParams,
-    settings: TrainParams,
-    splits,
-    classes,
-    size,
-    grayscale,
-    experiment: str,
-) -> TrainingInputs:
-    cached = feature_file(paths.features_dir(experiment), "train").is_file()
+def training_inputs(model: Classifier, experiment: ResolvedExperiment) -> TrainingInputs:
+    spec, settings, name = experiment.spec, experiment.recipe, experiment.name
+    cached = feature_file(experiment.features_dir, "train").is_file()
     if spec.base == "frozen" or (spec.base == "finetune" and cached):
         # The featurize stage ran the frozen backbone once: train the head on its cached output.
-        train_cache, val_cache = load_features(experiment, "train"), load_features(experiment, "val")
+        train_cache, val_cache = load_features(name, "train"), load_features(name, "val")
         phase_two = None
         if spec.base == "finetune":
             # ... and stored the activations entering unfreeze_from: phase two trains the top on them.
@@ -63,8 +55,10 @@ def training_inputs(
             True,
             phase_two,
         )
-    train_set = image_dataset(splits["train"], classes, size, model, grayscale)
-    val_set = image_dataset(splits["val"], classes, size, model, grayscale)
+    splits = experiment.splits
+    shape = (experiment.classes, experiment.image_size, model, experiment.grayscale)
+    train_set = image_dataset(splits["train"], *shape)
+    val_set = image_dataset(splits["val"], *shape)
     needed = train_set.preload_bytes() + val_set.preload_bytes()
     if 0 < needed <= settings.preload_max_gb * 1e9:
         started = time.perf_counter()

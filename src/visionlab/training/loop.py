@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from visionlab.errors import VisionlabError
 from visionlab.params import TrainParams
+from visionlab.runtime.device import use_amp
 from visionlab.training import distributed
 from visionlab.training.epoch import (
     EpochStats,
@@ -40,7 +41,6 @@ from visionlab.training.epoch import (
     train_epoch,
 )
 from visionlab.training.resume import ResumeState, capture_rng
-from visionlab.training.runtime import use_amp
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from visionlab import paths
 from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.models import Classifier, save_checkpoint
 from visionlab.models.base import count_trainable
-from visionlab.params import ModelParams
+from visionlab.runtime.experiment import ResolvedExperiment
 from visionlab.tracking import RUN_RECORD, TrackedRun
 from visionlab.training import distributed
 from visionlab.training.loop import HISTORY_COLUMNS, FitResult
@@ -63,12 +63,8 @@ def run_summary(
 
 def save_outputs(
     run: TrackedRun,
-    experiment: str,
+    experiment: ResolvedExperiment,
     model: Classifier,
-    spec: ModelParams,
-    classes: list[str],
-    size: int,
-    grayscale: bool,
     phases: list[FitResult],
     features_seconds: float,
     summary: dict,
@@ -77,14 +73,16 @@ def save_outputs(
     """The model folder (weights, summary, run record) and history.csv, also logged to the run."""
     history = pd.DataFrame([row for result in phases for row in result.history], columns=HISTORY_COLUMNS)
     seconds = sum(result.seconds for result in phases)
-    out = paths.model_dir(experiment)
+    out = experiment.model_dir
+    e = experiment
     with atomic_dir(out) as scratch:
-        save_checkpoint(scratch / "model.pt", model, spec, classes, size, grayscale, summary=summary)
+        checkpoint = scratch / "model.pt"
+        save_checkpoint(checkpoint, model, e.spec, e.classes, e.image_size, e.grayscale, summary=summary)
         (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         run.record(scratch / RUN_RECORD)
-    history_path = paths.results_dir(experiment) / "history.csv"
+    history_path = paths.results_dir(e.name) / "history.csv"
     atomic_write_text(history_path, history.to_csv(index=False))
-    timing_path = paths.training_timing_file(experiment)
+    timing_path = paths.training_timing_file(e.name)
     atomic_write_text(timing_path, json.dumps(timing, indent=2) + "\n")
     run.log_metrics(
         {

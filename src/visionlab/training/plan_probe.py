@@ -21,8 +21,8 @@ from torch import nn
 from visionlab.models import build_model
 from visionlab.models.base import CachedTop
 from visionlab.params import Params
+from visionlab.runtime.device import use_amp, use_amp_on_cached_top
 from visionlab.training.planning import Counts, Rates
-from visionlab.training.runtime import use_amp, use_amp_on_cached_top
 
 PROBE_BATCH = 8
 WARMUP = 2

@@ -14,23 +14,24 @@ from torch.utils.data import DataLoader, Dataset
 
 from visionlab import paths
 from visionlab.errors import VisionlabError
-from visionlab.models import Classifier, build_model
+from visionlab.models import Classifier
 from visionlab.models.base import count_trainable
 from visionlab.params import RUNTIME_KEYS, ModelParams, Params, TrainParams
 from visionlab.params.scale import quick_try
 from visionlab.redaction import redact
+from visionlab.runtime.device import seed_everything, select_device, use_amp, use_amp_on_cached_top
+from visionlab.runtime.experiment import ResolvedExperiment
+from visionlab.runtime.feature_cache import featurize_seconds
+from visionlab.runtime.loaders import loader
 from visionlab.tracking import TrackedRun, finishing
 from visionlab.tracking.datasets import log_datasets
 from visionlab.tracking.resumable import abandon_runs, resumable_run
 from visionlab.training import distributed
-from visionlab.training.data import loader, split_rows
-from visionlab.training.feature_cache import featurize_seconds
 from visionlab.training.inputs import TrainingInputs, labels_of, trained_on, training_inputs
 from visionlab.training.launch import launch, processes
 from visionlab.training.loop import FitResult, fit
 from visionlab.training.outputs import run_summary, save_outputs
 from visionlab.training.regularization import balanced_class_weights, l2_penalty
-from visionlab.training.runtime import seed_everything, select_device, use_amp, use_amp_on_cached_top
 
 log = logging.getLogger(__name__)
 
@@ -171,17 +172,14 @@ def train_experiment(params: Params, experiment: str) -> Path:
             abandon_runs(paths.resume_dirs(experiment))
             raise
         return paths.model_dir(experiment)
-    exp = params.experiment(experiment)
-    spec = params.model_of(experiment)
-    size = params.image_size_of(experiment)
     seed_everything(settings.seed)
     device = select_device(settings.device)
-    splits, classes = split_rows(params, experiment)
-    grayscale = params.dataset_of(experiment).grayscale
-    model = build_model(spec, len(classes), grayscale=grayscale)
+    resolved = ResolvedExperiment.from_params(params, experiment)
+    spec, splits, classes = resolved.spec, resolved.splits, resolved.classes
+    model = resolved.build_model()
     if here.size > 1:
         seed_everything(settings.seed + here.rank)  # same initial weights, then each rank its own draws
-    inputs = training_inputs(model, spec, settings, splits, classes, size, grayscale, experiment)
+    inputs = training_inputs(model, resolved)
     amp = use_amp(device, settings.amp)
     channels_last = amp and not inputs.on_features
     if channels_last:
@@ -199,7 +197,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
         if not settings.resume:
             shutil.rmtree(resume, ignore_errors=True)
 
-    run = resumable_run(resume, exp.dataset, experiment, "train_loss") if here.is_main else _NotLogged()
+    run = resumable_run(resume, resolved.dataset, experiment, "train_loss") if here.is_main else _NotLogged()
     with finishing(run):
         run.log_params(experiment_params(params, experiment))
         # A sample of the images or shrunk inputs: searchable in the UI, never the registry's best.
@@ -220,7 +218,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
         )
         # The run page's "Datasets": which images it trained, validated and (at evaluate) is tested on.
         if here.is_main:
-            log_datasets(run, params.dataset(exp.dataset), exp.dataset, splits, spec.augmented)
+            log_datasets(run, params.dataset(resolved.dataset), resolved.dataset, splits, spec.augmented)
         if class_weights is not None:
             run.log_params({"class_weight_values": [round(w, 4) for w in class_weights.tolist()]})
 
@@ -243,9 +241,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
         summary, timing = run_summary(
             experiment, phases, features_seconds, model, device, amp, channels_last, trained_on(inputs, spec)
         )
-        out = save_outputs(
-            run, experiment, model, spec, classes, size, grayscale, phases, features_seconds, summary, timing
-        )
+        out = save_outputs(run, resolved, model, phases, features_seconds, summary, timing)
     shutil.rmtree(resume, ignore_errors=True)  # finished: nothing left to resume
     log.info("%s: best epoch %d of %d", experiment, summary["best_epoch"], summary["epochs_run"])
     return out

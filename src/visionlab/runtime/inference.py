@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from visionlab.training.runtime import use_amp
+from visionlab.runtime.device import use_amp
 
 
 @torch.no_grad()

@@ -8,7 +8,6 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
@@ -18,6 +17,7 @@ from visionlab import paths
 from visionlab.data.images import load_rgb
 from visionlab.data.manifest import read_manifest
 from visionlab.params import Params
+from visionlab.runtime.preprocess import Normaliser, image_pixels, to_chw
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,7 @@ class ImageDataset(Dataset):
         self.size = image_size
         self.grayscale = grayscale
         self.channels = channels
-        self.mean = torch.tensor(mean[:channels]).view(channels, 1, 1)
-        self.std = torch.tensor(std[:channels]).view(channels, 1, 1)
+        self.normalise = Normaliser(mean, std, channels)
 
         self.pixels: torch.Tensor | None = None  # decoded uint8 images, once preload() ran
 
@@ -58,11 +57,7 @@ class ImageDataset(Dataset):
 
     def decode(self, index: int) -> torch.Tensor:
         """The image as a uint8 (1 or 3)xHxW tensor at the model's input size."""
-        image = self.read(index)
-        if self.grayscale or self.channels == 1:
-            image = image.convert("L")
-        pixels = np.asarray(image, dtype=np.uint8).reshape(self.size, self.size, -1)
-        return torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+        return to_chw(image_pixels(self.read(index), self.grayscale or self.channels == 1))
 
     def preload_bytes(self) -> int:
         return len(self) * (1 if self.grayscale or self.channels == 1 else 3) * self.size * self.size
@@ -79,9 +74,7 @@ class ImageDataset(Dataset):
             self.pixels = torch.stack(list(pool.map(self.decode, range(len(self)))))
 
     def load(self, index: int) -> torch.Tensor:
-        pixels = self.pixels[index] if self.pixels is not None else self.decode(index)
-        tensor = pixels.float().div_(255.0).expand(self.channels, -1, -1)
-        return (tensor - self.mean) / self.std
+        return self.normalise(self.pixels[index] if self.pixels is not None else self.decode(index))
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         return self.load(index), self.labels[index]

@@ -1,0 +1,129 @@
+"""Does a refactor change any result? The tiny pipeline at a git revision and at the work tree, file by file.
+
+Each side is a copy of the project (the revision through ``git archive``, the work tree as it is)
+with the integration tests' tiny settings on the shared flowers sample, served over HTTP from
+127.0.0.1 as the real download stage fetches it. Both run the same real ``dvc repro`` of the
+chosen experiments; then every file the model stages wrote (features, models, evaluation,
+explanations, results) is compared byte for byte. Wall-clock figures are the one expected
+difference, so JSON and CSV files are compared with their timing fields left out (keys named
+like ``seconds``, ``per_s``, ``img_s``, ``wall``, ``started``); everything else must be equal.
+
+Usage:  uv run python benchmarks/bit_identity.py --ref HEAD [--experiment flowers-cnn ...]
+Exits 1 and lists the files that differ when any does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+import click
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.conftest import SHARED_DATASETS  # noqa: E402
+from tests.http_server import serve  # noqa: E402
+from tests.integration.conftest import copy_project, dvc, git, tiny_params  # noqa: E402
+
+# One of each kind of run: a from-scratch CNN on images, a frozen base on cached features, a
+# fine-tune on cached activations (two phases).
+DEFAULT_EXPERIMENTS = ("flowers-cnn", "flowers-effnet", "flowers-best")
+OUTPUTS = ("data/features", "data/models", "data/eval", "data/explain", "results")
+TIMING = re.compile(r"seconds|_s$|per_s|img_s|images_per_second|wall|started|finished|duration|run_id")
+
+
+def _without_timing(value):
+    if isinstance(value, dict):
+        return {k: _without_timing(v) for k, v in value.items() if not TIMING.search(str(k))}
+    if isinstance(value, list):
+        return [_without_timing(v) for v in value]
+    return value
+
+
+def fingerprint(path: Path) -> str:
+    """The file's content hash; for JSON and CSV, of its content without the timing fields."""
+    data = path.read_bytes()
+    if path.suffix == ".json":
+        data = json.dumps(_without_timing(json.loads(data)), sort_keys=True).encode()
+    elif path.suffix == ".csv":
+        import pandas as pd
+
+        frame = pd.read_csv(io.BytesIO(data))
+        frame = frame[[c for c in frame.columns if not TIMING.search(str(c))]]
+        data = frame.to_csv(index=False).encode()
+    return hashlib.sha256(data).hexdigest()
+
+
+def outputs(project: Path) -> dict[str, str]:
+    found = {}
+    for top in OUTPUTS:
+        for path in sorted((project / top).rglob("*")):
+            # mlflow_run.json names the run's random MLflow id: different by design
+            if path.is_file() and "resume" not in path.parts and path.name != "mlflow_run.json":
+                found[str(path.relative_to(project))] = fingerprint(path)
+    return found
+
+
+def _from_revision(ref: str, target: Path) -> Path:
+    """The project files of ``ref`` (no work tree of it is needed)."""
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
+    source = target.parent / "source"
+    source.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(source, filter="data")
+    return source
+
+
+def copy_side(source: Path, target: Path, url: str, experiments: tuple[str, ...]) -> Path:
+    """A tiny project copied from ``source``, committed as its own git repository."""
+    import tests.integration.conftest as helpers
+
+    helpers.REPO = source  # copy_project copies from here
+    project = copy_project(target)
+    tiny_params(project, url, SHARED_DATASETS, experiments)
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "baseline")
+    return project
+
+
+def run_side(project: Path, experiments: tuple[str, ...]) -> dict[str, str]:
+    dvc(project, "repro", *(f"explain@{name}" for name in experiments))
+    return outputs(project)
+
+
+@click.command()
+@click.option("--ref", default="HEAD", show_default=True, help="the revision to compare the work tree with")
+@click.option("--experiment", "experiments", multiple=True, help=f"default: {', '.join(DEFAULT_EXPERIMENTS)}")
+def main(ref: str, experiments: tuple[str, ...]) -> None:
+    experiments = experiments or DEFAULT_EXPERIMENTS
+    with tempfile.TemporaryDirectory(prefix="bit-identity-") as scratch, serve(SHARED_DATASETS) as served:
+        url, _ = served
+        before_dir = Path(scratch) / "before"
+        before_dir.mkdir()
+        source = _from_revision(ref, before_dir / "project")
+        # Both copies are taken before either runs: the work tree may change while they do.
+        ref_project = copy_side(source, before_dir / "project", url, experiments)
+        tree_project = copy_side(ROOT, Path(scratch) / "after", url, experiments)
+        before = run_side(ref_project, experiments)
+        after = run_side(tree_project, experiments)
+    differ = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+    print(f"{len(before)} files at {ref}, {len(after)} in the work tree; {len(differ)} differ")
+    for name in differ:
+        side = (
+            "only at ref" if name not in after else "only in work tree" if name not in before else "content"
+        )
+        print(f"  {name}: {side}")
+    sys.exit(1 if differ else 0)
+
+
+if __name__ == "__main__":
+    main()
