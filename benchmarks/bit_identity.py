@@ -72,10 +72,12 @@ def outputs(project: Path) -> dict[str, str]:
     return found
 
 
-def _from_revision(ref: str, target: Path) -> Path:
-    """The project files of ``ref`` (no work tree of it is needed)."""
-    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
-    source = target.parent / "source"
+def _from_revision(ref: str, source: Path) -> Path:
+    """The project files of ``ref`` extracted into ``source`` (no work tree of it is needed)."""
+    result = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=False)
+    if result.returncode:
+        raise click.BadParameter(f"git archive {ref}: {result.stderr.decode().strip()}", param_hint="--ref")
+    archive = result.stdout
     source.mkdir()
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         tar.extractall(source, filter="data")
@@ -84,10 +86,7 @@ def _from_revision(ref: str, target: Path) -> Path:
 
 def copy_side(source: Path, target: Path, url: str, experiments: tuple[str, ...]) -> Path:
     """A tiny project copied from ``source``, committed as its own git repository."""
-    import tests.integration.conftest as helpers
-
-    helpers.REPO = source  # copy_project copies from here
-    project = copy_project(target)
+    project = copy_project(target, source)
     tiny_params(project, url, SHARED_DATASETS, experiments)
     git(project, "init", "-q")
     git(project, "add", "-A")
@@ -109,7 +108,7 @@ def main(ref: str, experiments: tuple[str, ...]) -> None:
         url, _ = served
         before_dir = Path(scratch) / "before"
         before_dir.mkdir()
-        source = _from_revision(ref, before_dir / "project")
+        source = _from_revision(ref, before_dir / "source")
         # Both copies are taken before either runs: the work tree may change while they do.
         ref_project = copy_side(source, before_dir / "project", url, experiments)
         tree_project = copy_side(ROOT, Path(scratch) / "after", url, experiments)

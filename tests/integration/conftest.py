@@ -31,13 +31,13 @@ PROJECT_DIRS = ["stages", "src", "config", ".dvc"]
 PER_CLASS = 10
 
 
-def copy_project(target: Path) -> Path:
+def copy_project(target: Path, source: Path = REPO) -> Path:
     target.mkdir()
     for name in PROJECT_FILES:
-        shutil.copy2(REPO / name, target / name)
+        shutil.copy2(source / name, target / name)
     for name in PROJECT_DIRS:
         shutil.copytree(
-            REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
+            source / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
         )
     return target
 

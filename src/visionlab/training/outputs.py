@@ -73,8 +73,8 @@ def save_outputs(
     """The model folder (weights, summary, run record) and history.csv, also logged to the run."""
     history = pd.DataFrame([row for result in phases for row in result.history], columns=HISTORY_COLUMNS)
     seconds = sum(result.seconds for result in phases)
-    out = experiment.model_dir
     e = experiment
+    out = e.model_dir
     with atomic_dir(out) as scratch:
         checkpoint = scratch / "model.pt"
         save_checkpoint(checkpoint, model, e.spec, e.classes, e.image_size, e.grayscale, summary=summary)
