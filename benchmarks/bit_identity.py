@@ -9,7 +9,8 @@ difference, so JSON and CSV files are compared with their timing fields left out
 like ``seconds``, ``per_s``, ``img_s``, ``wall``, ``started``); everything else must be equal.
 
 Usage:  uv run python benchmarks/bit_identity.py --ref HEAD [--experiment flowers-cnn ...]
-Exits 1 and lists the files that differ when any does.
+Exits 1 and lists the files that differ when any does. The verdict, with both commits (the work
+tree's marked dirty when it has uncommitted changes), goes to ``benchmarks/results/bit_identity.json``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from tests.integration.conftest import copy_project, dvc, git, tiny_params  # no
 # fine-tune on cached activations (two phases).
 DEFAULT_EXPERIMENTS = ("flowers-cnn", "flowers-effnet", "flowers-best")
 OUTPUTS = ("data/features", "data/models", "data/eval", "data/explain", "results")
+RESULTS = ROOT / "benchmarks" / "results"
 TIMING = re.compile(r"seconds|_s$|per_s|img_s|images_per_second|wall|started|finished|duration|run_id")
 
 
@@ -94,6 +96,32 @@ def copy_side(source: Path, target: Path, url: str, experiments: tuple[str, ...]
     return project
 
 
+def _commit(ref: str) -> str:
+    return subprocess.run(["git", "rev-parse", ref], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+
+def _work_tree() -> str:
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    return _commit("HEAD") + ("+dirty" if dirty.strip() else "")
+
+
+def write_result(
+    results: Path, ref: str, experiments: tuple[str, ...], before: dict, after: dict, differ: list
+):
+    results.mkdir(parents=True, exist_ok=True)
+    record = {
+        "ref": ref,
+        "ref_commit": _commit(ref),
+        "work_tree": _work_tree(),
+        "experiments": list(experiments),
+        "files_at_ref": len(before),
+        "files_in_work_tree": len(after),
+        "differ": differ,
+        "identical": not differ,
+    }
+    (results / "bit_identity.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
 def run_side(project: Path, experiments: tuple[str, ...]) -> dict[str, str]:
     dvc(project, "repro", *(f"explain@{name}" for name in experiments))
     return outputs(project)
@@ -102,7 +130,10 @@ def run_side(project: Path, experiments: tuple[str, ...]) -> dict[str, str]:
 @click.command()
 @click.option("--ref", default="HEAD", show_default=True, help="the revision to compare the work tree with")
 @click.option("--experiment", "experiments", multiple=True, help=f"default: {', '.join(DEFAULT_EXPERIMENTS)}")
-def main(ref: str, experiments: tuple[str, ...]) -> None:
+@click.option(
+    "--results", type=click.Path(file_okay=False, path_type=Path), default=RESULTS, show_default=True
+)
+def main(ref: str, experiments: tuple[str, ...], results: Path) -> None:
     experiments = experiments or DEFAULT_EXPERIMENTS
     with tempfile.TemporaryDirectory(prefix="bit-identity-") as scratch, serve(SHARED_DATASETS) as served:
         url, _ = served
@@ -121,6 +152,7 @@ def main(ref: str, experiments: tuple[str, ...]) -> None:
             "only at ref" if name not in after else "only in work tree" if name not in before else "content"
         )
         print(f"  {name}: {side}")
+    write_result(results, ref, experiments, before, after, differ)
     sys.exit(1 if differ else 0)
 
 
