@@ -10,7 +10,7 @@ like ``seconds``, ``per_s``, ``img_s``, ``wall``, ``started``); everything else 
 
 Usage:  uv run python benchmarks/bit_identity.py --ref HEAD [--experiment flowers-cnn ...]
 Exits 1 and lists the files that differ when any does. The verdict, with both commits (the work
-tree's marked dirty when it has uncommitted changes), goes to ``benchmarks/results/bit_identity.json``.
+tree's marked ``-dirty`` when it has uncommitted changes), goes to ``benchmarks/results/bit_identity.json``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ sys.path.insert(0, str(ROOT))
 from tests.conftest import SHARED_DATASETS  # noqa: E402
 from tests.http_server import serve  # noqa: E402
 from tests.integration.conftest import copy_project, dvc, git, tiny_params  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import revision_commit, source_commit  # noqa: E402
 
 # One of each kind of run: a from-scratch CNN on images, a frozen base on cached features, a
 # fine-tune on cached activations (two phases).
@@ -96,29 +99,8 @@ def copy_side(source: Path, target: Path, url: str, experiments: tuple[str, ...]
     return project
 
 
-def _commit(ref: str) -> str:
-    return subprocess.run(["git", "rev-parse", ref], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-
-
-def _work_tree() -> str:
-    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
-    return _commit("HEAD") + ("+dirty" if dirty.strip() else "")
-
-
-def write_result(
-    results: Path, ref: str, experiments: tuple[str, ...], before: dict, after: dict, differ: list
-):
+def write_result(results: Path, record: dict) -> None:
     results.mkdir(parents=True, exist_ok=True)
-    record = {
-        "ref": ref,
-        "ref_commit": _commit(ref),
-        "work_tree": _work_tree(),
-        "experiments": list(experiments),
-        "files_at_ref": len(before),
-        "files_in_work_tree": len(after),
-        "differ": differ,
-        "identical": not differ,
-    }
     (results / "bit_identity.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
@@ -143,6 +125,8 @@ def main(ref: str, experiments: tuple[str, ...], results: Path) -> None:
         # Both copies are taken before either runs: the work tree may change while they do.
         ref_project = copy_side(source, before_dir / "project", url, experiments)
         tree_project = copy_side(ROOT, Path(scratch) / "after", url, experiments)
+        # The commits as the copies were taken, not after the runs
+        commits = {"ref": ref, "ref_commit": revision_commit(ROOT, ref), "work_tree": source_commit(ROOT)}
         before = run_side(ref_project, experiments)
         after = run_side(tree_project, experiments)
     differ = sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
@@ -152,7 +136,17 @@ def main(ref: str, experiments: tuple[str, ...], results: Path) -> None:
             "only at ref" if name not in after else "only in work tree" if name not in before else "content"
         )
         print(f"  {name}: {side}")
-    write_result(results, ref, experiments, before, after, differ)
+    write_result(
+        results,
+        {
+            **commits,
+            "experiments": list(experiments),
+            "files_at_ref": len(before),
+            "files_in_work_tree": len(after),
+            "differ": differ,
+            "identical": not differ,
+        },
+    )
     sys.exit(1 if differ else 0)
 
 

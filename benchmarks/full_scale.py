@@ -40,6 +40,7 @@ from full_scale_tables import (
     render_markdown,
     write_generated_blocks,
 )
+from provenance import source_commit
 
 from visionlab.params import Params, load_params
 from visionlab.reporting.collect import comparison_frame, read_datasets
@@ -61,18 +62,6 @@ NOTES = {
 def weights_problem(params: Params, experiment: str) -> str | None:
     """Why ``experiment`` cannot run on this machine without internet, or None if it can."""
     return planning.missing_weights(params, experiment)
-
-
-def source_commit() -> str:
-    """The visionlab commit the rows are measured on; ``-dirty`` when tracked files differ from it."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    commit = git("rev-parse", "HEAD") or "unknown"
-    changed = git("status", "--porcelain", "--untracked-files=no")
-    return f"{commit}-dirty" if changed else commit
 
 
 def prepare_project(work: Path, mirror: Path) -> Path:
@@ -98,7 +87,7 @@ def prepare_project(work: Path, mirror: Path) -> Path:
     params["download"]["mirror"] = str(mirror.resolve())
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     # The commit the copy now holds, read back by provenance(): this checkout may move on meanwhile.
-    synced = source_commit()
+    synced = source_commit(REPO)
     (work / SYNCED_COMMIT).write_text(synced + "\n")
     steps = [["git", "add", "-A"], ["git", "commit", "-qm", f"full scale at {synced}", "--allow-empty"]]
     for args in ([["git", "init", "-q"]] if fresh else []) + steps:
