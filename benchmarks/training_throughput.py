@@ -42,6 +42,7 @@ from visionlab.params import ModelParams, TrainParams
 from visionlab.runtime.inference import gather_outputs
 from visionlab.runtime.loaders import ImageDataset, loader
 from visionlab.training.loop import fit
+from visionlab.training.phase import RunHooks
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -84,7 +85,8 @@ def _time_training(model, dataset, batch_size: int, workers: int, epochs: int) -
     settings = TrainParams(epochs=epochs, batch_size=batch_size, early_stopping_patience=0, lr=1e-4)
     empty = TensorDataset(torch.empty(0), torch.empty(0, dtype=torch.long))
     batches = loader(dataset, batch_size, shuffle=True, workers=workers, seed=0)
-    result = fit(model, batches, DataLoader(empty), settings, torch.device("cpu"), desc="bench")
+    bench = RunHooks(desc="bench")
+    result = fit(model, batches, DataLoader(empty), settings, torch.device("cpu"), hooks=bench)
     return result.samples_per_second
 
 

@@ -4,6 +4,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from visionlab.params import TrainParams
 from visionlab.training.loop import HISTORY_COLUMNS, fit
+from visionlab.training.phase import Phase
 
 
 def _data(n, seed, noise):
@@ -57,7 +58,7 @@ def test_a_second_phase_that_never_beats_the_first_keeps_the_first_phases_best()
     net = nn.Linear(4, 2)
     train, val = _data(128, 0, False), _data(64, 1, False)
     settings = TrainParams(epochs=8, lr=0.05, early_stopping_patience=0, amp="off")  # compared to 1e-5
-    first = fit(net, train, val, settings, torch.device("cpu"), phase="head")
+    first = fit(net, train, val, settings, torch.device("cpu"), Phase("head"))
     # Random labels at a large learning rate only make things worse: no epoch beats phase one.
     second = fit(
         net,
@@ -65,9 +66,7 @@ def test_a_second_phase_that_never_beats_the_first_keeps_the_first_phases_best()
         val,
         TrainParams(epochs=3, lr=5.0, early_stopping_patience=0, schedule="none", amp="off"),
         torch.device("cpu"),
-        phase="finetune",
-        first_epoch=first.best_epoch + 1,
-        best_so_far=(first.best_loss, first.best_epoch),
+        Phase("finetune", first_epoch=first.best_epoch + 1, best_so_far=(first.best_loss, first.best_epoch)),
     )
     assert min(r["val_loss"] for r in second.history) > first.best_loss
     assert (second.best_epoch, second.best_loss) == (first.best_epoch, first.best_loss)

@@ -12,6 +12,7 @@ from tests.conftest import minimal_params
 from visionlab.errors import ParamsError
 from visionlab.params import ModelParams, TrainParams, parse_params
 from visionlab.training.loop import fit
+from visionlab.training.phase import RunHooks
 from visionlab.training.regularization import balanced_class_weights, l2_penalty
 
 
@@ -99,7 +100,8 @@ def test_reported_loss_is_plain_cross_entropy_whatever_the_recipe():
     batches = _batches()
     x, y = batches.dataset.tensors
     expected = nn.functional.cross_entropy(net(x), y).item()
-    result = fit(net, batches, batches, settings, torch.device("cpu"), class_weights=torch.tensor([5.0, 1.0]))
+    weighted = RunHooks(class_weights=torch.tensor([5.0, 1.0]))
+    result = fit(net, batches, batches, settings, torch.device("cpu"), hooks=weighted)
     assert result.history[0]["train_loss"] == pytest.approx(expected, abs=1e-5)
 
 

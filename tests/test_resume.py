@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from visionlab.params import TrainParams
 from visionlab.training.loop import fit
+from visionlab.training.phase import Phase, RunHooks
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_until_killed.py"
 REPO = Path(__file__).resolve().parents[1]
@@ -66,8 +67,8 @@ def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
         _batches(1),
         settings,
         torch.device("cpu"),
-        checkpoint=checkpoint,
-        checkpoint_key="lr=0.05",
+        Phase(checkpoint=checkpoint),
+        RunHooks(checkpoint_key="lr=0.05"),
     )
     assert first.resumed_from == 0 and checkpoint.is_file()
     again = fit(
@@ -76,8 +77,8 @@ def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
         _batches(1),
         settings,
         torch.device("cpu"),
-        checkpoint=checkpoint,
-        checkpoint_key="lr=0.05",
+        Phase(checkpoint=checkpoint),
+        RunHooks(checkpoint_key="lr=0.05"),
     )
     assert again.resumed_from == 2 and len(again.history) == 2  # finished: nothing retrained
     other = fit(
@@ -86,8 +87,8 @@ def test_a_checkpoint_of_other_params_is_not_resumed(tmp_path):
         _batches(1),
         settings,
         torch.device("cpu"),
-        checkpoint=checkpoint,
-        checkpoint_key="lr=0.01",
+        Phase(checkpoint=checkpoint),
+        RunHooks(checkpoint_key="lr=0.01"),
     )
     assert other.resumed_from == 0
 
@@ -101,7 +102,7 @@ def test_a_cut_short_checkpoint_starts_over(tmp_path):
         _batches(1),
         TrainParams(epochs=1),
         torch.device("cpu"),
-        checkpoint=checkpoint,
-        checkpoint_key="k",
+        Phase(checkpoint=checkpoint),
+        RunHooks(checkpoint_key="k"),
     )
     assert result.resumed_from == 0 and len(result.history) == 1

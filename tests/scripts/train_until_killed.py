@@ -15,6 +15,7 @@ from torch.utils.data import TensorDataset
 from visionlab.params import TrainParams
 from visionlab.runtime.loaders import loader
 from visionlab.training.loop import fit
+from visionlab.training.phase import Phase, RunHooks
 
 
 def main() -> None:
@@ -38,9 +39,8 @@ def main() -> None:
         val,
         settings,
         torch.device("cpu"),
-        checkpoint=checkpoint,
-        checkpoint_key="same-params",
-        on_epoch=on_epoch,
+        Phase(checkpoint=checkpoint),
+        RunHooks(checkpoint_key="same-params", on_epoch=on_epoch),
     )
     torch.save({"state": net.state_dict(), "resumed_from": result.resumed_from}, output)
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from visionlab.training.epoch import (
     step_schedule,
     train_epoch,
 )
+from visionlab.training.phase import NO_HOOKS, ONE_PHASE, Phase, RunHooks
 from visionlab.training.resume import ResumeState, capture_rng
 
 log = logging.getLogger(__name__)
@@ -230,36 +230,18 @@ def fit(
     val_batches: DataLoader,
     settings: TrainParams,
     device: torch.device,
-    *,
-    epochs: int | None = None,
-    lr: float | None = None,
-    penalty: Penalty = lambda: 0.0,
-    class_weights: torch.Tensor | None = None,
-    checkpoint: Path | None = None,
-    checkpoint_key: str = "",
-    phase: str = "train",
-    first_epoch: int = 1,
-    on_epoch: Callable[[dict], None] = lambda row: None,
-    desc: str = "train",
-    best_so_far: tuple[float, int] | None = None,
-    amp: bool | None = None,
-    channels_last: bool | None = None,
+    phase: Phase = ONE_PHASE,
+    hooks: RunHooks = NO_HOOKS,
 ) -> FitResult:
-    """Train ``net`` in place and leave it holding the best epoch's weights.
-
-    ``epochs`` and ``lr`` default to the recipe's; ``penalty`` returns the L2 term added to the
-    objective; ``first_epoch`` numbers the rows when this is a second phase of one run, and
-    ``best_so_far`` (the first phase's best loss and epoch, whose weights ``net`` holds) is the
-    mark to beat: a second phase that never does leaves the first phase's best in place.
-    ``amp`` defaults to what ``train.amp`` gives on ``device``; ``channels_last`` to ``amp``.
-    """
-    amp = use_amp(device, settings.amp) if amp is None else amp
-    total = settings.epochs if epochs is None else epochs
+    """Train ``net`` in place for one :class:`Phase` and leave it holding the best epoch's weights."""
+    amp = use_amp(device, settings.amp) if phase.amp is None else phase.amp
+    total = settings.epochs if phase.epochs is None else phase.epochs
+    desc = hooks.desc
     net.to(device)
     trainable = [p for p in net.parameters() if p.requires_grad]
     if not trainable:
         raise VisionlabError(f"{desc}: the model has no trainable parameters (is its whole base frozen?)")
-    optimizer = make_optimizer(trainable, settings, settings.lr if lr is None else lr)
+    optimizer = make_optimizer(trainable, settings, settings.lr if phase.lr is None else phase.lr)
     run = _Epochs(
         net=net,
         stepped=distributed.wrap(net, device),  # gradients averaged each step; ``net`` holds the weights
@@ -270,27 +252,28 @@ def fit(
         device=device,
         settings=settings,
         amp=amp,
-        channels_last=amp if channels_last is None else channels_last,
-        class_weights=class_weights.to(device) if class_weights is not None else None,
-        penalty=penalty,
+        channels_last=amp if phase.channels_last is None else phase.channels_last,
+        class_weights=hooks.class_weights.to(device) if hooks.class_weights is not None else None,
+        penalty=hooks.penalty,
     )
     if not run.has_val:
         log.warning("no validation images: early stopping and the LR schedule watch the train loss")
     best = _Best(FitResult(), copy.deepcopy(net.state_dict()))
-    if best_so_far is not None:
-        best.result.best_loss, best.result.best_epoch = best_so_far
-    start, finished = _resume(best, run, checkpoint, checkpoint_key, desc)
+    if phase.best_so_far is not None:
+        best.result.best_loss, best.result.best_epoch = phase.best_so_far
+    start, finished = _resume(best, run, phase.checkpoint, hooks.checkpoint_key, desc)
     for row in best.result.history:  # epochs from the checkpoint: a killed run may not have logged its last
-        on_epoch(row)
+        hooks.on_epoch(row)
 
     for epoch in range(start, total + 1):
         if finished:
             break
-        row, stop = _epoch(run, best, first_epoch + epoch - 1, f"{desc} {phase} epoch {epoch}/{total}", phase)
+        label = f"{desc} {phase.name} epoch {epoch}/{total}"
+        row, stop = _epoch(run, best, phase.first_epoch + epoch - 1, label, phase.name)
         finished = stop or epoch == total
-        if checkpoint is not None:
-            _save(best, run, checkpoint, checkpoint_key, epoch, finished)
-        on_epoch(row)
+        if phase.checkpoint is not None:
+            _save(best, run, phase.checkpoint, hooks.checkpoint_key, epoch, finished)
+        hooks.on_epoch(row)
     if best.result.best_epoch == 0:
         raise VisionlabError(
             f"{desc}: the loss was never finite (diverged from the first epoch); lower the recipe's lr"

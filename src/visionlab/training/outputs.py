@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -18,70 +19,76 @@ from visionlab.training import distributed
 from visionlab.training.loop import HISTORY_COLUMNS, FitResult
 
 
-def run_summary(
-    experiment: str,
-    phases: list[FitResult],
-    features_seconds: float,
-    model: Classifier,
-    device: torch.device,
-    amp: bool,
-    channels_last: bool,
-    trained_on: str,
-) -> tuple[dict, dict]:
-    """What the run did: (summary, timing).
+@dataclass(frozen=True)
+class TrainedModel:
+    """A finished fit: the model with its best weights, each phase's result and how it ran."""
 
-    The summary goes into summary.json and the checkpoint, and holds only what identical runs
-    reproduce bit for bit, so a forced retrain that lands on the same weights writes the same
-    model.pt; wall-clock figures (timing) go to results/<experiment>/training.json, the history's
-    seconds column and MLflow.
-    """
-    seconds = sum(result.seconds for result in phases)
-    seen = sum(result.samples_seen for result in phases)
-    summary = {
-        "experiment": experiment,
-        "epochs_run": sum(len(result.history) for result in phases),
-        # A second phase starts from the first one's best, and must beat it.
-        "best_epoch": phases[-1].best_epoch,
-        "stopped_early": any(result.stopped_early for result in phases),
-        "trainable_parameters": count_trainable(model),
-        "device": device.type,
-        "amp": amp,
-        "channels_last": channels_last,
-        "trained_on": trained_on,
-        "processes": distributed.world().size,  # data-parallel ranks: the global batch is this x batch_size
-    }
-    timing = {
-        "resumed_after_epoch": sum(result.resumed_from for result in phases),
-        "train_seconds": round(seconds, 3),
-        "train_images_per_second": round(seen / seconds, 2) if seconds else 0.0,
-        # The compute that produced the model: the frozen base's features, then training.
-        "featurize_seconds": round(features_seconds, 3),
-        "compute_seconds": round(features_seconds + seconds, 3),
-    }
-    return summary, timing
+    model: Classifier
+    phases: list[FitResult]
+    device: torch.device
+    amp: bool
+    channels_last: bool
+    trained_on: str  # images, cached features, or cached activations (training/inputs.py)
+    features_seconds: float  # featurize's compute for this model, 0 when it trained on images
+
+    @property
+    def seconds(self) -> float:
+        return sum(result.seconds for result in self.phases)
+
+    def history(self) -> pd.DataFrame:
+        rows = [row for result in self.phases for row in result.history]
+        return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+
+    def summary(self, experiment: str) -> dict:
+        """summary.json and the checkpoint's summary.
+
+        It holds only what identical runs reproduce bit for bit, so a forced retrain that lands on
+        the same weights writes the same model.pt; wall-clock figures are in :meth:`timing`
+        (results/<experiment>/training.json, the history's seconds column and MLflow).
+        """
+        phases = self.phases
+        return {
+            "experiment": experiment,
+            "epochs_run": sum(len(result.history) for result in phases),
+            # A second phase starts from the first one's best, and must beat it.
+            "best_epoch": phases[-1].best_epoch,
+            "stopped_early": any(result.stopped_early for result in phases),
+            "trainable_parameters": count_trainable(self.model),
+            "device": self.device.type,
+            "amp": self.amp,
+            "channels_last": self.channels_last,
+            "trained_on": self.trained_on,
+            # data-parallel ranks: the global batch is this x batch_size
+            "processes": distributed.world().size,
+        }
+
+    def timing(self) -> dict:
+        seconds = self.seconds
+        seen = sum(result.samples_seen for result in self.phases)
+        return {
+            "resumed_after_epoch": sum(result.resumed_from for result in self.phases),
+            "train_seconds": round(seconds, 3),
+            "train_images_per_second": round(seen / seconds, 2) if seconds else 0.0,
+            # The compute that produced the model: the frozen base's features, then training.
+            "featurize_seconds": round(self.features_seconds, 3),
+            "compute_seconds": round(self.features_seconds + seconds, 3),
+        }
 
 
-def save_outputs(
-    run: TrackedRun,
-    experiment: ResolvedExperiment,
-    model: Classifier,
-    phases: list[FitResult],
-    features_seconds: float,
-    summary: dict,
-    timing: dict,
-) -> Path:
+def save_outputs(run: TrackedRun, experiment: ResolvedExperiment, trained: TrainedModel) -> Path:
     """The model folder (weights, summary, run record) and history.csv, also logged to the run."""
-    history = pd.DataFrame([row for result in phases for row in result.history], columns=HISTORY_COLUMNS)
-    seconds = sum(result.seconds for result in phases)
     e = experiment
+    summary, timing = trained.summary(e.name), trained.timing()
+    seconds, features_seconds = trained.seconds, trained.features_seconds
     out = e.model_dir
     with atomic_dir(out) as scratch:
         checkpoint = scratch / "model.pt"
+        model = trained.model
         save_checkpoint(checkpoint, model, e.spec, e.classes, e.image_size, e.grayscale, summary=summary)
         (scratch / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         run.record(scratch / RUN_RECORD)
     history_path = paths.results_dir(e.name) / "history.csv"
-    atomic_write_text(history_path, history.to_csv(index=False))
+    atomic_write_text(history_path, trained.history().to_csv(index=False))
     timing_path = paths.training_timing_file(e.name)
     atomic_write_text(timing_path, json.dumps(timing, indent=2) + "\n")
     run.log_metrics(

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -16,7 +17,7 @@ from visionlab import paths
 from visionlab.errors import VisionlabError
 from visionlab.models import Classifier
 from visionlab.models.base import count_trainable
-from visionlab.params import RUNTIME_KEYS, ModelParams, Params, TrainParams
+from visionlab.params import RUNTIME_KEYS, Params
 from visionlab.params.scale import quick_try
 from visionlab.redaction import redact
 from visionlab.runtime.device import seed_everything, select_device, use_amp, use_amp_on_cached_top
@@ -30,7 +31,8 @@ from visionlab.training import distributed
 from visionlab.training.inputs import TrainingInputs, labels_of, trained_on, training_inputs
 from visionlab.training.launch import launch, processes
 from visionlab.training.loop import FitResult, fit
-from visionlab.training.outputs import run_summary, save_outputs
+from visionlab.training.outputs import TrainedModel, save_outputs
+from visionlab.training.phase import Phase, RunHooks
 from visionlab.training.regularization import balanced_class_weights, l2_penalty
 
 log = logging.getLogger(__name__)
@@ -71,17 +73,16 @@ def resume_key(params: Params, experiment: str, splits: dict[str, pd.DataFrame])
 
 
 def _train_phases(
+    experiment: ResolvedExperiment,
     model: Classifier,
-    spec: ModelParams,
-    settings: TrainParams,
     inputs: TrainingInputs,
     device: torch.device,
     resume: Path,
     run: TrackedRun,
-    **common,
+    hooks: RunHooks,
 ) -> list[FitResult]:
     """One fit, or for ``finetune`` the head alone and then everything from ``unfreeze_from``."""
-
+    spec, settings = experiment.spec, experiment.recipe
     here = distributed.world()
 
     def batches(dataset: Dataset, shuffle: bool) -> DataLoader:
@@ -95,26 +96,18 @@ def _train_phases(
             world_size=here.size,
         )
 
-    def phase(name: str, data: TrainingInputs = inputs, **options) -> FitResult:
-        checkpoint = resume / f"{name}.pt" if settings.resume else None
+    def train(phase: Phase, data: TrainingInputs = inputs) -> FitResult:
+        checkpoint = resume / f"{phase.name}.pt" if settings.resume else None
         train_batches, val_batches = batches(data.train_set, True), batches(data.val_set, False)
-        return fit(
-            data.net,
-            train_batches,
-            val_batches,
-            settings,
-            device,
-            checkpoint=checkpoint,
-            **options,
-            **common,
-        )
+        phase = replace(phase, checkpoint=checkpoint)
+        return fit(data.net, train_batches, val_batches, settings, device, phase, hooks)
 
     if spec.base != "finetune":
-        return [phase("train")]
+        return [train(Phase("train"))]
     phases = []
     head_epochs = min(settings.head_epochs, settings.epochs)
     if head_epochs:
-        phases.append(phase("head", epochs=head_epochs, phase="head"))
+        phases.append(train(Phase("head", epochs=head_epochs)))
     unfrozen = model.unfreeze_from(spec.unfreeze_from)
     run.log_params({"unfrozen_parameters": len(unfrozen)})
     top = inputs.phase_two or inputs  # cached activations, else the images
@@ -125,18 +118,15 @@ def _train_phases(
         on_cache = {"amp": use_amp_on_cached_top(device, settings.amp), "channels_last": True}
         run.log_params({"finetune_amp": on_cache["amp"]})
     if settings.epochs > head_epochs:
-        phases.append(
-            phase(
-                "finetune",
-                top,
-                epochs=settings.epochs - head_epochs,
-                lr=settings.lr * settings.finetune_lr_factor,
-                phase="finetune",
-                first_epoch=head_epochs + 1,
-                best_so_far=(phases[0].best_loss, phases[0].best_epoch),
-                **on_cache,
-            )
+        second = Phase(
+            "finetune",
+            epochs=settings.epochs - head_epochs,
+            lr=settings.lr * settings.finetune_lr_factor,
+            first_epoch=head_epochs + 1,
+            best_so_far=(phases[0].best_loss, phases[0].best_epoch),
+            **on_cache,
         )
+        phases.append(train(second, top))
     return phases
 
 
@@ -226,22 +216,28 @@ def train_experiment(params: Params, experiment: str) -> Path:
             metrics = {k: v for k, v in row.items() if k not in ("epoch", "phase")}
             run.log_epoch(metrics, step=row["epoch"])
 
-        common = dict(
+        hooks = RunHooks(
             penalty=l2_penalty(model, spec),
             class_weights=class_weights,
             checkpoint_key=key,
             on_epoch=on_epoch,
             desc=experiment,
         )
-        phases = _train_phases(model, spec, settings, inputs, device, resume, run, **common)
+        phases = _train_phases(resolved, model, inputs, device, resume, run, hooks)
         model.to("cpu").to(memory_format=torch.contiguous_format)
         if not here.is_main:  # every rank holds the same best weights; rank 0 writes them
             return paths.model_dir(experiment)
-        features_seconds = featurize_seconds(experiment) if inputs.on_features else 0.0
-        summary, timing = run_summary(
-            experiment, phases, features_seconds, model, device, amp, channels_last, trained_on(inputs, spec)
+        trained = TrainedModel(
+            model=model,
+            phases=phases,
+            device=device,
+            amp=amp,
+            channels_last=channels_last,
+            trained_on=trained_on(inputs, spec),
+            features_seconds=featurize_seconds(experiment) if inputs.on_features else 0.0,
         )
-        out = save_outputs(run, resolved, model, phases, features_seconds, summary, timing)
+        out = save_outputs(run, resolved, trained)
+        summary = trained.summary(experiment)
     shutil.rmtree(resume, ignore_errors=True)  # finished: nothing left to resume
     log.info("%s: best epoch %d of %d", experiment, summary["best_epoch"], summary["epochs_run"])
     return out
