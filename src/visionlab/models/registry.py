@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -121,27 +122,43 @@ def save_checkpoint(
     )
 
 
-def load_checkpoint(path: Path) -> tuple[Classifier, dict[str, Any]]:
-    """A trained model in eval mode, and the checkpoint's metadata."""
+@dataclass(frozen=True)
+class Checkpoint:
+    """A trained model as the train stage saved it: the network, and what it was trained for.
+
+    Evaluate, explain and predict read these fields, never the saved dict's keys.
+    """
+
+    model: Classifier  # in eval mode, on the CPU
+    spec: ModelParams
+    classes: list[str]
+    image_size: int  # the square input side it was trained at
+    grayscale: bool  # it was trained on grey images
+    summary: dict[str, Any] = field(default_factory=dict)  # the train stage's summary.json
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """A trained model in eval mode, with what it was trained for."""
     path = Path(path)
     if not path.is_file():
         raise MissingArtifactError(f"{path}: no trained model; run the train stage first")
     try:
         # weights_only: a checkpoint pulled from a DVC remote must not be able to run code.
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise MissingArtifactError(f"{path}: unreadable checkpoint ({exc}); rerun the train stage") from None
-    spec = ModelParams.model_validate(checkpoint["spec"])
+    spec = ModelParams.model_validate(saved["spec"])
     trace.not_params(spec)  # the trained model's own spec: a file dep, not params.yaml
-    model = build_model(
-        spec, len(checkpoint["classes"]), load_weights=False, grayscale=checkpoint.get("grayscale", False)
-    )
+    grayscale = bool(saved.get("grayscale", False))
+    classes = list(saved["classes"])
+    model = build_model(spec, len(classes), load_weights=False, grayscale=grayscale)
     try:
-        model.load_state_dict(checkpoint["state_dict"])
+        model.load_state_dict(saved["state_dict"])
     except RuntimeError as exc:  # saved by an older layout of the zoo
         first = str(exc).strip().splitlines()[0]
         raise MissingArtifactError(
             f"{path}: does not fit the {spec.arch} model its spec builds ({first}); rerun the train stage"
         ) from None
     model.eval()
-    return model, checkpoint
+    summary = dict(saved.get("summary", {}))
+    return Checkpoint(model, spec, classes, int(saved["image_size"]), grayscale, summary)
