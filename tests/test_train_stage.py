@@ -229,6 +229,20 @@ def test_the_train_stage_resumes_a_killed_two_phase_run_to_the_same_weights(proj
         assert torch.equal(tensor, resumed["state_dict"][name]), name
 
 
+def test_a_finetune_run_capped_to_one_epoch_trains_the_unfrozen_top_alone(project):
+    """``train.epochs_cap: 1`` leaves no head epoch (``cap // 2``): the run is the fine-tuning phase
+    alone, starting from the frozen base and the new head, numbered from epoch 1."""
+    experiment = "effnet-finetune"
+    params = project.model_copy(update={"train": project.train.model_copy(update={"epochs_cap": 1})})
+    assert params.recipe_of(experiment).head_epochs == 0
+    featurize_experiment(params, experiment)
+    train_experiment(params, experiment)
+    history = pd.read_csv(f"results/{experiment}/history.csv")
+    assert history.phase.tolist() == ["finetune"] and history.epoch.tolist() == [1]
+    summary = json.loads(Path(f"data/models/{experiment}/summary.json").read_text())
+    assert summary["epochs_run"] == 1 and summary["best_epoch"] == 1
+
+
 def test_two_identical_runs_write_byte_identical_model_files(project):
     """model.pt and summary.json hold nothing a rerun changes (wall-clock figures go to
     results/<experiment>/training.json), so DVC sees a forced retrain with the same weights as

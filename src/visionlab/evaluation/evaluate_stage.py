@@ -24,8 +24,8 @@ from visionlab.evaluation.plots import plot_confusion, plot_learning_curves
 from visionlab.evaluation.report import confusion, per_class_report, report_markdown
 from visionlab.evaluation.robustness import DegradedImages, degradation, hflip_tta
 from visionlab.models import Checkpoint, load_checkpoint
-from visionlab.models.base import CachedTop
 from visionlab.params import ModelParams, Params
+from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.device import select_device, use_amp, use_amp_on_cached_top
 from visionlab.runtime.feature_cache import CACHED_SPLITS, feature_file, load_features
 from visionlab.runtime.inference import gather_outputs
@@ -83,18 +83,15 @@ def _cached_inputs(
     training inputs, and the test split runs through the whole model here, so nothing the train
     stage reads was computed from test images.
     """
-    if spec.base not in ("frozen", "finetune"):
+    nets = base_mode(spec).cached_nets(model)
+    if not nets:
         return None
     if split not in CACHED_SPLITS or not feature_file(paths.features_dir(experiment), split).is_file():
         return None
     cache = load_features(experiment, split)
-    if spec.base == "frozen":
-        net, key = model.head, "features"
-    else:
-        cut = model.split_at(spec.unfreeze_from) if spec.unfreeze_from else None
-        if cut is None or "activations" not in cache:
-            return None  # activation_cache: off, so the top was trained on whole images
-        net, key = CachedTop(cut[1], model.head), "activations"
+    key, net = nets[-1]  # the most of the model that runs on a cache: all that fine-tuning trains
+    if key not in cache:
+        return None  # activation_cache: off, so the top was trained on whole images
     where = {path: i for i, path in enumerate(cache["paths"])}
     if not all(path in where for path in rows.path):
         return None  # an augmented model's cache holds the copies, not these originals

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import nn
 from torch.utils.data import TensorDataset
 
 from visionlab import paths
@@ -30,6 +29,7 @@ from visionlab.errors import MissingArtifactError
 from visionlab.models import Classifier, build_model
 from visionlab.params import ModelParams, Params, trace
 from visionlab.params.resolved import BASE_KEYS
+from visionlab.runtime.base_mode import BaseMode, FrozenPart, base_mode, mode_of
 from visionlab.runtime.device import select_device, use_amp
 from visionlab.runtime.feature_cache import CACHED_SPLITS, feature_file, info_file
 from visionlab.runtime.inference import gather_outputs
@@ -55,10 +55,10 @@ def compute_features(
     run: FeatureRun,
     params: Params,
     desc: str,
-    split: tuple[nn.Module, nn.Module] | None = None,
+    part: FrozenPart,
     dtype: torch.dtype = torch.float32,
 ) -> dict:
-    """Pooled features of every image, or with ``split`` the activations at the cut as well."""
+    """Pooled features of every image, or for a cut base (``part.upper``) the activations as well."""
     device = select_device(run.device)
     model.to(device).eval()
     batches = loader(
@@ -68,10 +68,10 @@ def compute_features(
         workers=params.evaluate.num_workers,
     )
     amp = use_amp(device, run.amp)
-    if split is None:
-        features, labels = gather_outputs(model.forward_features, batches, device, desc=desc, amp=amp)
+    if part.upper is None:
+        features, labels = gather_outputs(part.lower, batches, device, desc=desc, amp=amp)
         return {"features": features, "labels": labels, "paths": rows.path.tolist()}
-    lower, upper = split
+    lower, upper = part.lower, part.upper
     activations, labels = gather_outputs(lower, batches, device, desc=desc, amp=amp)
     activations = activations.to(dtype)
     # Features from the stored activations, as phase two will see them.
@@ -84,13 +84,6 @@ def _no_labels(batches):
     """A TensorDataset of one tensor yields 1-tuples; gather_outputs wants (inputs, targets)."""
     for (inputs,) in batches:
         yield inputs, torch.zeros(len(inputs), dtype=torch.long)
-
-
-def activation_split(model: Classifier, spec: ModelParams) -> tuple[nn.Module, nn.Module] | None:
-    """Where a fine-tuned base can be cached: its cut at unfreeze_from, unless the params say off."""
-    if spec.base != "finetune" or spec.activation_cache == "off" or not spec.unfreeze_from:
-        return None
-    return model.split_at(spec.unfreeze_from)
 
 
 def read_feature_inputs(experiment: str) -> dict:
@@ -109,8 +102,8 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
     out = paths.features_dir(experiment)
     with atomic_dir(out) as scratch:
         info: dict = {"experiment": experiment, "frozen": record["base"] == "frozen"}
-        if record["base"] == "trainable":
-            info["note"] = "the base is trainable: nothing to cache"
+        if not mode_of(record["base"]).caches:  # its record holds nothing else: no model to build
+            info["note"] = BaseMode.NOTHING_CACHED
         else:
             info.update(_cache_base(params, record, scratch))
         info_file(scratch).write_text(json.dumps(info, indent=2) + "\n")
@@ -122,26 +115,21 @@ def _cache_base(params: Params, record: dict, scratch: Path) -> dict:
     started = time.perf_counter()  # the whole stage's work: loading the backbone included
     spec = ModelParams.model_validate({key: record[key] for key in BASE_KEYS} | {"head": record["head"]})
     trace.not_params(spec)  # built from the resolve stage's record, a file dep: not params.yaml
+    mode = base_mode(spec)
     splits, classes = read_splits(record["dataset"], record["augmented"])
     model = build_model(spec, len(classes), grayscale=record["grayscale"])
+    part = mode.frozen_part(model)
+    if part is None:
+        return {"note": mode.nothing_cached()}
     info: dict = {}
-    cut = None
-    if spec.base == "finetune":
-        model.unfreeze_from(spec.unfreeze_from)  # the frozen part: eval mode, as in phase two
-        cut = activation_split(model, spec)
-        if cut is None:
-            info["note"] = (
-                f"activation_cache: {spec.activation_cache}; {spec.arch} cannot be cut at "
-                f"{spec.unfreeze_from}: phase two trains on images"
-            )
-            return info
-    dtype = getattr(torch, spec.activation_cache) if cut is not None else torch.float32
+    dtype = getattr(torch, spec.activation_cache) if part.upper is not None else torch.float32
     run = FeatureRun(record["image_size"], record["grayscale"], record["amp"], params.train.device)
     for split in CACHED_SPLITS:
-        cached = compute_features(model, splits[split], classes, run, params, f"features {split}", cut, dtype)
+        desc = f"features {split}"
+        cached = compute_features(model, splits[split], classes, run, params, desc, part, dtype)
         torch.save(cached, feature_file(scratch, split))
         info[f"{split}_images"] = len(cached["labels"])
-    if cut is not None:
+    if part.upper is not None:
         info.update(
             activations_at=spec.unfreeze_from,
             activation_shape=list(cached["activations"].shape[1:]),

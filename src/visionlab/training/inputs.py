@@ -10,8 +10,8 @@ import torch
 from torch.utils.data import Dataset, TensorDataset
 
 from visionlab.models import Classifier
-from visionlab.models.base import CachedTop
 from visionlab.params import ModelParams
+from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.experiment import ResolvedExperiment
 from visionlab.runtime.feature_cache import feature_file, load_features
 from visionlab.runtime.loaders import image_dataset
@@ -31,30 +31,27 @@ class TrainingInputs:
 
 
 def training_inputs(model: Classifier, experiment: ResolvedExperiment) -> TrainingInputs:
-    spec, settings, name = experiment.spec, experiment.recipe, experiment.name
+    settings, name = experiment.recipe, experiment.name
+    mode = base_mode(experiment.spec)
+    nets = mode.cached_nets(model)
     cached = feature_file(experiment.features_dir, "train").is_file()
-    if spec.base == "frozen" or (spec.base == "finetune" and cached):
-        # The featurize stage ran the frozen backbone once: train the head on its cached output.
+    if nets and (cached or mode.needs_cache):
+        # The featurize stage ran the frozen part once: each phase trains on what it cached.
         train_cache, val_cache = load_features(name, "train"), load_features(name, "val")
-        phase_two = None
-        if spec.base == "finetune":
-            # ... and stored the activations entering unfreeze_from: phase two trains the top on them.
-            _, upper = model.split_at(spec.unfreeze_from)
-            phase_two = TrainingInputs(
-                CachedTop(upper, model.head),
-                TensorDataset(train_cache["activations"], train_cache["labels"]),
-                TensorDataset(val_cache["activations"], val_cache["labels"]),
-                0,
+        phases = [
+            TrainingInputs(
+                net,
+                TensorDataset(train_cache[key], train_cache["labels"]),
+                TensorDataset(val_cache[key], val_cache["labels"]),
+                0,  # tensors in memory: worker processes would only add overhead
                 True,
             )
-        return TrainingInputs(
-            model.head,
-            TensorDataset(train_cache["features"], train_cache["labels"]),
-            TensorDataset(val_cache["features"], val_cache["labels"]),
-            0,  # tensors in memory: worker processes would only add overhead
-            True,
-            phase_two,
-        )
+            for key, net in nets
+        ]
+        first, *later = phases
+        # base: finetune: phase two trains the top blocks and the head on the cut's activations.
+        first.phase_two = later[0] if later else None
+        return first
     splits = experiment.splits
     shape = (experiment.classes, experiment.image_size, model, experiment.grayscale)
     train_set = image_dataset(splits["train"], *shape)

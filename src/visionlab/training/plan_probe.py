@@ -21,6 +21,7 @@ from torch import nn
 from visionlab.models import build_model
 from visionlab.models.base import CachedTop
 from visionlab.params import Params
+from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.device import use_amp, use_amp_on_cached_top
 from visionlab.training.planning import Counts, Rates
 
@@ -119,25 +120,19 @@ def _measure(params: Params, experiment: str, counts: Counts, device: torch.devi
         batch = batch.contiguous(memory_format=torch.channels_last)
     model.eval()
     forward = _rate(_inference(model, batch, device, amp), n, device)
-    if spec.base == "frozen":
-        return Rates(
-            forward,
-            forward,
-            featurize=_rate(_inference(model.forward_features, batch, device, amp), n, device),
-        )
-    if spec.base == "finetune" and spec.unfreeze_from:
-        model.unfreeze_from(spec.unfreeze_from)
-        split = model.split_at(spec.unfreeze_from) if spec.activation_cache != "off" else None
-        if split is not None:
-            lower, upper = split
-            featurize = _rate(_inference(lower, batch, device, amp), n, device)
-            with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                activations = lower(batch).float()
-            top = CachedTop(upper, model.head)
-            top_amp = use_amp_on_cached_top(device, recipe.amp)
-            top_forward = _rate(_inference(top, activations, device, top_amp), n, device)
-            top.train()
-            train = _rate(_training(top, activations, counts.classes, device, top_amp), n, device)
-            return Rates(forward, train, featurize=featurize, top=top_forward)
+    mode = base_mode(spec)
+    part = mode.frozen_part(model)  # a fine-tuned base is unfrozen from its cut here
+    if part is not None and not mode.trains_base:
+        return Rates(forward, forward, featurize=_rate(_inference(part.lower, batch, device, amp), n, device))
+    if part is not None and part.upper is not None:
+        featurize = _rate(_inference(part.lower, batch, device, amp), n, device)
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            activations = part.lower(batch).float()
+        top = CachedTop(part.upper, model.head)
+        top_amp = use_amp_on_cached_top(device, recipe.amp)
+        top_forward = _rate(_inference(top, activations, device, top_amp), n, device)
+        top.train()
+        train = _rate(_training(top, activations, counts.classes, device, top_amp), n, device)
+        return Rates(forward, train, featurize=featurize, top=top_forward)
     model.train()
     return Rates(forward, _rate(_training(model, batch, counts.classes, device, amp), n, device))

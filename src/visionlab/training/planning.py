@@ -20,6 +20,7 @@ from pathlib import Path
 
 from visionlab import paths
 from visionlab.params import Params
+from visionlab.runtime.base_mode import base_mode
 
 # Images and classes in each published archive (what the studies used), for unprepared data sets.
 ARCHIVES = {
@@ -121,11 +122,13 @@ def estimate(
     n_train = counts.train * (params.augment.factor if spec.augmented else 1)
     seen = n_train + counts.val
     dataset = params.experiment(experiment).dataset
-    if spec.base == "frozen":
+    mode = base_mode(spec)
+    if not mode.trains_base:  # the base runs once, in featurize; the head trains in seconds
         featurize = seen / (rates.featurize or rates.forward)
         return Estimate(experiment, dataset, featurize, 0.0, counts.test / rates.forward)
-    head = min(recipe.head_epochs, recipe.epochs) if spec.base == "finetune" else 0
-    tuned = recipe.epochs - head
+    *before, last = mode.phases(recipe)
+    head = sum(plan.epochs for plan in before)  # the head alone, the base only running forward
+    tuned = last.epochs
     if rates.featurize is not None and rates.top is not None:  # fine-tuning on cached activations
         featurize = seen / rates.featurize + seen / rates.top  # the cut's activations, then pooled
         train = tuned * (n_train / rates.train + counts.val / rates.top)

@@ -20,6 +20,7 @@ from visionlab.models.base import count_trainable
 from visionlab.params import RUNTIME_KEYS, Params
 from visionlab.params.scale import quick_try
 from visionlab.redaction import redact
+from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.device import seed_everything, select_device, use_amp, use_amp_on_cached_top
 from visionlab.runtime.experiment import ResolvedExperiment
 from visionlab.runtime.feature_cache import featurize_seconds
@@ -81,7 +82,8 @@ def _train_phases(
     run: TrackedRun,
     hooks: RunHooks,
 ) -> list[FitResult]:
-    """One fit, or for ``finetune`` the head alone and then everything from ``unfreeze_from``."""
+    """Each phase the base mode lays out: one fit, or for ``finetune`` the head alone and then
+    everything from ``unfreeze_from`` (runtime/base_mode.py)."""
     spec, settings = experiment.spec, experiment.recipe
     here = distributed.world()
 
@@ -102,32 +104,26 @@ def _train_phases(
         phase = replace(phase, checkpoint=checkpoint)
         return fit(data.net, train_batches, val_batches, settings, device, phase, hooks)
 
-    if spec.base != "finetune":
-        return [train(Phase("train"))]
-    phases = []
-    head_epochs = min(settings.head_epochs, settings.epochs)
-    if head_epochs:
-        phases.append(train(Phase("head", epochs=head_epochs)))
-    unfrozen = model.unfreeze_from(spec.unfreeze_from)
-    run.log_params({"unfrozen_parameters": len(unfrozen)})
-    top = inputs.phase_two or inputs  # cached activations, else the images
-    on_cache = {}
-    if inputs.phase_two is not None:
-        # channels-last is faster for these blocks in float32 and in bfloat16 alike
-        top.net.to(memory_format=torch.channels_last)
-        on_cache = {"amp": use_amp_on_cached_top(device, settings.amp), "channels_last": True}
-        run.log_params({"finetune_amp": on_cache["amp"]})
-    if settings.epochs > head_epochs:
-        second = Phase(
-            "finetune",
-            epochs=settings.epochs - head_epochs,
-            lr=settings.lr * settings.finetune_lr_factor,
-            first_epoch=head_epochs + 1,
-            best_so_far=(phases[0].best_loss, phases[0].best_epoch),
-            **on_cache,
-        )
-        phases.append(train(second, top))
-    return phases
+    results: list[FitResult] = []
+    data = inputs
+    for plan in base_mode(spec).phases(settings):
+        options: dict = {}
+        if plan.unfreeze:
+            unfrozen = model.unfreeze_from(plan.unfreeze)
+            run.log_params({"unfrozen_parameters": len(unfrozen)})
+            if inputs.phase_two is not None:  # the top trains on cached activations, else on images
+                data = inputs.phase_two
+                # channels-last is faster for these blocks in float32 and in bfloat16 alike
+                data.net.to(memory_format=torch.channels_last)
+                options = {"amp": use_amp_on_cached_top(device, settings.amp), "channels_last": True}
+                run.log_params({"finetune_amp": options["amp"]})
+        if not plan.epochs:
+            continue
+        # A later phase starts from the earlier one's best weights, and must beat its loss.
+        best = (results[-1].best_loss, results[-1].best_epoch) if results else None
+        phase = Phase(plan.name, plan.epochs, plan.lr, plan.first_epoch, best, **options)
+        results.append(train(phase, data))
+    return results
 
 
 class _NotLogged:
