@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from visionlab.errors import VisionlabError
+from visionlab.params import architectures
 
 if TYPE_CHECKING:
     from visionlab.params import Params
@@ -156,7 +157,7 @@ def _check_weights(params: Params) -> list[Check]:
     from visionlab.models.weights import TORCHVISION_WEIGHTS, weights_path
 
     archs = sorted({m.arch for m in params.models.values() if m.weights == "imagenet"})
-    wanted = [a for a in archs if a in TORCHVISION_WEIGHTS]
+    wanted = [a for a in archs if architectures.architecture(a).weights == "torchvision"]
     if not wanted:
         return [Check("ImageNet weights", OK, "no torchvision architecture with weights: imagenet")]
     present = [a for a in wanted if weights_path(a).is_file()]

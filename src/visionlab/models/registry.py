@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -9,8 +11,10 @@ from typing import Any
 import torch
 
 from visionlab.errors import MissingArtifactError, VisionlabError
+from visionlab.models import builders
 from visionlab.models.base import Classifier
-from visionlab.params import FROM_SCRATCH, HeadParams, ModelParams, trace
+from visionlab.params import HeadParams, ModelParams, architectures, trace
+from visionlab.params.architectures import Architecture
 
 # Input normalisation by name (spec.normalize), on pixels scaled to [0, 1].
 NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -21,39 +25,24 @@ NORMALIZATION: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 }
 
 
-def _from_scratch(spec: ModelParams, num_classes: int, channels: int) -> Classifier:
-    """The studies' own CNNs; lazy imports keep ``import visionlab.models`` light."""
-    from visionlab.models import cifar_cnns, study_cnns
-    from visionlab.models.handmade_cnn import HandmadeCNN
-
-    if spec.head != HeadParams():
+def _builder(arch: Architecture) -> Callable[..., Classifier]:
+    """The function an architecture entry names (in models/builders.py, or ``module:function``)."""
+    module, _, function = arch.builder.rpartition(":")
+    try:
+        return getattr(importlib.import_module(module) if module else builders, function)
+    except (ImportError, AttributeError) as exc:
         raise VisionlabError(
-            f"{spec.arch} is trained from scratch with its own dense layers: the head: settings "
-            "apply only to transfer-learning architectures; remove them (dense_dropout and l2 "
-            "cover this net)"
-        )
-    arch = spec.arch
-    if arch == "handmade_cnn":
-        return HandmadeCNN(num_classes, spec.dropout, spec.dense_dropout, channels)
-    if arch == "simple_cnn":
-        size = spec.image_size or study_cnns.SimpleCNN.default_image_size
-        return study_cnns.SimpleCNN(
-            num_classes, channels, spec.dropout, spec.dense_dropout, spec.batch_norm, size
-        )
-    if arch == "catsdogs_cnn":
-        size = spec.image_size or study_cnns.CatsDogsCNN.default_image_size
-        return study_cnns.CatsDogsCNN(num_classes, channels, size)
-    if arch == "cifar_base":
-        return cifar_cnns.CifarBase(
-            num_classes, channels, spec.dropout, spec.batch_norm, spec.image_size or 32
-        )
-    if arch == "cifar_inception":
-        return cifar_cnns.CifarInception(num_classes, channels, spec.dropout, spec.batch_norm)
-    if arch == "cifar_residual":
-        return cifar_cnns.CifarResidual(num_classes, channels, spec.dropout, spec.batch_norm)
-    if arch.startswith("caltech_cnn"):
-        return study_cnns.CaltechCNN(int(arch[-1]), num_classes, channels, spec.image_size or 224)
-    raise ValueError(f"unknown architecture {arch!r}")  # pragma: no cover - FROM_SCRATCH is closed
+            f"architecture {arch.name}: cannot load its builder {arch.builder} ({exc})"
+        ) from None
+
+
+def native_head_error(arch: str) -> VisionlabError:
+    keep = [a for a in architectures.names() if architectures.architecture(a).native_head]
+    listed = ", ".join(keep[:-1]) + f" and {keep[-1]}" if len(keep) > 1 else "".join(keep)
+    return VisionlabError(
+        f"head.native: only {listed} keep their own ImageNet classifier to retrain; "
+        f"{arch} gets a new head: set head.native: false"
+    )
 
 
 def build_model(
@@ -67,23 +56,19 @@ def build_model(
     one trains the head); phase two calls ``model.unfreeze_from(spec.unfreeze_from)``. Missing
     ImageNet weights raise a MissingArtifactError that says where to put the file.
     """
-    pretrained = spec.weights == "imagenet" and load_weights
-    if spec.arch in FROM_SCRATCH:
-        model = _from_scratch(spec, num_classes, 1 if grayscale else 3)
-    elif spec.arch.startswith("efficientnet_lite"):
-        from visionlab.models.efficientnet_lite import EfficientNetLite
-        from visionlab.models.torchvision_backbones import native_head_error
-
-        if spec.head.native:
-            raise native_head_error(spec.arch)
-        model = EfficientNetLite(num_classes, pretrained, spec.head, spec.arch)
-    else:
-        from visionlab.models.torchvision_backbones import build_transfer_model
-
-        # torchvision's custom initialisation is slow and pointless when weights overwrite it.
-        model = build_transfer_model(
-            spec.arch, num_classes, spec.head, pretrained, initialise=spec.weights == "none"
+    arch = architectures.architecture(spec.arch)
+    if not arch.pretrainable and spec.head != HeadParams():
+        raise VisionlabError(
+            f"{spec.arch} is trained from scratch with its own dense layers: the head: settings "
+            "apply only to transfer-learning architectures; remove them (dense_dropout and l2 "
+            "cover this net)"
         )
+    if spec.head.native and not arch.native_head:
+        raise native_head_error(spec.arch)
+    pretrained = spec.weights == "imagenet" and load_weights
+    channels = 1 if grayscale and not arch.pretrainable else 3
+    # A slow custom initialisation is pointless when ImageNet weights (or a checkpoint) overwrite it.
+    model = _builder(arch)(spec, num_classes, channels, pretrained, spec.weights == "none")
     model.arch = spec.arch
     mean, std = NORMALIZATION[spec.normalize] if spec.normalize != "auto" else (model.mean, model.std)
     if spec.normalize == "caffe" and spec.weights == "imagenet":

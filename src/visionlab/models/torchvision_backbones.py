@@ -27,8 +27,6 @@ from visionlab.params import HeadParams
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-NATIVE_HEAD_ARCHS = ("vgg16", "vgg19", "alexnet")
-
 
 class TransferClassifier(Classifier):
     """``head(pool(backbone(x)))`` around a torchvision trunk."""
@@ -182,20 +180,11 @@ def _alexnet(num_classes: int, head: HeadParams, pretrained: bool, initialise: b
     return TransferClassifier(nn.Sequential(layers), nn.Identity(), new_head, 4096, "backbone.relu5")
 
 
-def native_head_error(arch: str) -> VisionlabError:
-    return VisionlabError(
-        f"head.native: only vgg16, vgg19 and alexnet keep their own ImageNet classifier to retrain; "
-        f"{arch} gets a new head: set head.native: false"
-    )
-
-
 def build_transfer_model(
     arch: str, num_classes: int, head: HeadParams, pretrained: bool, initialise: bool = True
 ) -> TransferClassifier:
     """``arch`` with ImageNet weights when ``pretrained``; ``initialise=False`` skips torchvision's
     slow custom initialisation when the weights will be overwritten anyway (weights or checkpoint)."""
-    if head.native and arch not in NATIVE_HEAD_ARCHS:
-        raise native_head_error(arch)
     if head.native and (head.hidden or head.batch_norm):
         raise VisionlabError(
             "head.native keeps the network's own classifier: head.hidden and head.batch_norm do not apply"

@@ -13,7 +13,7 @@ import yaml
 from pydantic import ValidationError, model_validator
 
 from visionlab.errors import ParamsError
-from visionlab.params import trace
+from visionlab.params import architectures, trace
 from visionlab.params.common import Name, Section
 from visionlab.params.data import (
     AugmentParams,
@@ -29,9 +29,6 @@ from visionlab.params.messages import describe, unknown_name
 from visionlab.params.outputs import DEGRADATION, EvaluateParams, ExplainParams, ReportParams
 from visionlab.params.training import (
     FEATURE_KEYS,
-    FROM_SCRATCH,
-    NATIVE_IMAGE_SIZE,
-    PRETRAINABLE,
     RUNTIME_KEYS,
     RUNTIME_PARAMS,
     ExperimentParams,
@@ -43,9 +40,6 @@ from visionlab.params.training import (
 __all__ = [
     "DEGRADATION",
     "FEATURE_KEYS",
-    "FROM_SCRATCH",
-    "NATIVE_IMAGE_SIZE",
-    "PRETRAINABLE",
     "RUNTIME_KEYS",
     "RUNTIME_PARAMS",
     "AugmentParams",
@@ -225,7 +219,7 @@ class Params(Section):
         model = self.model_of(experiment)
         return (
             model.image_size
-            or NATIVE_IMAGE_SIZE.get(model.arch)
+            or architectures.architecture(model.arch).native_size
             or self.dataset_of(experiment).image_size
             or self.recipe_of(experiment).image_size
         )

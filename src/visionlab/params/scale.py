@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from visionlab.params import architectures
 from visionlab.params.data import AugmentParams
-from visionlab.params.training import NATIVE_IMAGE_SIZE, TrainParams
+from visionlab.params.training import TrainParams
 
 if TYPE_CHECKING:
     from visionlab.params import Params
@@ -28,7 +29,7 @@ def quick_try_reasons(params: Params, experiment: str) -> list[str]:
     cap = params.recipe_of(experiment).epochs_cap
     if cap is not None:
         reasons.append(f"train.epochs_cap is {cap}: its recipe's epochs cut short")
-    own_side = model.image_size or NATIVE_IMAGE_SIZE.get(model.arch) or card.image_size
+    own_side = model.image_size or architectures.architecture(model.arch).native_size or card.image_size
     if own_side is None and side < DEFAULT_IMAGE_SIZE:
         reasons.append(
             f"train.image_size is {side} px, below the default {DEFAULT_IMAGE_SIZE} (a size chosen for "

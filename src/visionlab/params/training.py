@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from visionlab.params import architectures
 from visionlab.params.common import DropoutRate, HostPort, Name, Positive, Section
 
 
@@ -88,32 +90,18 @@ RUNTIME_PARAMS = frozenset(
     | {"evaluate.batch_size", "evaluate.num_workers"}
 )
 
-FROM_SCRATCH = (
-    "handmade_cnn",
-    "simple_cnn",
-    "catsdogs_cnn",
-    "cifar_base",
-    "cifar_inception",
-    "cifar_residual",
-    "caltech_cnn1",
-    "caltech_cnn2",
-    "caltech_cnn3",
-)
-PRETRAINABLE = (
-    "efficientnet_lite0",
-    "efficientnet_lite1",
-    "efficientnet_lite2",
-    "mobilenet_v2",
-    "alexnet",
-    "inception_v3",
-    "vgg16",
-    "vgg19",
-    "resnet50",
-)
-# Input sides their ImageNet weights were trained at, used unless the model's params set one:
-# EfficientNet-Lite scales its resolution with its size (models/efficientnet_lite.py).
-NATIVE_IMAGE_SIZE = {"efficientnet_lite1": 240, "efficientnet_lite2": 260}
-Arch = Literal[FROM_SCRATCH + PRETRAINABLE]  # type: ignore[valid-type]
+
+def _known_architecture(name: str) -> str:
+    """``model.arch``: a name in the architecture catalog (params/architectures.py)."""
+    known = architectures.names()
+    if name not in known:
+        listed = ", ".join(repr(n) for n in known[:-1]) + f" or {known[-1]!r}"
+        # The wording pydantic gives a Literal, so the error reads as every other choice's does.
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": listed})
+    return name
+
+
+Arch = Annotated[str, AfterValidator(_known_architecture)]
 
 
 class HeadParams(Section):
@@ -162,7 +150,7 @@ class ModelParams(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelParams:
-        if self.arch in FROM_SCRATCH and self.weights != "none":
+        if not architectures.architecture(self.arch).pretrainable and self.weights != "none":
             raise ValueError(f"{self.arch} has no pretrained weights: set weights: none")
         if self.base in ("frozen", "finetune") and self.weights == "none":
             raise ValueError(f"a {self.base} base needs pretrained weights: set weights: imagenet")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from visionlab import paths
-from visionlab.params import Params
+from visionlab.params import Params, architectures
 from visionlab.runtime.base_mode import base_mode
 
 # Images and classes in each published archive (what the studies used), for unprepared data sets.
@@ -157,13 +157,14 @@ def missing_weights(params: Params, experiment: str) -> str | None:
     from visionlab.errors import VisionlabError
     from visionlab.models import efficientnet_lite, weights
 
-    if spec.arch in efficientnet_lite.VARIANTS:
+    source = architectures.architecture(spec.arch).weights
+    if source == "efficientnet_lite":
         try:
             efficientnet_lite.weights_file(spec.arch)
         except VisionlabError as exc:
             return str(exc)
         return None
-    if spec.arch in weights.TORCHVISION_WEIGHTS and not weights.weights_path(spec.arch).is_file():
+    if source == "torchvision" and not weights.weights_path(spec.arch).is_file():
         path = weights.weights_path(spec.arch)
         return f"{spec.arch} ImageNet weights not in {path.parent} ({path.name}; fetched on first use online)"
     return None
