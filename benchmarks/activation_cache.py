@@ -27,11 +27,11 @@ import pandas as pd
 import torch
 import yaml
 
-from visionlab.data.prepare import prepare_dataset
-from visionlab.data.resolve import resolve_stage
+from visionlab.data.prepare_stage import prepare_dataset
+from visionlab.data.resolve_stage import resolve_stage
 from visionlab.params import parse_params
 from visionlab.runtime.device import cpu_supports_bf16, use_amp, use_amp_on_cached_top
-from visionlab.training.features import featurize_experiment
+from visionlab.training.featurize_stage import featurize_experiment
 from visionlab.training.train_stage import train_experiment
 
 REPO = Path(__file__).resolve().parents[1]

@@ -82,9 +82,9 @@ def _timed(project: Path, *args: str) -> tuple[float, str]:
 
 def data_throughput(shared: Path) -> dict:
     """Prepare and augment in-process, on the whole sample."""
-    from visionlab.data.augment import augment_dataset
-    from visionlab.data.download import download_dataset
-    from visionlab.data.prepare import prepare_dataset
+    from visionlab.data.augment_stage import augment_dataset
+    from visionlab.data.download_stage import download_dataset
+    from visionlab.data.prepare_stage import prepare_dataset
     from visionlab.params import load_params
 
     project = _project(shared, "data", {"augment": {"factor": 5, "image_size": 224}})

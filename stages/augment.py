@@ -5,7 +5,7 @@ from visionlab.stage import stage_command
 
 def work(params, name):  # params: visionlab.params.Params
     # Imported once params.yaml and the name validate: a typo is answered before torch loads.
-    from visionlab.data.augment import augment_dataset
+    from visionlab.data.augment_stage import augment_dataset
 
     return augment_dataset(params, name)
 

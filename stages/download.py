@@ -5,7 +5,7 @@ from visionlab.stage import stage_command
 
 def work(params, name):  # params: visionlab.params.Params
     # Imported once params.yaml and the name validate: a typo is answered before torch loads.
-    from visionlab.data.download import download_dataset
+    from visionlab.data.download_stage import download_dataset
 
     return download_dataset(params, name)
 

@@ -5,7 +5,7 @@ from visionlab.stage import stage_command
 
 def work(params, name):  # params: visionlab.params.Params
     # Imported once params.yaml and the name validate: a typo is answered before torch loads.
-    from visionlab.training.features import featurize_experiment
+    from visionlab.training.featurize_stage import featurize_experiment
 
     return featurize_experiment(params, name)
 

@@ -5,7 +5,7 @@ from visionlab.stage import stage_command
 
 def work(params, name):  # params: visionlab.params.Params
     # Imported once params.yaml and the name validate: a typo is answered before torch loads.
-    from visionlab.data.prepare import prepare_dataset
+    from visionlab.data.prepare_stage import prepare_dataset
 
     return prepare_dataset(params, name)
 

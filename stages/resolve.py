@@ -1,4 +1,7 @@
-"""DVC stage `resolve`: the records later stages depend on instead of raw params (visionlab.data.resolve)."""
+"""DVC stage `resolve`: the records later stages depend on instead of raw params.
+
+See visionlab.data.resolve_stage.
+"""
 
 import click
 
@@ -6,7 +9,7 @@ from visionlab.stage import stage_main
 
 
 def work(params, name):  # params: visionlab.params.Params
-    from visionlab.data.resolve import resolve_stage
+    from visionlab.data.resolve_stage import resolve_stage
 
     return resolve_stage(params, name)
 

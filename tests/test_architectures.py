@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from tests.conftest import minimal_params, write_toy_images
-from visionlab.data.prepare import prepare_dataset
-from visionlab.data.resolve import resolve_stage
+from visionlab.data.prepare_stage import prepare_dataset
+from visionlab.data.resolve_stage import resolve_stage
 from visionlab.errors import ParamsError
 from visionlab.evaluation.evaluate_stage import evaluate_experiment
 from visionlab.models import build_model, load_checkpoint
 from visionlab.params import architectures, parse_params
 from visionlab.params.architectures import Architecture
-from visionlab.training.features import featurize_experiment
+from visionlab.training.featurize_stage import featurize_experiment
 from visionlab.training.train_stage import train_experiment
 
 TINY_NET = """

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from tests.conftest import minimal_params, write_image
-from visionlab.data.augment import augment_dataset
-from visionlab.data.prepare import prepare_dataset
+from visionlab.data.augment_stage import augment_dataset
+from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.params import parse_params
 
 
@@ -70,7 +70,7 @@ def test_degradation_transforms_are_params_and_change_the_copies():
     """augment.transforms.downscale/blur/jpeg: albumentations steps, each off at 0."""
     import numpy as np
 
-    from visionlab.data.augment import build_transform
+    from visionlab.data.augment_stage import build_transform
     from visionlab.params import TransformParams
 
     plain = TransformParams(hflip=0, zoom=0, translate=0, contrast=0, rotate=0, shear=0)

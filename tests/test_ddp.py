@@ -25,7 +25,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 
 from tests.conftest import minimal_params
-from visionlab.data.prepare import prepare_dataset
+from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.errors import ParamsError, VisionlabError
 from visionlab.params import TrainParams, parse_params
 from visionlab.runtime.loaders import ShardSampler, loader

@@ -10,7 +10,7 @@ import yaml
 
 from tests.conftest import minimal_params, write_image
 from tests.http_server import Behaviour, serve
-from visionlab.data.download import download_dataset
+from visionlab.data.download_stage import download_dataset
 from visionlab.data.fetch import Expected, fetch
 from visionlab.errors import ChecksumError, DownloadError, UnsafeArchiveError
 from visionlab.params import parse_params

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from tests.conftest import minimal_params
 from visionlab.data.near_duplicates import HASHES, fingerprint, group
-from visionlab.data.prepare import prepare_dataset
+from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.data.split import grouped_split, stratified_split
 from visionlab.params import SplitFractions, parse_params
 

@@ -127,7 +127,7 @@ def test_unreadable_files(tmp_path):
 def test_stage_stops_before_work_on_bad_params(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from visionlab.data.download import download_dataset
+    from visionlab.data.download_stage import download_dataset
     from visionlab.stage import stage_command
 
     raw = minimal_params(train={"lr": -1})

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from tests.conftest import TOY_CNN, minimal_params, write_toy_images
-from visionlab.data.prepare import prepare_dataset
+from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.params import parse_params
 from visionlab.runtime.loaders import loader
 from visionlab.training.train_stage import train_experiment

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import image_bytes, minimal_params, write_image
-from visionlab.data.prepare import prepare_dataset
+from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.errors import VisionlabError
 from visionlab.params import parse_params
 

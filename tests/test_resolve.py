@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import SHARED_DATASETS, minimal_params
-from visionlab.data.resolve import resolve_stage
+from visionlab.data.resolve_stage import resolve_stage
 from visionlab.data.sources import source_pin
 from visionlab.params import RUNTIME_KEYS, TrainParams, load_params, parse_params
 from visionlab.params.resolved import explain_params, feature_inputs, train_params

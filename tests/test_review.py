@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw
 from tests.conftest import minimal_params
 from visionlab.cli import main
 from visionlab.data.manifest import read_manifest
-from visionlab.data.prepare import prepare_dataset
+from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.evaluation.review import _wrap, exclusion_key
 from visionlab.params import parse_params
 

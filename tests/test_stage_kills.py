@@ -23,8 +23,8 @@ import torch
 import yaml
 
 from tests.conftest import TOY_CNN, minimal_params, write_toy_images
-from visionlab.data.prepare import prepare_dataset
-from visionlab.data.resolve import resolve_stage
+from visionlab.data.prepare_stage import prepare_dataset
+from visionlab.data.resolve_stage import resolve_stage
 from visionlab.params import parse_params
 
 REPO = Path(__file__).resolve().parents[1]

@@ -206,7 +206,7 @@ def test_the_deps_check_catches_a_dependency_left_out():
     stage = dvc_stages()["train"]
     deps = [dep for dep in stage["deps"] if dep != "src/visionlab/models"]
     missing = uncovered(import_closure(stage_script(stage)), deps)
-    assert "src/visionlab/models/registry.py" in missing
+    assert "src/visionlab/models/factory.py" in missing
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,7 +242,11 @@ def stage_modules() -> set[str]:
 
 def test_the_stage_modules_are_found():
     found = stage_modules()
-    expected = {"visionlab.data.prepare", "visionlab.training.train_stage", "visionlab.training.features"}
+    expected = {
+        "visionlab.data.prepare_stage",
+        "visionlab.training.train_stage",
+        "visionlab.training.featurize_stage",
+    }
     assert expected <= found
     assert "visionlab.stage" not in found
 

@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import minimal_params, write_image
-from visionlab.data.prepare import prepare_dataset
+from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.params import parse_params
 from visionlab.runtime.loaders import split_rows
 from visionlab.tracking import start_run, tracking_uri

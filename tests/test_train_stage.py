@@ -17,14 +17,14 @@ import torchvision
 import yaml
 
 from tests.conftest import minimal_params, write_toy_images
-from visionlab.data.prepare import prepare_dataset
-from visionlab.data.resolve import resolve_stage
+from visionlab.data.prepare_stage import prepare_dataset
+from visionlab.data.resolve_stage import resolve_stage
 from visionlab.evaluation.evaluate_stage import evaluate_experiment
 from visionlab.models import load_checkpoint
 from visionlab.params import parse_params
 from visionlab.runtime.device import select_device, use_amp_on_cached_top
 from visionlab.runtime.loaders import image_dataset
-from visionlab.training.features import featurize_experiment
+from visionlab.training.featurize_stage import featurize_experiment
 from visionlab.training.train_stage import train_experiment
 
 MODELS = {

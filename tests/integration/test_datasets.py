@@ -21,8 +21,8 @@ import yaml
 from tests.conftest import write_image
 from tests.http_server import serve
 from visionlab.data.cifar import load_pickle
-from visionlab.data.download import download_dataset
-from visionlab.data.prepare import prepare_dataset
+from visionlab.data.download_stage import download_dataset
+from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.errors import DownloadError, UnsafeArchiveError
 from visionlab.params import parse_params
 

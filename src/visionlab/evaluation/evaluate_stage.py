@@ -19,9 +19,9 @@ from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.data.manifest import read_manifest
 from visionlab.data.split import SPLITS
 from visionlab.errors import MissingArtifactError, VisionlabError
+from visionlab.evaluation.classification_report import confusion, per_class_report, report_markdown
 from visionlab.evaluation.intervals import wilson
 from visionlab.evaluation.plots import plot_confusion, plot_learning_curves
-from visionlab.evaluation.report import confusion, per_class_report, report_markdown
 from visionlab.evaluation.robustness import DegradedImages, degradation, hflip_tta
 from visionlab.models import Checkpoint, load_checkpoint
 from visionlab.params import ModelParams, Params

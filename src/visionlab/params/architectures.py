@@ -4,7 +4,7 @@ An entry says what params validation and the planner need without building anyth
 ImageNet weights exist and where they come from, the input side they were trained at, whether the
 network keeps its own classifier for ``head.native``) and names its builder: a function of
 ``visionlab.models.builders``, or ``module:function`` for one outside visionlab, imported only
-when a model is built (``visionlab.models.registry.build_model``), so validating params.yaml
+when a model is built (``visionlab.models.factory.build_model``), so validating params.yaml
 never loads torch.
 
 A builder is called as ``build(spec, num_classes, channels, pretrained, initialise)`` and returns a

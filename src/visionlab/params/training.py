@@ -138,7 +138,7 @@ class ModelParams(Section):
     augmented: bool = False
     unfreeze_from: str | None = None  # finetune: first module trained in phase two
     # finetune: featurize caches the activations entering unfreeze_from, so phase two runs only
-    # the top blocks (training/features.py); stored in this precision, or off = train on images
+    # the top blocks (training/featurize_stage.py); stored in this precision, or off = train on images
     activation_cache: Literal["bfloat16", "float32", "off"] = "bfloat16"
     normalize: Literal["auto", "unit", "imagenet", "caffe"] = "auto"
     image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # e.g. InceptionV3's 299

@@ -1,5 +1,5 @@
 """The comparison report: every experiment's results side by side, with the studies' figures."""
 
-from visionlab.reporting.build import ReportFiles, build_report, report_stage
+from visionlab.reporting.build import ReportFiles, build_report
 
-__all__ = ["ReportFiles", "build_report", "report_stage"]
+__all__ = ["ReportFiles", "build_report"]

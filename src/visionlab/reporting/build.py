@@ -102,8 +102,3 @@ def build_report(
     done = int((frame.status == "done").sum())
     log.info("report: %d of %d experiments have results; %s", done, len(frame), files.html)
     return files
-
-
-def report_stage(params: Params, _name: str = "report") -> ReportFiles:
-    """DVC stage `report`: compare every experiment and register each data set's best model."""
-    return build_report(params)
