@@ -103,7 +103,10 @@ def main(variants: int, rounds: int, results: Path) -> None:
                 seconds, output = _timed(project, args)
                 times.append(seconds)
             width = _widest(output) if not name.endswith("--json") else None
-            rows.append({"command": name, "best_seconds": round(min(times), 2), "widest_line": width})
+            shown = output.splitlines()[:12] if width is not None else []
+            rows.append(
+                {"command": name, "best_seconds": round(min(times), 2), "widest_line": width, "output": shown}
+            )
     meta = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "load_average_at_end": round(os.getloadavg()[0], 2),
