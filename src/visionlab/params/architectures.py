@@ -13,7 +13,7 @@ trained from scratch (pretrained ones take 3), ``pretrained`` loads the ImageNet
 ``initialise=False`` may skip a slow initialisation that loaded weights overwrite anyway.
 
 Adding an architecture is one :func:`register` call (or one entry below) plus its params; see
-docs/models.md.
+docs/development.md ("Adding an architecture").
 """
 
 from __future__ import annotations

@@ -51,6 +51,7 @@ class BaseMode:
     caches = False  # featurize builds the model and may cache something
     trains_base = True  # some phase trains the base's weights (frozen: only the head ever trains)
     needs_cache = False  # train cannot run without featurize's cache (else: images when absent)
+    NOTHING_CACHED = "the base is trainable: nothing to cache"  # featurize's note
 
     def __init__(self, spec: ModelParams):
         self.spec = spec
@@ -61,8 +62,6 @@ class BaseMode:
     def frozen_part(self, model: Classifier) -> FrozenPart | None:
         """What featurize caches of ``model`` (already in its trained-from state), or None: nothing."""
         return None
-
-    NOTHING_CACHED = "the base is trainable: nothing to cache"
 
     def nothing_cached(self) -> str:
         """featurize's note when :meth:`frozen_part` is None."""

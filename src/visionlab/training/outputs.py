@@ -35,6 +35,14 @@ class TrainedModel:
     def seconds(self) -> float:
         return sum(result.seconds for result in self.phases)
 
+    @property
+    def epochs_run(self) -> int:
+        return sum(len(result.history) for result in self.phases)
+
+    @property
+    def best_epoch(self) -> int:
+        return self.phases[-1].best_epoch  # a second phase starts from the first one's best, and must beat it
+
     def history(self) -> pd.DataFrame:
         rows = [row for result in self.phases for row in result.history]
         return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
@@ -46,13 +54,11 @@ class TrainedModel:
         the same weights writes the same model.pt; wall-clock figures are in :meth:`timing`
         (results/<experiment>/training.json, the history's seconds column and MLflow).
         """
-        phases = self.phases
         return {
             "experiment": experiment,
-            "epochs_run": sum(len(result.history) for result in phases),
-            # A second phase starts from the first one's best, and must beat it.
-            "best_epoch": phases[-1].best_epoch,
-            "stopped_early": any(result.stopped_early for result in phases),
+            "epochs_run": self.epochs_run,
+            "best_epoch": self.best_epoch,
+            "stopped_early": any(result.stopped_early for result in self.phases),
             "trainable_parameters": count_trainable(self.model),
             "device": self.device.type,
             "amp": self.amp,

@@ -6,7 +6,6 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -98,12 +97,6 @@ def _train_phases(
             world_size=here.size,
         )
 
-    def train(phase: Phase, data: TrainingInputs = inputs) -> FitResult:
-        checkpoint = resume / f"{phase.name}.pt" if settings.resume else None
-        train_batches, val_batches = batches(data.train_set, True), batches(data.val_set, False)
-        phase = replace(phase, checkpoint=checkpoint)
-        return fit(data.net, train_batches, val_batches, settings, device, phase, hooks)
-
     results: list[FitResult] = []
     data = inputs
     for plan in base_mode(spec).phases(settings):
@@ -121,8 +114,10 @@ def _train_phases(
             continue
         # A later phase starts from the earlier one's best weights, and must beat its loss.
         best = (results[-1].best_loss, results[-1].best_epoch) if results else None
-        phase = Phase(plan.name, plan.epochs, plan.lr, plan.first_epoch, best, **options)
-        results.append(train(phase, data))
+        checkpoint = resume / f"{plan.name}.pt" if settings.resume else None
+        phase = Phase(plan.name, plan.epochs, plan.lr, plan.first_epoch, best, checkpoint, **options)
+        train_batches, val_batches = batches(data.train_set, True), batches(data.val_set, False)
+        results.append(fit(data.net, train_batches, val_batches, settings, device, phase, hooks))
     return results
 
 
@@ -233,7 +228,6 @@ def train_experiment(params: Params, experiment: str) -> Path:
             features_seconds=featurize_seconds(experiment) if inputs.on_features else 0.0,
         )
         out = save_outputs(run, resolved, trained)
-        summary = trained.summary(experiment)
     shutil.rmtree(resume, ignore_errors=True)  # finished: nothing left to resume
-    log.info("%s: best epoch %d of %d", experiment, summary["best_epoch"], summary["epochs_run"])
+    log.info("%s: best epoch %d of %d", experiment, trained.best_epoch, trained.epochs_run)
     return out
