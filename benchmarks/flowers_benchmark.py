@@ -32,6 +32,8 @@ import click
 import torch
 import yaml
 
+from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
+
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "work"
 RESULTS = REPO / "benchmarks" / "results"
@@ -41,9 +43,10 @@ def _project(shared: Path, name: str, overrides: dict) -> Path:
     project = WORK / name
     shutil.rmtree(project, ignore_errors=True)
     project.mkdir(parents=True)
-    for item in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+    for item in PROJECT_FILES:
+        (project / item).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / item, project / item)
-    for item in ("stages", "src", "config", ".dvc"):
+    for item in PROJECT_DIRS:
         shutil.copytree(
             REPO / item, project / item, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
         )

@@ -43,14 +43,13 @@ from full_scale_tables import (
 from provenance import source_commit
 
 from visionlab.params import Params, load_params
+from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
 from visionlab.reporting.collect import comparison_frame, read_datasets
 from visionlab.reporting.compare import as_number
 from visionlab.reporting.published import load_published
 from visionlab.training import planning
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
-PROJECT_DIRS = ["stages", "src", "config", ".dvc"]
 SYNCED_COMMIT = "SOURCE_COMMIT"  # in the work copy: the visionlab commit its code was synced from
 # Data sets whose mirror archive is not the full public set (say so beside their figures).
 NOTES = {
@@ -73,6 +72,7 @@ def prepare_project(work: Path, mirror: Path) -> Path:
     fresh = not (work / "dvc.yaml").is_file()
     work.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
+        (work / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / name, work / name)
     for name in PROJECT_DIRS:
         if name == ".dvc":  # its config only: the copy's cache and temporary files stay

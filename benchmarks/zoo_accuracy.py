@@ -29,6 +29,7 @@ import click
 import yaml
 
 from visionlab.params import Params, load_params
+from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
 from visionlab.reporting.published import load_published
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,9 +54,10 @@ def published_figures() -> dict[str, tuple[str, float]]:
 def _project(shared: Path, experiments: list[str], epochs: int | None, factor: int) -> Path:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    for item in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+    for item in PROJECT_FILES:
+        (WORK / item).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / item, WORK / item)
-    for item in ("stages", "src", "config", ".dvc"):
+    for item in PROJECT_DIRS:
         shutil.copytree(
             REPO / item, WORK / item, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
         )

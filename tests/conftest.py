@@ -51,6 +51,18 @@ def write_image(path: Path, seed: int = 0, **kwargs) -> Path:
     return path
 
 
+def photo_folder(
+    root: Path, per_class: dict[str, int], size: tuple[int, int] = (120, 90), first_seed: int = 0
+) -> Path:
+    """A user's folder of photos: ``root/<class>/<n>.jpg``, each a different generated image."""
+    seed = first_seed
+    for label, count in per_class.items():
+        for n in range(count):
+            write_image(root / label / f"{n}.jpg", seed=seed, size=size)
+            seed += 1
+    return root
+
+
 # A small CNN trained from scratch at 32 px: the cheapest real model for stage-level tests.
 TOY_CNN = {
     "arch": "cifar_residual",

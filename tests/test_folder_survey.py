@@ -6,21 +6,13 @@ import shutil
 
 from click.testing import CliRunner
 
-from tests.conftest import write_image
+from tests.conftest import photo_folder, write_image
 from visionlab.cli import main
-
-
-def _photos(root, per_class, first_seed=0):
-    seed = first_seed
-    for label, count in per_class.items():
-        for n in range(count):
-            write_image(root / label / f"{n}.jpg", seed=seed, size=(120, 90))
-            seed += 1
 
 
 def test_a_class_folder_is_counted_and_its_problems_named(tmp_path):
     root = tmp_path / "my_photos"
-    _photos(root, {"cats": 12, "dogs": 11, "owls": 3})
+    photo_folder(root, {"cats": 12, "dogs": 11, "owls": 3})
     (root / "dogs" / "broken.jpg").write_bytes((root / "dogs" / "0.jpg").read_bytes()[:300])
     (root / "dogs" / "notes.txt").write_text("not a photo")
     shutil.copy(root / "cats" / "0.jpg", root / "dogs" / "same-as-a-cat.jpg")
@@ -48,8 +40,8 @@ def test_a_class_folder_is_counted_and_its_problems_named(tmp_path):
 
 def test_an_already_split_folder_keeps_the_owners_split_and_flags_copies_across_it(tmp_path):
     root = tmp_path / "split_photos"
-    _photos(root / "train", {"a": 4, "b": 4})
-    _photos(root / "validation", {"a": 2, "b": 1}, first_seed=100)
+    photo_folder(root / "train", {"a": 4, "b": 4})
+    photo_folder(root / "validation", {"a": 2, "b": 1}, first_seed=100)
     write_image(root / "test" / "a" / "x.jpg", seed=500, size=(300, 260))
     (root / "test" / "b").mkdir(parents=True)
     shutil.copy(root / "train" / "b" / "0.jpg", root / "test" / "b" / "leak.jpg")

@@ -72,7 +72,7 @@ def _error(mutate) -> str:
             lambda p: p.update(augment={"factor": 0}),
             "augment.factor: Input should be greater than or equal to 1",
         ),
-        (lambda p: p["datasets"]["toy"].pop("root"), "datasets.toy.root: required key is missing"),
+        (lambda p: p["datasets"]["toy"].pop("source"), "datasets.toy.source: required key is missing"),
         (
             lambda p: p["datasets"]["toy"]["source"].update(sha256="abc"),
             "datasets.toy.source.sha256: String should match pattern",

@@ -70,6 +70,48 @@ def inspect(folder: Path, workers: int) -> None:
         sys.exit(1)
 
 
+@data.command()
+@click.argument("name")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option(
+    "--like",
+    "likes",
+    multiple=True,
+    metavar="EXPERIMENT",
+    help="Also add NAME-<suffix>: this experiment's model and recipe on the new data (repeatable).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be added; write nothing.")
+@click.option(
+    "--params", "params_file", default="params.yaml", show_default=True, type=click.Path(path_type=Path)
+)
+@click.option("--workers", default=0, show_default=True, help="Processes checking images (0: every core).")
+def add(
+    name: str, folder: Path, likes: tuple[str, ...], dry_run: bool, params_file: Path, workers: int
+) -> None:
+    """Make FOLDER (FOLDER/<class>/*) the data set NAME in params.yaml, read in place."""
+    import yaml
+
+    from visionlab.atomic import atomic_write_text
+    from visionlab.data.folder_card import apply_addition, describe, plan_addition
+    from visionlab.data.folder_survey import render, survey
+
+    try:
+        text = params_file.read_text(encoding="utf-8")
+        found = survey(folder, workers=workers)
+        click.echo(render(found))
+        addition = plan_addition(yaml.safe_load(text), name, found, list(likes))
+        updated = apply_addition(text, addition)
+        if not dry_run:
+            atomic_write_text(params_file, updated)
+    except (VisionlabError, OSError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(
+        ("would add (--dry-run, nothing written) to " if dry_run else "added to ")
+        + describe(addition, params_file)
+    )
+
+
 @main.command()
 @click.option(
     "--params",
@@ -309,6 +351,8 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
             click.echo(f"{dataset}: image count unknown until `uv run dvc repro prepare@{dataset}`")
             continue
         source = "prepared" if counts.measured else "published archive"
+        if not counts.measured and params.dataset(dataset).source.folder is not None:
+            source = "image files in its folder"
         why = planning.unavailable(params, dataset)
         lines, seconds = [], 0.0
         for name in names:

@@ -122,3 +122,27 @@ def resolved_train(experiment: str) -> Path:
 def resolved_explain(experiment: str) -> Path:
     """The params explain@<experiment> depends on: ``explain`` and the experiment's own overrides."""
     return resolved_dir() / "explain" / f"{experiment}.json"
+
+
+def folders_dir() -> Path:
+    """The survey stage's records of the folder sources: a committed folder (README.md), so the
+    resolve stage can depend on it before any folder is added."""
+    return Path("data") / "folders"
+
+
+def folder_record(dataset: str) -> Path:
+    """A folder source's content: every file's path, size and sha256 (the survey stage)."""
+    return folders_dir() / f"{dataset}.json"
+
+
+# What a copy of the project needs to run the pipeline (benchmarks and tests make such copies):
+# data/folders/README.md because the resolve stage depends on data/folders.
+PROJECT_FILES = (
+    "dvc.yaml",
+    "params.yaml",
+    ".dvcignore",
+    ".gitignore",
+    "pyproject.toml",
+    "data/folders/README.md",
+)
+PROJECT_DIRS = ("stages", "src", "config", ".dvc")

@@ -24,16 +24,16 @@ import yaml
 from tests.conftest import SHARED_DATASETS
 from tests.http_server import Behaviour, serve
 from visionlab.params import trace
+from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
 
 REPO = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ["dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", "pyproject.toml"]
-PROJECT_DIRS = ["stages", "src", "config", ".dvc"]
 PER_CLASS = 10
 
 
 def copy_project(target: Path, source: Path = REPO) -> Path:
     target.mkdir()
     for name in PROJECT_FILES:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source / name, target / name)
     for name in PROJECT_DIRS:
         shutil.copytree(

@@ -12,6 +12,7 @@ from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.data import kaggle_source
 from visionlab.data.extract import extract
 from visionlab.data.fetch import fetch, verify
+from visionlab.data.folder_source import checked_folder
 from visionlab.data.sources import ResolvedSource, resolve_source
 from visionlab.errors import ChecksumError, DownloadError, UnsafeArchiveError
 from visionlab.locks import file_lock
@@ -52,6 +53,8 @@ def _fetch(
 def download_dataset(params: Params, name: str, progress: bool = True) -> Path:
     """Fetch, verify and extract data set ``name`` into ``data/raw/<name>``."""
     card = params.dataset(name)
+    if card.source.folder is not None:
+        return _record_folder(params, name)
     resolved = resolve_source(card.source, params.download)
     # The cache is keyed by address too: an unpinned archive from one URL is never reused for another.
     key = hashlib.sha256(resolved.url.encode()).hexdigest()[:12]
@@ -96,4 +99,28 @@ def _extract_and_record(
     }
     atomic_write_text(paths.raw_record(name), json.dumps(record, indent=2) + "\n")
     log.info("extracted %s into %s", archive.name, out)
+    return out
+
+
+def _record_folder(params: Params, name: str) -> Path:
+    """A folder source is read where it is: ``data/raw/<name>`` holds its survey, not its images."""
+    card = params.dataset(name)
+    folder = checked_folder(card, name)
+    if card.root and not (folder / card.root).is_dir():
+        raise DownloadError(f"{folder}: has no folder {card.root!r} (datasets.{name}.root)")
+    surveyed = json.loads(paths.folder_record(name).read_text())
+    out = paths.raw_dir(name)
+    with atomic_dir(out) as scratch:
+        (scratch / "survey.json").write_text(json.dumps(surveyed, indent=1) + "\n")
+    record = {
+        "dataset": name,
+        "folder": folder.as_posix(),
+        "url": folder.as_posix(),
+        "via": "folder",
+        "sha256": surveyed["sha256"],  # of the folder's listing (data/folders/<name>.json)
+        "files": surveyed["files"],
+        "bytes": surveyed["bytes"],
+    }
+    atomic_write_text(paths.raw_record(name), json.dumps(record, indent=2) + "\n")
+    log.info("%s: reading %d files in place from %s", name, surveyed["files"], folder)
     return out

@@ -17,12 +17,12 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from visionlab.data.owner_split import SPLIT_FOLDERS
 from visionlab.data.scanned import Scanned
 from visionlab.data.scanning import is_junk_folder, scan
 from visionlab.errors import VisionlabError
 from visionlab.params import SplitFractions
 
-SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
 SHOWN = 5  # examples listed per problem
 
 

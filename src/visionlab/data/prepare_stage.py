@@ -21,7 +21,9 @@ from visionlab.data import near_duplicates
 from visionlab.data.cifar import TEST_BATCH, export_batches
 from visionlab.data.cleaning_report import cleaning_report, report_markdown
 from visionlab.data.exclusions import load_exclusions
+from visionlab.data.folder_source import image_root
 from visionlab.data.manifest import MANIFEST_COLUMNS, write_manifest
+from visionlab.data.owner_split import owner_assignment, split_folders
 from visionlab.data.scanned import Scanned
 from visionlab.data.scanning import is_junk_folder, scan
 from visionlab.data.split import grouped_split
@@ -39,39 +41,46 @@ NEAR_DUPLICATE = "near_duplicate"
 NEAR_DUPLICATE_OF_TEST = "near_duplicate_of_official_test"
 
 
-def _walk(image_root: Path, card: DatasetCard, dataset: str) -> tuple[list, list[str], Counter]:
-    """Files to check as ``(path, rel, label)``, the class names, and folders left out by choice."""
-    if not image_root.is_dir():
-        raise MissingArtifactError(
-            f"{image_root}: no such folder; run the download stage for {dataset!r} first"
-        )
-    folders = sorted(p for p in image_root.iterdir() if p.is_dir() and not is_junk_folder(p.name))
-    names = [p.name for p in folders]
+def _walk(top: Path, card: DatasetCard, dataset: str) -> tuple[list, list[str], Counter, dict[str, str]]:
+    """Files to check as ``(path, rel, label)``, the class names, folders left out by choice, and
+    the owner's split of each file when ``top`` is already split (train/, val/, test/)."""
+    if not top.is_dir():
+        raise MissingArtifactError(f"{top}: no such folder; run the download stage for {dataset!r} first")
+    tops = split_folders(top)
+    class_folders = [
+        (split, p) for split, parent in tops for p in sorted(parent.iterdir())
+        if p.is_dir() and not is_junk_folder(p.name)
+    ]  # fmt: skip
+    names = sorted({p.name for _, p in class_folders})
     if card.classes is not None:
         missing = [c for c in card.classes if c not in names]
         if missing:
             raise VisionlabError(
-                f"datasets.{dataset}.classes: {', '.join(missing)} not found in {image_root} "
+                f"datasets.{dataset}.classes: {', '.join(missing)} not found in {top} "
                 f"(folders there: {', '.join(names)})"
             )
         classes = list(card.classes)
     else:
         classes = names
     if not classes:
-        raise VisionlabError(f"{image_root}: no class folders found (datasets.{dataset}.root)")
+        raise VisionlabError(f"{top}: no class folders found (datasets.{dataset}.root)")
     jobs: list[tuple[str, str, str | None]] = []
+    owner: dict[str, str] = {}
     left_out: Counter = Counter()
-    for entry in sorted(image_root.iterdir()):
-        if entry.is_file():
-            jobs.append((str(entry), entry.name, None))
-    for folder in folders:
+    for _, parent in tops:
+        for entry in sorted(parent.iterdir()):
+            if entry.is_file():
+                jobs.append((str(entry), entry.relative_to(top).as_posix(), None))
+    for split, folder in class_folders:
         files = sorted(p for p in folder.rglob("*") if p.is_file())
         if folder.name not in classes:
-            left_out[folder.name] = len(files)
+            left_out[folder.name] += len(files)
             continue
         for file in files:
-            jobs.append((str(file), file.relative_to(image_root).as_posix(), folder.name))
-    return jobs, classes, left_out
+            jobs.append((str(file), file.relative_to(top).as_posix(), folder.name))
+            if split is not None:
+                owner[str(file)] = split
+    return jobs, classes, left_out, owner
 
 
 def _hamming(a: int, b: int) -> int:
@@ -226,9 +235,9 @@ def _hash_method(settings: PrepareParams) -> str | None:
 
 def _scan_image_folder(
     card: DatasetCard, dataset: str, settings: PrepareParams
-) -> tuple[list[Scanned], list[str], Counter]:
-    jobs, classes, left_out = _walk(paths.raw_dir(dataset) / card.root, card, dataset)
-    return scan(jobs, settings.workers, _hash_method(settings)), classes, left_out
+) -> tuple[list[Scanned], list[str], Counter, dict[str, str]]:
+    jobs, classes, left_out, owner = _walk(image_root(card, dataset), card, dataset)
+    return scan(jobs, settings.workers, _hash_method(settings)), classes, left_out, owner
 
 
 def _scan_cifar(
@@ -250,7 +259,7 @@ def _scan_cifar(
 def prepare_dataset(params: Params, dataset: str) -> Path:
     """Clean and split data set ``dataset``; write ``data/prepared/<dataset>/``."""
     card = params.dataset(dataset)
-    image_root = paths.raw_dir(dataset) / card.root
+    root = image_root(card, dataset)
     out = paths.prepared_dir(dataset)
     with atomic_dir(out) as scratch:
         settings = params.prepare
@@ -262,30 +271,41 @@ def prepare_dataset(params: Params, dataset: str) -> Path:
             settings = settings.model_copy(update={"near_duplicates": card.near_duplicates})
         official_test: frozenset[str] = frozenset()
         left_out: Counter = Counter()
+        owner: dict[str, str] = {}
         if card.format == "cifar10_pickle":
             scanned, classes, official_test = _scan_cifar(card, dataset, scratch, out, settings)
         else:
-            scanned, classes, left_out = _scan_image_folder(card, dataset, settings)
+            scanned, classes, left_out, owner = _scan_image_folder(card, dataset, settings)
         exclusions = load_exclusions(Path(card.exclusions)) if card.exclusions else {}
         kept, dropped, unmatched, groups = clean(scanned, exclusions, settings, official_test)
         if not kept:
-            raise VisionlabError(f"{image_root}: no usable images left after cleaning")
+            raise VisionlabError(f"{root}: no usable images left after cleaning")
         for record in dropped:
             # Files this stage wrote itself (CIFAR's PNGs) are not kept once dropped.
             if record["path"].startswith(out.as_posix() + "/"):
                 (scratch / Path(record["path"]).relative_to(out)).unlink(missing_ok=True)
-        assignment = assign_splits(kept, settings, official_test, groups)
+        if owner:
+            assignment = owner_assignment(kept, owner, settings.split, settings.seed, groups)
+        else:
+            assignment = assign_splits(kept, settings, official_test, groups)
         manifest = pd.DataFrame(
             [(s.path, s.label, assignment[s.path], s.sha256) for s in kept], columns=MANIFEST_COLUMNS
         )
         report = cleaning_report(
-            dataset, image_root, classes, scanned, kept, dropped, unmatched, left_out, manifest
+            dataset, root, classes, scanned, kept, dropped, unmatched, left_out, manifest
         )
         report["official_test_split"] = bool(official_test)
-        report["near_duplicates"] = {
-            **settings.near_duplicates.model_dump(),
-            "groups": [{**g, "splits": sorted({assignment[m] for m in g["members"]})} for g in groups],
-        }
+        near = [{**g, "splits": sorted({assignment[m] for m in g["members"]})} for g in groups]
+        report["near_duplicates"] = {**settings.near_duplicates.model_dump(), "groups": near}
+        report["owner_split"] = sorted(set(owner.values())) if owner else None
+        if owner:  # kept where the owner put them: reported, never moved
+            crossing = [g for g in near if len(g["splits"]) > 1]
+            report["near_duplicates"]["across_owner_splits"] = len(crossing)
+            if crossing:
+                log.warning(
+                    "%s: %d near-duplicate groups cross the owner's splits (kept where they are): %s",
+                    dataset, len(crossing), "; ".join(" = ".join(g["members"]) for g in crossing[:3]),
+                )  # fmt: skip
         write_manifest(scratch, manifest, classes)
         (scratch / "report.json").write_text(json.dumps(report, indent=2) + "\n")
         (scratch / "report.md").write_text(report_markdown(report))

@@ -6,6 +6,7 @@ pin alone, so that a new address for the same bytes reruns nothing).
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -79,6 +80,8 @@ def source_pin(params: Params, name: str) -> dict[str, object]:
     address only. A mirror that cannot answer is recorded as such: download says why, with advice.
     """
     card = params.dataset(name)
+    if card.source.folder is not None:
+        return _folder_pin(name, card.root)
     record: dict[str, object] = {"dataset": name, "archive": card.source.archive_name, "root": card.root}
     try:
         expected = resolve_source(card.source, params.download).expected
@@ -89,3 +92,13 @@ def source_pin(params: Params, name: str) -> dict[str, object]:
     if expected.md5:
         return {**record, "pin": f"md5:{expected.md5.lower()}"}
     return {**record, "pin": None, "url": redact(card.source.url or f"kaggle:{card.source.kaggle}")}
+
+
+def _folder_pin(name: str, root: str) -> dict[str, object]:
+    """A folder's pin: the survey stage's content hash (not where the folder is, nor its times)."""
+    record: dict[str, object] = {"dataset": name, "folder": True, "root": root}
+    try:
+        surveyed = json.loads(paths.folder_record(name).read_text())
+    except (OSError, ValueError):
+        return {**record, "pin": None, "problem": f"no survey of the folder yet (run survey@{name})"}
+    return {**record, "pin": f"sha256:{surveyed['sha256']}"}

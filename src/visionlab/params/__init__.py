@@ -24,6 +24,7 @@ from visionlab.params.data import (
     Source,
     SplitFractions,
     TransformParams,
+    normalise_folder,
 )
 from visionlab.params.messages import describe, unknown_name
 from visionlab.params.outputs import DEGRADATION, EvaluateParams, ExplainParams, ReportParams
@@ -66,6 +67,9 @@ __all__ = [
 
 class Params(Section):
     datasets: dict[Name, DatasetCard]
+    # The folder sources again, by data set: dvc.yaml's survey stage iterates over this map, so
+    # DVC hashes each folder's content (its templating cannot pick the folder cards out of datasets).
+    folders: dict[Name, str] = {}
     download: DownloadParams = DownloadParams()
     prepare: PrepareParams = PrepareParams()
     augment: AugmentParams = AugmentParams()
@@ -76,6 +80,37 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     explain: ExplainParams = ExplainParams()
     report: ReportParams = ReportParams()
+
+    @model_validator(mode="after")
+    def _folders_tracked(self) -> Params:
+        for name, card in self.datasets.items():
+            folder = card.source.folder
+            if folder is None:
+                continue
+            listed = self.folders.get(name)
+            if listed is None:
+                raise ValueError(
+                    f"datasets.{name}.source.folder: DVC tracks a folder through the folders map: add "
+                    f"`folders: {{{name}: {normalise_folder(folder)}}}` to params.yaml "
+                    "(`visionlab data add` writes both)"
+                )
+            if normalise_folder(listed) != normalise_folder(folder):
+                raise ValueError(
+                    f"folders.{name}: {listed!r} is not datasets.{name}.source.folder ({folder!r}): "
+                    "make them the same folder"
+                )
+        for name, listed in self.folders.items():
+            card = self.datasets.get(name)
+            if card is None or card.source.folder is None:
+                raise ValueError(
+                    f"folders.{name}: no data set {name!r} with a folder source; remove it, or give "
+                    f"datasets.{name} `source: {{folder: {listed}}}`"
+                )
+            if listed.startswith("~"):
+                raise ValueError(
+                    f"folders.{name}: DVC does not expand ~: write the full path ({normalise_folder(listed)})"
+                )
+        return self
 
     @model_validator(mode="after")
     def _references_exist(self) -> Params:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
@@ -13,8 +14,13 @@ from visionlab.params.common import Fraction, Name, Section
 
 
 class Source(Section):
-    """Where a data set's archive comes from and what its bytes must hash to."""
+    """Where a data set's images come from: an archive (and what its bytes must hash to) or a folder.
 
+    A folder (``folder: /path/to/photos``) is read in place, never copied; DVC tracks its content
+    through the top-level ``folders`` map (dvc.yaml's survey stage), which must name the same path.
+    """
+
+    folder: str | None = None
     url: str | None = None
     kaggle: Annotated[str, StringConstraints(pattern=r"^[\w.-]+/[\w.-]+$")] | None = None
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-fA-F]{64}$")] | None = None
@@ -24,6 +30,18 @@ class Source(Section):
 
     @model_validator(mode="after")
     def _usable(self) -> Source:
+        if self.folder is not None:
+            archive_keys = [
+                k for k in ("url", "kaggle", "sha256", "md5", "size", "filename") if getattr(self, k)
+            ]
+            if archive_keys:
+                raise ValueError(
+                    f"a folder source takes no {', '.join(archive_keys)}: DVC hashes the folder's "
+                    "content itself (give either folder or an archive's url/kaggle)"
+                )
+            if not self.folder.strip():
+                raise ValueError("folder is empty: give the path of the folder of class folders")
+            return self
         if self.url is None and self.kaggle is None:
             raise ValueError("give a url, a kaggle dataset slug (owner/name), or both")
         if self.url is not None and urlparse(self.url).scheme not in ("http", "https", "file", ""):
@@ -34,11 +52,18 @@ class Source(Section):
 
     @property
     def archive_name(self) -> str:
-        """The archive's file name: also its key in a mirror's SHA256SUMS."""
+        """The archive's file name: also its key in a mirror's SHA256SUMS (a folder's own name)."""
+        if self.folder is not None:
+            return Path(self.folder).name
         if self.filename:
             return self.filename
         assert self.url is not None
         return Path(urlparse(self.url).path).name
+
+
+def normalise_folder(path: str) -> str:
+    """A folder as written (``~``, ``..``, a trailing slash) in one spelling: what DVC and MLflow see."""
+    return os.path.normpath(os.path.expanduser(path))
 
 
 class DownloadParams(Section):
@@ -88,7 +113,7 @@ class DatasetCard(Section):
     """One data set: its archive, where the class folders sit inside it, and cleaning rules."""
 
     source: Source
-    root: str  # folder inside the archive that holds the class folders ("" for the top)
+    root: str = ""  # folder inside the archive (or the folder) that holds the class folders
     format: Literal["image_folder", "cifar10_pickle"] = "image_folder"
     classes: list[Name] | None = None  # class folders to keep, in label order; null = all
     exclusions: str | None = None
@@ -97,6 +122,12 @@ class DatasetCard(Section):
     max_per_class: Annotated[int, Field(gt=0)] | None = None  # overrides prepare.max_per_class
     split: SplitFractions | None = None  # overrides prepare.split
     near_duplicates: NearDuplicateParams | None = None  # overrides prepare.near_duplicates
+
+    @model_validator(mode="after")
+    def _folder_of_images(self) -> DatasetCard:
+        if self.source.folder is not None and self.format != "image_folder":
+            raise ValueError("a folder source holds class folders of images: format must be image_folder")
+        return self
 
 
 class TransformParams(Section):

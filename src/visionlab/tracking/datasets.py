@@ -2,9 +2,9 @@
 
 Each split of the prepared data set is an MLflow data set named ``<dataset>/<split>`` whose digest
 is the prepared manifest's hash (the same manifest gives the same digest in every run), whose
-source is the archive's (redacted) address, and whose profile holds the split's image counts per
-class and the cleaning report's counts. The input's context tag says how the run used it
-(train / validation / test).
+source is the archive's (redacted) address (a folder source's path and content hash), and whose
+profile holds the split's image counts per class and the cleaning report's counts. The input's
+context tag says how the run used it (train / validation / test).
 """
 
 from __future__ import annotations
@@ -67,6 +67,9 @@ def dataset_inputs(
     prepared = paths.prepared_dir(dataset)
     manifest_hash = hashlib.sha256((prepared / "manifest.csv").read_bytes()).hexdigest()
     source_type, source = archive_source(card, dataset)
+    address: dict[str, str] = {"url": source}
+    if card.source.folder is not None:  # a folder read in place: its content, as the survey hashed it
+        address["content_sha256"] = str((_read_json(paths.raw_record(dataset)) or {}).get("sha256"))
     cleaning = _cleaning_summary(_read_json(prepared / "report.json"))
     inputs = []
     for split, rows in splits.items():
@@ -84,7 +87,7 @@ def dataset_inputs(
             name=f"{dataset}/{split}",
             digest=manifest_hash[:DIGEST_LENGTH],
             source_type=source_type,
-            source=json.dumps({"url": source}),
+            source=json.dumps(address),
             schema=json.dumps({"columns": [str(c) for c in rows.columns]}),
             profile=json.dumps(profile),
         )

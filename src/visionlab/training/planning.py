@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from visionlab import paths
-from visionlab.params import Params, architectures
+from visionlab.data.folder_source import folder_path
+from visionlab.params import DatasetCard, Params, architectures
 from visionlab.runtime.base_mode import base_mode
 
 # Images and classes in each published archive (what the studies used), for unprepared data sets.
@@ -80,7 +81,7 @@ def image_counts(params: Params, dataset: str, root: Path) -> Counts | None:
         train, val, test = (int(splits.get(split, 0)) for split in ("train", "val", "test"))
         return Counts(train, val, test, True, max(int(table["label"].nunique()), 1))
     card = params.dataset(dataset)
-    archive = ARCHIVES.get(card.source.archive_name)
+    archive = _folder_size(card) if card.source.folder else ARCHIVES.get(card.source.archive_name)
     if archive is None:
         return None
     total, classes = archive
@@ -98,6 +99,19 @@ def image_counts(params: Params, dataset: str, root: Path) -> Counts | None:
     return Counts(
         round(total * split.train), round(total * split.val), round(total * split.test), False, classes
     )
+
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+def _folder_size(card: DatasetCard) -> tuple[int, int] | None:
+    """A folder source's image files and class folders, by name (prepare decodes them later)."""
+    folder = folder_path(card) / card.root
+    if not folder.is_dir():
+        return None
+    files = [p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    classes = {p.parent.name for p in files}
+    return (len(files), len(classes)) if files else None
 
 
 def _excluded(root: Path, exclusions: str | None) -> int:
@@ -143,7 +157,15 @@ def unavailable(params: Params, dataset: str) -> str | None:
     """Why ``dataset`` cannot be downloaded on this machine as configured, or None."""
     from visionlab.data import kaggle_source
 
-    source = params.dataset(dataset).source
+    card = params.dataset(dataset)
+    source = card.source
+    if source.folder is not None:
+        folder = folder_path(card)
+        return (
+            None
+            if folder.is_dir()
+            else f"its folder {folder} is not there (datasets.{dataset}.source.folder)"
+        )
     if source.url is None and not params.download.mirror and not kaggle_source.credentials_present():
         return f"no Kaggle credentials: {kaggle_source.HOW_TO}"
     return None
