@@ -29,13 +29,20 @@ class Addition:
     name: str
     folder: str
     card: dict[str, Any]
+    classes: list[str]
     experiments: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def _check_name(name: str, raw: dict[str, Any]) -> None:
+def _is_name(text: str) -> bool:
     try:
-        _NAME.validate_python(name)
+        _NAME.validate_python(text)
     except ValidationError:
+        return False
+    return True
+
+
+def _check_name(name: str, raw: dict[str, Any]) -> None:
+    if not _is_name(name):
         raise VisionlabError(
             f"{name!r} cannot name a data set: use letters, digits, - and _ (it becomes a DVC stage name)"
         ) from None
@@ -45,15 +52,12 @@ def _check_name(name: str, raw: dict[str, Any]) -> None:
 
 def _classes(survey: Survey) -> list[str]:
     counts = survey.counts()
-    tops = [survey.root] if not survey.presplit else [p for p in survey.root.iterdir() if p.is_dir()]
-    empty = sorted(
-        {p.name for top in tops for p in top.iterdir() if p.is_dir() and p.name not in counts} - {"__MACOSX"}
-    )
-    empty = [c for c in empty if not c.startswith(".")]
+    empty = [c for c in survey.classes if c not in counts]
     if empty:
+        kind = "label" if survey.labels else "class folder"
         raise VisionlabError(
-            f"{survey.root}: class folder{'s' * (len(empty) > 1)} {', '.join(empty)} "
-            "hold no usable image: add images or remove the folder"
+            f"{survey.root}: {kind}{'s' * (len(empty) > 1)} {', '.join(empty)} "
+            "hold no usable image: add images or remove " + ("its rows" if survey.labels else "the folder")
         )
     if len(counts) < 2:
         found = f"one class ({next(iter(counts))})" if counts else "no class"
@@ -74,11 +78,15 @@ def plan_addition(raw: dict[str, Any], name: str, survey: Survey, likes: list[st
     _check_name(name, raw)
     classes = _classes(survey)
     folder = normalise_folder(str(survey.root.resolve()))
-    card: dict[str, Any] = {"source": {"folder": folder}, "classes": classes}
+    card: dict[str, Any] = {"source": {"folder": folder}}
+    if all(_is_name(c) for c in classes):  # else every class, as the folder names them (classes: null)
+        card["classes"] = classes
+    if survey.labels:
+        card["labels"] = survey.labels
     size = survey.suggested_size()
     if size is not None:
         card["image_size"] = size
-    addition = Addition(name, folder, card)
+    addition = Addition(name, folder, card, classes)
     shipped = raw.get("experiments") or {}
     for like in likes:
         if like not in shipped:
@@ -117,7 +125,7 @@ def apply_addition(text: str, addition: Addition) -> str:
 
 def describe(addition: Addition, params_file: Path) -> str:
     lines = [
-        f"{params_file}: datasets.{addition.name} ({len(addition.card['classes'])} classes, read in place "
+        f"{params_file}: datasets.{addition.name} ({len(addition.classes)} classes, read in place "
         f"from {addition.folder}) and folders.{addition.name}"
     ]
     for exp, entry in addition.experiments.items():

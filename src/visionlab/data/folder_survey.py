@@ -17,9 +17,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from visionlab.data.owner_split import SPLIT_FOLDERS
+from visionlab.data.layouts import Layout, list_images
 from visionlab.data.scanned import Scanned
-from visionlab.data.scanning import is_junk_folder, scan
+from visionlab.data.scanning import scan
 from visionlab.errors import VisionlabError
 from visionlab.params import SplitFractions
 
@@ -35,6 +35,9 @@ class Survey:
     fractions: SplitFractions
     widths: list[int] = field(default_factory=list)
     heights: list[int] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)  # every class the folder names, usable or not
+    labels: str | None = None  # the CSV layout's file, inside root
+    unlisted: int = 0  # files of a CSV layout's folder that no row names
 
     @property
     def usable(self) -> list[Scanned]:
@@ -70,30 +73,21 @@ class Survey:
         return 224 if short >= 224 else max(32, int(short) // 32 * 32)
 
 
-def _jobs(root: Path) -> tuple[list[tuple[str, str, str | None]], dict[str, str], bool]:
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not is_junk_folder(p.name))
-    presplit = bool(folders) and all(p.name.lower() in SPLIT_FOLDERS for p in folders)
-    jobs: list[tuple[str, str, str | None]] = []
-    split_of: dict[str, str] = {}
-    tops = [(None, root)] if not presplit else [(SPLIT_FOLDERS[p.name.lower()], p) for p in folders]
-    for split, top in tops:
-        for entry in sorted(top.iterdir()):
-            if entry.is_file():
-                jobs.append((str(entry), entry.relative_to(root).as_posix(), None))
-            elif entry.is_dir() and not is_junk_folder(entry.name):
-                for file in sorted(p for p in entry.rglob("*") if p.is_file()):
-                    rel = file.relative_to(root).as_posix()
-                    jobs.append((str(file), rel, entry.name))
-                    if split:
-                        split_of[rel] = split
-    return jobs, split_of, presplit
+def _jobs(layout: Layout) -> tuple[list[tuple[str, str, str | None]], dict[str, str]]:
+    jobs = [(item.path, item.rel, item.label) for item in layout.files]
+    return jobs, {item.rel: item.split for item in layout.files if item.split}
 
 
 def survey(root: Path, fractions: SplitFractions | None = None, workers: int = 0) -> Survey:
     root = Path(root).expanduser()
-    if not root.is_dir():
-        raise VisionlabError(f"{root}: no such folder")
-    jobs, split_of, presplit = _jobs(root)
+    labels = None
+    if root.is_file() and root.suffix.lower() == ".csv":  # the CSV layout: path,label[,split] rows
+        root, labels = root.parent, root.name
+    elif not root.is_dir():
+        raise VisionlabError(f"{root}: no such folder (or CSV of path,label rows)")
+    layout = list_images(root, labels)
+    jobs, split_of = _jobs(layout)
+    presplit = layout.presplit
     if not any(label for _, _, label in jobs):
         raise VisionlabError(
             f"{root}: no class folders with files: expected {root}/<class>/<image> or "
@@ -101,6 +95,7 @@ def survey(root: Path, fractions: SplitFractions | None = None, workers: int = 0
         )
     files = scan(jobs, workers, None)
     result = Survey(root, presplit, files, split_of, fractions or SplitFractions())
+    result.classes, result.labels, result.unlisted = layout.classes, labels, layout.unlisted
     from PIL import Image
 
     for item in result.usable:  # the header only: the scan above already decoded every image
@@ -119,6 +114,8 @@ def render(result: Survey) -> str:
         if result.presplit
         else "class folders"
     )
+    if result.labels:
+        layout = f"labels from {result.labels}" + ("; " + layout if result.presplit else "")
     lines = [f"{result.root}: {len(result.usable):,} usable images in {len(counts)} classes ({layout})"]
     width = max(len(c) for c in counts)
     for label, n in counts.items():
@@ -137,6 +134,8 @@ def render(result: Survey) -> str:
         reasons = Counter(f.reason for f in bad)
         lines.append(f"unusable: {len(bad)} ({', '.join(f'{r} {n}' for r, n in reasons.most_common())})")
         lines += [f"  {f.rel}: {f.reason} ({f.detail})" for f in bad[:SHOWN]]
+    if result.unlisted:
+        lines.append(f"not listed in {result.labels} (ignored): {result.unlisted} files")
     outside = [f for f in result.files if f.label is None and f.reason is None]
     if outside:
         lines.append(f"outside a class folder (ignored): {len(outside)}, e.g. {outside[0].rel}")

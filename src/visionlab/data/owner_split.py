@@ -9,29 +9,11 @@ exact ones follow the usual duplicate rule, near ones are reported with the spli
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from visionlab.data.scanned import Scanned
-from visionlab.data.scanning import is_junk_folder
 from visionlab.data.split import grouped_split
 from visionlab.errors import VisionlabError
 from visionlab.params import SplitFractions
-
-SPLIT_FOLDERS = {"train": "train", "val": "val", "validation": "val", "test": "test"}
-
-
-def split_folders(top: Path) -> list[tuple[str | None, Path]]:
-    """``[(split, folder)]`` of a pre-split folder, else ``[(None, top)]`` (class folders at the top)."""
-    folders = sorted(p for p in top.iterdir() if p.is_dir() and not is_junk_folder(p.name))
-    if not folders or not all(p.name.lower() in SPLIT_FOLDERS for p in folders):
-        return [(None, top)]
-    splits = [SPLIT_FOLDERS[p.name.lower()] for p in folders]
-    doubled = sorted({s for s in splits if splits.count(s) > 1})
-    if doubled:
-        raise VisionlabError(
-            f"{top}: two folders name the {doubled[0]} split (val/ and validation/?): merge them"
-        )
-    return [(SPLIT_FOLDERS[p.name.lower()], p) for p in folders]
 
 
 def owner_assignment(

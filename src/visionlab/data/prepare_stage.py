@@ -22,10 +22,11 @@ from visionlab.data.cifar import TEST_BATCH, export_batches
 from visionlab.data.cleaning_report import cleaning_report, report_markdown
 from visionlab.data.exclusions import load_exclusions
 from visionlab.data.folder_source import image_root
+from visionlab.data.layouts import list_images
 from visionlab.data.manifest import MANIFEST_COLUMNS, write_manifest
-from visionlab.data.owner_split import owner_assignment, split_folders
+from visionlab.data.owner_split import owner_assignment
 from visionlab.data.scanned import Scanned
-from visionlab.data.scanning import is_junk_folder, scan
+from visionlab.data.scanning import scan
 from visionlab.data.split import grouped_split
 from visionlab.errors import MissingArtifactError, VisionlabError
 from visionlab.params import DatasetCard, NearDuplicateParams, Params, PrepareParams, SplitFractions
@@ -42,22 +43,18 @@ NEAR_DUPLICATE_OF_TEST = "near_duplicate_of_official_test"
 
 
 def _walk(top: Path, card: DatasetCard, dataset: str) -> tuple[list, list[str], Counter, dict[str, str]]:
-    """Files to check as ``(path, rel, label)``, the class names, folders left out by choice, and
-    the owner's split of each file when ``top`` is already split (train/, val/, test/)."""
+    """Files to check as ``(path, rel, label)``, the class names, files left out by choice, and
+    the owner's split of each file when the folder says one (split folders, a CSV's split column)."""
     if not top.is_dir():
         raise MissingArtifactError(f"{top}: no such folder; run the download stage for {dataset!r} first")
-    tops = split_folders(top)
-    class_folders = [
-        (split, p) for split, parent in tops for p in sorted(parent.iterdir())
-        if p.is_dir() and not is_junk_folder(p.name)
-    ]  # fmt: skip
-    names = sorted({p.name for _, p in class_folders})
+    layout = list_images(top, card.labels)
+    names = layout.classes
     if card.classes is not None:
         missing = [c for c in card.classes if c not in names]
         if missing:
             raise VisionlabError(
                 f"datasets.{dataset}.classes: {', '.join(missing)} not found in {top} "
-                f"(folders there: {', '.join(names)})"
+                f"({'labels there' if card.labels else 'folders there'}: {', '.join(names)})"
             )
         classes = list(card.classes)
     else:
@@ -67,19 +64,15 @@ def _walk(top: Path, card: DatasetCard, dataset: str) -> tuple[list, list[str], 
     jobs: list[tuple[str, str, str | None]] = []
     owner: dict[str, str] = {}
     left_out: Counter = Counter()
-    for _, parent in tops:
-        for entry in sorted(parent.iterdir()):
-            if entry.is_file():
-                jobs.append((str(entry), entry.relative_to(top).as_posix(), None))
-    for split, folder in class_folders:
-        files = sorted(p for p in folder.rglob("*") if p.is_file())
-        if folder.name not in classes:
-            left_out[folder.name] += len(files)
+    for item in layout.files:
+        if item.label is not None and item.label not in classes:
+            left_out[item.label] += 1
             continue
-        for file in files:
-            jobs.append((str(file), file.relative_to(top).as_posix(), folder.name))
-            if split is not None:
-                owner[str(file)] = split
+        jobs.append((item.path, item.rel, item.label))
+        if item.split is not None:
+            owner[item.path] = item.split
+    if layout.unlisted:
+        left_out[f"(files {card.labels} does not list)"] = layout.unlisted
     return jobs, classes, left_out, owner
 
 

@@ -116,6 +116,9 @@ class DatasetCard(Section):
     root: str = ""  # folder inside the archive (or the folder) that holds the class folders
     format: Literal["image_folder", "cifar10_pickle"] = "image_folder"
     classes: list[Name] | None = None  # class folders to keep, in label order; null = all
+    # A CSV of path,label[,split] rows inside the root (paths relative to it): the classes come
+    # from its rows, not from folders (src/visionlab/data/layouts.py).
+    labels: str | None = None
     exclusions: str | None = None
     image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # default input side
     grayscale: bool = False  # train on one grey channel (the cats-and-dogs study)
