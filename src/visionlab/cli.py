@@ -88,7 +88,11 @@ def inspect(folder: Path, workers: int) -> None:
 def add(
     name: str, folder: Path, likes: tuple[str, ...], dry_run: bool, params_file: Path, workers: int
 ) -> None:
-    """Make FOLDER (FOLDER/<class>/*) the data set NAME in params.yaml, read in place."""
+    """Make FOLDER the data set NAME in params.yaml, read in place.
+
+    FOLDER holds <class>/* folders, or train/ val/ test/ folders of them; or give a CSV of
+    path,label[,split] rows instead of a folder.
+    """
     import yaml
 
     from visionlab.atomic import atomic_write_text

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from tests.conftest import photo_folder, write_image
-from tests.integration.conftest import copy_project, dvc, git, mlflow_runs, ran_stages
+from tests.integration.conftest import copy_project, dvc, git, mlflow_runs, ran_stages, run
 from visionlab.cli import main
 
 pytestmark = pytest.mark.slow
@@ -67,12 +68,21 @@ def test_a_folder_of_photos_runs_like_a_study_and_dvc_follows_its_content(tmp_pa
     assert "test" in metrics
 
     client, runs = mlflow_runs(project, "mine")
-    run = next(r for r in runs if r.data.tags.get("visionlab.experiment") == "mine-simplecnn")
-    inputs = client.get_run(run.info.run_id).inputs.dataset_inputs
+    tracked = next(r for r in runs if r.data.tags.get("visionlab.experiment") == "mine-simplecnn")
+    inputs = client.get_run(tracked.info.run_id).inputs.dataset_inputs
     source = json.loads(inputs[0].dataset.source)
     assert inputs[0].dataset.source_type == "local" and source["url"] == str(photos)
     surveyed = json.loads((project / "data/folders/mine.json").read_text())
     assert source["content_sha256"] == surveyed["sha256"] and surveyed["files"] == 33
+
+    # The report lists it with no study to compare with; predict reads its model like any other.
+    reported = run(project, sys.executable, "-m", "visionlab.cli", "report", "--register")
+    # The registry's rule for any data set: a quick try (epochs capped) never becomes @best.
+    assert "registry visionlab-mine: not updated (only quick tries" in reported, reported[-1500:]
+    assert "mine-simplecnn" in (project / "reports/summary.md").read_text()
+    predicted = run(project, sys.executable, "-m", "visionlab.cli", "predict", "--experiment",
+                    "mine-simplecnn", str(photos / "pears" / "3.jpg"))  # fmt: skip
+    assert any(label in predicted for label in ("apples", "pears", "plums")), predicted[-1500:]
 
     again = dvc(project, "exp", "run", *TINY, "explain@mine-simplecnn")
     assert not ran_stages(again), again[-2000:]  # an unchanged folder reruns nothing
