@@ -185,3 +185,16 @@ def test_plan_counts_a_folder_sources_images_before_prepare(tmp_path, params_fil
     assert planning.unavailable(params, "mine") is None
     shutil.rmtree(photos)
     assert f"its folder {photos} is not there" in planning.unavailable(params, "mine")
+
+
+def test_doctor_names_a_moved_folder_and_what_to_change(tmp_path, params_file):
+    from visionlab.doctor import FAIL, OK, _check_folders
+
+    photos = _photos(tmp_path / "p", {"a": 10, "b": 10})
+    assert _add(params_file, "mine", str(photos)).exit_code == 0
+    params = load_params(params_file)
+    assert [(c.name, c.status) for c in _check_folders(params)] == [("folder of mine", OK)]
+    photos.rename(tmp_path / "moved")
+    (check,) = _check_folders(params)
+    assert check.status == FAIL and f"{photos} is not there (moved or removed?)" in check.detail
+    assert "datasets.mine.source.folder and folders.mine" in check.fix

@@ -247,6 +247,30 @@ def _check_chromium(root: Path) -> Check:
     )
 
 
+def _check_folders(params: Params) -> list[Check]:
+    """Each folder source is where params.yaml says (DVC alone would say only "No such file")."""
+    from visionlab.data.folder_source import folder_path
+
+    checks = []
+    for name, card in params.datasets.items():
+        if card.source.folder is None:
+            continue
+        folder = folder_path(card)
+        if folder.is_dir():
+            checks.append(Check(f"folder of {name}", OK, str(folder)))
+        else:
+            checks.append(
+                Check(
+                    f"folder of {name}",
+                    FAIL,
+                    f"{folder} is not there (moved or removed?): survey@{name} stops",
+                    f"put it back, or point datasets.{name}.source.folder and folders.{name} "
+                    "at its new place",
+                )
+            )
+    return checks
+
+
 def _check_dvc_locks(root: Path) -> Check:
     from visionlab.dvc_locks import holders
 
@@ -276,6 +300,7 @@ def doctor_checks(root: Path) -> list[Check]:
     checks.append(params_check)
     checks.append(_check_mlflow(root))
     if params is not None:
+        checks += _check_folders(params)
         checks += _check_weights(params)
     checks += [_check_effnet(params, f"efficientnet_lite{n}") for n in range(3)]
     checks += [_check_gpu(root), _check_disk(root), _check_chromium(root)]
