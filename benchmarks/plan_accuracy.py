@@ -26,6 +26,8 @@ from visionlab.training import plan_probe, planning
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
+# Where the full-scale rows ran: their prepared manifests name the files decoding is timed on.
+WORK = REPO / "benchmarks" / "work" / "full_scale"
 
 
 def _counts(row: dict, classes: int) -> planning.Counts:
@@ -43,7 +45,7 @@ def measure_rows() -> list[dict]:
             continue
         classes = planning.image_counts(params, row["dataset"], REPO)
         counts = _counts(row, classes.classes if classes else 5)
-        rates = plan_probe.measure(params, name, counts, device, cache)
+        rates = plan_probe.measure(params, name, counts, device, cache, WORK if WORK.is_dir() else REPO)
         planned = planning.estimate(params, name, counts, rates)
         at_epochs = planning.estimate(params, name, counts, rates, epochs=int(row["epochs"]))
         measured = (row.get("featurize_seconds") or 0.0) + row["train_seconds"]

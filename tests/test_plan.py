@@ -150,3 +150,34 @@ def test_a_study_without_kaggle_credentials_is_named_with_how_to_enable_it(tmp_p
     assert why.startswith("no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY")
     assert "download.mirror" in why
     assert planning.unavailable(params, "flowers") is None
+
+
+def test_reading_each_file_once_is_added_to_featurize_and_evaluate():
+    counts = planning.Counts(100, 20, 10, measured=True)
+    rates = planning.Rates(forward=50.0, train=10.0, featurize=40.0, decode=0.01)
+    frozen = {"arch": "efficientnet_lite0", "weights": "imagenet", "base": "frozen"}
+    estimate = planning.estimate(_params_with(frozen), "toy-cnn", counts, rates)
+    assert estimate.featurize == pytest.approx(120 / 40 + 120 * 0.01)
+    assert estimate.evaluate == pytest.approx(10 * (1 / 50 + 0.01))
+
+
+def test_decoding_is_timed_on_the_data_sets_own_files_spread_over_it(in_tmp):
+    from tests.conftest import write_image
+    from visionlab.training import plan_probe
+
+    params = parse_params(minimal_params())
+    folder = in_tmp / "data/prepared/toy"
+    folder.mkdir(parents=True)
+    files = [
+        write_image(in_tmp / f"data/raw/toy/toy/a/{i}.jpg", seed=i).relative_to(in_tmp) for i in range(40)
+    ]
+    pd.DataFrame({"path": [str(f) for f in files], "label": "a", "split": "train"}).to_csv(
+        folder / "manifest.csv", index=False
+    )
+    sampled = plan_probe._sample_files(params, "toy", in_tmp)
+    assert sampled == [in_tmp / f for f in files[:: 40 // plan_probe.DECODE_FILES][: plan_probe.DECODE_FILES]]
+    assert plan_probe.decode_seconds(params, "toy", 32, False, in_tmp) > 0
+    (folder / "manifest.csv").unlink()  # before prepare: the raw folder's images
+    assert len(plan_probe._sample_files(params, "toy", in_tmp)) == plan_probe.DECODE_FILES
+    assert plan_probe._sample_files(params, "toy", in_tmp / "elsewhere") == []
+    assert plan_probe.decode_seconds(params, "toy", 32, False, in_tmp / "elsewhere") > 0  # a synthetic photo

@@ -366,7 +366,7 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
                 skipped += 1
                 continue
             estimate = planning.estimate(
-                params, name, counts, plan_probe.measure(params, name, counts, device, cache)
+                params, name, counts, plan_probe.measure(params, name, counts, device, cache, root)
             )
             seconds += estimate.seconds
             counted += 1
@@ -388,7 +388,9 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
     )
     click.echo(
         f"how: each network timed here on {plan_probe.PROBE_BATCH}-image synthetic batches as the stages run "
-        "it (precision, training steps, the activation cache); x the images (augmented experiments: "
+        "it (precision, training steps, the activation cache), plus reading each file once in featurize "
+        f"and evaluate (timed on {plan_probe.DECODE_FILES} of the data set's files, or a synthetic photo "
+        "before they are here); x the images (augmented experiments: "
         "augment.factor x) x the recipe's epochs, capped by train.epochs_cap (early stopping may end "
         "sooner). Not counted: downloads, prepare, augment, explain, report."
     )

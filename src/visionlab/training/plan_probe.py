@@ -12,23 +12,32 @@ seconds on a CPU.
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
+from visionlab import paths
+from visionlab.data.folder_source import folder_path
 from visionlab.models import build_model
 from visionlab.models.base import CachedTop
 from visionlab.params import Params
 from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.device import use_amp, use_amp_on_cached_top
-from visionlab.training.planning import Counts, Rates
+from visionlab.runtime.preprocess import load_pixels
+from visionlab.training.planning import IMAGE_SUFFIXES, Counts, Rates
 
 PROBE_BATCH = 8
 WARMUP = 2
 MAX_REPEATS = 5
 TIME_PER_PROBE = 0.5  # seconds: stop repeating once a probe has taken this long
+DECODE_FILES = 16  # files of the data set timed through load_pixels
 
 
 def _rate(step: Callable[[], None], images: int, device: torch.device) -> float:
@@ -95,12 +104,72 @@ def _key(params: Params, experiment: str, counts: Counts) -> tuple:
     )
 
 
-def measure(params: Params, experiment: str, counts: Counts, device: torch.device, cache: dict) -> Rates:
-    """This experiment's rates; networks already timed (``cache``) are not timed again."""
+def measure(
+    params: Params,
+    experiment: str,
+    counts: Counts,
+    device: torch.device,
+    cache: dict,
+    root: Path | None = None,
+) -> Rates:
+    """This experiment's rates; networks already timed (``cache``) are not timed again.
+
+    With ``root`` (the project), also the seconds per image of reading its data set's files
+    (:func:`decode_seconds`); without, decoding is not counted.
+    """
     key = _key(params, experiment, counts)
     if key not in cache:
         cache[key] = _measure(params, experiment, counts, device)
-    return cache[key]
+    if root is None:
+        return cache[key]
+    size, grey = params.image_size_of(experiment), params.dataset_of(experiment).grayscale
+    dataset = params.experiment(experiment).dataset
+    decode_key = ("decode", dataset, size, grey)
+    if decode_key not in cache:
+        cache[decode_key] = decode_seconds(params, dataset, size, grey, root)
+    return dataclasses.replace(cache[key], decode=cache[decode_key])
+
+
+def _sample_files(params: Params, dataset: str, root: Path) -> list[Path]:
+    """Up to ``DECODE_FILES`` of the data set's own images, spread over it, when they are on disk."""
+    manifest = root / paths.prepared_dir(dataset) / "manifest.csv"
+    found: list[Path] = []
+    if manifest.is_file():
+        import pandas as pd
+
+        found = [
+            p if p.is_absolute() else root / p
+            for p in map(Path, pd.read_csv(manifest, usecols=["path"]).path)
+        ]
+    else:
+        card = params.dataset(dataset)
+        top = folder_path(card) if card.source.folder else root / paths.raw_dir(dataset)
+        if card.format == "image_folder" and top.is_dir():
+            found = sorted(p for p in (top / card.root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    step = max(len(found) // DECODE_FILES, 1)
+    return [p for p in found[::step][:DECODE_FILES] if p.is_file()]
+
+
+def decode_seconds(params: Params, dataset: str, size: int, grey: bool, root: Path) -> float:
+    """Seconds per image that featurize and evaluate spend reading a file into the input's pixels.
+
+    Timed with the stages' own ``load_pixels`` on the data set's files when they are here, else on
+    a synthetic photo (a 500x375 JPEG; CIFAR-10's 32 px PNGs for its pickle format).
+    """
+    files = _sample_files(params, dataset, root)
+    with tempfile.TemporaryDirectory() as scratch:
+        if not files:
+            cifar = params.dataset(dataset).format == "cifar10_pickle"
+            side, name = ((32, 32), "probe.png") if cifar else ((500, 375), "probe.jpg")
+            synthetic = Path(scratch) / name
+            pixels = np.random.default_rng(0).integers(0, 255, (side[1], side[0], 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(synthetic, quality=90)
+            files = [synthetic] * 4
+        load_pixels(files[0], size, grey)  # warm-up: imports and caches
+        started = time.perf_counter()
+        for file in files:
+            load_pixels(file, size, grey)
+        return (time.perf_counter() - started) / len(files)
 
 
 def _measure(params: Params, experiment: str, counts: Counts, device: torch.device) -> Rates:

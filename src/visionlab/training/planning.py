@@ -55,6 +55,7 @@ class Rates:
     train: float  # a training step of what trains in the longest phase (whole net, or cached top)
     featurize: float | None = None  # what featurize runs per image: frozen base, or the part below the cut
     top: float | None = None  # the cached top, inference (validation while fine-tuning on the cache)
+    decode: float = 0.0  # seconds per image to read a file into the input's pixels (load_pixels)
 
 
 @dataclass(frozen=True)
@@ -137,20 +138,23 @@ def estimate(
     seen = n_train + counts.val
     dataset = params.experiment(experiment).dataset
     mode = base_mode(spec)
+    # Featurize and evaluate read each file they run once; a trainable net's epochs are left as
+    # timed (its loader decodes in worker processes beside the training step).
+    decoded = seen * rates.decode
     if not mode.trains_base:  # the base runs once, in featurize; the head trains in seconds
-        featurize = seen / (rates.featurize or rates.forward)
-        return Estimate(experiment, dataset, featurize, 0.0, counts.test / rates.forward)
+        featurize = seen / (rates.featurize or rates.forward) + decoded
+        return Estimate(experiment, dataset, featurize, 0.0, counts.test * (1 / rates.forward + rates.decode))
     *before, last = mode.phases(recipe)
     head = sum(plan.epochs for plan in before)  # the head alone, the base only running forward
     tuned = last.epochs
     if rates.featurize is not None and rates.top is not None:  # fine-tuning on cached activations
-        featurize = seen / rates.featurize + seen / rates.top  # the cut's activations, then pooled
+        featurize = seen / rates.featurize + seen / rates.top + decoded  # the cut's activations, pooled
         train = tuned * (n_train / rates.train + counts.val / rates.top)
-        evaluate = counts.test / rates.forward + (counts.train + counts.val) / rates.top
+        evaluate = counts.test * (1 / rates.forward + rates.decode) + (counts.train + counts.val) / rates.top
         return Estimate(experiment, dataset, featurize, train, evaluate)
     train = head * seen / rates.forward  # phase one: the base only runs forward
     train += tuned * (n_train / rates.train + counts.val / rates.forward)
-    return Estimate(experiment, dataset, 0.0, train, counts.total / rates.forward)
+    return Estimate(experiment, dataset, 0.0, train, counts.total * (1 / rates.forward + rates.decode))
 
 
 def unavailable(params: Params, dataset: str) -> str | None:
