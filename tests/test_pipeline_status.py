@@ -26,6 +26,7 @@ STAGES = [
 def test_each_stage_belongs_to_its_data_set_or_to_the_pipeline():
     assert group_of("prepare@flowers", DATASETS) == "flowers"
     assert group_of("explain@cifar-base", DATASETS) == "cifar10"
+    assert group_of("survey@mine", DATASETS) == "mine"  # a folder source's survey
     assert group_of("resolve", DATASETS) == group_of("report", DATASETS) == PIPELINE
 
 

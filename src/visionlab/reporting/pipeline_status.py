@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-PER_DATASET = ("download", "prepare", "augment")
+PER_DATASET = ("survey", "download", "prepare", "augment")
 PER_EXPERIMENT = ("featurize", "train", "evaluate", "explain")
 PIPELINE = "(pipeline)"  # resolve and report: every data set's
 
