@@ -88,3 +88,16 @@ def test_an_up_to_date_pipeline_says_so():
     text = render(groups)
     assert all("up to date" in line for line in text.splitlines()[1:-1])
     assert text.splitlines()[-1].startswith("0 of 8 stages to run")
+
+
+def test_a_data_set_that_cannot_be_had_here_says_why_under_its_line():
+    status = {"download@cifar10": [], "train@cifar-base": []}
+    why = "no Kaggle credentials: set KAGGLE_USERNAME and KAGGLE_KEY"
+    groups = summarize(STAGES, status, set(), DATASETS, {"cifar10": why, "flowers": "not asked"})
+    by_name = {g.group: g for g in groups}
+    assert by_name["cifar10"].blocked == why
+    assert by_name["flowers"].blocked is None  # nothing left to run: nothing was skipped
+    lines = render(groups, width=120).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("cifar10"))
+    said = " ".join(line.strip() for line in lines[at + 1 : at + 3])  # wrapped under the counts
+    assert said == f"cannot run here: {why}"

@@ -483,8 +483,12 @@ def status(list_stages: bool, width: int) -> None:
         changed = repo.status()
     finally:
         repo.close()
+    from visionlab.training.planning import unavailable
+
     datasets = {name: exp.dataset for name, exp in params.experiments.items()}
-    click.echo(render(summarize(stages, changed, locked, datasets), width, list_stages), nl=False)
+    blocked = {name: why for name in params.datasets if (why := unavailable(params, name))}
+    groups = summarize(stages, changed, locked, datasets, blocked)
+    click.echo(render(groups, width, list_stages), nl=False)
 
 
 @main.command()

@@ -85,13 +85,19 @@ def test_keep_going_builds_what_it_can_and_names_the_rest(tmp_path, shared_datas
         summary = subprocess.run(
             [sys.executable, "-m", "visionlab.cli", "status", "--stages"],
             cwd=project,
-            env={**os.environ, "PYTHONPATH": str(project / "src")},
+            env={
+                **{k: v for k, v in os.environ.items() if not k.startswith("KAGGLE_")},
+                "KAGGLE_CONFIG_DIR": str(project / "no-kaggle"),
+                "PYTHONPATH": str(project / "src"),
+            },
             capture_output=True,
             text=True,
             check=True,
         ).stdout
         lines, listed = {line.split()[0]: line for line in summary.splitlines()}, set(summary.split())
         assert "never run" in lines["kaggle_flowers"] and f"train@{KAGGLE}" in listed, summary
+        # ... and says why that chain cannot run here, as the --keep-going run's error did.
+        assert "cannot run here: no Kaggle credentials" in " ".join(summary.split()), summary
         assert not {f"train@{FLOWERS}", "prepare@flowers", "resolve"} & listed, summary
         assert summary.splitlines()[-1].endswith("for one in full"), summary
 

@@ -26,6 +26,7 @@ class GroupStatus:
     stages: int = 0
     to_run: list[str] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)
+    blocked: str | None = None  # why its data cannot be had here (no credentials, a folder gone)
 
 
 def group_of(stage: str, experiment_datasets: Mapping[str, str]) -> str:
@@ -76,8 +77,13 @@ def summarize(
     status: Mapping[str, Any],
     locked: set[str],
     experiment_datasets: Mapping[str, str],
+    blocked: Mapping[str, str] | None = None,
 ) -> list[GroupStatus]:
-    """Per data set (then the pipeline's own stages): stage count, those to run, their reasons."""
+    """Per data set (then the pipeline's own stages): stage count, those to run, their reasons.
+
+    ``blocked``: data sets whose data cannot be had here, with why: what a `--keep-going` run
+    skipped them for.
+    """
     groups: dict[str, GroupStatus] = {}
     for stage in stages:
         name = group_of(stage, experiment_datasets)
@@ -86,6 +92,9 @@ def summarize(
         if stage in status:
             group.to_run.append(stage)
             group.reasons.update(stage_reasons(status[stage], stage in locked))
+    for name, why in (blocked or {}).items():
+        if name in groups and groups[name].to_run:
+            groups[name].blocked = why
     return sorted(groups.values(), key=lambda g: (g.group == PIPELINE, g.group))
 
 
@@ -100,6 +109,11 @@ def render(groups: list[GroupStatus], width: int = 120, list_stages: bool = Fals
         wrapped = textwrap.wrap(why or "up to date", max(width - len(head), 20)) or [""]
         lines.append(first + wrapped[0])
         lines += [indent + part for part in wrapped[1:]]
+        if group.blocked:
+            lines += textwrap.wrap(
+                f"cannot run here: {group.blocked}", max(width - len(head), 20),
+                initial_indent=indent, subsequent_indent=indent,
+            )  # fmt: skip
         if list_stages:
             lines += textwrap.wrap(
                 " ".join(group.to_run), width, initial_indent=indent, subsequent_indent=indent
