@@ -1,3 +1,5 @@
+import itertools
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -73,3 +75,63 @@ def test_a_second_phase_that_never_beats_the_first_keeps_the_first_phases_best()
     x, y = val.dataset.tensors
     final = nn.functional.cross_entropy(net(x), y).item()
     assert abs(final - first.best_loss) < 1e-5
+
+
+def test_cosine_batch_anneals_every_step_to_min_lr_at_the_last_batch(monkeypatch):
+    """Stepped once an epoch, the last epoch trains at the rate before the last step; per batch,
+    the rate falls within each epoch and the last batch trains at about min_lr."""
+
+    def lrs(schedule: str) -> tuple[list[float], list[float]]:
+        torch.manual_seed(0)
+        net = nn.Linear(4, 2)
+        used: list[float] = []
+        settings = TrainParams(epochs=2, lr=0.1, min_lr=0.0, schedule=schedule, early_stopping_patience=0)
+        original = torch.optim.Adam.step
+
+        def spy(self, *args, **kwargs):
+            used.append(self.param_groups[0]["lr"])
+            return original(self, *args, **kwargs)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(torch.optim.Adam, "step", spy)
+            result = fit(net, _data(128, 0, False), _data(32, 1, False), settings, torch.device("cpu"))
+        return used, [row["lr"] for row in result.history]
+
+    per_epoch, _ = lrs("cosine")
+    per_batch, history = lrs("cosine_batch")
+    assert len(per_batch) == len(per_epoch) == 16  # 128 images in batches of 16, two epochs
+    assert len(set(per_epoch)) == 2  # two rates, one per epoch
+    assert all(a > b for a, b in itertools.pairwise(per_batch))  # falls every step
+    assert per_batch[0] == 0.1 and per_batch[-1] < 0.01 < per_epoch[-1]
+    assert history[-1] < 1e-9  # at min_lr once the last step is taken
+
+
+def test_a_cosine_batch_run_stopped_after_an_epoch_resumes_to_the_same_weights(tmp_path):
+    """The per-step schedule's position is saved with the epoch checkpoint and restored."""
+    import pytest
+
+    from visionlab.training.phase import RunHooks
+
+    settings = TrainParams(epochs=4, lr=0.05, schedule="cosine_batch", early_stopping_patience=0, amp="off")
+
+    def trained(checkpoint, hooks):
+        torch.manual_seed(0)
+        net = nn.Linear(4, 2)
+        phase = Phase(checkpoint=checkpoint)
+        result = fit(
+            net, _data(64, 0, False), _data(32, 1, False), settings, torch.device("cpu"), phase, hooks
+        )
+        return net, result
+
+    def crash_after_two(row):
+        if row["epoch"] == 2:
+            raise KeyboardInterrupt  # after the epoch's checkpoint was written
+
+    checkpoint = tmp_path / "resume.pt"
+    with pytest.raises(KeyboardInterrupt):
+        trained(checkpoint, RunHooks(on_epoch=crash_after_two, checkpoint_key="k"))
+    resumed, result = trained(checkpoint, RunHooks(checkpoint_key="k"))
+    straight, _ = trained(None, RunHooks(checkpoint_key="k"))
+    assert result.resumed_from == 2
+    for name, tensor in straight.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], tensor), name

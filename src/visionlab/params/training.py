@@ -21,7 +21,9 @@ class TrainParams(Section):
     lr: Annotated[float, Field(gt=0, le=10)] = 1e-3
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     nesterov: bool = False
-    schedule: Literal["plateau", "cosine", "none"] = "plateau"
+    # cosine: stepped once an epoch; cosine_batch: after every optimiser step, so a short budget
+    # anneals smoothly to min_lr at its last batch
+    schedule: Literal["plateau", "cosine", "cosine_batch", "none"] = "plateau"
     early_stopping_patience: Annotated[int, Field(ge=0)] = 5  # 0 = never stop early
     lr_plateau_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
     lr_plateau_patience: Annotated[int, Field(ge=0)] = 2

@@ -29,9 +29,15 @@ def make_optimizer(parameters: list[nn.Parameter], settings: TrainParams, lr: fl
     return torch.optim.Adam(parameters, lr=lr)
 
 
-def make_schedule(optimizer: torch.optim.Optimizer, settings: TrainParams, epochs: int):
-    if settings.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=settings.min_lr)
+def make_schedule(
+    optimizer: torch.optim.Optimizer, settings: TrainParams, epochs: int, steps_per_epoch: int = 1
+):
+    """The recipe's LR schedule; ``cosine_batch`` counts optimiser steps (``steps_per_epoch`` each epoch)."""
+    if settings.schedule in ("cosine", "cosine_batch"):
+        steps = epochs * (steps_per_epoch if settings.schedule == "cosine_batch" else 1)
+        return torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=max(steps, 1), eta_min=settings.min_lr
+        )
     if settings.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer,
@@ -82,8 +88,11 @@ def train_epoch(
     penalty: Penalty,
     desc: str,
     channels_last: bool | None = None,
+    batch_schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> EpochStats:
     """One epoch of optimisation steps on the objective (label smoothing, class weights and L2).
+
+    ``batch_schedule`` steps after every optimiser step (``train.schedule: cosine_batch``).
 
     ``net`` may be a DistributedDataParallel wrapper: the figures are then summed over every rank.
     ``channels_last`` (default: with ``amp``) feeds the batches in the model's memory format.
@@ -108,6 +117,8 @@ def train_epoch(
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         optimizer.step()
+        if batch_schedule is not None:
+            batch_schedule.step()
         with torch.no_grad():
             total_loss += F.cross_entropy(logits, targets, reduction="sum").item()
             correct += (logits.argmax(1) == targets).sum().item()

@@ -117,6 +117,11 @@ class _Epochs:
     def has_val(self) -> bool:
         return len(self.val_batches.dataset) > 0
 
+    @property
+    def per_batch(self) -> bool:
+        """The schedule steps after every optimiser step, not once an epoch."""
+        return self.settings.schedule == "cosine_batch"
+
     def reseed(self, epoch: int) -> None:
         """The shuffle order depends on the epoch alone, so a resumed run sees the same batches."""
         if self.train_batches.generator is not None:
@@ -137,6 +142,7 @@ class _Epochs:
             penalty=self.penalty,
             desc=label,
             channels_last=self.channels_last,
+            batch_schedule=self.scheduler if self.per_batch else None,  # type: ignore[arg-type]
         )
         if not self.has_val:
             return stats, float("nan"), float("nan")
@@ -220,7 +226,8 @@ def _epoch(run: _Epochs, best: _Best, number: int, label: str, phase: str) -> tu
         time.perf_counter() - started,
     )
     best.result.history.append(row)
-    step_schedule(run.scheduler, watched)
+    if not run.per_batch:
+        step_schedule(run.scheduler, watched)
     return row, best.observe(watched, number, run.net, run.settings.early_stopping_patience)
 
 
@@ -248,7 +255,7 @@ def fit(
         train_batches=train_batches,
         val_batches=val_batches,
         optimizer=optimizer,
-        scheduler=make_schedule(optimizer, settings, total),
+        scheduler=make_schedule(optimizer, settings, total, len(train_batches)),
         device=device,
         settings=settings,
         amp=amp,
