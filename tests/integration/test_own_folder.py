@@ -111,3 +111,38 @@ def dvc_failing(project, *args):
     )  # fmt: skip
     assert done.returncode != 0
     return done.stdout + done.stderr
+
+
+def test_the_readmes_two_commands_give_a_folder_the_best_recipes_artifacts(tmp_path):
+    """`data add mine FOLDER --like flowers-best`, then `dvc exp run explain@mine-best` (tiny -S)."""
+    photos = tmp_path / "my_photos"
+    photo_folder(photos, {"apples": 8, "pears": 8}, size=(96, 80))
+    project = copy_project(tmp_path / "project")
+    added = CliRunner().invoke(
+        main,
+        [
+            "data",
+            "add",
+            "mine",
+            str(photos),
+            "--like",
+            "flowers-best",
+            "--params",
+            str(project / "params.yaml"),
+        ],
+    )
+    assert added.exit_code == 0, added.output
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "my photos")
+
+    output = dvc(project, "exp", "run", *TINY, "-S", "augment.factor=2", "explain@mine-best")
+
+    assert {"augment@mine", "featurize@mine-best", "train@mine-best", "explain@mine-best"} <= ran_stages(
+        output
+    )
+    summary = json.loads((project / "data/models/mine-best/summary.json").read_text())
+    assert summary["trained_on"].startswith("cached")  # the activation cache, as flowers-best trains
+    for artifact in ("results/mine-best/metrics.json", "results/mine-best/history.csv",
+                     "data/eval/mine-best", "data/explain/mine-best/index.html"):  # fmt: skip
+        assert (project / artifact).exists(), artifact
