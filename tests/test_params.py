@@ -248,3 +248,24 @@ def test_an_unknown_stage_target_is_reported_before_the_work_module_loads(tmp_pa
     result = CliRunner().invoke(stage_command(work, "experiment"), ["--experiment", "toy-cnm"])
     assert result.exit_code == 1
     assert "experiments.toy-cnm: no such experiment (did you mean 'toy-cnn'? known: toy-cnn)" in result.output
+
+
+def test_a_model_or_an_experiment_reads_a_grey_data_set_in_colour():
+    from visionlab.params.resolved import feature_inputs
+
+    raw = minimal_params()
+    raw["datasets"]["toy"]["grayscale"] = True
+    raw["models"]["effnet"] = {"arch": "efficientnet_lite0", "weights": "imagenet", "base": "frozen"}
+    raw["experiments"]["toy-grey"] = {"dataset": "toy", "model": "effnet", "recipe": "default"}
+    raw["experiments"]["toy-colour"] = {
+        "dataset": "toy",
+        "model": "effnet",
+        "recipe": "default",
+        "model_overrides": {"grayscale": False},
+    }
+    params = parse_params(raw)
+    assert params.grayscale_of("toy-cnn") is True and params.grayscale_of("toy-grey") is True
+    assert params.grayscale_of("toy-colour") is False
+    # featurize's record differs, so the colour experiment gets its own features
+    assert feature_inputs(params, "toy-colour")["grayscale"] is False
+    assert feature_inputs(params, "toy-grey")["grayscale"] is True

@@ -249,6 +249,11 @@ class Params(Section):
         trace.annotate_merged(explain, ["explain"], [f"experiments.{experiment}.explain_overrides"])
         return explain
 
+    def grayscale_of(self, experiment: str) -> bool:
+        """Grey input: the model's (or its experiment's model_overrides') choice, else the data set's."""
+        chosen = self.model_of(experiment).grayscale
+        return self.dataset_of(experiment).grayscale if chosen is None else chosen
+
     def image_size_of(self, experiment: str) -> int:
         """Input side: the model's own, else its arch's native one, else the data set's, else the recipe's."""
         model = self.model_of(experiment)

@@ -38,7 +38,7 @@ def feature_inputs(params: Params, experiment: str) -> dict[str, Any]:
         "experiment": experiment,
         "dataset": params.experiment(experiment).dataset,
         "augmented": spec.augmented,
-        "grayscale": params.dataset_of(experiment).grayscale,
+        "grayscale": params.grayscale_of(experiment),
         "image_size": params.image_size_of(experiment),
         "amp": params.recipe_of(experiment).amp,
         **{key: getattr(spec, key) for key in BASE_KEYS},

@@ -144,6 +144,9 @@ class ModelParams(Section):
     activation_cache: Literal["bfloat16", "float32", "off"] = "bfloat16"
     normalize: Literal["auto", "unit", "imagenet", "caffe"] = "auto"
     image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # e.g. InceptionV3's 299
+    # Read the images grey (one channel) or in colour; null = as the data set's card says (the
+    # cats-and-dogs study's grey CNN, where a pretrained model may want colour)
+    grayscale: bool | None = None
     dropout: DropoutRate = 0.3
     dense_dropout: DropoutRate = 0.1
     batch_norm: bool = True  # from-scratch nets that the studies built with and without it

@@ -39,7 +39,7 @@ class ResolvedExperiment:
             spec=params.model_of(name),
             recipe=params.recipe_of(name),
             image_size=params.image_size_of(name),
-            grayscale=params.dataset_of(name).grayscale,
+            grayscale=params.grayscale_of(name),
             classes=classes,
             splits=splits,
         )

@@ -94,7 +94,7 @@ def _key(params: Params, experiment: str, counts: Counts) -> tuple:
     return (
         spec.arch,
         params.image_size_of(experiment),
-        params.dataset_of(experiment).grayscale,
+        params.grayscale_of(experiment),
         counts.classes,
         spec.base,
         spec.unfreeze_from,
@@ -122,7 +122,7 @@ def measure(
         cache[key] = _measure(params, experiment, counts, device)
     if root is None:
         return cache[key]
-    size, grey = params.image_size_of(experiment), params.dataset_of(experiment).grayscale
+    size, grey = params.image_size_of(experiment), params.grayscale_of(experiment)
     dataset = params.experiment(experiment).dataset
     decode_key = ("decode", dataset, size, grey)
     if decode_key not in cache:
@@ -175,7 +175,7 @@ def decode_seconds(params: Params, dataset: str, size: int, grey: bool, root: Pa
 def _measure(params: Params, experiment: str, counts: Counts, device: torch.device) -> Rates:
     spec = params.model_of(experiment)
     recipe = params.recipe_of(experiment)
-    size, grayscale = params.image_size_of(experiment), params.dataset_of(experiment).grayscale
+    size, grayscale = params.image_size_of(experiment), params.grayscale_of(experiment)
     model = build_model(
         spec.model_copy(update={"weights": "none"}), counts.classes, load_weights=False, grayscale=grayscale
     )
