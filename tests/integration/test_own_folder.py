@@ -146,3 +146,39 @@ def test_the_readmes_two_commands_give_a_folder_the_best_recipes_artifacts(tmp_p
     for artifact in ("results/mine-best/metrics.json", "results/mine-best/history.csv",
                      "data/eval/mine-best", "data/explain/mine-best/index.html"):  # fmt: skip
         assert (project / artifact).exists(), artifact
+
+
+@pytest.mark.parametrize("layout", ["split folders", "csv"])
+def test_the_owners_split_survives_the_real_prepare_stage_file_by_file(tmp_path, layout):
+    """A pre-split folder, or a CSV with a split column, through `data add` and `dvc repro prepare@mine`."""
+    photos, owner = tmp_path / "photos", {}
+    rows = ["path,label,split"]
+    for split, count in (("train", 6), ("validation", 2), ("test", 2)):
+        for label in ("owls", "larks"):
+            for n in range(count):
+                rel = (
+                    f"{split}/{label}/{n}.jpg"
+                    if layout == "split folders"
+                    else f"all/{split}-{label}-{n}.jpg"
+                )
+                write_image(photos / rel, seed=len(owner), size=(48, 40))
+                owner[str(photos / rel)] = {"validation": "val"}.get(split, split)
+                rows.append(f"{rel},{label},{split}")
+    source = photos
+    if layout == "csv":
+        (photos / "labels.csv").write_text("\n".join(rows) + "\n")
+        source = photos / "labels.csv"
+    project = copy_project(tmp_path / "project")
+    added = CliRunner().invoke(
+        main, ["data", "add", "mine", str(source), "--params", str(project / "params.yaml")]
+    )
+    assert added.exit_code == 0, added.output
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "split photos")
+
+    output = dvc(project, "repro", "prepare@mine")
+
+    assert {"survey@mine", "download@mine", "prepare@mine"} <= ran_stages(output)
+    manifest = pd.read_csv(project / "data/prepared/mine/manifest.csv")
+    assert dict(zip(manifest.path, manifest.split, strict=True)) == owner
