@@ -6,14 +6,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
+import yaml
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from visionlab.params import TrainParams
+from visionlab.params import TrainParams, parse_params
+from visionlab.training import train_stage
 from visionlab.training.loop import fit
 from visionlab.training.phase import Phase, RunHooks
+from visionlab.training.train_stage import resume_key
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_until_killed.py"
 REPO = Path(__file__).resolve().parents[1]
@@ -106,3 +110,29 @@ def test_a_cut_short_checkpoint_starts_over(tmp_path):
         RunHooks(checkpoint_key="k"),
     )
     assert result.resumed_from == 0 and len(result.history) == 1
+
+
+def _shipped_key(raw: dict, experiment: str = "flowers-cnn") -> str:
+    splits = {name: pd.DataFrame({"path": [f"{name}/a.jpg"], "label": [0]}) for name in ("train", "val")}
+    return resume_key(parse_params(raw), experiment, splits)
+
+
+def test_a_knob_added_with_a_null_default_leaves_checkpoints_resumable(monkeypatch):
+    """A later commit that adds an optional knob (null = as before) must not orphan a long run's
+    checkpoint; a value the run does set still changes the key."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    before = _shipped_key(raw)
+    shaping = train_stage.experiment_params
+
+    def with_a_new_optional_knob(params, experiment):
+        found = shaping(params, experiment)
+        found["model"]["a_knob_added_later"] = None
+        found["train"]["another"] = {"nested": None}
+        return found
+
+    monkeypatch.setattr(train_stage, "experiment_params", with_a_new_optional_knob)
+    assert _shipped_key(raw) == before
+    monkeypatch.undo()
+    model = raw["experiments"]["flowers-cnn"]["model"]
+    raw["models"][model]["grayscale"] = True  # a knob the run sets: a different run
+    assert _shipped_key(raw) != before

@@ -66,10 +66,22 @@ def resume_key(params: Params, experiment: str, splits: dict[str, pd.DataFrame])
     for name in RUNTIME_KEYS | {"device"}:
         shaping["train"].pop(name)  # where and how fast it runs does not change the result
     # nproc_per_node and nnodes stay: the number of processes sets the global batch.
-    digest = hashlib.sha256(json.dumps(shaping, sort_keys=True, default=str).encode())
+    # A knob added later with a null default ("as before") must not orphan the checkpoints of runs
+    # that never set it, so nulls stay out of the key; any value a run does set stays in.
+    digest = hashlib.sha256(json.dumps(_without_nulls(shaping), sort_keys=True, default=str).encode())
     for split in ("train", "val"):
         digest.update(splits[split].to_csv(index=False).encode())
     return digest.hexdigest()
+
+
+def _without_nulls(value: object) -> object:
+    """``value`` without null-valued mapping entries, at any depth (a mapping left empty goes too)."""
+    if isinstance(value, dict):
+        kept = {k: _without_nulls(v) for k, v in value.items() if v is not None}
+        return {k: v for k, v in kept.items() if v != {}}
+    if isinstance(value, list | tuple):
+        return [_without_nulls(v) for v in value]
+    return value
 
 
 def _train_phases(
