@@ -6,15 +6,15 @@ Each degradation works on the full-size photo, then the model's usual resize fol
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from visionlab.data.images import load_rgb
 from visionlab.params import DEGRADATION
+from visionlab.runtime.degrade import blur, jpeg, short_side
 from visionlab.runtime.loaders import ImageDataset
 
 Degrade = Callable[[Image.Image], Image.Image]
@@ -25,27 +25,10 @@ def degradation(name: str) -> Degrade:
     kind, amount = DEGRADATION.match(name).groups()  # type: ignore[union-attr]
     value = int(amount)
     if kind == "downscale":
-        return lambda image: _short_side(image, value)
+        return lambda image: short_side(image, value)
     if kind == "jpeg":
-        return lambda image: _jpeg(image, value)
-    return lambda image: image.filter(ImageFilter.GaussianBlur(value))
-
-
-def _short_side(image: Image.Image, side: int) -> Image.Image:
-    width, height = image.size
-    scale = side / min(width, height)
-    if scale >= 1:
-        return image  # already that small: nothing lost
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return image.resize(size, Image.Resampling.BILINEAR)
-
-
-def _jpeg(image: Image.Image, quality: int) -> Image.Image:
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
-    buffer.seek(0)
-    with Image.open(buffer) as decoded:
-        return decoded.convert("RGB")
+        return lambda image: jpeg(image, value)
+    return lambda image: blur(image, value)
 
 
 class DegradedImages(ImageDataset):
@@ -54,10 +37,11 @@ class DegradedImages(ImageDataset):
     def __init__(self, dataset: ImageDataset, degrade: Degrade):
         self.__dict__.update(dataset.__dict__)
         self.pixels = None  # never the clean preloaded copies
-        self.degrade = degrade
+        self.degrade = None  # the training-time degradations are not the test's
+        self.degradation = degrade
 
     def read(self, index: int) -> Image.Image:
-        image = self.degrade(load_rgb(Path(self.paths[index])))
+        image = self.degradation(load_rgb(Path(self.paths[index])))
         return image.resize((self.size, self.size), Image.Resampling.BILINEAR)
 
 

@@ -34,7 +34,7 @@ def feature_inputs(params: Params, experiment: str) -> dict[str, Any]:
     spec = params.model_of(experiment)
     if spec.base == "trainable":
         return {"experiment": experiment, "base": spec.base}  # nothing to cache, whatever else
-    return {
+    found = {
         "experiment": experiment,
         "dataset": params.experiment(experiment).dataset,
         "augmented": spec.augmented,
@@ -44,6 +44,9 @@ def feature_inputs(params: Params, experiment: str) -> dict[str, Any]:
         **{key: getattr(spec, key) for key in BASE_KEYS},
         "head": {key: getattr(spec.head, key) for key in HEAD_KEYS},
     }
+    if spec.train_degradations is not None:  # absent otherwise: no model's cache reruns for the key
+        found["train_degradations"] = spec.train_degradations.model_dump()
+    return found
 
 
 def _values(section: Any) -> Any:

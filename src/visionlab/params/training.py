@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from visionlab.params import architectures
-from visionlab.params.common import DropoutRate, HostPort, Name, Positive, Section
+from visionlab.params.common import DropoutRate, Fraction, HostPort, Name, Positive, Section
 
 
 class TrainParams(Section):
@@ -127,6 +127,17 @@ class HeadParams(Section):
 FEATURE_KEYS = frozenset({"image_size", "device", "amp"})
 
 
+class TrainDegradationParams(Section):
+    """The share of training images shown degraded, each drawn per image and kept every epoch
+    (runtime/degrade.py: a 64-160 px short side and back, Gaussian blur of radius 0.5-2.5, JPEG
+    quality 15-60), so a model learns what evaluate.robustness scores it on."""
+
+    downscale: Fraction = 0.0
+    jpeg: Fraction = 0.0
+    blur: Fraction = 0.0
+    seed: int = 0  # which images, and how much: the same for every epoch and every rerun
+
+
 class ModelParams(Section):
     """An architecture and how its base is treated; head knobs apply to the new classifier."""
 
@@ -147,6 +158,9 @@ class ModelParams(Section):
     # Read the images grey (one channel) or in colour; null = as the data set's card says (the
     # cats-and-dogs study's grey CNN, where a pretrained model may want colour)
     grayscale: bool | None = None
+    # Train (and featurize's cache of the train split) on a share of degraded images; null = none.
+    # Validation and test stay as they are: evaluate.robustness scores the degraded test copies.
+    train_degradations: TrainDegradationParams | None = None
     dropout: DropoutRate = 0.3
     dense_dropout: DropoutRate = 0.1
     batch_norm: bool = True  # from-scratch nets that the studies built with and without it

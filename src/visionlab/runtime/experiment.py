@@ -16,6 +16,7 @@ import pandas as pd
 from visionlab import paths
 from visionlab.models import Classifier, build_model
 from visionlab.params import ModelParams, Params, TrainParams
+from visionlab.runtime.degrade import TrainDegradations
 from visionlab.runtime.loaders import split_rows
 
 
@@ -43,6 +44,12 @@ class ResolvedExperiment:
             classes=classes,
             splits=splits,
         )
+
+    @property
+    def train_degradations(self) -> TrainDegradations | None:
+        """How the training images are degraded (``models.<m>.train_degradations``), or None."""
+        section = self.spec.train_degradations
+        return TrainDegradations.of(section.model_dump() if section is not None else None)
 
     def build_model(self) -> Classifier:
         """A new network for this experiment: its spec, its classes, grey input if the data is."""

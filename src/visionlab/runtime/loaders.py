@@ -17,6 +17,7 @@ from visionlab import paths
 from visionlab.data.images import load_rgb
 from visionlab.data.manifest import read_manifest
 from visionlab.params import Params
+from visionlab.runtime.degrade import TrainDegradations
 from visionlab.runtime.preprocess import Normaliser, image_pixels, to_chw
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class ImageDataset(Dataset):
         std: Sequence[float],
         grayscale: bool = False,
         channels: int = 3,
+        degrade: TrainDegradations | None = None,
     ):
         self.paths = list(image_paths)
         self.labels = list(labels)
@@ -45,6 +47,7 @@ class ImageDataset(Dataset):
         self.grayscale = grayscale
         self.channels = channels
         self.normalise = Normaliser(mean, std, channels)
+        self.degrade = degrade if degrade is not None and degrade.active else None
 
         self.pixels: torch.Tensor | None = None  # decoded uint8 images, once preload() ran
 
@@ -52,8 +55,12 @@ class ImageDataset(Dataset):
         return len(self.paths)
 
     def read(self, index: int) -> Image.Image:
-        """The RGB image at the model's input size (evaluate's degraded copies override this)."""
-        return load_rgb(Path(self.paths[index]), self.size)
+        """The RGB image at the model's input size (evaluate's degraded copies override this);
+        with ``degrade``, degraded at full size first, as this index always is."""
+        if self.degrade is None:
+            return load_rgb(Path(self.paths[index]), self.size)
+        image = self.degrade(index, load_rgb(Path(self.paths[index])))
+        return image.resize((self.size, self.size), Image.Resampling.BILINEAR)
 
     def decode(self, index: int) -> torch.Tensor:
         """The image as a uint8 (1 or 3)xHxW tensor at the model's input size."""
@@ -166,7 +173,12 @@ def split_rows(params: Params, experiment: str) -> tuple[dict[str, pd.DataFrame]
 
 
 def image_dataset(
-    rows: pd.DataFrame, classes: list[str], image_size: int, model, grayscale: bool = False
+    rows: pd.DataFrame,
+    classes: list[str],
+    image_size: int,
+    model,
+    grayscale: bool = False,
+    degrade: TrainDegradations | None = None,
 ) -> ImageDataset:
     index = {name: i for i, name in enumerate(classes)}
     return ImageDataset(
@@ -177,4 +189,5 @@ def image_dataset(
         model.std,
         grayscale,
         model.in_channels,
+        degrade,
     )

@@ -14,6 +14,7 @@ whole network gives, without running the frozen blocks every epoch.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -30,6 +31,7 @@ from visionlab.models import Classifier, build_model
 from visionlab.params import ModelParams, Params, trace
 from visionlab.params.resolved import BASE_KEYS
 from visionlab.runtime.base_mode import BaseMode, FrozenPart, base_mode, mode_of
+from visionlab.runtime.degrade import TrainDegradations
 from visionlab.runtime.device import select_device, use_amp
 from visionlab.runtime.feature_cache import CACHED_SPLITS, feature_file, info_file
 from visionlab.runtime.inference import gather_outputs
@@ -46,6 +48,7 @@ class FeatureRun:
     grayscale: bool
     amp: str  # train.amp: auto, bf16 or off
     device: str  # train.device: runtime, like the loader's batch size and workers
+    degrade: TrainDegradations | None = None  # the train split's degradations, if its model has any
 
 
 def compute_features(
@@ -62,7 +65,7 @@ def compute_features(
     device = select_device(run.device)
     model.to(device).eval()
     batches = loader(
-        image_dataset(rows, classes, run.image_size, model, run.grayscale),
+        image_dataset(rows, classes, run.image_size, model, run.grayscale, run.degrade),
         params.evaluate.batch_size,
         shuffle=False,
         workers=params.evaluate.num_workers,
@@ -124,9 +127,11 @@ def _cache_base(params: Params, record: dict, scratch: Path) -> dict:
     info: dict = {}
     dtype = getattr(torch, spec.activation_cache) if part.upper is not None else torch.float32
     run = FeatureRun(record["image_size"], record["grayscale"], record["amp"], params.train.device)
+    degrade = TrainDegradations.of(record.get("train_degradations"))  # train only: val stays clean
     for split in CACHED_SPLITS:
         desc = f"features {split}"
-        cached = compute_features(model, splits[split], classes, run, params, desc, part, dtype)
+        split_run = dataclasses.replace(run, degrade=degrade if split == "train" else None)
+        cached = compute_features(model, splits[split], classes, split_run, params, desc, part, dtype)
         torch.save(cached, feature_file(scratch, split))
         info[f"{split}_images"] = len(cached["labels"])
     if part.upper is not None:

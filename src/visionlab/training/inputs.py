@@ -54,7 +54,7 @@ def training_inputs(model: Classifier, experiment: ResolvedExperiment) -> Traini
         return first
     splits = experiment.splits
     shape = (experiment.classes, experiment.image_size, model, experiment.grayscale)
-    train_set = image_dataset(splits["train"], *shape)
+    train_set = image_dataset(splits["train"], *shape, experiment.train_degradations)
     val_set = image_dataset(splits["val"], *shape)
     needed = train_set.preload_bytes() + val_set.preload_bytes()
     if 0 < needed <= settings.preload_max_gb * 1e9:
