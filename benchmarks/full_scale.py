@@ -187,11 +187,12 @@ def result_row(project: Path, experiment: str) -> dict[str, Any]:
     low, high = as_number(cells["test_accuracy_ci_low"]), as_number(cells["test_accuracy_ci_high"])
     row["test_ci95"] = [low, high] if low is not None and high is not None else None
     metrics = _read_json(project / "results" / experiment / "metrics.json")
-    row["test_variants"] = {
-        split: as_number(values.get("accuracy"))
-        for split, values in metrics.items()
-        if split.startswith("test_") and isinstance(values, dict)
-    }
+    for prefix in ("test", "val"):  # val_<degradation>: what a robust recipe is chosen on
+        row[f"{prefix}_variants"] = {
+            split: as_number(values.get("accuracy"))
+            for split, values in metrics.items()
+            if split.startswith(f"{prefix}_") and isinstance(values, dict)
+        }
     row["provenance"] = provenance(project, experiment, dataset)
     return row
 

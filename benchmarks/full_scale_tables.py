@@ -74,6 +74,49 @@ def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+DEGRADED = ("downscale_", "jpeg_", "blur_")  # evaluate.robustness's kinds (squash: see docs/results.md)
+ROBUST_MARGIN = 0.02  # issue 24's target: every degraded test copy within 2 points of clean
+
+
+def worst_degraded(row: dict[str, Any], split: str) -> tuple[str, float] | None:
+    """The row's lowest accuracy over the degraded copies of ``split`` evaluate scored, and which."""
+    scored = {
+        key.removeprefix(f"{split}_"): value
+        for key, value in (row.get(f"{split}_variants") or {}).items()
+        if key.removeprefix(f"{split}_").startswith(DEGRADED) and value is not None
+    }
+    if not scored:
+        return None
+    name = min(sorted(scored), key=scored.__getitem__)
+    return name, scored[name]
+
+
+def robustness_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Per finished row with degraded test copies: the worst one against clean test, and the same
+    on validation where evaluate scored it (what a robust recipe is chosen on)."""
+    lines = []
+    for row in rows:
+        worst = worst_degraded(row, "test")
+        if row.get("status") != "done" or worst is None:
+            continue
+        name, accuracy = worst
+        drop = row["test_accuracy"] - accuracy
+        within = "within" if drop <= ROBUST_MARGIN else "not within"
+        line = (
+            f"- `{row['experiment']}`: worst degraded test copy {name} {_pct(accuracy)}%, "
+            f"{100 * drop:.2f} points below clean ({within} 2 points)"
+        )
+        val_worst = worst_degraded(row, "val")
+        if val_worst is not None and row.get("val_accuracy") is not None:
+            val_name, val_accuracy = val_worst
+            line += (
+                f"; on validation {val_name} {_pct(val_accuracy)}%, "
+                f"{100 * (row['val_accuracy'] - val_accuracy):.2f} points below clean"
+            )
+        lines.append(line + ".")
+    return lines
+
+
 GLANCE_BEGIN = (
     "<!-- results at a glance: written from benchmarks/results/full_scale.json by "
     "`uv run python benchmarks/full_scale.py --table-only`; do not edit by hand -->"
@@ -256,4 +299,8 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     seeds = seed_lines(rows)
     if seeds:
         lines += ["", "Seeds:", "", *seeds]
+    degraded = robustness_lines(rows)
+    if degraded:
+        lines += ["", "Degraded copies (evaluate.robustness; the clean figures above are the studies'):", ""]
+        lines += degraded
     return "\n".join(lines) + "\n"

@@ -64,3 +64,24 @@ def test_the_glance_chooses_on_validation_not_test():
     glance = full_scale.render_glance(rows)
     assert "`a`" in glance and "`b`" not in glance
     assert "better beyond chance" in glance and "one seed" in glance
+
+
+def test_the_robustness_lines_take_the_worst_degraded_copy_of_each_split():
+    full_scale = _full_scale()
+    row = {
+        "experiment": "x-robust",
+        "status": "done",
+        "test_accuracy": 0.95,
+        "val_accuracy": 0.96,
+        "test_variants": {"test_tta_hflip": 0.90, "test_downscale_128": 0.94, "test_jpeg_30": 0.925},
+        "val_variants": {"val_downscale_128": 0.93, "val_jpeg_30": 0.95},
+    }
+    assert full_scale.worst_degraded(row, "test") == ("jpeg_30", 0.925)  # TTA is not a degradation
+    assert full_scale.worst_degraded(row, "val") == ("downscale_128", 0.93)
+    (line,) = full_scale.robustness_lines([row, {**row, "experiment": "unscored", "test_variants": {}}])
+    assert "x-robust" in line and "jpeg_30 92.50%, 2.50 points below clean (not within 2 points)" in line
+    assert "on validation downscale_128 93.00%, 3.00 points below clean" in line
+    older = {**row, "test_variants": {"test_jpeg_30": 0.94}}
+    del older["val_variants"]  # rows measured before evaluate degraded validation
+    (line,) = full_scale.robustness_lines([older])
+    assert "(within 2 points)" in line and "validation" not in line

@@ -78,13 +78,17 @@ def test_repro_noop_and_experiment(tiny_pipeline):
         history = pd.read_csv(project / f"results/{name}/history.csv")
         assert history.epoch.tolist() == [1, 2]
         metrics = json.loads((project / f"results/{name}/metrics.json").read_text())
-        # evaluate.tta and evaluate.robustness in params.yaml: the test split again, flipped and degraded.
+        # evaluate.tta and evaluate.robustness in params.yaml: the test split again, flipped and
+        # degraded, and validation degraded (what a robust recipe is chosen on).
         variants = {"test_tta_hflip", "test_downscale_128", "test_jpeg_30"}
-        assert set(metrics) == {"train", "val", "test", "training"} | variants
+        val_variants = {"val_downscale_128", "val_jpeg_30"}
+        assert set(metrics) == {"train", "val", "test", "training"} | variants | val_variants
         assert metrics["training"]["epochs"] == 2 and metrics["test"]["images"] == 5
         for v in variants:  # whole images right out of 5
             assert metrics[v]["images"] == 5
             assert metrics[v]["accuracy"] * 5 == pytest.approx(round(metrics[v]["accuracy"] * 5), abs=1e-4)
+        for v in val_variants:
+            assert metrics[v]["images"] == metrics["val"]["images"]
         evaluation = project / f"data/eval/{name}"
         for artefact in ("confusion.png", "confusion_normalized.png", "learning_curves.png"):
             assert (evaluation / artefact).stat().st_size > 1000

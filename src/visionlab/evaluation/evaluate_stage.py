@@ -35,6 +35,8 @@ from visionlab.tracking.model_logging import log_classifier
 
 log = logging.getLogger(__name__)
 
+ROBUSTNESS_SPLITS = ("val", "test")  # evaluate.robustness degrades both: choose on val, report test
+
 
 def predictions_frame(rows: pd.DataFrame, probs: np.ndarray, classes: list[str]) -> pd.DataFrame:
     """One row per image: true and predicted class, confidence and the full probability row."""
@@ -115,8 +117,8 @@ def _score_splits(
     prepared: pd.DataFrame,
     amp: bool,
     amp_top: bool,
-) -> tuple[dict[str, dict[str, float]], pd.DataFrame | None, ImageDataset | None]:
-    """Scores per split, the test predictions and the test images (None when test is empty).
+) -> tuple[dict[str, dict[str, float]], pd.DataFrame | None, dict[str, ImageDataset]]:
+    """Scores per split, the test predictions (None when test is empty) and each split's images.
 
     ``amp``: autocast for the whole model; ``amp_top``: for a fine-tuned top on cached
     activations (as in phase two of training).
@@ -124,7 +126,7 @@ def _score_splits(
     model, classes, size, grayscale = trained.model, trained.classes, trained.image_size, trained.grayscale
     device = _device_of(model)
     metrics: dict[str, dict[str, float]] = {}
-    test_frame, test_set = None, None
+    test_frame, images = None, {}
     for split in SPLITS:
         rows = prepared[prepared.split == split].reset_index(drop=True)
         if rows.empty:
@@ -143,31 +145,38 @@ def _score_splits(
             batches = _batches(dataset, params)
             logits, labels = gather_outputs(model, batches, device, desc=f"evaluate {split}", amp=amp)
         metrics[split] = _scores(logits, labels)
+        images[split] = dataset
         if split == "test":
             test_frame = predictions_frame(rows, torch.softmax(logits, 1).numpy(), classes)
-            test_set = dataset
-    return metrics, test_frame, test_set
+    return metrics, test_frame, images
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-def _score_test_variants(params: Params, model, test_set, amp: bool) -> dict[str, dict[str, float]]:
-    """Test-time augmentation and degraded copies of the test split, each as its own metrics.
+def _score_variants(
+    params: Params, model, images: dict[str, ImageDataset], amp: bool
+) -> dict[str, dict[str, float]]:
+    """Test-time augmentation of the test split, and degraded copies of validation and test, each
+    as its own metrics (``test_tta_hflip``, ``val_jpeg_30``, ``test_jpeg_30``, ...).
 
-    The plain test figures stay comparable to the studies'; these come beside them.
+    The plain test figures stay comparable to the studies'; these come beside them. The degraded
+    validation copies are what a robust recipe is chosen on: the test copies only report it.
     """
     device = _device_of(model)
     metrics = {}
     for name in params.evaluate.tta:
-        batches = _batches(test_set, params)
+        batches = _batches(images["test"], params)
         logits, labels = gather_outputs(hflip_tta(model), batches, device, desc=f"TTA {name}", amp=amp)
         metrics[f"test_tta_{name}"] = _scores(logits, labels)
-    for name in params.evaluate.robustness:
-        degraded = _batches(DegradedImages(test_set, degradation(name)), params)
-        logits, labels = gather_outputs(model, degraded, device, desc=f"test {name}", amp=amp)
-        metrics[f"test_{name}"] = _scores(logits, labels)
+    for split in ROBUSTNESS_SPLITS:
+        if split not in images:
+            continue
+        for name in params.evaluate.robustness:
+            degraded = _batches(DegradedImages(images[split], degradation(name)), params)
+            logits, labels = gather_outputs(model, degraded, device, desc=f"{split} {name}", amp=amp)
+            metrics[f"{split}_{name}"] = _scores(logits, labels)
     return metrics
 
 
@@ -292,10 +301,10 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     amp = use_amp(device, recipe.amp)  # as trained: train.amp off means float32 here too
     amp_top = use_amp_on_cached_top(device, recipe.amp)
     model.to(device)
-    metrics, test_frame, test_set = _score_splits(params, experiment, trained, prepared, amp, amp_top)
+    metrics, test_frame, images = _score_splits(params, experiment, trained, prepared, amp, amp_top)
     if test_frame is None:
         raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
-    metrics.update(_score_test_variants(params, model, test_set, amp))
+    metrics.update(_score_variants(params, model, images, amp))
 
     test = _test_report(test_frame, classes)
     by_class = test.by_class.set_index("class")

@@ -20,7 +20,7 @@ class EvaluateParams(Section):
     # Test-time augmentation, scored beside the plain test accuracy: hflip = mean of the class
     # probabilities of the image and its mirror image.
     tta: list[Literal["hflip"]] = []
-    robustness: list[str] = []  # the test split degraded, one metric each (DEGRADATION above)
+    robustness: list[str] = []  # val and test degraded, one metric each (DEGRADATION above)
 
     @field_validator("robustness")
     @classmethod
