@@ -85,3 +85,37 @@ def test_the_robustness_lines_take_the_worst_degraded_copy_of_each_split():
     del older["val_variants"]  # rows measured before evaluate degraded validation
     (line,) = full_scale.robustness_lines([older])
     assert "(within 2 points)" in line and "validation" not in line
+
+
+def test_tta_takes_the_headline_only_where_validation_says_so():
+    full_scale = _full_scale()
+    base = {"dataset": "flowers", "status": "done", "published_accuracy": 0.93, "published_model": "study"}
+    plain = {
+        **base,
+        "experiment": "a-plain",
+        "val_accuracy": 0.955,
+        "test_accuracy": 0.99,  # the best test figure, which must not decide anything
+        "test_images": 300,
+        "test_variants": {"test_tta_hflip": 0.995},
+        "val_variants": {"val_tta_hflip": 0.950},
+    }
+    flipped = {
+        **base,
+        "experiment": "b-flipped",
+        "val_accuracy": 0.950,
+        "test_accuracy": 0.90,
+        "test_images": 300,
+        "test_variants": {"test_tta_hflip": 0.92},
+        "val_variants": {"val_tta_hflip": 0.960},
+    }
+    assert not full_scale.headline(plain).tta  # TTA lower on validation: plain, whatever test says
+    shown = full_scale.headline(flipped)
+    assert shown.tta and (shown.val, shown.test) == (0.960, 0.92)
+    assert shown.interval == full_scale.accuracy_interval(0.92, 300)
+    assert full_scale.chosen_on_validation([plain, flipped])["flowers"]["experiment"] == "b-flipped"
+    (sentence,) = full_scale.study_sentences([plain, flipped])
+    assert "b-flipped with hflip TTA (chosen on validation: 96.00% val) tests 92.00%" in sentence
+    older = {**flipped, "val_variants": {}}  # measured before evaluate scored TTA on validation
+    assert full_scale.headline(older) == full_scale.Headline(
+        False, 0.950, 0.90, full_scale.interval_of(older)
+    )

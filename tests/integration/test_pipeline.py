@@ -79,9 +79,9 @@ def test_repro_noop_and_experiment(tiny_pipeline):
         assert history.epoch.tolist() == [1, 2]
         metrics = json.loads((project / f"results/{name}/metrics.json").read_text())
         # evaluate.tta and evaluate.robustness in params.yaml: the test split again, flipped and
-        # degraded, and validation degraded (what a robust recipe is chosen on).
+        # degraded, and validation the same (what TTA and a robust recipe are chosen on).
         variants = {"test_tta_hflip", "test_downscale_128", "test_jpeg_30"}
-        val_variants = {"val_downscale_128", "val_jpeg_30"}
+        val_variants = {"val_tta_hflip", "val_downscale_128", "val_jpeg_30"}
         assert set(metrics) == {"train", "val", "test", "training"} | variants | val_variants
         assert metrics["training"]["epochs"] == 2 and metrics["test"]["images"] == 5
         for v in variants:  # whole images right out of 5

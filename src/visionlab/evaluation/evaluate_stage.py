@@ -35,7 +35,7 @@ from visionlab.tracking.model_logging import log_classifier
 
 log = logging.getLogger(__name__)
 
-ROBUSTNESS_SPLITS = ("val", "test")  # evaluate.robustness degrades both: choose on val, report test
+VARIANT_SPLITS = ("val", "test")  # evaluate.tta and .robustness score both: choose on val, report test
 
 
 def predictions_frame(rows: pd.DataFrame, probs: np.ndarray, classes: list[str]) -> pd.DataFrame:
@@ -158,21 +158,23 @@ def _device_of(model: torch.nn.Module) -> torch.device:
 def _score_variants(
     params: Params, model, images: dict[str, ImageDataset], amp: bool
 ) -> dict[str, dict[str, float]]:
-    """Test-time augmentation of the test split, and degraded copies of validation and test, each
-    as its own metrics (``test_tta_hflip``, ``val_jpeg_30``, ``test_jpeg_30``, ...).
+    """Test-time augmentation and degraded copies of validation and test, each as its own metrics
+    (``val_tta_hflip``, ``test_tta_hflip``, ``val_jpeg_30``, ``test_jpeg_30``, ...).
 
-    The plain test figures stay comparable to the studies'; these come beside them. The degraded
-    validation copies are what a robust recipe is chosen on: the test copies only report it.
+    The plain test figures stay comparable to the studies'; these come beside them. The validation
+    figures are what a choice is made on (TTA in the headline or not, a robust recipe or not); the
+    test figures only report the choice.
     """
     device = _device_of(model)
     metrics = {}
-    for name in params.evaluate.tta:
-        batches = _batches(images["test"], params)
-        logits, labels = gather_outputs(hflip_tta(model), batches, device, desc=f"TTA {name}", amp=amp)
-        metrics[f"test_tta_{name}"] = _scores(logits, labels)
-    for split in ROBUSTNESS_SPLITS:
+    for split in VARIANT_SPLITS:
         if split not in images:
             continue
+        for name in params.evaluate.tta:
+            batches = _batches(images[split], params)
+            desc = f"{split} TTA {name}"
+            logits, labels = gather_outputs(hflip_tta(model), batches, device, desc=desc, amp=amp)
+            metrics[f"{split}_tta_{name}"] = _scores(logits, labels)
         for name in params.evaluate.robustness:
             degraded = _batches(DegradedImages(images[split], degradation(name)), params)
             logits, labels = gather_outputs(model, degraded, device, desc=f"{split} {name}", amp=amp)
