@@ -3,7 +3,8 @@
 "before" is the predict module as it was at commit 31904ee (git show, loaded as a module): every
 file decoded into a list first, then float32 batches in one process. "after" is today's
 :class:`visionlab.explanations.predict.Predictor`: a DataLoader decoding in worker processes,
-bfloat16 autocast + channels-last where the CPU computes bfloat16 natively. Also timed: today's
+bfloat16 autocast + channels-last where the CPU computes bfloat16 natively, batch norms folded
+into their convolutions (``runtime/folding.py``). Also timed: today's
 code with its speed-ups off one at a time, so each one's share shows. Each configuration runs
 ``--rounds`` times in turn (interleaved, so a busy machine slows all alike); the best round counts.
 
@@ -79,9 +80,9 @@ def main(images: int, rounds: int, workers: int, shared: Path, out: Path) -> Non
         photos = flower_photos(scratch / "photos", images, shared)
         checkpoint = _checkpoint(scratch / "model.pt")
 
-        def after(amp: bool | None, n_workers: int):
+        def after(amp: bool | None, n_workers: int, fold: bool = True):
             def run(files):
-                predictor = Predictor.load(checkpoint)
+                predictor = Predictor.load(checkpoint, fold=fold)
                 if amp is not None:
                     predictor.amp = amp
                 return list(predictor.stream(files, workers=n_workers))
@@ -93,6 +94,7 @@ def main(images: int, rounds: int, workers: int, shared: Path, out: Path) -> Non
             f"after ({workers} workers, bfloat16 where native)": after(None, workers),
             "after, float32": after(False, workers),
             "after, decoding in the same process": after(None, 0),
+            "after, same process, batch norm not folded": after(None, 0, fold=False),
         }
         for run in configs.values():  # warm-up: weights loaded, kernels chosen
             run(photos[:16])

@@ -116,3 +116,30 @@ def test_memory_does_not_grow_with_the_folder(tmp_path):
 
     small, large = peak(100), peak(1100)
     assert large - small < 40, (small, large)
+
+
+def test_predict_folds_batch_norm_without_changing_a_prediction(tmp_path):
+    """The folded model (no Grad-CAM asked) against the model as trained (Grad-CAM asked keeps it
+    unfolded), both in float32 on real photos: the same top class and probabilities to rounding."""
+    torch.manual_seed(1)
+    spec = ModelParams(arch="efficientnet_lite0", weights="imagenet", base="frozen", augmented=False)
+    classes = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
+    model = build_model(spec, len(classes))
+    with torch.no_grad():
+        for parameter in model.head.parameters():
+            parameter.mul_(8)
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(checkpoint, model, spec, classes, 224)
+    if not (SHARED_DATASETS / "flower_photos.tgz").is_file():
+        pytest.skip(f"{SHARED_DATASETS / 'flower_photos.tgz'} not found")
+    photos = flower_photos(tmp_path / "photos", 16)
+
+    folded, as_trained = Predictor.load(checkpoint, top_k=5), Predictor.load(checkpoint, top_k=5, cam=True)
+    assert any(type(m).__name__ == "FoldedNormAct" for m in folded.model.modules())
+    assert not any(type(m).__name__ == "FoldedNormAct" for m in as_trained.model.modules())
+    folded.amp = as_trained.amp = False
+    got = {r.path: r.top for r in folded.stream(photos, batch_size=8)}
+    want = {r.path: r.top for r in as_trained.stream(photos, batch_size=8)}
+    for path in photos:
+        assert got[path][0][0] == want[path][0][0], path
+        assert np.allclose([p for _, p in got[path]], [p for _, p in want[path]], atol=1e-4), path

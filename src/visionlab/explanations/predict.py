@@ -21,6 +21,7 @@ from visionlab.explanations.grids import save_png
 from visionlab.explanations.scores import evaluating, model_device, probabilities
 from visionlab.models import load_checkpoint
 from visionlab.runtime.device import use_amp
+from visionlab.runtime.folding import fold_batch_norms
 from visionlab.runtime.preprocess import as_rgb, is_grey, load_pixels, to_tensor
 
 IMAGE_EXTENSIONS = frozenset(
@@ -124,7 +125,8 @@ class Predictor:
     memory holds one batch whatever the number of files.
 
     bfloat16 autocast and channels-last where the device computes bfloat16 natively (as featurize
-    and evaluate run), float32 elsewhere.
+    and evaluate run), float32 elsewhere; batch norms folded into their convolutions unless
+    Grad-CAM overlays are asked for (``runtime/folding.py``).
     """
 
     model: torch.nn.Module
@@ -136,7 +138,12 @@ class Predictor:
 
     @classmethod
     def load(
-        cls, checkpoint_path: Path, top_k: int = 3, cam: bool = False, layer: str | None = None
+        cls,
+        checkpoint_path: Path,
+        top_k: int = 3,
+        cam: bool = False,
+        layer: str | None = None,
+        fold: bool = True,
     ) -> Predictor:
         trained = load_checkpoint(Path(checkpoint_path))
         model = trained.model
@@ -145,6 +152,8 @@ class Predictor:
         classes = trained.classes
         grey = is_grey(model, trained.grayscale)
         pre = _Preprocess(trained.image_size, grey, model.in_channels, tuple(model.mean), tuple(model.std))
+        if fold and not cam:  # Grad-CAM reads layers as trained: a named conv stays what it was
+            fold_batch_norms(model.eval())
         amp = use_amp(model_device(model), "auto")
         if amp:
             model.to(memory_format=torch.channels_last)
