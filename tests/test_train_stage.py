@@ -274,7 +274,12 @@ def test_evaluate_scores_train_and_val_on_the_featurize_cache_not_the_images(pro
     for path in manifest.query("split != 'test'").path:
         Path(path).rename(f"{path}.gone")  # any read of a train or val image now fails
 
-    evaluate_experiment(project, experiment)
+    # Validation's TTA and degraded copies are new images, read from the files (what TTA and a
+    # robust recipe are chosen on); the plain figures are not.
+    with pytest.raises(FileNotFoundError, match="data/raw/toy"):
+        evaluate_experiment(project, experiment)
+    plain = project.evaluate.model_copy(update={"tta": [], "robustness": []})
+    evaluate_experiment(project.model_copy(update={"evaluate": plain}), experiment)
     metrics = json.loads(Path(f"results/{experiment}/metrics.json").read_text())
     assert (metrics["train"]["images"], metrics["val"]["images"], metrics["test"]["images"]) == (14, 4, 2)
     history = pd.read_csv(f"results/{experiment}/history.csv")

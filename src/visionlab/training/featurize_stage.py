@@ -34,6 +34,7 @@ from visionlab.runtime.base_mode import BaseMode, FrozenPart, base_mode, mode_of
 from visionlab.runtime.degrade import TrainDegradations
 from visionlab.runtime.device import select_device, use_amp
 from visionlab.runtime.feature_cache import CACHED_SPLITS, feature_file, info_file
+from visionlab.runtime.folding import fold_batch_norms
 from visionlab.runtime.inference import gather_outputs
 from visionlab.runtime.loaders import image_dataset, loader, read_splits
 
@@ -121,6 +122,9 @@ def _cache_base(params: Params, record: dict, scratch: Path) -> dict:
     mode = base_mode(spec)
     splits, classes = read_splits(record["dataset"], record["augmented"])
     model = build_model(spec, len(classes), grayscale=record["grayscale"])
+    # This copy only ever runs forward: its batch norms fold into their convolutions (the same
+    # outputs to float rounding, each batch faster); the train stage builds its own model.
+    folded = fold_batch_norms(model.eval())
     part = mode.frozen_part(model)
     if part is None:
         return {"note": mode.nothing_cached()}
@@ -142,6 +146,7 @@ def _cache_base(params: Params, record: dict, scratch: Path) -> dict:
             activation_bytes=sum(feature_file(scratch, name).stat().st_size for name in CACHED_SPLITS),
         )
     info.update(
+        folded_batch_norms=folded,
         feature_dim=int(cached["features"].shape[1]),
         image_size=record["image_size"],
         classes=classes,
