@@ -3,6 +3,8 @@ matrices, learning curves and the misclassified test images with their probabili
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -28,6 +30,7 @@ from visionlab.params import ModelParams, Params
 from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.device import select_device, use_amp, use_amp_on_cached_top
 from visionlab.runtime.feature_cache import CACHED_SPLITS, feature_file, load_features
+from visionlab.runtime.folding import fold_batch_norms
 from visionlab.runtime.inference import gather_outputs
 from visionlab.runtime.loaders import ImageDataset, image_dataset, loader
 from visionlab.tracking import RUN_RECORD, finishing, open_run
@@ -140,15 +143,29 @@ def _score_splits(
             batches = loader(TensorDataset(inputs, labels), params.evaluate.batch_size, False, 0)
             desc = f"evaluate {split} (cached {what})"
             net_amp = amp if what == "features" else amp_top
-            logits, labels = gather_outputs(net, batches, device, desc=desc, amp=net_amp)
+            logits, labels = gather_outputs(
+                net, batches, device, desc=desc, amp=net_amp, channels_last=net_amp
+            )
         else:
             batches = _batches(dataset, params)
-            logits, labels = gather_outputs(model, batches, device, desc=f"evaluate {split}", amp=amp)
+            desc = f"evaluate {split}"
+            logits, labels = gather_outputs(model, batches, device, desc=desc, amp=amp, channels_last=amp)
         metrics[split] = _scores(logits, labels)
         images[split] = dataset
         if split == "test":
             test_frame = predictions_frame(rows, torch.softmax(logits, 1).numpy(), classes)
     return metrics, test_frame, images
+
+
+def _scoring_copy(model: torch.nn.Module, amp: bool) -> torch.nn.Module:
+    """A forward-only copy of the trained model to score with: batch norms folded into their
+    convolutions, channels-last under bfloat16 (``runtime/folding.py``); the model itself, as
+    trained, is what MLflow logs."""
+    scorer = copy.deepcopy(model).eval()
+    fold_batch_norms(scorer)
+    if amp:
+        scorer.to(memory_format=torch.channels_last)
+    return scorer
 
 
 def _device_of(model: torch.nn.Module) -> torch.device:
@@ -173,11 +190,13 @@ def _score_variants(
         for name in params.evaluate.tta:
             batches = _batches(images[split], params)
             desc = f"{split} TTA {name}"
-            logits, labels = gather_outputs(hflip_tta(model), batches, device, desc=desc, amp=amp)
+            flipped = hflip_tta(model)
+            logits, labels = gather_outputs(flipped, batches, device, desc=desc, amp=amp, channels_last=amp)
             metrics[f"{split}_tta_{name}"] = _scores(logits, labels)
         for name in params.evaluate.robustness:
             degraded = _batches(DegradedImages(images[split], degradation(name)), params)
-            logits, labels = gather_outputs(model, degraded, device, desc=f"{split} {name}", amp=amp)
+            desc = f"{split} {name}"
+            logits, labels = gather_outputs(model, degraded, device, desc=desc, amp=amp, channels_last=amp)
             metrics[f"{split}_{name}"] = _scores(logits, labels)
     return metrics
 
@@ -303,10 +322,11 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     amp = use_amp(device, recipe.amp)  # as trained: train.amp off means float32 here too
     amp_top = use_amp_on_cached_top(device, recipe.amp)
     model.to(device)
-    metrics, test_frame, images = _score_splits(params, experiment, trained, prepared, amp, amp_top)
+    scoring = dataclasses.replace(trained, model=_scoring_copy(model, amp))
+    metrics, test_frame, images = _score_splits(params, experiment, scoring, prepared, amp, amp_top)
     if test_frame is None:
         raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
-    metrics.update(_score_variants(params, model, images, amp))
+    metrics.update(_score_variants(params, scoring.model, images, amp))
 
     test = _test_report(test_frame, classes)
     by_class = test.by_class.set_index("class")
