@@ -36,27 +36,44 @@ sys.path.insert(0, str(ROOT))  # the tests' helper for the shared sample photos
 
 from tests.conftest import flower_photos  # noqa: E402
 from visionlab.explanations.predict import Predictor  # noqa: E402
-from visionlab.models import build_model, save_checkpoint  # noqa: E402
+from visionlab.models import build_model, load_checkpoint, save_checkpoint  # noqa: E402
 from visionlab.params import ModelParams  # noqa: E402
 
 BEFORE = "31904ee"  # the last commit with the decode-everything-first predict
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
 
-def _before_module(scratch: Path):
+def _git_module(scratch: Path, source_path: str, name: str):
+    """``source_path`` as it was at ``BEFORE``, loaded as the module ``name``."""
     source = subprocess.run(
-        ["git", "show", f"{BEFORE}:src/visionlab/explanations/predict.py"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
+        ["git", "show", f"{BEFORE}:{source_path}"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    path = scratch / "predict_before.py"
+    path = scratch / f"{name.rsplit('.', 1)[-1]}.py"
     path.write_text(source)
-    spec = importlib.util.spec_from_file_location("predict_before", path)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
+    return module
+
+
+def _old_checkpoint(path: Path):
+    """``load_checkpoint`` as ``BEFORE`` called it: the model and the saved dict's keys it read."""
+    found = load_checkpoint(path)
+    return found.model, {
+        "classes": found.classes,
+        "image_size": found.image_size,
+        "grayscale": found.grayscale,
+    }
+
+
+def _before_module(scratch: Path):
+    """The predict module at ``BEFORE``, with the two interfaces it used that later commits moved:
+    its ``explanations/pixels.py`` (loaded from the same commit) and ``load_checkpoint``'s old
+    (model, dict) return. What it computes, decoding and the forward pass, is as it was."""
+    _git_module(scratch, "src/visionlab/explanations/pixels.py", "visionlab.explanations.pixels")
+    module = _git_module(scratch, "src/visionlab/explanations/predict.py", "predict_before")
+    module.load_checkpoint = _old_checkpoint
     return module
 
 
