@@ -20,6 +20,7 @@ from visionlab.models import build_model, save_checkpoint
 from visionlab.params import ModelParams
 
 ROOT = Path(__file__).resolve().parents[1]
+CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 
 
 def test_results_come_batch_by_batch_in_input_order(tmp_path, monkeypatch):
@@ -40,22 +41,28 @@ def test_results_come_batch_by_batch_in_input_order(tmp_path, monkeypatch):
     assert rest[4].error and "05.png" in rest[4].error and all(r.top for r in rest if r is not rest[4])
 
 
+def _lite0_with_margins(tmp_path: Path, seed: int, photos: int) -> tuple[Path, list[Path]]:
+    """A frozen ImageNet Lite0 checkpoint whose random head is scaled x8 (classes told apart, not
+    near-uniform logits), and that many shared flowers photos; skips without the shared sample."""
+    torch.manual_seed(seed)
+    spec = ModelParams(arch="efficientnet_lite0", weights="imagenet", base="frozen", augmented=False)
+    model = build_model(spec, len(CLASSES))
+    with torch.no_grad():
+        for parameter in model.head.parameters():
+            parameter.mul_(8)
+    checkpoint = tmp_path / "model.pt"
+    save_checkpoint(checkpoint, model, spec, CLASSES, 224)
+    if not (SHARED_DATASETS / "flower_photos.tgz").is_file():
+        pytest.skip(f"{SHARED_DATASETS / 'flower_photos.tgz'} not found")
+    return checkpoint, flower_photos(tmp_path / "photos", photos)
+
+
 def test_bfloat16_agrees_with_float32_on_real_photos(tmp_path):
     """A frozen ImageNet EfficientNet-Lite0 (its real weights) with a fixed random head (x8, so its
     classes are told apart; measured: median probability difference 0.007, max 0.029). Where
     float32's top class leads by more than bfloat16's rounding could move, bfloat16 picks it too."""
-    torch.manual_seed(0)
-    spec = ModelParams(arch="efficientnet_lite0", weights="imagenet", base="frozen", augmented=False)
-    classes = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
-    model = build_model(spec, len(classes))
-    with torch.no_grad():  # a head with margins worth comparing, not near-uniform logits
-        for parameter in model.head.parameters():
-            parameter.mul_(8)
-    checkpoint = tmp_path / "model.pt"
-    save_checkpoint(checkpoint, model, spec, classes, 224)
-    if not (SHARED_DATASETS / "flower_photos.tgz").is_file():
-        pytest.skip(f"{SHARED_DATASETS / 'flower_photos.tgz'} not found")
-    photos = flower_photos(tmp_path / "photos", 24)
+    checkpoint, photos = _lite0_with_margins(tmp_path, 0, 24)
+    classes = CLASSES
 
     fast, exact = Predictor.load(checkpoint, top_k=5), Predictor.load(checkpoint, top_k=5)
     fast.amp, exact.amp = True, False
@@ -121,18 +128,7 @@ def test_memory_does_not_grow_with_the_folder(tmp_path):
 def test_predict_folds_batch_norm_without_changing_a_prediction(tmp_path):
     """The folded model (no Grad-CAM asked) against the model as trained (Grad-CAM asked keeps it
     unfolded), both in float32 on real photos: the same top class and probabilities to rounding."""
-    torch.manual_seed(1)
-    spec = ModelParams(arch="efficientnet_lite0", weights="imagenet", base="frozen", augmented=False)
-    classes = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
-    model = build_model(spec, len(classes))
-    with torch.no_grad():
-        for parameter in model.head.parameters():
-            parameter.mul_(8)
-    checkpoint = tmp_path / "model.pt"
-    save_checkpoint(checkpoint, model, spec, classes, 224)
-    if not (SHARED_DATASETS / "flower_photos.tgz").is_file():
-        pytest.skip(f"{SHARED_DATASETS / 'flower_photos.tgz'} not found")
-    photos = flower_photos(tmp_path / "photos", 16)
+    checkpoint, photos = _lite0_with_margins(tmp_path, 1, 16)
 
     folded, as_trained = Predictor.load(checkpoint, top_k=5), Predictor.load(checkpoint, top_k=5, cam=True)
     assert any(type(m).__name__ == "FoldedNormAct" for m in folded.model.modules())

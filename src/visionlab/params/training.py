@@ -159,7 +159,7 @@ class ModelParams(Section):
     # cats-and-dogs study's grey CNN, where a pretrained model may want colour)
     grayscale: bool | None = None
     # Train (and featurize's cache of the train split) on a share of degraded images; null = none.
-    # Validation and test stay as they are: evaluate.robustness scores the degraded test copies.
+    # Validation and test stay as they are: evaluate.robustness scores their degraded copies.
     train_degradations: TrainDegradationParams | None = None
     dropout: DropoutRate = 0.3
     dense_dropout: DropoutRate = 0.1

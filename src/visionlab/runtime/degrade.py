@@ -1,6 +1,6 @@
 """Photos as users' copies often are: smaller, blurrier, more compressed.
 
-The primitives serve both sides: evaluate scores the test split degraded at fixed amounts
+The primitives serve both sides: evaluate scores validation and test degraded at fixed amounts
 (``evaluation/robustness.py``), and a model with ``train_degradations`` trains on a share of its
 images degraded at amounts drawn around those (:class:`TrainDegradations`). Each works on the
 full-size image; the model's usual resize to its input side follows.
