@@ -15,7 +15,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.conftest import TOY_CNN, minimal_params, write_toy_images
 from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.data.resolve_stage import resolve_stage
 from visionlab.params import parse_params
+from visionlab.runtime.loaders import read_splits
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,6 +94,27 @@ def _kill_when(stage: str, option: str, name: str, ready: Callable[[], bool]) ->
     os.killpg(process.pid, signal.SIGKILL)
     assert process.wait(timeout=60) == -signal.SIGKILL
     process.stderr.close()
+
+
+def _last_photo(split: str) -> Path:
+    splits, _ = read_splits("toy", augmented=False)
+    return Path(splits[split].path.iloc[-1])
+
+
+@contextmanager
+def _held_at(photo: Path) -> Iterator[None]:
+    """Hold a stage that reads ``photo``: it becomes a named pipe, whose opening blocks with no writer.
+
+    A toy stage ends in milliseconds; holding it makes the kill land mid-way every time, not by a race.
+    """
+    content = photo.read_bytes()
+    photo.unlink()
+    os.mkfifo(photo)
+    try:
+        yield
+    finally:
+        photo.unlink()
+        photo.write_bytes(content)
 
 
 def _digest(folder: Path, skip: Callable[[Path], bool] = lambda _: False) -> dict[str, str]:
@@ -167,12 +190,15 @@ def test_killed_featurize_stage_leaves_nothing_and_reruns_to_the_same_features(p
 
     shutil.rmtree(out)
     # The train split's features are written first: kill the stage while it computes the val split's.
-    _kill_when(
-        "featurize",
-        "experiment",
-        "toy-effnet",
-        lambda: any(Path("data/features").glob(".tmp-toy-effnet-*/train.pt")),
-    )
+    # Its features take milliseconds, so the stage is held there, not raced: one val photo becomes a
+    # named pipe, and opening a pipe with no writer blocks until the kill.
+    with _held_at(_last_photo("val")):
+        _kill_when(
+            "featurize",
+            "experiment",
+            "toy-effnet",
+            lambda: any(Path("data/features").glob(".tmp-toy-effnet-*/train.pt")),
+        )
     assert not out.exists()
     assert len(_scratch(Path("data/features"))) == 1  # the killed run's scratch, until a rerun
 
@@ -196,12 +222,14 @@ def test_killed_augment_stage_leaves_nothing_and_reruns_to_the_same_images(proje
     import shutil
 
     shutil.rmtree(out)
-    _kill_when(
-        "augment",
-        "dataset",
-        "toy",
-        lambda: any(Path("data/augmented").glob(".tmp-toy-*/images/*/*.jpg")),
-    )
+    # Held on its last photo (see _held_at), so the kill comes after some copies, before the end.
+    with _held_at(_last_photo("train")):
+        _kill_when(
+            "augment",
+            "dataset",
+            "toy",
+            lambda: any(Path("data/augmented").glob(".tmp-toy-*/images/*/*.jpg")),
+        )
     assert not out.exists()
     assert len(_scratch(Path("data/augmented"))) == 1
 
