@@ -1,13 +1,15 @@
 """Where a frozen base's featurize seconds go, against what `visionlab plan` predicts for them.
 
-`visionlab plan` times each network on random tensors (``plan_probe``: batches of 8, the fastest of
-a few calls) and adds the seconds of decoding each file. On the full flowers set it planned 55 s
-for `flowers-effnet`'s featurize, which took 346 s. This script takes the stage's own path apart on
-real photos (the shared TensorFlow flowers sample) with the frozen EfficientNet-Lite0 and its real
-ImageNet weights, in one process, each configuration in turn for ``--rounds`` rounds (the best
-round counts, so a busy machine slows all alike):
+`visionlab plan` times each network on random tensors (``plan_probe``, the fastest of a few calls)
+and adds the seconds of decoding each file. On the full flowers set its probe at batches of 8,
+unfolded, planned 55 s for `flowers-effnet`'s featurize, which took 346 s; it now times the stage's
+batch (evaluate.batch_size) on a copy with its batch norms folded, as the stage runs. This script
+takes the stage's own path apart on real photos (the shared TensorFlow flowers sample) with the
+frozen EfficientNet-Lite0 and its real ImageNet weights, in one process, each configuration in turn
+for ``--rounds`` rounds (the best round counts, so a busy machine slows all alike):
 
-- ``probe``: plan's rate, ``plan_probe._rate`` on a random batch of 8;
+- ``probe``: plan's rate, ``plan_probe._rate`` on a random batch as plan now times it (the stage's
+  batch, batch norms folded); ``probe before``: on a random batch of 8, unfolded, as plan did;
 - ``compute b64``: the same network over pre-decoded pixels in the stage's batch (evaluate.batch_size)
   and memory layout (channels-last under bfloat16), with and without its batch norms folded;
 - ``decode``: ``load_pixels`` of every file in this process, nothing else;
@@ -80,7 +82,8 @@ def _configurations(photos: list[Path], workers: int) -> dict[str, tuple[int, Ca
     batch = params.evaluate.batch_size
     pixels = torch.stack([image_dataset(rows, CLASSES, SIZE, model)[i][0] for i in range(len(rows))])
     pixels = pixels.contiguous(memory_format=layout)
-    probe = torch.randn(plan_probe.PROBE_BATCH, 3, SIZE, SIZE)
+    probe = torch.randn(batch, 3, SIZE, SIZE).contiguous(memory_format=layout)
+    probe_before = torch.randn(8, 3, SIZE, SIZE).contiguous(memory_format=layout)
 
     def compute(net: Callable = part.lower) -> Callable[[], None]:
         def run() -> None:
@@ -111,13 +114,17 @@ def _configurations(photos: list[Path], workers: int) -> dict[str, tuple[int, Ca
         batches = loader(image_dataset(rows, CLASSES, SIZE, model), batch, shuffle=False, workers=workers)
         gather_outputs(plain.lower, batches, device, amp=amp)
 
-    def probed() -> None:
-        rate = plan_probe._rate(plan_probe._inference(part.lower, probe, device, amp), len(probe), device)
-        probed.rate = rate  # type: ignore[attr-defined]
+    def probing(net: Callable, batch: torch.Tensor) -> Callable[[], None]:
+        def probed() -> None:
+            rate = plan_probe._rate(plan_probe._inference(net, batch, device, amp), len(batch), device)
+            probed.rate = rate  # type: ignore[attr-defined]
+
+        return probed
 
     n = len(photos)
     return {
-        "probe": (0, probed),
+        "probe": (0, probing(folded.lower, probe)),
+        "probe before": (0, probing(part.lower, probe_before)),
         f"compute b{batch}": (n, compute()),
         f"compute b{batch}, batch norm folded": (n, compute(folded.lower)),
         "decode": (n, decode),
@@ -141,15 +148,15 @@ def main(images: int, rounds: int, shared: Path, out: Path) -> None:
         photos = flower_photos(Path(scratch) / "photos", images, shared)
         configs = _configurations(photos, workers)
         best: dict[str, float] = {}
-        probe_rates = []
+        probe_rates: dict[str, list[float]] = {"probe": [], "probe before": []}
         for _ in range(rounds):
             for name, (_, step) in configs.items():
                 seconds = _timed(step)
                 best[name] = min(best.get(name, float("inf")), seconds)
-                if name == "probe":
-                    probe_rates.append(step.rate)  # type: ignore[attr-defined]
+                if name in probe_rates:
+                    probe_rates[name].append(step.rate)  # type: ignore[attr-defined]
     rates = {name: configs[name][0] / best[name] for name in best if configs[name][0]}
-    rates["probe"] = max(probe_rates)
+    rates.update({name: max(found) for name, found in probe_rates.items()})
     stage_rate = rates[f"stage, workers {workers}"]
     decode_per_image = best["decode"] / len(photos)
     planned = 1 / (1 / rates["probe"] + decode_per_image)  # what plan's estimate assumes, per image

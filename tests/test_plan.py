@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -106,6 +107,48 @@ def test_the_probe_builds_each_net_with_the_data_sets_classes_and_times_the_cut(
     assert cached.featurize > 0 and cached.top > 0 and cached.train > 0
     assert plan_probe.measure(params, "caltech-best", five, device, cache) is cached  # timed once
 
+
+
+def test_the_probe_times_the_stages_batch_sizes_on_a_folded_copy(monkeypatch):
+    """On a CPU one net's images/s differ up to 2x between batch sizes: the probe times the stages' own."""
+    import torch
+
+    from visionlab.training import plan_probe
+
+    timed = []
+
+    def record(step, images, device):
+        timed.append(images)
+        step()
+        return float(images)
+
+    monkeypatch.setattr(plan_probe, "_rate", record)
+    monkeypatch.setattr(plan_probe, "fold_batch_norms", _recording_fold(plan_probe.fold_batch_norms, timed))
+    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw["evaluate"]["batch_size"] = 6
+    raw["recipes"]["finetune"]["batch_size"] = 5
+    raw["models"]["efficientnet_lite0_finetune"]["image_size"] = 64
+    params = parse_params(raw)
+    five = planning.Counts(10, 2, 2, measured=True, classes=5)
+    rates = plan_probe.measure(params, "caltech-best", five, torch.device("cpu"), {})
+    assert timed.pop(0) > 0  # batch norms folded (how many) before anything was timed
+    # Featurize (the folded part below the cut) at evaluate's batch; the cached top at the recipe's,
+    # in inference (validation) and a training step.
+    assert timed == [6, 5, 5]
+    assert rates.forward == pytest.approx(1 / (1 / 6 + 1 / 5))  # the folded lower, then the top
+
+    timed.clear()  # a net trained whole on images: inference at evaluate's batch, a step at the recipe's
+    plan_probe.measure(params, "catsdogs-cnn", dataclasses.replace(five, classes=2), torch.device("cpu"), {})
+    assert timed[1:] == [6, params.recipe_of("catsdogs-cnn").batch_size]
+
+
+def _recording_fold(fold, timed):
+    def recorded(model):
+        folded = fold(model)
+        timed.append(folded)
+        return folded
+
+    return recorded
 
 def test_experiments_whose_weights_are_missing_say_which_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))

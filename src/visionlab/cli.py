@@ -387,8 +387,9 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
         f"{counted} experiments; {skipped} cannot run here"
     )
     click.echo(
-        f"how: each network timed here on {plan_probe.PROBE_BATCH}-image synthetic batches as the stages run "
-        "it (precision, training steps, the activation cache), plus reading each file once in featurize "
+        "how: each network timed here on synthetic batches as the stages run it (their batch sizes, "
+        "precision, folded batch norms, training steps, the activation cache), plus reading each file "
+        "once in featurize "
         f"and evaluate (timed on {plan_probe.DECODE_FILES} of the data set's files, or a synthetic photo "
         "before they are here); x the images (augmented experiments: "
         "augment.factor x) x the recipe's epochs, capped by train.epochs_cap (early stopping may end "

@@ -1,17 +1,20 @@
 """Rates for `visionlab plan`, measured here: each experiment's network on synthetic batches.
 
 Each distinct network (architecture, input side, channels, classes, base mode and cut) is built
-without its ImageNet weights (same cost, works offline) and timed the way the stages run it: in
-bfloat16 autocast and channels-last where the stages would use them (``train.amp``), a real
-training step (forward, backward, Adam update) of what trains, and, for a fine-tuned base with an
-activation cache, the part below the cut and the cached top apart, on activations of the real shape.
-Two warm-up batches, then up to ``MAX_REPEATS`` timed ones of ``PROBE_BATCH`` images (or the
-recipe's batch if smaller), the fastest counted: short enough for every shipped experiment in
-seconds on a CPU.
+without its ImageNet weights (same cost, works offline) and timed the way the stages run it: at the
+stages' own batch sizes (a training step at the recipe's ``batch_size``, inference at
+``evaluate.batch_size``: on a CPU the images/s of one net differ up to 2x between batch sizes), in
+bfloat16 autocast and channels-last where the stages would use them (``train.amp``), inference on a
+copy with its batch norms folded (as featurize and evaluate score), a real training step (forward,
+backward, Adam update) of what trains, and, for a fine-tuned base with an activation cache, the part
+below the cut and the cached top apart, on activations of the real shape. One warm-up batch, then
+timed ones until ``TIME_PER_PROBE`` seconds have passed (at most ``MAX_REPEATS``), the fastest
+counted.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import tempfile
 import time
@@ -30,12 +33,12 @@ from visionlab.models.base import CachedTop
 from visionlab.params import Params
 from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.device import use_amp, use_amp_on_cached_top
+from visionlab.runtime.folding import fold_batch_norms
 from visionlab.runtime.preprocess import load_pixels
 from visionlab.training.planning import IMAGE_SUFFIXES, Counts, Rates
 
-PROBE_BATCH = 8
-WARMUP = 2
-MAX_REPEATS = 5
+WARMUP = 1
+MAX_REPEATS = 4
 TIME_PER_PROBE = 0.5  # seconds: stop repeating once a probe has taken this long
 DECODE_FILES = 16  # files of the data set timed through load_pixels
 
@@ -100,7 +103,8 @@ def _key(params: Params, experiment: str, counts: Counts) -> tuple:
         spec.unfreeze_from,
         cut,
         params.recipe_of(experiment).amp,
-        min(params.recipe_of(experiment).batch_size, PROBE_BATCH),
+        params.recipe_of(experiment).batch_size,
+        params.evaluate.batch_size,
     )
 
 
@@ -172,6 +176,11 @@ def decode_seconds(params: Params, dataset: str, size: int, grey: bool, root: Pa
         return (time.perf_counter() - started) / len(files)
 
 
+def _batch(model: nn.Module, n: int, size: int, device: torch.device, amp: bool) -> torch.Tensor:
+    batch = torch.randn(n, model.in_channels, size, size, device=device)
+    return batch.contiguous(memory_format=torch.channels_last) if amp else batch
+
+
 def _measure(params: Params, experiment: str, counts: Counts, device: torch.device) -> Rates:
     spec = params.model_of(experiment)
     recipe = params.recipe_of(experiment)
@@ -183,25 +192,31 @@ def _measure(params: Params, experiment: str, counts: Counts, device: torch.devi
     amp = use_amp(device, recipe.amp)
     if amp:
         model = model.to(memory_format=torch.channels_last)
-    n = min(recipe.batch_size, PROBE_BATCH)
-    batch = torch.randn(n, model.in_channels, size, size, device=device)
-    if amp:
-        batch = batch.contiguous(memory_format=torch.channels_last)
-    model.eval()
-    forward = _rate(_inference(model, batch, device, amp), n, device)
+    # What featurize and evaluate run: a forward-only copy, batch norms folded (runtime/folding.py).
+    scorer = copy.deepcopy(model).eval()
+    fold_batch_norms(scorer)
+    infer = _batch(model, params.evaluate.batch_size, size, device, amp)
     mode = base_mode(spec)
-    part = mode.frozen_part(model)  # a fine-tuned base is unfrozen from its cut here
-    if part is not None and not mode.trains_base:
-        return Rates(forward, forward, featurize=_rate(_inference(part.lower, batch, device, amp), n, device))
-    if part is not None and part.upper is not None:
-        featurize = _rate(_inference(part.lower, batch, device, amp), n, device)
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            activations = part.lower(batch).float()
-        top = CachedTop(part.upper, model.head)
-        top_amp = use_amp_on_cached_top(device, recipe.amp)
-        top_forward = _rate(_inference(top, activations, device, top_amp), n, device)
-        top.train()
-        train = _rate(_training(top, activations, counts.classes, device, top_amp), n, device)
-        return Rates(forward, train, featurize=featurize, top=top_forward)
-    model.train()
-    return Rates(forward, _rate(_training(model, batch, counts.classes, device, amp), n, device))
+    part = mode.frozen_part(scorer)  # a fine-tuned base is unfrozen from its cut here
+    if part is None or (mode.trains_base and part.upper is None):  # the whole net trains on images
+        forward = _rate(_inference(scorer, infer, device, amp), len(infer), device)
+        train_batch = _batch(model, recipe.batch_size, size, device, amp)
+        model.train()
+        train = _rate(_training(model, train_batch, counts.classes, device, amp), len(train_batch), device)
+        return Rates(forward, train)
+    # The base's part below the cut (all of a frozen one) dominates the whole net's inference: one
+    # probe serves featurize and, with the cached top's, evaluate (1/forward = 1/lower + 1/top).
+    featurize = _rate(_inference(part.lower, infer, device, amp), len(infer), device)
+    if not mode.trains_base:  # the head trains on the cached features in seconds
+        return Rates(featurize, featurize, featurize=featurize)
+    top_part = mode.frozen_part(model)  # the trainable top, unfolded: the train stage builds its own
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        activations = part.lower(_batch(model, recipe.batch_size, size, device, amp)).float()
+    top = CachedTop(top_part.upper, model.head)
+    top_amp = use_amp_on_cached_top(device, recipe.amp)
+    top.eval()
+    top_forward = _rate(_inference(top, activations, device, top_amp), len(activations), device)
+    top.train()
+    train = _rate(_training(top, activations, counts.classes, device, top_amp), len(activations), device)
+    forward = 1 / (1 / featurize + 1 / top_forward)
+    return Rates(forward, train, featurize=featurize, top=top_forward)
