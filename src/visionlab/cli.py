@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from visionlab import paths
+from visionlab.cli_plan import plan
 from visionlab.cli_servers import server, ui
 from visionlab.errors import VisionlabError
 from visionlab.stage import configure_logging
@@ -22,6 +23,7 @@ def main() -> None:
 
 main.add_command(ui)
 main.add_command(server)
+main.add_command(plan)
 
 
 @main.group()
@@ -309,92 +311,6 @@ def doctor() -> None:
     click.echo(f"{len(checks) - len(failed) - len(warned)} OK, {len(warned)} WARN, {len(failed)} FAIL")
     if failed:
         sys.exit(1)
-
-
-@main.command()
-@click.option("--study", "studies", multiple=True, help="Only this data set (repeatable).")
-@click.option("--experiment", "experiments", multiple=True, help="Only this experiment (repeatable).")
-def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
-    """Estimate how long featurize + train + evaluate of each experiment would take here.
-
-    Times each network on a few synthetic batches on this machine, the way the stages run it,
-    and multiplies by image counts x epochs; the output's last line says what is counted.
-    """
-    from visionlab.params import load_params
-    from visionlab.training import planning
-
-    root = paths.workspace_root()
-    try:
-        params = load_params(root / "params.yaml")
-        for study in studies:
-            params.dataset(study)
-        for name in experiments:
-            params.experiment(name)
-    except VisionlabError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    import torch  # after validation: a typo is answered before torch loads
-
-    from visionlab.runtime.device import select_device, use_amp
-    from visionlab.training import plan_probe
-
-    device = select_device(params.train.device)
-    precision = "bfloat16 autocast" if use_amp(device, params.train.amp) else "float32"
-    click.echo(f"visionlab plan: {root} ({device.type}, {torch.get_num_threads()} threads, {precision})")
-    wanted = set(experiments)
-    cache: dict = {}
-    total, counted, skipped = 0.0, 0, 0
-    for dataset in studies or tuple(params.datasets):
-        names = [
-            n for n, e in params.experiments.items() if e.dataset == dataset and (not wanted or n in wanted)
-        ]
-        if not names:
-            continue
-        counts = planning.image_counts(params, dataset, root)
-        if counts is None:
-            click.echo(f"{dataset}: image count unknown until `uv run dvc repro prepare@{dataset}`")
-            continue
-        source = "prepared" if counts.measured else "published archive"
-        if not counts.measured and params.dataset(dataset).source.folder is not None:
-            source = "image files in its folder"
-        why = planning.unavailable(params, dataset)
-        lines, seconds = [], 0.0
-        for name in names:
-            missing = planning.missing_weights(params, name)
-            if missing or why:
-                lines.append(f"  {name:<28} cannot run here: {missing or why}")
-                skipped += 1
-                continue
-            estimate = planning.estimate(
-                params, name, counts, plan_probe.measure(params, name, counts, device, cache, root)
-            )
-            seconds += estimate.seconds
-            counted += 1
-            lines.append(
-                f"  {name:<28} about {planning.duration(estimate.seconds):>7}  (featurize "
-                f"{planning.duration(estimate.featurize)}, train {planning.duration(estimate.train)}, "
-                f"evaluate {planning.duration(estimate.evaluate)})"
-            )
-        total += seconds
-        click.echo(
-            f"{dataset}: {counts.train:,}/{counts.val:,}/{counts.test:,} train/val/test images ({source}): "
-            f"about {planning.duration(seconds)} for the experiments that can run here"
-            + (f"; skipped by `dvc repro --keep-going` ({why})" if why else "")
-        )
-        click.echo("\n".join(lines))
-    click.echo(
-        f"total: about {planning.duration(total)} of featurize + train + evaluate on {device.type} for "
-        f"{counted} experiments; {skipped} cannot run here"
-    )
-    click.echo(
-        "how: each network timed here on synthetic batches as the stages run it (their batch sizes, "
-        "precision, folded batch norms, training steps, the activation cache), plus reading each file "
-        "once in featurize "
-        f"and evaluate (timed on {plan_probe.DECODE_FILES} of the data set's files, or a synthetic photo "
-        "before they are here); x the images (augmented experiments: "
-        "augment.factor x) x the recipe's epochs, capped by train.epochs_cap (early stopping may end "
-        "sooner). Not counted: downloads, prepare, augment, explain, report."
-    )
 
 
 @main.command()

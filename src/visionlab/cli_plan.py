@@ -1,0 +1,120 @@
+"""``visionlab plan``: how long each experiment's featurize + train + evaluate would take here."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from visionlab import paths
+from visionlab.errors import VisionlabError
+
+if TYPE_CHECKING:  # the command loads params and torch only once it runs: `--help` stays instant
+    import torch
+
+    from visionlab.params import Params
+
+
+@click.command()
+@click.option("--study", "studies", multiple=True, help="Only this data set (repeatable).")
+@click.option("--experiment", "experiments", multiple=True, help="Only this experiment (repeatable).")
+def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
+    """Estimate how long featurize + train + evaluate of each experiment would take here.
+
+    Times each network on a few synthetic batches on this machine, the way the stages run it,
+    and multiplies by image counts x epochs; the output's last line says what is counted.
+    """
+    root = paths.workspace_root()
+    params = _checked_params(root, studies, experiments)
+    import torch  # after validation: a typo is answered before torch loads
+
+    from visionlab.runtime.device import select_device, use_amp
+
+    device = select_device(params.train.device)
+    precision = "bfloat16 autocast" if use_amp(device, params.train.amp) else "float32"
+    click.echo(f"visionlab plan: {root} ({device.type}, {torch.get_num_threads()} threads, {precision})")
+    cache: dict = {}
+    total, counted, skipped = 0.0, 0, 0
+    for dataset in studies or tuple(params.datasets):
+        names = [
+            n
+            for n, e in params.experiments.items()
+            if e.dataset == dataset and (not experiments or n in experiments)
+        ]
+        if names:
+            seconds, ran, missed = _study(params, dataset, names, root, device, cache)
+            total, counted, skipped = total + seconds, counted + ran, skipped + missed
+    _footer(total, counted, skipped, device.type)
+
+
+def _checked_params(root: Path, studies: tuple[str, ...], experiments: tuple[str, ...]) -> Params:
+    """params.yaml, with every named study and experiment checked: a typo exits with "did you mean"."""
+    from visionlab.params import load_params
+
+    try:
+        params = load_params(root / "params.yaml")
+        for study in studies:
+            params.dataset(study)
+        for name in experiments:
+            params.experiment(name)
+    except VisionlabError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    return params
+
+
+def _study(
+    params: Params, dataset: str, names: list[str], root: Path, device: torch.device, cache: dict
+) -> tuple[float, int, int]:
+    """Print one data set's line and its experiments' estimates; (seconds, counted, skipped)."""
+    from visionlab.training import plan_probe, planning
+
+    counts = planning.image_counts(params, dataset, root)
+    if counts is None:
+        click.echo(f"{dataset}: image count unknown until `uv run dvc repro prepare@{dataset}`")
+        return 0.0, 0, 0
+    source = "prepared" if counts.measured else "published archive"
+    if not counts.measured and params.dataset(dataset).source.folder is not None:
+        source = "image files in its folder"
+    why = planning.unavailable(params, dataset)
+    lines, seconds, skipped = [], 0.0, 0
+    for name in names:
+        missing = planning.missing_weights(params, name)
+        if missing or why:
+            lines.append(f"  {name:<28} cannot run here: {missing or why}")
+            skipped += 1
+            continue
+        rates = plan_probe.measure(params, name, counts, device, cache, root)
+        estimate = planning.estimate(params, name, counts, rates)
+        seconds += estimate.seconds
+        lines.append(
+            f"  {name:<28} about {planning.duration(estimate.seconds):>7}  (featurize "
+            f"{planning.duration(estimate.featurize)}, train {planning.duration(estimate.train)}, "
+            f"evaluate {planning.duration(estimate.evaluate)})"
+        )
+    click.echo(
+        f"{dataset}: {counts.train:,}/{counts.val:,}/{counts.test:,} train/val/test images ({source}): "
+        f"about {planning.duration(seconds)} for the experiments that can run here"
+        + (f"; skipped by `dvc repro --keep-going` ({why})" if why else "")
+    )
+    click.echo("\n".join(lines))
+    return seconds, len(names) - skipped, skipped
+
+
+def _footer(total: float, counted: int, skipped: int, device: str) -> None:
+    from visionlab.training import plan_probe, planning
+
+    click.echo(
+        f"total: about {planning.duration(total)} of featurize + train + evaluate on {device} for "
+        f"{counted} experiments; {skipped} cannot run here"
+    )
+    click.echo(
+        "how: each network timed here on synthetic batches as the stages run it (their batch sizes, "
+        "precision, folded batch norms, training steps, the activation cache), plus reading each file "
+        f"once in featurize and evaluate (timed on {plan_probe.DECODE_FILES} of the data set's files, "
+        "or a synthetic photo before they are here); x the images (augmented experiments: "
+        "augment.factor x) x the recipe's epochs, capped by train.epochs_cap (early stopping may end "
+        "sooner). Not counted: downloads, prepare, augment, explain, report."
+    )
