@@ -4,10 +4,15 @@ For every finished row whose experiment params.yaml still ships, the planner's e
 row's split counts (featurize + train, the part the row measures) is set beside the row's measured
 featurize and train seconds, twice: with the recipe's epochs (what `plan` prints: an upper bound,
 since early stopping ends runs sooner) and with the epochs the run actually took (the rates' error
-alone). Then the whole `visionlab plan` over every study is timed. Run it on an idle machine: the
-probes time this CPU, and a busy one makes every estimate longer.
+alone). Then the whole `visionlab plan` over every study is timed. Featurize and train are also set apart
+(each row's own seconds against the plan's), and each row names the commit it was measured at: a
+row measured before a stage got faster is slower than what `plan` now estimates. Run it on an idle
+machine: the probes time this CPU, and a busy one makes every estimate longer.
 
-    uv run python benchmarks/plan_accuracy.py     # -> benchmarks/results/plan_accuracy.{json,md}
+    uv run python benchmarks/plan_accuracy.py [--work DIR]   # -> benchmarks/results/plan_accuracy.{json,md}
+
+``--work`` is the full-scale work copy (``full_scale.py --work``), whose prepared manifests name the
+files decoding is timed on.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import sys
 import time
 from pathlib import Path
 
+import click
 import torch
 
 from visionlab.params import load_params
@@ -26,7 +32,7 @@ from visionlab.training import plan_probe, planning
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-# Where the full-scale rows ran: their prepared manifests name the files decoding is timed on.
+# Where the full-scale rows ran by default: their prepared manifests name the files decoding is timed on.
 WORK = REPO / "benchmarks" / "work" / "full_scale"
 
 
@@ -35,7 +41,7 @@ def _counts(row: dict, classes: int) -> planning.Counts:
     return planning.Counts(split["train"], split["val"], split["test"], True, classes)
 
 
-def measure_rows() -> list[dict]:
+def measure_rows(work: Path) -> list[dict]:
     params = load_params(REPO / "params.yaml")
     rows = json.loads((RESULTS / "full_scale.json").read_text())["rows"]
     device, cache, out = torch.device("cpu"), {}, []
@@ -45,15 +51,20 @@ def measure_rows() -> list[dict]:
             continue
         classes = planning.image_counts(params, row["dataset"], REPO)
         counts = _counts(row, classes.classes if classes else 5)
-        rates = plan_probe.measure(params, name, counts, device, cache, WORK if WORK.is_dir() else REPO)
+        rates = plan_probe.measure(params, name, counts, device, cache, work if work.is_dir() else REPO)
         planned = planning.estimate(params, name, counts, rates)
         at_epochs = planning.estimate(params, name, counts, rates, epochs=int(row["epochs"]))
-        measured = (row.get("featurize_seconds") or 0.0) + row["train_seconds"]
+        featurized = row.get("featurize_seconds") or 0.0
+        measured = featurized + row["train_seconds"]
         out.append(
             {
                 "experiment": name,
                 "commit": (row.get("provenance") or {}).get("commit"),
                 "measured_s": round(measured, 1),
+                "measured_featurize_s": round(featurized, 1),
+                "measured_train_s": round(row["train_seconds"], 1),
+                "planned_featurize_s": round(planned.featurize, 1),
+                "planned_train_at_run_epochs_s": round(at_epochs.train, 1),
                 "recipe_epochs": params.recipe_of(name).epochs,
                 "run_epochs": int(row["epochs"]),
                 "planned_s": round(planned.featurize + planned.train, 1),
@@ -72,23 +83,31 @@ def time_plan() -> float:
     return time.perf_counter() - started
 
 
-def render(rows: list[dict], plan_seconds: float, load: float) -> str:
+def _ratio(planned: float, measured: float) -> str:
+    return f"{planned / measured:.2f}" if measured else "-"
+
+
+def render(rows: list[dict], plan_seconds: float, load: float, commit: str) -> str:
     lines = [
         "# `visionlab plan` against measured full-set runs",
         "",
-        "Planned featurize + train seconds on each row's split counts against the row's measured ones",
-        "(`benchmarks/results/full_scale.json`). ratio = planned / measured: within 2x means 0.5-2.0.",
+        f"Plan at commit `{commit[:7]}`. Planned featurize + train seconds on each row's split counts",
+        "against the row's measured ones (`benchmarks/results/full_scale.json`, at the row's commit).",
+        "ratio = planned / measured: within 2x means 0.5-2.0; the featurize and train columns set each",
+        "part apart (train at the run's epochs).",
         f"`visionlab plan` over every study took {plan_seconds:.1f} s; load average at the start {load:.2f}.",
         "",
-        "| experiment | measured s | recipe epochs | run epochs | planned s | ratio "
-        "| planned at run epochs s | ratio |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| experiment | row commit | measured s | recipe epochs | run epochs | planned s | ratio "
+        "| planned at run epochs s | ratio | featurize ratio | train ratio at run epochs |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| `{r['experiment']}` | {r['measured_s']:,.0f} | {r['recipe_epochs']} | {r['run_epochs']} | "
-            f"{r['planned_s']:,.0f} | {r['ratio']:.2f} | {r['planned_at_run_epochs_s']:,.0f} | "
-            f"{r['ratio_at_run_epochs']:.2f} |"
+            f"| `{r['experiment']}` | `{(r['commit'] or '?')[:7]}` | {r['measured_s']:,.0f} | "
+            f"{r['recipe_epochs']} | {r['run_epochs']} | {r['planned_s']:,.0f} | {r['ratio']:.2f} | "
+            f"{r['planned_at_run_epochs_s']:,.0f} | {r['ratio_at_run_epochs']:.2f} | "
+            f"{_ratio(r['planned_featurize_s'], r['measured_featurize_s'])} | "
+            f"{_ratio(r['planned_train_at_run_epochs_s'], r['measured_train_s'])} |"
         )
     within = sum(0.5 <= r["ratio"] <= 2.0 for r in rows)
     at_run = sum(0.5 <= r["ratio_at_run_epochs"] <= 2.0 for r in rows)
@@ -100,13 +119,24 @@ def render(rows: list[dict], plan_seconds: float, load: float) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
+@click.command()
+@click.option(
+    "--work",
+    type=click.Path(path_type=Path),
+    default=WORK,
+    show_default=True,
+    help="the full-scale work copy (full_scale.py --work): decoding is timed on its prepared files",
+)
+def main(work: Path) -> None:
     load = os.getloadavg()[0]
-    rows = measure_rows()
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    rows = measure_rows(work)
     plan_seconds = time_plan()
-    result = {"load_average": load, "plan_seconds": round(plan_seconds, 1), "rows": rows}
+    result = {"commit": commit, "load_average": load, "plan_seconds": round(plan_seconds, 1), "rows": rows}
     (RESULTS / "plan_accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "plan_accuracy.md").write_text(render(rows, plan_seconds, load))
+    (RESULTS / "plan_accuracy.md").write_text(render(rows, plan_seconds, load, commit))
     print((RESULTS / "plan_accuracy.md").read_text())
 
 
