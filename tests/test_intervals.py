@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from visionlab.evaluation.evaluate_stage import _scores
 from visionlab.evaluation.intervals import against_published, correct_count, mcnemar, verdict, wilson
+from visionlab.evaluation.scoring import scores as _scores
 
 
 def test_wilson_matches_the_textbook_values():

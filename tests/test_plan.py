@@ -108,7 +108,6 @@ def test_the_probe_builds_each_net_with_the_data_sets_classes_and_times_the_cut(
     assert plan_probe.measure(params, "caltech-best", five, device, cache) is cached  # timed once
 
 
-
 def test_the_probe_times_the_stages_batch_sizes_on_a_folded_copy(monkeypatch):
     """On a CPU one net's images/s differ up to 2x between batch sizes: the probe times the stages' own."""
     import torch
@@ -149,6 +148,7 @@ def _recording_fold(fold, timed):
         return folded
 
     return recorded
+
 
 def test_experiments_whose_weights_are_missing_say_which_file(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
