@@ -224,3 +224,45 @@ def test_decoding_is_timed_on_the_data_sets_own_files_spread_over_it(in_tmp):
     assert len(plan_probe._sample_files(params, "toy", in_tmp)) == plan_probe.DECODE_FILES
     assert plan_probe._sample_files(params, "toy", in_tmp / "elsewhere") == []
     assert plan_probe.decode_seconds(params, "toy", 32, False, in_tmp / "elsewhere") > 0  # a synthetic photo
+
+
+def _state(params, locked_all: bool = True, changed: tuple[str, ...] = ()) -> planning.PipelineState:
+    stages = {f"{s}@{d}" for s in ("download", "prepare", "augment") for d in params.datasets}
+    stages |= {f"{s}@{e}" for s in planning.PLANNED for e in params.experiments}
+    locked = frozenset(stages if locked_all else ())
+    return planning.PipelineState(frozenset(stages), locked, frozenset(changed))
+
+
+def test_plan_counts_only_the_stages_dvc_repro_would_run():
+    params = load_params(ROOT / "params.yaml")
+    up_to_date = _state(params)
+    assert planning.stages_to_run(params, "flowers-best", None, set()) == planning.PLANNED  # no dvc.lock
+    assert planning.stages_to_run(params, "flowers-best", up_to_date, set()) == ()
+    assert planning.stages_to_run(params, "flowers-best", _state(params, False), set()) == planning.PLANNED
+    trained = _state(params, changed=("train@flowers-best",))
+    assert planning.stages_to_run(params, "flowers-best", trained, set()) == ("train", "evaluate")
+    assert planning.stages_to_run(params, "flowers-effnet", trained, set()) == ()  # another experiment's
+    # A params edit not yet resolved: the record would change, so its stage and the later ones run.
+    stale = {"featurize@flowers-best"}
+    assert planning.stages_to_run(params, "flowers-best", up_to_date, stale) == planning.PLANNED
+    # Upstream data: augment reruns what trains on the copies, not what trains on the prepared images.
+    augmented = _state(params, changed=("augment@flowers",))
+    assert params.model_of("flowers-best").augmented and not params.model_of("flowers-simplecnn").augmented
+    assert planning.stages_to_run(params, "flowers-best", augmented, set()) == planning.PLANNED
+    assert planning.stages_to_run(params, "flowers-simplecnn", augmented, set()) == ()
+    prepared = _state(params, changed=("prepare@flowers",))
+    assert planning.stages_to_run(params, "flowers-simplecnn", prepared, set()) == planning.PLANNED
+    estimate = planning.Estimate("flowers-best", "flowers", 10.0, 20.0, 5.0)
+    assert estimate.only(("train", "evaluate")).seconds == 25.0
+
+
+def test_a_params_edit_makes_its_records_stale_before_resolve_reruns(in_tmp):
+    from visionlab.data.resolve_stage import resolve_stage
+
+    raw = minimal_params()
+    params = parse_params(raw)
+    assert planning.stale_records(params, in_tmp) == {"featurize@toy-cnn", "train@toy-cnn"}  # none written
+    resolve_stage(params)
+    assert planning.stale_records(params, in_tmp) == set()
+    raw.setdefault("train", {})["lr"] = 0.003
+    assert planning.stale_records(parse_params(raw), in_tmp) == {"train@toy-cnn"}  # features keep

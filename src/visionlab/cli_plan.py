@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:  # the command loads params and torch only once it runs: `--he
     import torch
 
     from visionlab.params import Params
+    from visionlab.training.planning import Counts, PipelineState
 
 
 @click.command()
@@ -35,7 +37,9 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
     device = select_device(params.train.device)
     precision = "bfloat16 autocast" if use_amp(device, params.train.amp) else "float32"
     click.echo(f"visionlab plan: {root} ({device.type}, {torch.get_num_threads()} threads, {precision})")
-    cache: dict = {}
+    from visionlab.training.planning import stale_records
+
+    probe = _Planning(root, device, _pipeline_state(root), stale_records(params, root))
     total, counted, skipped = 0.0, 0, 0
     for dataset in studies or tuple(params.datasets):
         names = [
@@ -44,9 +48,46 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
             if e.dataset == dataset and (not experiments or n in experiments)
         ]
         if names:
-            seconds, ran, missed = _study(params, dataset, names, root, device, cache)
+            seconds, ran, missed = _study(params, dataset, names, probe)
             total, counted, skipped = total + seconds, counted + ran, skipped + missed
     _footer(total, counted, skipped, device.type)
+
+
+@dataclass
+class _Planning:
+    """What every experiment's estimate reads: the project, the device, what DVC would skip."""
+
+    root: Path
+    device: torch.device
+    state: PipelineState | None
+    stale: set[str]
+    rates: dict = field(default_factory=dict)  # plan_probe's cache: each network timed once
+
+
+def _pipeline_state(root: Path) -> PipelineState | None:
+    """DVC's view of the project, or None before anything ran (no dvc.lock: every stage would run)."""
+    import yaml
+
+    from visionlab.training.planning import PipelineState
+
+    lock = root / "dvc.lock"
+    if not lock.is_file():
+        return None
+    from dvc.repo import Repo
+
+    locked = frozenset((yaml.safe_load(lock.read_text()) or {}).get("stages", {}))
+    try:
+        repo = Repo(str(root))
+        try:
+            stages = frozenset(stage.addressing for stage in repo.index.stages)
+            changed = frozenset(repo.status())
+        finally:
+            repo.close()
+    except Exception as exc:  # e.g. a running `dvc repro` holds the lock: plan still answers
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        click.echo(f"note: `dvc status` failed ({first}); every stage counted as if it would run", err=True)
+        return None
+    return PipelineState(stages, locked, changed)
 
 
 def _checked_params(root: Path, studies: tuple[str, ...], experiments: tuple[str, ...]) -> Params:
@@ -65,13 +106,11 @@ def _checked_params(root: Path, studies: tuple[str, ...], experiments: tuple[str
     return params
 
 
-def _study(
-    params: Params, dataset: str, names: list[str], root: Path, device: torch.device, cache: dict
-) -> tuple[float, int, int]:
+def _study(params: Params, dataset: str, names: list[str], probe: _Planning) -> tuple[float, int, int]:
     """Print one data set's line and its experiments' estimates; (seconds, counted, skipped)."""
-    from visionlab.training import plan_probe, planning
+    from visionlab.training import planning
 
-    counts = planning.image_counts(params, dataset, root)
+    counts = planning.image_counts(params, dataset, probe.root)
     if counts is None:
         click.echo(f"{dataset}: image count unknown until `uv run dvc repro prepare@{dataset}`")
         return 0.0, 0, 0
@@ -86,14 +125,9 @@ def _study(
             lines.append(f"  {name:<28} cannot run here: {missing or why}")
             skipped += 1
             continue
-        rates = plan_probe.measure(params, name, counts, device, cache, root)
-        estimate = planning.estimate(params, name, counts, rates)
-        seconds += estimate.seconds
-        lines.append(
-            f"  {name:<28} about {planning.duration(estimate.seconds):>7}  (featurize "
-            f"{planning.duration(estimate.featurize)}, train {planning.duration(estimate.train)}, "
-            f"evaluate {planning.duration(estimate.evaluate)})"
-        )
+        line, estimated = _experiment(params, name, counts, probe)
+        seconds += estimated
+        lines.append(line)
     click.echo(
         f"{dataset}: {counts.train:,}/{counts.val:,}/{counts.test:,} train/val/test images ({source}): "
         f"about {planning.duration(seconds)} for the experiments that can run here"
@@ -101,6 +135,22 @@ def _study(
     )
     click.echo("\n".join(lines))
     return seconds, len(names) - skipped, skipped
+
+
+def _experiment(params: Params, name: str, counts: Counts, probe: _Planning) -> tuple[str, float]:
+    """One experiment's line and seconds: only the stages `dvc repro` would run are timed."""
+    from visionlab.training import plan_probe, planning
+
+    runs = planning.stages_to_run(params, name, probe.state, probe.stale)
+    if not runs:
+        return f"  {name:<28} up to date: `dvc repro` would skip featurize, train and evaluate", 0.0
+    rates = plan_probe.measure(params, name, counts, probe.device, probe.rates, probe.root)
+    estimate = planning.estimate(params, name, counts, rates).only(runs)
+    parts = ", ".join(
+        f"{stage} {planning.duration(getattr(estimate, stage))}" if stage in runs else f"{stage} up to date"
+        for stage in planning.PLANNED
+    )
+    return f"  {name:<28} about {planning.duration(estimate.seconds):>7}  ({parts})", estimate.seconds
 
 
 def _footer(total: float, counted: int, skipped: int, device: str) -> None:
@@ -116,5 +166,6 @@ def _footer(total: float, counted: int, skipped: int, device: str) -> None:
         f"once in featurize and evaluate (timed on {plan_probe.DECODE_FILES} of the data set's files, "
         "or a synthetic photo before they are here); x the images (augmented experiments: "
         "augment.factor x) x the recipe's epochs, capped by train.epochs_cap (early stopping may end "
-        "sooner). Not counted: downloads, prepare, augment, explain, report."
+        "sooner). Not counted: downloads, prepare, augment, explain, report, and stages `dvc repro` "
+        "would skip (dvc status, and the resolve records a params edit would change)."
     )

@@ -165,6 +165,21 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     assert ran_stages(second) == set()
     assert "Data and pipelines are up to date" in second
 
+    # plan counts only what `dvc repro` would run: nothing now; after a train.lr edit (which `dvc
+    # status` shows only as resolve's until resolve reruns), train and evaluate, not featurize.
+    plan = [sys.executable, "-m", "visionlab.cli", "plan", "--study", "flowers"]
+    current = run(project, *plan)
+    for name in EXPERIMENTS:
+        assert f"  {name:<28} up to date: `dvc repro` would skip" in current, current
+    edited = yaml.safe_load((project / "params.yaml").read_text())
+    edited["train"]["lr"] = 0.0003
+    (project / "params.yaml").write_text(yaml.safe_dump(edited, sort_keys=False))
+    lines = run(project, *plan).splitlines()
+    for name in EXPERIMENTS:
+        line = next(line for line in lines if line.strip().startswith(f"{name} "))
+        assert "(featurize up to date, train " in line and "evaluate up to date" not in line, line
+    git(project, "checkout", "params.yaml")
+
     # The README's offline route: a mirror holding the same archive changes no byte, so it
     # reruns only the resolve stage; back to params.yaml as committed, nothing is downloaded
     # again (the data stages stay cached) and nothing else runs.

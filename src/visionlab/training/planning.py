@@ -15,12 +15,17 @@ core), explain and the report.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from visionlab import paths
 from visionlab.data.folder_source import folder_path
 from visionlab.params import DatasetCard, Params, architectures
+from visionlab.params.resolved import feature_inputs, train_params
 from visionlab.runtime.base_mode import base_mode
 
 # Images and classes in each published archive (what the studies used), for unprepared data sets.
@@ -32,6 +37,7 @@ ARCHIVES = {
     "101_ObjectCategories.tar.gz": (484, 5),  # the five classes the Caltech study keeps
 }
 OFFICIAL_TEST = {"cifar10_pickle": 10000}  # formats whose test split is published, not carved
+PLANNED = ("featurize", "train", "evaluate")  # an experiment's stages that plan estimates, in order
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,69 @@ class Estimate:
     @property
     def seconds(self) -> float:
         return self.featurize + self.train + self.evaluate
+
+    def only(self, stages: tuple[str, ...]) -> Estimate:
+        """This estimate with the seconds of the stages not in ``stages`` (up to date) at zero."""
+        return dataclasses.replace(self, **{stage: 0.0 for stage in PLANNED if stage not in stages})
+
+
+@dataclass(frozen=True)
+class PipelineState:
+    """What DVC says of a project: its stages, those with a dvc.lock entry, those `dvc status` names."""
+
+    stages: frozenset[str]
+    locked: frozenset[str]
+    changed: frozenset[str]
+
+
+def _normalised(record: dict[str, Any]) -> Any:
+    return json.loads(json.dumps(record, sort_keys=True))  # as the resolve stage writes it, read back
+
+
+def stale_records(params: Params, root: Path) -> set[str]:
+    """featurize and train stages whose resolve record would change: a params edit that `dvc status`
+    shows only as the resolve stage's (their own deps, the records, are still the old ones)."""
+    records: list[tuple[str, Path, Callable[[Params, str], dict[str, Any]]]] = [
+        ("featurize", paths.resolved_features(e), feature_inputs) for e in params.experiments
+    ] + [("train", paths.resolved_train(e), train_params) for e in params.experiments]
+    stale = set()
+    for stage, path, compute in records:
+        experiment = path.stem
+        try:
+            written = json.loads((root / path).read_text())
+        except (OSError, ValueError):
+            written = None
+        if written != _normalised(compute(params, experiment)):
+            stale.add(f"{stage}@{experiment}")
+    return stale
+
+
+def stages_to_run(
+    params: Params, experiment: str, state: PipelineState | None, stale: set[str]
+) -> tuple[str, ...]:
+    """Of ``experiment``'s featurize, train and evaluate, those `dvc repro` would run, in order.
+
+    ``state`` None (no dvc.lock yet): all of them. A stage runs when it has no lock entry, `dvc
+    status` names it, its record is ``stale``, or a stage it needs runs: its data set's download and
+    prepare, augment for a model on the augmented copies, and the earlier of the three.
+    """
+    if state is None:
+        return PLANNED
+
+    def runs(stage: str) -> bool:
+        if stage not in state.stages:
+            return False
+        return stage not in state.locked or stage in state.changed or stage in stale
+
+    dataset = params.experiment(experiment).dataset
+    needed = ["download", "prepare"] + (["augment"] if params.model_of(experiment).augmented else [])
+    upstream = any(runs(f"{stage}@{dataset}") for stage in needed)
+    chosen: list[str] = []
+    for stage in PLANNED:
+        upstream = upstream or runs(f"{stage}@{experiment}")
+        if upstream:
+            chosen.append(stage)
+    return tuple(chosen)
 
 
 def image_counts(params: Params, dataset: str, root: Path) -> Counts | None:
