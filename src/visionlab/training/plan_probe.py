@@ -14,7 +14,6 @@ counted.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import tempfile
 import time
@@ -38,27 +37,31 @@ from visionlab.runtime.preprocess import load_pixels
 from visionlab.training.planning import IMAGE_SUFFIXES, Counts, Rates
 
 WARMUP = 1
+WARMUP_IMAGES = 2  # images per warm-up call (see _rate)
 MAX_REPEATS = 4
-TIME_PER_PROBE = 0.5  # seconds: stop repeating once a probe has taken this long
+TIME_PER_PROBE = 0.2  # seconds: stop repeating once a probe has taken this long
 DECODE_FILES = 16  # files of the data set timed through load_pixels
 
 
-def _rate(step: Callable[[], None], images: int, device: torch.device) -> float:
+def _rate(step: Callable[[int | None], None], images: int, device: torch.device) -> float:
     """Images per second of ``step`` over ``images`` images: its fastest call after a warm-up.
 
-    The fastest, not the mean: on a CPU the first calls of a new shape build kernels and a busy
-    machine adds spikes, neither of which a long stage run pays per batch.
+    ``step(n)`` runs the first ``n`` images of its batch (None: all). The warm-up runs
+    ``WARMUP_IMAGES`` of them: what a first call pays (weight layouts, thread pools, lazy
+    initialisation, Adam's state) is paid by any batch, and a full one of a large net costs seconds.
+    The fastest timed call counts, not the mean: a busy machine adds spikes a long stage run
+    spreads out.
     """
 
-    def timed() -> float:
+    def timed(n: int | None = None) -> float:
         started = time.perf_counter()
-        step()
+        step(n)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - started
 
-    for _ in range(WARMUP):  # allocation, kernel building, autotuning, lazy initialisation
-        timed()
+    for _ in range(WARMUP):
+        timed(WARMUP_IMAGES)
     best, spent = float("inf"), 0.0
     for _ in range(MAX_REPEATS):
         seconds = timed()
@@ -68,10 +71,20 @@ def _rate(step: Callable[[], None], images: int, device: torch.device) -> float:
     return images / max(best, 1e-9)
 
 
-def _inference(module: nn.Module, batch: torch.Tensor, device: torch.device, amp: bool) -> Callable[[], None]:
-    def step() -> None:
+def _inference(
+    module: nn.Module | Callable,
+    batch: torch.Tensor,
+    device: torch.device,
+    amp: bool,
+    outputs: list[torch.Tensor] | None = None,
+):
+    """One forward pass of ``module``; with ``outputs``, a full batch's result is kept there."""
+
+    def step(n: int | None = None) -> None:
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            module(batch)
+            result = module(batch[:n])
+        if outputs is not None and n is None:
+            outputs[:] = [result]
 
     return step
 
@@ -81,24 +94,25 @@ def _training(module: nn.Module, batch: torch.Tensor, classes: int, device: torc
     optimizer = torch.optim.Adam(trainable, lr=1e-6)
     targets = torch.arange(len(batch), device=device) % classes
 
-    def step() -> None:
+    def step(n: int | None = None) -> None:
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = nn.functional.cross_entropy(module(batch).float(), targets)
+            loss = nn.functional.cross_entropy(module(batch[:n]).float(), targets[:n])
         loss.backward()
         optimizer.step()
 
     return step
 
 
-def _key(params: Params, experiment: str, counts: Counts) -> tuple:
+def _key(params: Params, experiment: str) -> tuple:
     spec = params.model_of(experiment)
     cut = spec.unfreeze_from if spec.base == "finetune" and spec.activation_cache != "off" else None
+    # Not the classes nor grey input: they change the last and first layer only, not the rate (a
+    # grey image enters a pretrained net as three equal channels), so catsdogs-best and -colour
+    # share one probe.
     return (
         spec.arch,
         params.image_size_of(experiment),
-        params.grayscale_of(experiment),
-        counts.classes,
         spec.base,
         spec.unfreeze_from,
         cut,
@@ -121,7 +135,7 @@ def measure(
     With ``root`` (the project), also the seconds per image of reading its data set's files
     (:func:`decode_seconds`); without, decoding is not counted.
     """
-    key = _key(params, experiment, counts)
+    key = _key(params, experiment)
     if key not in cache:
         cache[key] = _measure(params, experiment, counts, device)
     if root is None:
@@ -192,31 +206,31 @@ def _measure(params: Params, experiment: str, counts: Counts, device: torch.devi
     amp = use_amp(device, recipe.amp)
     if amp:
         model = model.to(memory_format=torch.channels_last)
-    # What featurize and evaluate run: a forward-only copy, batch norms folded (runtime/folding.py).
-    scorer = copy.deepcopy(model).eval()
-    fold_batch_norms(scorer)
     infer = _batch(model, params.evaluate.batch_size, size, device, amp)
     mode = base_mode(spec)
-    part = mode.frozen_part(scorer)  # a fine-tuned base is unfrozen from its cut here
+    part = mode.frozen_part(model)  # a fine-tuned base is unfrozen from its cut here
     if part is None or (mode.trains_base and part.upper is None):  # the whole net trains on images
-        forward = _rate(_inference(scorer, infer, device, amp), len(infer), device)
         train_batch = _batch(model, recipe.batch_size, size, device, amp)
         model.train()
         train = _rate(_training(model, train_batch, counts.classes, device, amp), len(train_batch), device)
-        return Rates(forward, train)
-    # The base's part below the cut (all of a frozen one) dominates the whole net's inference: one
-    # probe serves featurize and, with the cached top's, evaluate (1/forward = 1/lower + 1/top).
-    featurize = _rate(_inference(part.lower, infer, device, amp), len(infer), device)
-    if not mode.trains_base:  # the head trains on the cached features in seconds
+        fold_batch_norms(model.eval())  # then scored as evaluate scores: batch norms folded
+        return Rates(_rate(_inference(model, infer, device, amp), len(infer), device), train)
+    if not mode.trains_base:  # featurize runs the folded base once; the head trains in seconds
+        fold_batch_norms(model.eval())
+        lower = mode.frozen_part(model).lower
+        featurize = _rate(_inference(lower, infer, device, amp), len(infer), device)
         return Rates(featurize, featurize, featurize=featurize)
-    top_part = mode.frozen_part(model)  # the trainable top, unfolded: the train stage builds its own
-    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-        activations = part.lower(_batch(model, recipe.batch_size, size, device, amp)).float()
-    top = CachedTop(top_part.upper, model.head)
+    # Featurize folds the part below the cut; the top trains unfolded (the train stage builds its
+    # own model), so only the lower part is folded here, and its output feeds the top's probes.
+    fold_batch_norms(part.lower.eval())
+    outputs: list[torch.Tensor] = []
+    featurize = _rate(_inference(part.lower, infer, device, amp, outputs), len(infer), device)
+    activations = outputs[-1][: recipe.batch_size].float()
+    top = CachedTop(part.upper, model.head)
     top_amp = use_amp_on_cached_top(device, recipe.amp)
     top.eval()
     top_forward = _rate(_inference(top, activations, device, top_amp), len(activations), device)
     top.train()
     train = _rate(_training(top, activations, counts.classes, device, top_amp), len(activations), device)
-    forward = 1 / (1 / featurize + 1 / top_forward)
-    return Rates(forward, train, featurize=featurize, top=top_forward)
+    # Evaluate's whole-net pass: the part below the cut, then the top.
+    return Rates(1 / (1 / featurize + 1 / top_forward), train, featurize=featurize, top=top_forward)
