@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the tests' helper for the shared sample photos
 
 from tests.conftest import flower_photos  # noqa: E402
-from visionlab.explanations.predict import Predictor  # noqa: E402
+from visionlab.explanations.predict import Predictor, default_batch  # noqa: E402
 from visionlab.models import build_model, load_checkpoint, save_checkpoint  # noqa: E402
 from visionlab.params import ModelParams  # noqa: E402
 
@@ -97,12 +97,12 @@ def main(images: int, rounds: int, workers: int, shared: Path, out: Path) -> Non
         photos = flower_photos(scratch / "photos", images, shared)
         checkpoint = _checkpoint(scratch / "model.pt")
 
-        def after(amp: bool | None, n_workers: int, fold: bool = True):
+        def after(amp: bool | None, n_workers: int, fold: bool = True, batch: int | None = None):
             def run(files):
                 predictor = Predictor.load(checkpoint, fold=fold)
                 if amp is not None:
                     predictor.amp = amp
-                return list(predictor.stream(files, workers=n_workers))
+                return list(predictor.stream(files, workers=n_workers, batch_size=batch))
 
             return run
 
@@ -112,6 +112,7 @@ def main(images: int, rounds: int, workers: int, shared: Path, out: Path) -> Non
             "after, float32": after(False, workers),
             "after, decoding in the same process": after(None, 0),
             "after, same process, batch norm not folded": after(None, 0, fold=False),
+            "after, same process, batch 32 (the default before)": after(None, 0, batch=32),
         }
         for run in configs.values():  # warm-up: weights loaded, kernels chosen
             run(photos[:16])
@@ -142,7 +143,8 @@ def main(images: int, rounds: int, workers: int, shared: Path, out: Path) -> Non
         "bfloat16_native": amp,
         "rounds": rounds,
         "workers": workers,
-        "model": "efficientnet_lite0 frozen, ImageNet weights, 224 px, batch 32",
+        "model": "efficientnet_lite0 frozen, ImageNet weights, 224 px, batch "
+        f"{default_batch(torch.device('cpu'))} (predict's default on a CPU) unless a row names one",
         "commit": subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
         ).stdout.strip(),
