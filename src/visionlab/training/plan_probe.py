@@ -1,15 +1,15 @@
 """Rates for `visionlab plan`, measured here: each experiment's network on synthetic batches.
 
-Each distinct network (architecture, input side, channels, classes, base mode and cut) is built
-without its ImageNet weights (same cost, works offline) and timed the way the stages run it: at the
-stages' own batch sizes (a training step at the recipe's ``batch_size``, inference at
-``evaluate.batch_size``: on a CPU the images/s of one net differ up to 2x between batch sizes), in
-bfloat16 autocast and channels-last where the stages would use them (``train.amp``), inference on a
-copy with its batch norms folded (as featurize and evaluate score), a real training step (forward,
-backward, Adam update) of what trains, and, for a fine-tuned base with an activation cache, the part
-below the cut and the cached top apart, on activations of the real shape. One warm-up batch, then
-timed ones until ``TIME_PER_PROBE`` seconds have passed (at most ``MAX_REPEATS``), the fastest
-counted.
+Each distinct network (architecture, input side, base mode and cut; not its classes or grey input,
+which change a layer at either end only) is built without its ImageNet weights (same cost, works
+offline) and timed the way the stages run it: at the stages' own batch sizes (a training step at
+the recipe's ``batch_size``, inference at ``evaluate.batch_size``: on a CPU the images/s of one net
+differ up to 2x between batch sizes), in bfloat16 autocast and channels-last where the stages would
+use them (``train.amp``), inference with batch norms folded (as featurize and evaluate score), a
+real training step (forward, backward, Adam update) of what trains, and, for a fine-tuned base with
+an activation cache, the part below the cut and the cached top apart, on activations of the real
+shape. Warm-up calls on two images, then timed calls of the full batch until ``TIME_PER_PROBE``
+seconds have passed (at most ``MAX_REPEATS``), the fastest counted.
 """
 
 from __future__ import annotations
