@@ -231,7 +231,7 @@ def _state(params, locked_all: bool = True, changed: tuple[str, ...] = ()) -> pl
     stages = {f"{s}@{d}" for s in ("download", "prepare", "augment") for d in params.datasets}
     stages |= {f"{s}@{e}" for s in planning.PLANNED for e in params.experiments}
     locked = frozenset(stages if locked_all else ())
-    return planning.PipelineState(frozenset(stages), locked, frozenset(changed))
+    return planning.PipelineState(tuple(sorted(stages)), locked, {stage: [] for stage in changed})
 
 
 def test_plan_counts_only_the_stages_dvc_repro_would_run():

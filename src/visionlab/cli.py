@@ -380,11 +380,8 @@ def compare(patterns: tuple[str, ...], results: Path, no_dvc: bool, num: int, wi
 def status(list_stages: bool, width: int) -> None:
     """`dvc status` per data set: how many stages each has, how many are left to run, and why
     (never run, code, params <keys>, needs <an upstream output>, outputs missing)."""
-    import yaml
-    from dvc.repo import Repo
-
     from visionlab.params import load_params
-    from visionlab.reporting.pipeline_status import render, summarize
+    from visionlab.reporting.pipeline_status import read_pipeline_state, render, summarize
 
     root = paths.workspace_root()
     try:
@@ -392,19 +389,12 @@ def status(list_stages: bool, width: int) -> None:
     except VisionlabError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    lock = root / "dvc.lock"
-    locked = set((yaml.safe_load(lock.read_text()) or {}).get("stages", {})) if lock.is_file() else set()
-    repo = Repo(str(root))
-    try:
-        stages = [stage.addressing for stage in repo.index.stages]
-        changed = repo.status()
-    finally:
-        repo.close()
+    state = read_pipeline_state(root)
     from visionlab.training.planning import unavailable
 
     datasets = {name: exp.dataset for name, exp in params.experiments.items()}
     blocked = {name: why for name in params.datasets if (why := unavailable(params, name))}
-    groups = summarize(stages, changed, locked, datasets, blocked)
+    groups = summarize(state.stages, state.changed, set(state.locked), datasets, blocked)
     click.echo(render(groups, width, list_stages), nl=False)
 
 

@@ -39,7 +39,7 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
     click.echo(f"visionlab plan: {root} ({device.type}, {torch.get_num_threads()} threads, {precision})")
     from visionlab.training.planning import stale_records
 
-    probe = _Planning(root, device, _pipeline_state(root), stale_records(params, root))
+    context = _Planning(root, device, _pipeline_state(root), stale_records(params, root))
     total, counted, skipped = 0.0, 0, 0
     for dataset in studies or tuple(params.datasets):
         names = [
@@ -48,7 +48,7 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
             if e.dataset == dataset and (not experiments or n in experiments)
         ]
         if names:
-            seconds, ran, missed = _study(params, dataset, names, probe)
+            seconds, ran, missed = _study(params, dataset, names, context)
             total, counted, skipped = total + seconds, counted + ran, skipped + missed
     _footer(total, counted, skipped, device.type)
 
@@ -66,28 +66,16 @@ class _Planning:
 
 def _pipeline_state(root: Path) -> PipelineState | None:
     """DVC's view of the project, or None before anything ran (no dvc.lock: every stage would run)."""
-    import yaml
+    from visionlab.reporting.pipeline_status import read_pipeline_state
 
-    from visionlab.training.planning import PipelineState
-
-    lock = root / "dvc.lock"
-    if not lock.is_file():
+    if not (root / "dvc.lock").is_file():
         return None
-    from dvc.repo import Repo
-
-    locked = frozenset((yaml.safe_load(lock.read_text()) or {}).get("stages", {}))
     try:
-        repo = Repo(str(root))
-        try:
-            stages = frozenset(stage.addressing for stage in repo.index.stages)
-            changed = frozenset(repo.status())
-        finally:
-            repo.close()
+        return read_pipeline_state(root)
     except Exception as exc:  # e.g. a running `dvc repro` holds the lock: plan still answers
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         click.echo(f"note: `dvc status` failed ({first}); every stage counted as if it would run", err=True)
         return None
-    return PipelineState(stages, locked, changed)
 
 
 def _checked_params(root: Path, studies: tuple[str, ...], experiments: tuple[str, ...]) -> Params:
@@ -106,11 +94,11 @@ def _checked_params(root: Path, studies: tuple[str, ...], experiments: tuple[str
     return params
 
 
-def _study(params: Params, dataset: str, names: list[str], probe: _Planning) -> tuple[float, int, int]:
+def _study(params: Params, dataset: str, names: list[str], context: _Planning) -> tuple[float, int, int]:
     """Print one data set's line and its experiments' estimates; (seconds, counted, skipped)."""
     from visionlab.training import planning
 
-    counts = planning.image_counts(params, dataset, probe.root)
+    counts = planning.image_counts(params, dataset, context.root)
     if counts is None:
         click.echo(f"{dataset}: image count unknown until `uv run dvc repro prepare@{dataset}`")
         return 0.0, 0, 0
@@ -125,7 +113,7 @@ def _study(params: Params, dataset: str, names: list[str], probe: _Planning) -> 
             lines.append(f"  {name:<28} cannot run here: {missing or why}")
             skipped += 1
             continue
-        line, estimated = _experiment(params, name, counts, probe)
+        line, estimated = _experiment(params, name, counts, context)
         seconds += estimated
         lines.append(line)
     click.echo(
@@ -137,14 +125,14 @@ def _study(params: Params, dataset: str, names: list[str], probe: _Planning) -> 
     return seconds, len(names) - skipped, skipped
 
 
-def _experiment(params: Params, name: str, counts: Counts, probe: _Planning) -> tuple[str, float]:
+def _experiment(params: Params, name: str, counts: Counts, context: _Planning) -> tuple[str, float]:
     """One experiment's line and seconds: only the stages `dvc repro` would run are timed."""
     from visionlab.training import plan_probe, planning
 
-    runs = planning.stages_to_run(params, name, probe.state, probe.stale)
+    runs = planning.stages_to_run(params, name, context.state, context.stale)
     if not runs:
         return f"  {name:<28} up to date: `dvc repro` would skip featurize, train and evaluate", 0.0
-    rates = plan_probe.measure(params, name, counts, probe.device, probe.rates, probe.root)
+    rates = plan_probe.measure(params, name, counts, context.device, context.rates, context.root)
     estimate = planning.estimate(params, name, counts, rates).only(runs)
     parts = ", ".join(
         f"{stage} {planning.duration(getattr(estimate, stage))}" if stage in runs else f"{stage} up to date"

@@ -13,11 +13,33 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from visionlab.training.planning import PipelineState
 
 PER_DATASET = ("survey", "download", "prepare", "augment")
 PER_EXPERIMENT = ("featurize", "train", "evaluate", "explain")
 PIPELINE = "(pipeline)"  # resolve and report: every data set's
+
+
+def read_pipeline_state(root: Path) -> PipelineState:
+    """DVC's view of the project at ``root``: its stages, their dvc.lock entries, what `dvc status`
+    names. DVC's own errors (a running `dvc repro` holding the lock) pass through."""
+    import yaml
+    from dvc.repo import Repo
+
+    from visionlab.training.planning import PipelineState
+
+    lock = root / "dvc.lock"
+    locked = (yaml.safe_load(lock.read_text()) or {}).get("stages", {}) if lock.is_file() else {}
+    repo = Repo(str(root))
+    try:
+        stages = tuple(stage.addressing for stage in repo.index.stages)
+        return PipelineState(stages, frozenset(locked), repo.status())
+    finally:
+        repo.close()
 
 
 @dataclass

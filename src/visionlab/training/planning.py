@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,11 +83,12 @@ class Estimate:
 
 @dataclass(frozen=True)
 class PipelineState:
-    """What DVC says of a project: its stages, those with a dvc.lock entry, those `dvc status` names."""
+    """What DVC says of a project: its stages (in dvc.yaml's order), those with a dvc.lock entry, and
+    each stage `dvc status` names with what it says of it."""
 
-    stages: frozenset[str]
+    stages: tuple[str, ...]
     locked: frozenset[str]
-    changed: frozenset[str]
+    changed: Mapping[str, Any]
 
 
 def _normalised(record: dict[str, Any]) -> Any:
@@ -97,18 +98,19 @@ def _normalised(record: dict[str, Any]) -> Any:
 def stale_records(params: Params, root: Path) -> set[str]:
     """featurize and train stages whose resolve record would change: a params edit that `dvc status`
     shows only as the resolve stage's (their own deps, the records, are still the old ones)."""
-    records: list[tuple[str, Path, Callable[[Params, str], dict[str, Any]]]] = [
-        ("featurize", paths.resolved_features(e), feature_inputs) for e in params.experiments
-    ] + [("train", paths.resolved_train(e), train_params) for e in params.experiments]
+    records: list[tuple[str, Callable[[str], Path], Callable[[Params, str], dict[str, Any]]]] = [
+        ("featurize", paths.resolved_features, feature_inputs),
+        ("train", paths.resolved_train, train_params),
+    ]
     stale = set()
-    for stage, path, compute in records:
-        experiment = path.stem
-        try:
-            written = json.loads((root / path).read_text())
-        except (OSError, ValueError):
-            written = None
-        if written != _normalised(compute(params, experiment)):
-            stale.add(f"{stage}@{experiment}")
+    for experiment in params.experiments:
+        for stage, where, compute in records:
+            try:
+                written = json.loads((root / where(experiment)).read_text())
+            except (OSError, ValueError):
+                written = None
+            if written != _normalised(compute(params, experiment)):
+                stale.add(f"{stage}@{experiment}")
     return stale
 
 
