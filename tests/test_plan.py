@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -183,6 +185,50 @@ def test_plan_measures_this_machine_and_says_how(in_tmp):
     assert typo.exit_code == 1 and "did you mean 'toy'?" in typo.output
     wrong = CliRunner().invoke(main, ["plan", "--experiment", "toy-cn"])
     assert wrong.exit_code == 1 and "did you mean 'toy-cnn'?" in wrong.output
+
+
+def _summary(root: Path, experiment: str, **fields) -> None:
+    folder = root / "data/models" / experiment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps({"experiment": experiment, **fields}))
+
+
+def test_where_early_stopping_ended_the_last_run_is_read_from_its_model_summary(tmp_path):
+    params = _params_with({"arch": "handmade_cnn", "weights": "none", "base": "trainable"}, {"epochs": 25})
+    assert planning.last_stop(params, "toy-cnn", tmp_path) is None  # never ran here
+    _summary(tmp_path, "toy-cnn", epochs_run=14, stopped_early=True)
+    assert planning.last_stop(params, "toy-cnn", tmp_path) == 14
+    shorter = _params_with({"arch": "handmade_cnn", "weights": "none", "base": "trainable"}, {"epochs": 10})
+    assert planning.last_stop(shorter, "toy-cnn", tmp_path) == 10  # never past today's epochs
+    never = _params_with(
+        {"arch": "handmade_cnn", "weights": "none", "base": "trainable"},
+        {"epochs": 25, "early_stopping_patience": 0},
+    )
+    assert planning.last_stop(never, "toy-cnn", tmp_path) is None  # this recipe cannot stop early
+    _summary(tmp_path, "toy-cnn", epochs_run=25, stopped_early=False)
+    assert planning.last_stop(params, "toy-cnn", tmp_path) is None  # it went the distance
+    (tmp_path / "data/models/toy-cnn/summary.json").write_text("{not json")
+    assert planning.last_stop(params, "toy-cnn", tmp_path) is None
+
+
+def test_plan_estimates_a_rerun_at_the_epoch_early_stopping_ended_the_last_one(in_tmp):
+    from click.testing import CliRunner
+
+    from visionlab.cli import main
+
+    raw = minimal_params(train={"image_size": 32, "epochs": 40})
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(raw))
+    _manifest(in_tmp, 2000, 10, 10)  # enough that 4 epochs print more than "0 s"
+    _summary(in_tmp, "toy-cnn", epochs_run=4, stopped_early=True)
+    result = CliRunner().invoke(main, ["plan", "--study", "toy"])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.strip().startswith("toy-cnn"))
+    assert "which early stopping ended at epoch 4 of 40 (all 40: " in line
+    unit = {"s": 1, "min": 60, "h": 3600}
+    train = re.search(r"train ([0-9.]+) (s|min|h)", line)
+    every = re.search(r"all 40: ([0-9.]+) (s|min|h)", line)
+    assert train and every  # the estimate counts 4 epochs, the note names all 40
+    assert float(train[1]) * unit[train[2]] < float(every[1]) * unit[every[2]]
 
 
 def test_a_study_without_kaggle_credentials_is_named_with_how_to_enable_it(tmp_path, monkeypatch):

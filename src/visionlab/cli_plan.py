@@ -134,11 +134,21 @@ def _experiment(params: Params, name: str, counts: Counts, context: _Planning) -
         return f"  {name:<28} up to date: `dvc repro` would skip featurize, train and evaluate", 0.0
     rates = plan_probe.measure(params, name, counts, context.device, context.rates, context.root)
     estimate = planning.estimate(params, name, counts, rates).only(runs)
+    stopped = planning.last_stop(params, name, context.root) if "train" in runs else None
+    note = ""
+    if stopped is not None:  # early stopping ended the last run: this one likely ends near there too
+        every = estimate.train
+        estimate = planning.estimate(params, name, counts, rates, epochs=stopped).only(runs)
+        epochs = params.recipe_of(name).epochs
+        note = (
+            f"; train as long as the last run, which early stopping ended at epoch {stopped} of {epochs} "
+            f"(all {epochs}: {planning.duration(every)})"
+        )
     parts = ", ".join(
         f"{stage} {planning.duration(getattr(estimate, stage))}" if stage in runs else f"{stage} up to date"
         for stage in planning.PLANNED
     )
-    return f"  {name:<28} about {planning.duration(estimate.seconds):>7}  ({parts})", estimate.seconds
+    return f"  {name:<28} about {planning.duration(estimate.seconds):>7}  ({parts}){note}", estimate.seconds
 
 
 def _footer(total: float, counted: int, skipped: int, device: str) -> None:
@@ -154,6 +164,7 @@ def _footer(total: float, counted: int, skipped: int, device: str) -> None:
         f"once in featurize and evaluate (timed on {plan_probe.DECODE_FILES} of the data set's files, "
         "or a synthetic photo before they are here); x the images (augmented experiments: "
         "augment.factor x) x the recipe's epochs, capped by train.epochs_cap (early stopping may end "
-        "sooner). Not counted: downloads, prepare, augment, explain, report, and stages `dvc repro` "
+        "sooner: where it ended the experiment's last run here, that run's epochs). Not counted: "
+        "downloads, prepare, augment, explain, report, and stages `dvc repro` "
         "would skip (dvc status, and the resolve records a params edit would change)."
     )

@@ -9,7 +9,8 @@ Evaluate runs the test split through the whole net (and, with a cache, train and
 top). Image counts come from the prepared manifest, else from the published archive with the card's
 class list, per-class cap and exclusion list applied, and CIFAR-10's official 10,000 test images
 kept. Epochs are the recipe's, capped by ``train.epochs_cap``: an upper bound, as early stopping
-often ends sooner. Not counted: downloads (network-bound), prepare and augment (minutes on every
+often ends sooner. Where early stopping ended the experiment's last run here, `plan` counts that
+run's epochs (:func:`last_stop`): a rerun after a params edit tends to stop near there. Not counted: downloads (network-bound), prepare and augment (minutes on every
 core), explain and the report.
 """
 
@@ -226,6 +227,24 @@ def estimate(
     train = head * seen / rates.forward  # phase one: the base only runs forward
     train += tuned * (n_train / rates.train + counts.val / rates.forward)
     return Estimate(experiment, dataset, 0.0, train, counts.total * (1 / rates.forward + rates.decode))
+
+
+def last_stop(params: Params, experiment: str, root: Path) -> int | None:
+    """The epoch at which early stopping ended the experiment's last run here, or None.
+
+    None when its recipe cannot stop early, when it never ran (no model summary), or when its last run
+    went the distance. The epoch is capped by today's recipe: a rerun after a params edit tends to
+    stop where the last run did, and never past the epochs it is given.
+    """
+    recipe = params.recipe_of(experiment)
+    if recipe.early_stopping_patience == 0:
+        return None
+    try:
+        summary = json.loads((root / paths.model_dir(experiment) / "summary.json").read_text())
+        stopped, epochs = bool(summary["stopped_early"]), int(summary["epochs_run"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return min(epochs, recipe.epochs) if stopped and epochs > 0 else None
 
 
 def unavailable(params: Params, dataset: str) -> str | None:
