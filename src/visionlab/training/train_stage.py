@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -152,6 +153,83 @@ class _NotLogged:
         pass
 
 
+@dataclass(frozen=True)
+class _Setup:
+    """What one rank trains: the resolved experiment, its model and inputs, and how it runs them."""
+
+    resolved: ResolvedExperiment
+    model: Classifier
+    inputs: TrainingInputs
+    device: torch.device
+    amp: bool
+    channels_last: bool
+    class_weights: torch.Tensor | None
+
+
+def _set_up(params: Params, experiment: str, here: distributed.World) -> _Setup:
+    settings = params.recipe_of(experiment)
+    seed_everything(settings.seed)
+    device = select_device(settings.device)
+    resolved = ResolvedExperiment.from_params(params, experiment)
+    model = resolved.build_model()
+    if here.size > 1:
+        seed_everything(settings.seed + here.rank)  # same initial weights, then each rank its own draws
+    inputs = training_inputs(model, resolved)
+    amp = use_amp(device, settings.amp)
+    channels_last = amp and not inputs.on_features
+    if channels_last:
+        inputs.net.to(memory_format=torch.channels_last)
+    class_weights = (
+        balanced_class_weights(labels_of(inputs.train_set), len(resolved.classes))
+        if settings.class_weights == "balanced"
+        else None
+    )
+    return _Setup(resolved, model, inputs, device, amp, channels_last, class_weights)
+
+
+def _resume_dir(params: Params, experiment: str, setup: _Setup, here: distributed.World) -> tuple[str, Path]:
+    """The resume key and folder of this run; rank 0 clears those that will never be resumed."""
+    settings = params.recipe_of(experiment)
+    key = resume_key(params, experiment, setup.resolved.splits)
+    resume = paths.resume_dir(experiment, key)
+    if here.is_main:
+        # Checkpoints of other params will never be resumed by this stage, nor these with resume off.
+        abandon_runs([d for d in paths.resume_dirs(experiment) if d != resume or not settings.resume])
+        if not settings.resume:
+            shutil.rmtree(resume, ignore_errors=True)
+    return key, resume
+
+
+def _log_setup(
+    run: TrackedRun | _NotLogged, params: Params, experiment: str, setup: _Setup, here: distributed.World
+) -> None:
+    """The run's params, scale tags and data sets: what shaped it, before its first epoch."""
+    run.log_params(experiment_params(params, experiment))
+    # A sample of the images or shrunk inputs: searchable in the UI, never the registry's best.
+    quick = quick_try(params, experiment)
+    run.set_tags({"visionlab.scale": "quick try" if quick else "full", "visionlab.quick_try": quick})
+    inputs, spec = setup.inputs, setup.resolved.spec
+    run.log_params(
+        {
+            "trainable_parameters": count_trainable(setup.model),
+            "total_parameters": sum(p.numel() for p in setup.model.parameters()),
+            "train_images": len(inputs.train_set),
+            "val_images": len(inputs.val_set),
+            "device": setup.device.type,
+            "amp": setup.amp,
+            "channels_last": setup.channels_last,
+            "trained_on": trained_on(inputs, spec),
+            "processes": here.size,
+        }
+    )
+    # The run page's "Datasets": which images it trained, validated and (at evaluate) is tested on.
+    if here.is_main:
+        resolved = setup.resolved
+        log_datasets(run, params.dataset(resolved.dataset), resolved.dataset, resolved.splits, spec.augmented)
+    if setup.class_weights is not None:
+        run.log_params({"class_weight_values": [round(w, 4) for w in setup.class_weights.tolist()]})
+
+
 def train_experiment(params: Params, experiment: str) -> Path:
     settings = params.recipe_of(experiment)
     here = distributed.world()
@@ -165,78 +243,35 @@ def train_experiment(params: Params, experiment: str) -> Path:
             abandon_runs(paths.resume_dirs(experiment))
             raise
         return paths.model_dir(experiment)
-    seed_everything(settings.seed)
-    device = select_device(settings.device)
-    resolved = ResolvedExperiment.from_params(params, experiment)
-    spec, splits, classes = resolved.spec, resolved.splits, resolved.classes
-    model = resolved.build_model()
-    if here.size > 1:
-        seed_everything(settings.seed + here.rank)  # same initial weights, then each rank its own draws
-    inputs = training_inputs(model, resolved)
-    amp = use_amp(device, settings.amp)
-    channels_last = amp and not inputs.on_features
-    if channels_last:
-        inputs.net.to(memory_format=torch.channels_last)
-    class_weights = (
-        balanced_class_weights(labels_of(inputs.train_set), len(classes))
-        if settings.class_weights == "balanced"
-        else None
-    )
-    key = resume_key(params, experiment, splits)
-    resume = paths.resume_dir(experiment, key)
-    if here.is_main:
-        # Checkpoints of other params will never be resumed by this stage, nor these with resume off.
-        abandon_runs([d for d in paths.resume_dirs(experiment) if d != resume or not settings.resume])
-        if not settings.resume:
-            shutil.rmtree(resume, ignore_errors=True)
-
+    setup = _set_up(params, experiment, here)
+    resolved, model, inputs = setup.resolved, setup.model, setup.inputs
+    key, resume = _resume_dir(params, experiment, setup, here)
     run = resumable_run(resume, resolved.dataset, experiment, "train_loss") if here.is_main else _NotLogged()
     with finishing(run):
-        run.log_params(experiment_params(params, experiment))
-        # A sample of the images or shrunk inputs: searchable in the UI, never the registry's best.
-        quick = quick_try(params, experiment)
-        run.set_tags({"visionlab.scale": "quick try" if quick else "full", "visionlab.quick_try": quick})
-        run.log_params(
-            {
-                "trainable_parameters": count_trainable(model),
-                "total_parameters": sum(p.numel() for p in model.parameters()),
-                "train_images": len(inputs.train_set),
-                "val_images": len(inputs.val_set),
-                "device": device.type,
-                "amp": amp,
-                "channels_last": channels_last,
-                "trained_on": trained_on(inputs, spec),
-                "processes": here.size,
-            }
-        )
-        # The run page's "Datasets": which images it trained, validated and (at evaluate) is tested on.
-        if here.is_main:
-            log_datasets(run, params.dataset(resolved.dataset), resolved.dataset, splits, spec.augmented)
-        if class_weights is not None:
-            run.log_params({"class_weight_values": [round(w, 4) for w in class_weights.tolist()]})
+        _log_setup(run, params, experiment, setup, here)
 
         def on_epoch(row: dict) -> None:
             metrics = {k: v for k, v in row.items() if k not in ("epoch", "phase")}
             run.log_epoch(metrics, step=row["epoch"])
 
         hooks = RunHooks(
-            penalty=l2_penalty(model, spec),
-            class_weights=class_weights,
+            penalty=l2_penalty(model, resolved.spec),
+            class_weights=setup.class_weights,
             checkpoint_key=key,
             on_epoch=on_epoch,
             desc=experiment,
         )
-        phases = _train_phases(resolved, model, inputs, device, resume, run, hooks)
+        phases = _train_phases(resolved, model, inputs, setup.device, resume, run, hooks)
         model.to("cpu").to(memory_format=torch.contiguous_format)
         if not here.is_main:  # every rank holds the same best weights; rank 0 writes them
             return paths.model_dir(experiment)
         trained = TrainedModel(
             model=model,
             phases=phases,
-            device=device,
-            amp=amp,
-            channels_last=channels_last,
-            trained_on=trained_on(inputs, spec),
+            device=setup.device,
+            amp=setup.amp,
+            channels_last=setup.channels_last,
+            trained_on=trained_on(inputs, resolved.spec),
             features_seconds=featurize_seconds(experiment) if inputs.on_features else 0.0,
         )
         out = save_outputs(run, resolved, trained)
