@@ -139,6 +139,61 @@ def _ensure_registered_model(client: MlflowClient, name: str, dataset: str) -> N
             client.get_registered_model(name)  # created meanwhile by a parallel report: fine
 
 
+def _unselectable(
+    dataset: str, name: str, best: Candidate | None, candidates: Sequence[Candidate]
+) -> Registration | None:
+    """The skipped registration when no candidate can become @best (no store needed to tell), else None."""
+    if best is None and candidates:
+        first = min(candidates, key=lambda c: c.experiment)
+        reason = f"only quick tries, which never become @{ALIAS} ({first.experiment}: {first.quick_try})"
+        log.info("registry: %s: skipped: %s", name, reason)
+        return Registration(dataset, name, skipped=reason)
+    if best is None:
+        return Registration(dataset, name, skipped="no evaluated experiment")
+    if not best.run_id:
+        reason = f"{best.experiment}: no MLflow run recorded (data/models/{best.experiment}/mlflow_run.json)"
+        log.warning("registry: %s: skipped: %s", name, reason)
+        return Registration(dataset, name, best.experiment, skipped=reason)
+    return None
+
+
+def _best_model_id(client: MlflowClient, dataset: str, name: str, best: Candidate) -> str | Registration:
+    """The logged model of ``best``'s run, or the skipped registration saying why there is none."""
+    try:
+        model_id = logged_model_id(client, best.run_id)
+    except MlflowException as exc:
+        reason = f"{best.experiment}: run {best.run_id} is unknown to the store at {client.tracking_uri}"
+        log.warning("registry: %s: skipped: %s (%s)", name, reason, exc.message.splitlines()[0])
+        return Registration(dataset, name, best.experiment, best.run_id, skipped=reason)
+    if model_id is None:
+        reason = f"{best.experiment}: run {best.run_id} has no logged {MODEL_NAME}; rerun its evaluate stage"
+        log.warning("registry: %s: skipped: %s", name, reason)
+        return Registration(dataset, name, best.experiment, best.run_id, skipped=reason)
+    return model_id
+
+
+def _version_of(client: MlflowClient, name: str, best: Candidate, model_id: str) -> ModelVersion:
+    """The model version holding ``best``'s model: one registered before (the best may go back to an
+    earlier run: reused, not duplicated), else a new one tagged with what it was selected on."""
+    existing = [v for v in client.search_model_versions(f"name = '{name}'") if _holds(v, model_id)]
+    if existing:
+        return max(existing, key=lambda v: int(v.version))
+    return client.create_model_version(
+        name,
+        source=f"models:/{model_id}",
+        run_id=best.run_id,
+        model_id=model_id,
+        tags={
+            "visionlab.experiment": best.experiment,
+            "visionlab.selected_on": "validation",
+            "val_accuracy": f"{best.val_accuracy:.4f}",
+            "val_loss": f"{best.val_loss:.4f}",
+            "test_accuracy": f"{best.test_accuracy:.4f}",
+            "test_macro_f1": f"{best.test_macro_f1:.4f}",
+        },
+    )
+
+
 def register_best(
     dataset: str,
     candidates: Sequence[Candidate],
@@ -153,28 +208,14 @@ def register_best(
     """
     name = registered_name(dataset, prefix)
     best = best_candidate(candidates)
-    if best is None and candidates:
-        first = min(candidates, key=lambda c: c.experiment)
-        reason = f"only quick tries, which never become @{ALIAS} ({first.experiment}: {first.quick_try})"
-        log.info("registry: %s: skipped: %s", name, reason)
-        return Registration(dataset, name, skipped=reason)
-    if best is None:
-        return Registration(dataset, name, skipped="no evaluated experiment")
-    if not best.run_id:
-        reason = f"{best.experiment}: no MLflow run recorded (data/models/{best.experiment}/mlflow_run.json)"
-        log.warning("registry: %s: skipped: %s", name, reason)
-        return Registration(dataset, name, best.experiment, skipped=reason)
+    skipped = _unselectable(dataset, name, best, candidates)
+    if skipped is not None:
+        return skipped
+    assert best is not None  # _unselectable answered every case without one
     client = client or _client()
-    try:
-        model_id = logged_model_id(client, best.run_id)
-    except MlflowException as exc:
-        reason = f"{best.experiment}: run {best.run_id} is unknown to the store at {client.tracking_uri}"
-        log.warning("registry: %s: skipped: %s (%s)", name, reason, exc.message.splitlines()[0])
-        return Registration(dataset, name, best.experiment, best.run_id, skipped=reason)
-    if model_id is None:
-        reason = f"{best.experiment}: run {best.run_id} has no logged {MODEL_NAME}; rerun its evaluate stage"
-        log.warning("registry: %s: skipped: %s", name, reason)
-        return Registration(dataset, name, best.experiment, best.run_id, skipped=reason)
+    model_id = _best_model_id(client, dataset, name, best)
+    if isinstance(model_id, Registration):
+        return model_id
 
     _ensure_registered_model(client, name, dataset)
     try:
@@ -195,26 +236,7 @@ def register_best(
             best.experiment,
         )
         return Registration(dataset, name, experiment, current.run_id, str(current.version), changed=False)
-
-    # The best may go back to a run registered before: reuse its version rather than duplicate it.
-    existing = [v for v in client.search_model_versions(f"name = '{name}'") if _holds(v, model_id)]
-    if existing:
-        version = max(existing, key=lambda v: int(v.version))
-    else:
-        version = client.create_model_version(
-            name,
-            source=f"models:/{model_id}",
-            run_id=best.run_id,
-            model_id=model_id,
-            tags={
-                "visionlab.experiment": best.experiment,
-                "visionlab.selected_on": "validation",
-                "val_accuracy": f"{best.val_accuracy:.4f}",
-                "val_loss": f"{best.val_loss:.4f}",
-                "test_accuracy": f"{best.test_accuracy:.4f}",
-                "test_macro_f1": f"{best.test_macro_f1:.4f}",
-            },
-        )
+    version = _version_of(client, name, best, model_id)
     client.set_registered_model_alias(name, ALIAS, version.version)
     log.info("registry: %s@%s -> version %s (%s)", name, ALIAS, version.version, best.experiment)
     return Registration(dataset, name, best.experiment, best.run_id, str(version.version), changed=True)
