@@ -137,21 +137,9 @@ def _cleaning(dataset: DatasetRecord) -> str:
     return "".join(parts)
 
 
-def _dataset_section(
-    dataset: DatasetRecord,
-    frame: pd.DataFrame,
-    registration: Registration | None,
-    out_dir: Path,
-    thumbnail_px: int,
-) -> str:
-    rows = frame[frame.dataset == dataset.name]
-    parts = [f'<section id="dataset-{_e(dataset.name)}"><h2>{_e(dataset.name)}</h2>']
-    study = next(iter(dataset.published.values())).study if dataset.published else ""
-    if study:
-        parts.append(f'<p class="meta">Published figures: {_e(study)}.</p>')
-    parts.append(_registry(registration))
-
-    parts.append("<h3>Comparison</h3>")
+def _comparison(dataset: DatasetRecord, rows: pd.DataFrame) -> list[str]:
+    """The comparison table (or why there is none), what has not run, and the published figures."""
+    parts = ["<h3>Comparison</h3>"]
     if dataset.run:
         parts.append(
             render_table(tables.comparison_table(rows), "comparison", f' data-dataset="{_e(dataset.name)}"')
@@ -170,11 +158,9 @@ def _dataset_section(
             f"<li>{_e(e.name)} ({_e(e.arch)}): {_e(e.problem or 'not run yet')}</li>" for e in dataset.not_run
         )
         parts.append(f'<p>Not run yet:</p><ul class="pending">{items}</ul>')
-
     if dataset.published:
         parts.append("<h3>Published figures</h3>")
         parts.append(render_table(tables.published_table(dataset), "published"))
-
     paired = tables.paired_table(dataset)
     if paired is not None:
         parts.append("<h3>Paired on the same test images</h3>")
@@ -183,37 +169,53 @@ def _dataset_section(
             '<p class="note">McNemar&rsquo;s exact test on the test images exactly one of the two '
             "models gets right: a small p says the difference is beyond chance.</p>"
         )
+    return parts
 
+
+def _run_figures(dataset: DatasetRecord, out_dir: Path, thumbnail_px: int) -> list[str]:
+    """Learning curves, confusion matrices, the per-class table and explanation thumbnails."""
+    overview = _figure(figures.overview_uri(dataset), "every experiment", "wide")
+    parts = ["<h3>Learning curves</h3>", f'<div class="figures">{overview}</div>']
+    curves = []
+    for e in dataset.run:
+        uri = figures.file_uri(e.curves_png) if e.curves_png else None
+        if uri is None and e.history is not None:
+            uri = figures.curves_uri(e.history, e.name)
+        curves.append(_figure(uri, e.name))
+    parts.append(f'<div class="figures">{"".join(curves)}</div>')
+
+    parts.append("<h3>Confusion matrices (test)</h3>")
+    matrices = [_figure(figures.file_uri(e.confusion_png), e.name) for e in dataset.run if e.confusion_png]
+    parts.append(f'<div class="figures">{"".join(matrices)}</div>')
+
+    per_class = tables.per_class_table(dataset)
+    if per_class is not None:
+        parts.append("<h3>Per class (test): precision, recall, F1</h3>")
+        parts.append(render_table(per_class, "per-class"))
+
+    thumbs = [_thumbnails(e, out_dir, thumbnail_px) for e in dataset.run]
+    if any(thumbs):
+        parts.append("<h3>Explanations</h3>")
+        parts.append('<p class="note">Grad-CAM overlays; each links to the model\'s gallery.</p>')
+        parts.append("".join(thumbs))
+    return parts
+
+
+def _dataset_section(
+    dataset: DatasetRecord,
+    frame: pd.DataFrame,
+    registration: Registration | None,
+    out_dir: Path,
+    thumbnail_px: int,
+) -> str:
+    parts = [f'<section id="dataset-{_e(dataset.name)}"><h2>{_e(dataset.name)}</h2>']
+    study = next(iter(dataset.published.values())).study if dataset.published else ""
+    if study:
+        parts.append(f'<p class="meta">Published figures: {_e(study)}.</p>')
+    parts.append(_registry(registration))
+    parts += _comparison(dataset, frame[frame.dataset == dataset.name])
     if dataset.run:
-        parts.append("<h3>Learning curves</h3>")
-        parts.append(
-            f'<div class="figures">{_figure(figures.overview_uri(dataset), "every experiment", "wide")}</div>'
-        )
-        curves = []
-        for e in dataset.run:
-            uri = figures.file_uri(e.curves_png) if e.curves_png else None
-            if uri is None and e.history is not None:
-                uri = figures.curves_uri(e.history, e.name)
-            curves.append(_figure(uri, e.name))
-        parts.append(f'<div class="figures">{"".join(curves)}</div>')
-
-        parts.append("<h3>Confusion matrices (test)</h3>")
-        matrices = [
-            _figure(figures.file_uri(e.confusion_png), e.name) for e in dataset.run if e.confusion_png
-        ]
-        parts.append(f'<div class="figures">{"".join(matrices)}</div>')
-
-        per_class = tables.per_class_table(dataset)
-        if per_class is not None:
-            parts.append("<h3>Per class (test): precision, recall, F1</h3>")
-            parts.append(render_table(per_class, "per-class"))
-
-        thumbs = [_thumbnails(e, out_dir, thumbnail_px) for e in dataset.run]
-        if any(thumbs):
-            parts.append("<h3>Explanations</h3>")
-            parts.append('<p class="note">Grad-CAM overlays; each links to the model\'s gallery.</p>')
-            parts.append("".join(thumbs))
-
+        parts += _run_figures(dataset, out_dir, thumbnail_px)
     parts.append("<h3>Data cleaning</h3>")
     parts.append(_cleaning(dataset))
     parts.append("</section>")
