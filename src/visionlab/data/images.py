@@ -81,9 +81,19 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+# A JPEG at least this many times the input side on both axes is decoded at a reduced scale (libjpeg
+# scales by 1/2, 1/4 or 1/8 in the DCT, never below this multiple), then resized as any other image:
+# a 4000x3000 photo for 224 px decodes about 4x faster, its pixels within a few levels of the full
+# decode's (tests/test_images.py). Smaller files, every image of the shipped data sets at their
+# input sizes included, decode exactly as before. 0 turns it off (benchmarks/large_photos.py).
+DRAFT_MARGIN = 2
+
+
 def load_rgb(path: Path, size: int | None = None) -> Image.Image:
     """Load ``path`` as RGB, optionally resized to a ``size`` x ``size`` square."""
     with Image.open(path) as image:
+        if size is not None and DRAFT_MARGIN:
+            image.draft(None, (size * DRAFT_MARGIN, size * DRAFT_MARGIN))  # a no-op but for JPEGs
         rgb = to_rgb(image)
         rgb.load()
     if size is not None and rgb.size != (size, size):
