@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,8 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import source_commit  # noqa: E402
 
 from visionlab.data import images  # noqa: E402
 from visionlab.explanations.predict import Predictor  # noqa: E402
@@ -123,9 +124,7 @@ def main(photos: int, width: int, height: int, rounds: int, out: Path) -> None:
         "input_side": SIZE,
         "draft_margin": margin,
         "rounds": rounds,
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": source_commit(ROOT),
         "pixel_difference_mean": round(float(np.abs(pixels_today - pixels_before).mean()), 3),
         "pixel_difference_max": float(np.abs(pixels_today - pixels_before).max()),
         "top1_same": same_top1,

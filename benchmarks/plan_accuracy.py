@@ -27,6 +27,9 @@ from pathlib import Path
 import click
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import source_commit
+
 from visionlab.params import load_params
 from visionlab.training import plan_probe, planning
 
@@ -129,9 +132,7 @@ def render(rows: list[dict], plan_seconds: float, load: float, commit: str) -> s
 )
 def main(work: Path) -> None:
     load = os.getloadavg()[0]
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
-    ).stdout.strip()
+    commit = source_commit(REPO)
     rows = measure_rows(work)
     plan_seconds = time_plan()
     result = {"commit": commit, "load_average": load, "plan_seconds": round(plan_seconds, 1), "rows": rows}

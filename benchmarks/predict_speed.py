@@ -34,6 +34,9 @@ import click
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import source_commit  # noqa: E402
+
 sys.path.insert(0, str(ROOT))  # the tests' helper for the shared sample photos
 
 from tests.conftest import flower_photos  # noqa: E402
@@ -158,9 +161,7 @@ def main(images: int, rounds: int, workers: int, shared: Path, out: Path) -> Non
         "workers": workers,
         "model": "efficientnet_lite0 frozen, ImageNet weights, 224 px, batch "
         f"{default_batch(torch.device('cpu'))} (predict's default on a CPU) unless a row names one",
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": source_commit(ROOT),
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "predict_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
