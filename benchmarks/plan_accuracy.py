@@ -74,10 +74,29 @@ def measure_rows(work: Path) -> list[dict]:
                 "planned_at_run_epochs_s": round(at_epochs.featurize + at_epochs.train, 1),
                 "ratio": round((planned.featurize + planned.train) / measured, 2),
                 "ratio_at_run_epochs": round((at_epochs.featurize + at_epochs.train) / measured, 2),
+                "reruns": _reruns(row, at_epochs.train),
             }
         )
         print(out[-1], flush=True)
     return out
+
+
+def _reruns(row: dict, planned_train: float) -> list[dict]:
+    """The row's later training seeds against plan's estimate for a rerun: at the epochs the first
+    seed's run took (what `plan` counts once early stopping ended a run here: planning.last_stop).
+    Each later seed retrained on the first one's cached features, so train alone is compared. A
+    frozen base's head (seconds, which plan counts as free) has none."""
+    if planned_train <= 0:
+        return []
+    return [
+        {
+            "seed": seed["seed"],
+            "measured_train_s": round(seed["train_seconds"], 1),
+            "ratio": round(planned_train / seed["train_seconds"], 2),
+        }
+        for seed in (row.get("seeds") or [])[1:]
+        if seed.get("train_seconds")
+    ]
 
 
 def time_plan() -> float:
@@ -119,7 +138,35 @@ def render(rows: list[dict], plan_seconds: float, load: float, commit: str) -> s
         f"Within 2x: {within} of {len(rows)} rows as planned, {at_run} of {len(rows)} at the run's epochs.",
         "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines + _rerun_lines(rows))
+
+
+def _rerun_lines(rows: list[dict]) -> list[str]:
+    """The reruns table: what `plan` says before retraining a row with another seed."""
+    seeded = [r for r in rows if r.get("reruns")]
+    if not seeded:
+        return []
+    lines = [
+        "## A rerun with another training seed",
+        "",
+        "Once a run is here, `plan` counts a rerun at the epochs early stopping ended it at",
+        "(`planning.last_stop`). Each row's later seeds are such reruns (same split, featurize cached):",
+        "their measured train seconds against plan's train estimate at the first seed's epochs.",
+        "",
+        "| experiment | first seed's epochs | planned train s | later seeds: measured train s (ratio) |",
+        "|---|---:|---:|---|",
+    ]
+    for r in seeded:
+        seeds = ", ".join(
+            f"{x['seed']}: {x['measured_train_s']:,.0f} ({x['ratio']:.2f})" for x in r["reruns"]
+        )
+        lines.append(
+            f"| `{r['experiment']}` | {r['run_epochs']} of {r['recipe_epochs']} | "
+            f"{r['planned_train_at_run_epochs_s']:,.0f} | {seeds} |"
+        )
+    reruns = [x for r in seeded for x in r["reruns"]]
+    within = sum(0.5 <= x["ratio"] <= 2.0 for x in reruns)
+    return [*lines, "", f"Within 2x: {within} of {len(reruns)} reruns.", ""]
 
 
 @click.command()
