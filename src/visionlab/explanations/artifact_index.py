@@ -11,23 +11,25 @@ from typing import Any
 
 from visionlab.explanations.methods import registered
 
+Entry = dict[str, Any]
+NO_IMAGE = {"image": None, "label": None, "predicted": None, "probability": None}
 
-def artifact_list(index: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every picture with what it shows: the flat list a report reads."""
-    layer = index["layer"]
-    out: list[dict[str, Any]] = []
 
-    def add(kind: str, file: str | None, **fields: Any) -> None:
-        if file:
-            out.append({"kind": kind, "file": file, **fields})
+def _entry(kind: str, file: str | None, **fields: Any) -> list[Entry]:
+    """One picture's entry, or none when the folder has no such picture."""
+    return [{"kind": kind, "file": file, **fields}] if file else []
 
+
+def _per_image(index: dict[str, Any]) -> list[Entry]:
+    """Each explained image: its input, then every registered method's pictures per explained class."""
+    layer, out = index["layer"], []
     for record in index["images"]:
         about = {"image": record["source"], "label": record["label"], "predicted": record["predicted"]}
-        add("input", record["image"], layer=None, probability=record["confidence"], **about)
+        out += _entry("input", record["image"], layer=None, probability=record["confidence"], **about)
         for item in record["explanations"]:
             for method in registered():
                 for picture in method.pictures:
-                    add(
+                    out += _entry(
                         picture.key,
                         item.get(picture.key),
                         layer=layer if picture.on_layer else None,
@@ -35,46 +37,46 @@ def artifact_list(index: dict[str, Any]) -> list[dict[str, Any]]:
                         explained=item["class"],
                         **about,
                     )
-    add(
-        "gradcam_grid",
-        index.get("grid"),
-        layer=layer,
-        image=None,
-        label=None,
-        predicted=None,
-        probability=None,
-    )
-    maps = index.get("feature_maps")
-    if maps:
-        source = maps["image"]
-        about = {"image": source["source"], "label": source["label"], "predicted": source["predicted"]}
-        for item in maps["layers"]:
-            add(
-                "feature_maps",
-                item["file"],
-                layer=item["layer"],
-                probability=source["confidence"],
-                channels=item["channels"],
-                shown=item["shown"],
-                **about,
-            )
-    filters = index.get("filters")
-    if filters:
-        none = {"image": None, "label": None, "predicted": None, "probability": None}
-        add("filters", filters["colour"], layer=filters["layer"], kernels=filters["kernels"], **none)
-        add(
-            "filters_channels",
-            filters["channels"],
-            layer=filters["layer"],
-            kernels=filters["kernels"],
-            **none,
+    return out + _entry("gradcam_grid", index.get("grid"), layer=layer, **NO_IMAGE)
+
+
+def _feature_maps(maps: dict[str, Any] | None) -> list[Entry]:
+    if not maps:
+        return []
+    source = maps["image"]
+    about = {"image": source["source"], "label": source["label"], "predicted": source["predicted"]}
+    return [
+        entry
+        for item in maps["layers"]
+        for entry in _entry(
+            "feature_maps",
+            item["file"],
+            layer=item["layer"],
+            probability=source["confidence"],
+            channels=item["channels"],
+            shown=item["shown"],
+            **about,
         )
-    patches = index.get("patches")
+    ]
+
+
+def _filters(filters: dict[str, Any] | None) -> list[Entry]:
+    if not filters:
+        return []
+    layer, kernels = filters["layer"], filters["kernels"]
+    return _entry("filters", filters["colour"], layer=layer, kernels=kernels, **NO_IMAGE) + _entry(
+        "filters_channels", filters["channels"], layer=layer, kernels=kernels, **NO_IMAGE
+    )
+
+
+def _patches(patches: dict[str, Any] | None) -> list[Entry]:
+    """Per target unit: its grid of maximally activating patches, then each patch with its source."""
+    out: list[Entry] = []
     for target in patches["targets"] if patches else []:
         what = {"target": target["name"], "target_kind": target["kind"], "layer": target["layer"]}
-        add("max_patches", target["grid"], image=None, label=None, predicted=None, probability=None, **what)
+        out += _entry("max_patches", target["grid"], **NO_IMAGE, **what)
         for patch in target["patches"]:
-            add(
+            out += _entry(
                 "patch",
                 patch["file"],
                 image=patch["source"],
@@ -87,6 +89,16 @@ def artifact_list(index: dict[str, Any]) -> list[dict[str, Any]]:
                 **what,
             )
     return out
+
+
+def artifact_list(index: dict[str, Any]) -> list[Entry]:
+    """Every picture with what it shows: the flat list a report reads."""
+    return (
+        _per_image(index)
+        + _feature_maps(index.get("feature_maps"))
+        + _filters(index.get("filters"))
+        + _patches(index.get("patches"))
+    )
 
 
 def thumbnail_order(records: list[dict]) -> list[str]:
