@@ -70,13 +70,14 @@ def test_a_trainable_net_runs_whole_every_epoch_and_on_every_split_in_evaluate()
     ).train == pytest.approx(2 * (100 / 10 + 20 / 50))
 
 
-def test_a_frozen_base_runs_once_in_featurize_and_its_head_is_free():
+def test_a_frozen_base_runs_once_in_featurize_and_its_head_trains_every_epoch_on_the_features():
     counts = planning.Counts(100, 20, 10, measured=True)
-    rates = planning.Rates(forward=50.0, train=10.0, featurize=40.0)
+    rates = planning.Rates(forward=50.0, train=1000.0, featurize=40.0)  # train: the head's step
     frozen = {"arch": "efficientnet_lite0", "weights": "imagenet", "base": "frozen"}
     estimate = planning.estimate(_params_with(frozen), "toy-cnn", counts, rates)
     assert estimate.featurize == pytest.approx(120 / 40)
-    assert estimate.train == 0 and estimate.evaluate == pytest.approx(10 / 50)
+    assert estimate.train == pytest.approx(4 * 100 / 1000)  # 4 epochs of the head on 100 features
+    assert estimate.evaluate == pytest.approx(10 / 50)
 
 
 def test_fine_tuning_on_the_activation_cache_runs_only_the_top_each_epoch():
@@ -108,6 +109,9 @@ def test_the_probe_builds_each_net_with_the_data_sets_classes_and_times_the_cut(
     cached = plan_probe.measure(params, "caltech-best", five, device, cache)
     assert cached.featurize > 0 and cached.top > 0 and cached.train > 0
     assert plan_probe.measure(params, "caltech-best", five, device, cache) is cached  # timed once
+    frozen = plan_probe.measure(params, "cifar-effnet", five, device, cache)  # 128 px: quick
+    # The head's step on a batch of pooled features: far faster than running the base over images.
+    assert frozen.train > 10 * frozen.featurize > 0 and frozen.top is None
 
 
 def test_the_probe_times_the_stages_batch_sizes_on_a_folded_copy(monkeypatch):

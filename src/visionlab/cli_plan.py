@@ -66,10 +66,10 @@ class _Planning:
 
 def _pipeline_state(root: Path) -> PipelineState | None:
     """DVC's view of the project, or None before anything ran (no dvc.lock: every stage would run)."""
-    from visionlab.reporting.pipeline_status import read_pipeline_state
-
     if not (root / "dvc.lock").is_file():
         return None
+    from visionlab.reporting.pipeline_status import read_pipeline_state
+
     try:
         return read_pipeline_state(root)
     except Exception as exc:  # e.g. a running `dvc repro` holds the lock: plan still answers

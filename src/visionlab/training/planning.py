@@ -2,16 +2,17 @@
 
 The estimate is the pipeline's own arithmetic over rates measured on this machine and now
 (``plan_probe``): image counts x epochs / images per second, phase by phase, the way the stages
-run them. A frozen base runs once, in featurize, and its head trains on the cached features (next to
-free); a fine-tuned base with an activation cache runs its frozen part once, in featurize, and each
-fine-tuning epoch runs only the top blocks on the cache; a trainable net runs whole every epoch.
-Evaluate runs the test split through the whole net (and, with a cache, train and val through the
-top). Image counts come from the prepared manifest, else from the published archive with the card's
-class list, per-class cap and exclusion list applied, and CIFAR-10's official 10,000 test images
-kept. Epochs are the recipe's, capped by ``train.epochs_cap``: an upper bound, as early stopping
-often ends sooner. Where early stopping ended the experiment's last run here, `plan` counts that
-run's epochs (:func:`last_stop`): a rerun after a params edit tends to stop near there. Not counted: downloads (network-bound), prepare and augment (minutes on every
-core), explain and the report.
+run them. A frozen base runs once, in featurize, and its head trains on the cached features (tiny
+steps, but dozens of epochs of them); a fine-tuned base with an activation cache runs its frozen
+part once, in featurize, and each fine-tuning epoch runs only the top blocks on the cache; a
+trainable net runs whole every epoch. Evaluate runs the test split through the whole net (and,
+with a cache, train and val through the top). Image counts come from the prepared manifest, else
+from the published archive with the card's class list, per-class cap and exclusion list applied,
+and CIFAR-10's official 10,000 test images kept. Epochs are the recipe's, capped by
+``train.epochs_cap``: an upper bound, as early stopping often ends sooner. Where early stopping
+ended the experiment's last run here, `plan` counts that run's epochs (:func:`last_stop`): a rerun
+after a params edit tends to stop near there. Not counted: downloads (network-bound), prepare and
+augment (minutes on every core), explain and the report.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Rates:
     """Images per second measured here for one experiment's network, in the stages' precision."""
 
     forward: float  # the whole net, inference (evaluate's test split, trainable nets' validation)
-    train: float  # a training step of what trains in the longest phase (whole net, or cached top)
+    train: float  # a training step of what trains in the longest phase (whole net, cached top, or head)
     featurize: float | None = None  # what featurize runs per image: frozen base, or the part below the cut
     top: float | None = None  # the cached top, inference (validation while fine-tuning on the cache)
     decode: float = 0.0  # seconds per image to read a file into the input's pixels (load_pixels)
@@ -213,9 +214,11 @@ def estimate(
     # Featurize and evaluate read each file they run once; a trainable net's epochs are left as
     # timed (its loader decodes in worker processes beside the training step).
     decoded = seen * rates.decode
-    if not mode.trains_base:  # the base runs once, in featurize; the head trains in seconds
+    if not mode.trains_base:  # the base runs once, in featurize; the head trains on its features
         featurize = seen / (rates.featurize or rates.forward) + decoded
-        return Estimate(experiment, dataset, featurize, 0.0, counts.test * (1 / rates.forward + rates.decode))
+        head = recipe.epochs * n_train / rates.train  # rates.train: the head's step on features
+        evaluate = counts.test * (1 / rates.forward + rates.decode)
+        return Estimate(experiment, dataset, featurize, head, evaluate)
     *before, last = mode.phases(recipe)
     head = sum(plan.epochs for plan in before)  # the head alone, the base only running forward
     tuned = last.epochs
