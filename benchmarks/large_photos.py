@@ -19,7 +19,6 @@ Writes benchmarks/results/large_photos.{json,md}.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -34,7 +33,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from provenance import source_commit  # noqa: E402
+from provenance import source_commit, write_result  # noqa: E402
 
 from visionlab.data import images  # noqa: E402
 from visionlab.explanations.predict import Predictor  # noqa: E402
@@ -130,8 +129,6 @@ def main(photos: int, width: int, height: int, rounds: int, out: Path) -> None:
         "top1_same": same_top1,
         "speedup": speedups,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "large_photos.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     lines = [
         "# Camera-sized photos: reduced-scale JPEG decoding (benchmarks/large_photos.py)",
         "",
@@ -148,8 +145,7 @@ def main(photos: int, width: int, height: int, rounds: int, out: Path) -> None:
         f"Input pixels differ by {meta['pixel_difference_mean']} levels of 255 on average "
         f"(at most {meta['pixel_difference_max']:.0f}); top-1 the same for {same_top1} of {photos} photos.",
     ]
-    (out / "large_photos.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(out, "large_photos", {"meta": meta, "rows": rows}, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ import click
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from provenance import source_commit
+from provenance import source_commit, write_result
 
 from visionlab.params import load_params
 from visionlab.training import plan_probe, planning
@@ -183,9 +183,7 @@ def main(work: Path) -> None:
     rows = measure_rows(work)
     plan_seconds = time_plan()
     result = {"commit": commit, "load_average": load, "plan_seconds": round(plan_seconds, 1), "rows": rows}
-    (RESULTS / "plan_accuracy.json").write_text(json.dumps(result, indent=2) + "\n")
-    (RESULTS / "plan_accuracy.md").write_text(render(rows, plan_seconds, load, commit))
-    print((RESULTS / "plan_accuracy.md").read_text())
+    write_result(RESULTS, "plan_accuracy", result, render(rows, plan_seconds, load, commit))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ Writes benchmarks/results/predict_speed.{json,md}.
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import platform
 import subprocess
@@ -35,7 +34,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from provenance import source_commit  # noqa: E402
+from provenance import source_commit, write_result  # noqa: E402
 
 sys.path.insert(0, str(ROOT))  # the tests' helper for the shared sample photos
 
@@ -163,8 +162,6 @@ def main(images: int, rounds: int, workers: int, shared: Path, out: Path) -> Non
         f"{default_batch(torch.device('cpu'))} (predict's default on a CPU) unless a row names one",
         "commit": source_commit(ROOT),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "predict_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     lines = [
         "# `visionlab predict` images/s, before and after streaming (benchmarks/predict_speed.py)",
         "",
@@ -179,8 +176,7 @@ def main(images: int, rounds: int, workers: int, shared: Path, out: Path) -> Non
         f"{', '.join(map(str, r['round_speedups']))} | {r['top1_same_as_before']}/{images} |"
         for r in rows
     ]
-    (out / "predict_speed.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(out, "predict_speed", {"meta": meta, "rows": rows}, "\n".join(lines))
 
 
 if __name__ == "__main__":

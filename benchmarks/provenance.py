@@ -1,9 +1,12 @@
-"""Which visionlab commit a benchmark measured: the one definition every result file uses."""
+"""Which visionlab commit a benchmark measured, and its result files: the one definition every
+result file uses."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -21,3 +24,12 @@ def source_commit(repo: Path) -> str:
 def revision_commit(repo: Path, ref: str) -> str:
     """The full commit ``ref`` names in ``repo`` (empty when it names none)."""
     return _git(repo, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+
+
+def write_result(folder: Path, stem: str, data: dict[str, Any], markdown: str) -> None:
+    """``folder/stem.json`` (``data``) and ``folder/stem.md`` (``markdown``), then the table printed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(data, indent=2) + "\n")
+    text = markdown if markdown.endswith("\n") else markdown + "\n"
+    (folder / f"{stem}.md").write_text(text)
+    print(text, end="")
