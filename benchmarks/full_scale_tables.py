@@ -28,7 +28,7 @@ def interval_of(row: dict[str, Any]) -> tuple[float, float] | None:
     if row.get("test_ci95"):
         low, high = row["test_ci95"]
         return float(low), float(high)
-    total = row.get("test_images") or (row.get("split_counts") or {}).get("test")
+    total = test_count(row)
     if row.get("test_accuracy") is None or not total:
         return None
     return accuracy_interval(row["test_accuracy"], total)
@@ -52,7 +52,7 @@ def headline(row: dict[str, Any]) -> Headline:
     plain = Headline(False, row.get("val_accuracy"), row["test_accuracy"], interval_of(row))
     val_tta = (row.get("val_variants") or {}).get("val_tta_hflip")
     test_tta = (row.get("test_variants") or {}).get("test_tta_hflip")
-    total = row.get("test_images") or (row.get("split_counts") or {}).get("test")
+    total = test_count(row)
     if val_tta is None or test_tta is None or not total or val_tta <= (plain.val or 0.0):
         return plain  # ties stay plain: TTA doubles the cost of every prediction
     return Headline(True, val_tta, test_tta, accuracy_interval(test_tta, total))
@@ -75,6 +75,66 @@ def chosen_on_validation(
     return chosen
 
 
+def test_count(row: dict[str, Any]) -> int | None:
+    return row.get("test_images") or (row.get("split_counts") or {}).get("test")
+
+
+def seed_verdicts(row: dict[str, Any]) -> list[str]:
+    """Each training seed's plain test figure against the study, from its own Wilson interval
+    (the seeds share one test split, so each is judged as the headline seed is)."""
+    published, total = row.get("published_accuracy"), test_count(row)
+    if published is None or not total:
+        return []
+    return [
+        verdict(*accuracy_interval(run["test_accuracy"], total), published)
+        for run in row.get("seeds") or []
+        if run.get("test_accuracy") is not None
+    ]
+
+
+class SeedCount(NamedTuple):
+    """How many of a row's training seeds reach ``claim`` against the study."""
+
+    claim: str
+    count: int
+    seeds: int
+
+    @property
+    def unanimous(self) -> bool:
+        return self.count == self.seeds
+
+    def __str__(self) -> str:
+        return (
+            f"all {self.seeds} seeds"
+            if self.unanimous
+            else f"{self.claim} for {self.count} of {self.seeds} seeds"
+        )
+
+
+def across_seeds(row: dict[str, Any], said: str) -> SeedCount | None:
+    """Whether the seeds bear out the headline's verdict ``said``: None with one seed; else how
+    many reach it, or, where the headline is within chance, how many reach the others' verdict."""
+    verdicts = seed_verdicts(row)
+    if len(verdicts) < 2:
+        return None
+    others = [v for v in verdicts if v != said]
+    claim = said if said != "within chance" or not others else others[0]
+    return SeedCount(claim, verdicts.count(claim), len(verdicts))
+
+
+def chance_cell(row: dict[str, Any], interval: tuple[float, float] | None, published: float | None) -> str:
+    """A table's "beyond chance?" cell: the headline's verdict, and whether the seeds bear it out."""
+    if interval is None or published is None:
+        return ""
+    said = verdict(*interval, published)
+    seeds = across_seeds(row, said)
+    if seeds is None:
+        return said
+    if seeds.unanimous:
+        return f"{said} ({seeds})"
+    return str(seeds) if seeds.claim == said else f"{said}; {seeds}"
+
+
 def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
     """Per data set: our full-scale row chosen on validation, against the study's best figure."""
     lines = []
@@ -90,12 +150,30 @@ def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
             "worse beyond chance": "the study is better beyond chance",
             "within chance": "no difference beyond chance: the study's figure lies inside our interval",
         }.get(said, said)
+        outcome += _seed_clause(chosen, said)
         lines.append(
             f"- **{dataset}**: {chosen['experiment']}{shown.label} (chosen on validation: "
             f"{_pct(shown.val)}% val) tests {_pct(shown.test)}% (95% interval {_pct(low)}-{_pct(high)}%) "
             f"against {_pct(figure)}% ({study}): {outcome}."
         )
     return lines
+
+
+def _seed_clause(row: dict[str, Any], said: str) -> str:
+    """The study sentence's word on the training seeds: a claim one seed makes and another does
+    not is not made yet."""
+    seeds = across_seeds(row, said)
+    if seeds is None:
+        return ""
+    if seeds.unanimous:
+        return f" ({seeds} agree)"
+    mean = _pct((row.get("seed_summary") or {}).get("test_accuracy_mean"))
+    if seeds.claim == said:
+        return (
+            f" with this seed; but only {seeds.count} of its {seeds.seeds} training seeds do "
+            f"(seed mean {mean}%), so the claim does not hold beyond seed noise"
+        )
+    return f"; {seeds} (seed mean {mean}%), so neither holds across seeds"
 
 
 DEGRADED = ("downscale_", "jpeg_", "blur_")  # evaluate.robustness's kinds (squash: see docs/results.md)
@@ -173,7 +251,7 @@ def render_glance(rows: list[dict[str, Any]]) -> str:
         study = (
             "– (none published)" if published is None else f"{_pct(published)}% ({chosen['published_model']})"
         )
-        chance = "–" if published is None else verdict(*interval, published)
+        chance = "–" if published is None else chance_cell(chosen, interval, published)
         lines.append(
             f"| {dataset} | {study} | `{chosen['experiment']}`{shown.label} | {_pct(shown.test)}% "
             f"({_pct(interval[0])}–{_pct(interval[1])}%) | {chance} | {seeds} |"
@@ -220,7 +298,7 @@ def render_readme_table(rows: list[dict[str, Any]]) -> str:
         published = row.get("published_accuracy")
         interval = interval_of(row)
         study = f"{_pct(published)}% ({row['published_model']})" if published is not None else "–"
-        chance = verdict(*interval, published) if interval and published is not None else "–"
+        chance = chance_cell(row, interval, published) or "–"
         shown = f"{_pct(interval[0])}–{_pct(interval[1])}%" if interval else "–"
         variants = row.get("test_variants") or {}
         cells = "".join(
@@ -302,7 +380,7 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         f1 = "" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.4f}"
         interval = interval_of(row)
         shown = f"{_pct(interval[0])}-{_pct(interval[1])}" if interval else ""
-        chance = verdict(*interval, published) if interval and published is not None else ""
+        chance = chance_cell(row, interval, published)
         commit = ((row.get("provenance") or {}).get("commit") or "-")[:12]
         marker = ""
         if row.get("note"):

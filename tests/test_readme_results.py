@@ -119,3 +119,42 @@ def test_tta_takes_the_headline_only_where_validation_says_so():
     assert full_scale.headline(older) == full_scale.Headline(
         False, 0.950, 0.90, full_scale.interval_of(older)
     )
+
+
+def test_a_claim_one_training_seed_makes_and_another_does_not_is_not_made():
+    full_scale = _full_scale()
+    # 337 test images, as the flowers split: 96.44% excludes 93.06% from its interval, 95.25% does not.
+    row = {
+        "experiment": "flowers-x",
+        "dataset": "flowers",
+        "status": "done",
+        "published_accuracy": 0.9306,
+        "published_model": "ResNet50",
+        "val_accuracy": 0.96,
+        "test_accuracy": 325 / 337,
+        "test_images": 337,
+        "seeds": [{"test_accuracy": 325 / 337}, {"test_accuracy": 321 / 337}, {"test_accuracy": 323 / 337}],
+        "seed_summary": {
+            "seeds": 3,
+            "test_accuracy_mean": 969 / 1011,
+            "test_accuracy_sd": 0.006,
+            "val_accuracy_mean": 0.96,
+            "val_accuracy_sd": 0.007,
+        },
+    }
+    assert full_scale.seed_verdicts(row) == ["better beyond chance", "within chance", "better beyond chance"]
+    (sentence,) = full_scale.study_sentences([row])
+    assert "only 2 of its 3 training seeds do" in sentence and "does not hold beyond seed noise" in sentence
+    assert "better beyond chance for 2 of 3 seeds" in full_scale.render_glance([row])
+
+    # Every seed beyond chance: the table says so; a headline within chance names the seeds that are not.
+    agreed = {**row, "seeds": [{"test_accuracy": 325 / 337}] * 3}
+    assert "better beyond chance (all 3 seeds)" in full_scale.render_readme_table([agreed])
+    within = {**row, "test_accuracy": 321 / 337, "test_ci95": None}
+    cell = full_scale.chance_cell(within, full_scale.interval_of(within), 0.9306)
+    assert cell == "within chance; better beyond chance for 2 of 3 seeds"
+    (sentence,) = full_scale.study_sentences([within])
+    assert "neither holds across seeds" in sentence
+    # One seed: the verdict alone.
+    single = {**row, "seeds": None}
+    assert full_scale.chance_cell(single, full_scale.interval_of(single), 0.9306) == "better beyond chance"
