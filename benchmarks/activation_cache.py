@@ -18,6 +18,7 @@ import json
 import os
 import random
 import shutil
+import sys
 import tarfile
 import tempfile
 from pathlib import Path
@@ -33,6 +34,9 @@ from visionlab.params import parse_params
 from visionlab.runtime.device import cpu_supports_bf16, use_amp, use_amp_on_cached_top
 from visionlab.training.featurize_stage import featurize_experiment
 from visionlab.training.train_stage import train_experiment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import source_commit, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -85,6 +89,7 @@ def scratch_project(folder: Path, archive: Path, per_class: int, amp: str, epoch
 @click.option("--epochs", default=2, show_default=True, help="fine-tuning epochs after the head epoch")
 @click.option("--amp", type=click.Choice(["auto", "bf16", "off"]), default="auto", show_default=True)
 def main(shared: Path, per_class: int, epochs: int, amp: str) -> None:
+    commit = source_commit(REPO)  # as the run starts: the tree may change while it runs
     results: dict = {}
     archive = shared.resolve() / "flower_photos.tgz"
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,8 +128,7 @@ def main(shared: Path, per_class: int, epochs: int, amp: str) -> None:
         "finetune_epoch_speedup": round(speedup, 2),
     }
     report["load_average"] = [round(v, 1) for v in os.getloadavg()]  # other work skews the timings
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "activation_cache.json").write_text(json.dumps(report, indent=2) + "\n")
+    report["commit"] = commit
     per_image = cached["cache_bytes"] / max(1, cached["cached_images"])
     row = "| {} | {} | {} |".format
     cpu = torch.device("cpu")
@@ -154,9 +158,8 @@ def main(shared: Path, per_class: int, epochs: int, amp: str) -> None:
         f"{cached['cache_bytes'] / 1e6:.1f} MB for {cached['cached_images']} train + val images "
         f"({per_image / 1e3:.1f} KB per image with its pooled features and path).",
     ]
-    lines.append(f"\nLoad average at the end (1, 5, 15 min): {report['load_average']}.")
-    (RESULTS / "activation_cache.md").write_text("\n".join(lines) + "\n")
-    click.echo("\n".join(lines))
+    lines.append(f"\nLoad average at the end (1, 5, 15 min): {report['load_average']}. Commit: {commit}.")
+    write_result(RESULTS, "activation_cache", report, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,10 @@ Writes benchmarks/results/cpu_bf16.{json,md}.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import random
+import sys
 import tarfile
 import tempfile
 import time
@@ -37,6 +37,9 @@ from visionlab.runtime.device import cpu_supports_bf16, seed_everything
 from visionlab.runtime.inference import gather_outputs
 from visionlab.runtime.loaders import ImageDataset, loader
 from visionlab.training.loop import fit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import source_commit, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -114,6 +117,7 @@ def run_mode(amp: str, train_rows: list, test_rows: list, classes: list[str], ep
 @click.option("--per-class", default=40, show_default=True)
 @click.option("--epochs", default=2, show_default=True, help="fine-tuning epochs per mode")
 def main(shared: Path, per_class: int, epochs: int) -> None:
+    commit = source_commit(REPO)  # as the run starts: the tree may change while it runs
     torch.set_num_threads(torch.get_num_threads())
     with tempfile.TemporaryDirectory() as tmp:
         train_rows, test_rows, classes = sample_images(shared / "flower_photos.tgz", Path(tmp), per_class, 42)
@@ -130,8 +134,7 @@ def main(shared: Path, per_class: int, epochs: int) -> None:
         "modes": modes,
     }
     report["load_average"] = [round(v, 1) for v in os.getloadavg()]  # other work skews the timings
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cpu_bf16.json").write_text(json.dumps(report, indent=2) + "\n")
+    report["commit"] = commit
     fp32, bf16 = modes
     rows = [
         ("featurize (frozen Lite0), img/s", "featurize_images_per_second"),
@@ -153,9 +156,8 @@ def main(shared: Path, per_class: int, epochs: int) -> None:
     for label, key in rows:
         ratio = f"{bf16[key] / fp32[key]:.2f}x" if "per_second" in key and fp32[key] else ""
         lines.append(f"| {label} | {fp32[key]} | {bf16[key]} | {ratio} |")
-    lines.append(f"\nLoad average at the end (1, 5, 15 min): {report['load_average']}.")
-    (RESULTS / "cpu_bf16.md").write_text("\n".join(lines) + "\n")
-    click.echo("\n".join(lines))
+    lines.append(f"\nLoad average at the end (1, 5, 15 min): {report['load_average']}. Commit: {commit}.")
+    write_result(RESULTS, "cpu_bf16", report, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ from tests.conftest import SHARED_DATASETS  # noqa: E402
 from tests.http_server import serve  # noqa: E402
 from tests.integration.conftest import copy_project, git, tiny_params  # noqa: E402
 
+sys.path.insert(0, str(REPO / "benchmarks"))
+from provenance import source_commit, write_result  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results"
 
 
@@ -109,6 +112,7 @@ def _case(project: Path, experiment: str, nproc: int, threads: int | None, per_w
 @click.option("--epochs", default=3, show_default=True)
 @click.option("--rounds", default=2, show_default=True)
 def main(experiment: str, processes: int, per_class: int, size: int, epochs: int, rounds: int) -> None:
+    commit = source_commit(REPO)  # as the run starts: the tree may change while it runs
     cores = os.cpu_count() or 1
     per_worker = max(1, cores // processes)
     cases = [("1 process, T threads", 1, per_worker), ("1 process, all cores", 1, None)]
@@ -151,17 +155,14 @@ def main(experiment: str, processes: int, per_class: int, size: int, epochs: int
         "rounds": rounds,
         "threads_per_worker": per_worker,
         "load_average_at_end": os.getloadavg()[0],
+        "commit": commit,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ddp_throughput.json").write_text(
-        json.dumps({"meta": meta, "summary": summary, "runs": runs}, indent=2) + "\n"
-    )
     lines = [
         f"# Data-parallel training through `dvc exp run`: 1 vs {processes} processes",
         "",
         f"{meta['machine']}; the shipped `{experiment}` on the shared flowers sample, {per_class} images "
         f"per class, {size} px, {epochs} epochs; `{meta['command']}`, median of {rounds} interleaved "
-        f"rounds; load average {meta['load_average_at_end']:.1f} at the end.",
+        f"rounds; load average {meta['load_average_at_end']:.1f} at the end; commit {commit}.",
         "",
         "images/s = every rank's training images per second of rank 0's training loop (validation",
         "excluded, `results/<experiment>/training.json`); end-to-end = the whole `dvc exp run`.",
@@ -179,8 +180,9 @@ def main(experiment: str, processes: int, per_class: int, size: int, epochs: int
         f"**{summary['ratio_vs_same_threads']}**; / 1 process on all cores: "
         f"**{summary['ratio_vs_all_cores']}**.",
     ]
-    (RESULTS / "ddp_throughput.md").write_text("\n".join(lines) + "\n")
-    print((RESULTS / "ddp_throughput.md").read_text())
+    write_result(
+        RESULTS, "ddp_throughput", {"meta": meta, "summary": summary, "runs": runs}, "\n".join(lines)
+    )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from tests.conftest import SHARED_DATASETS  # noqa: E402
 from tests.integration.conftest import copy_project, git  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from provenance import source_commit  # noqa: E402
+from provenance import source_commit, write_result  # noqa: E402
 
 # The README's quick try (section "A quick try"), but for the experiment and the mirror.
 QUICK_TRY = (
@@ -93,6 +93,7 @@ def _last_stage_end(lines: list[tuple[float, str]], start: float, total: float) 
 @click.option("--lr", default=0.0005, show_default=True, help="the changed learning rate")
 @click.option("--out", type=click.Path(path_type=Path), default=ROOT / "benchmarks" / "results")
 def main(experiment: str, lr: float, out: Path) -> None:
+    commit = source_commit(ROOT)  # as the run starts: the tree may change while it runs
     settings = [*QUICK_TRY, f"download.mirror={SHARED_DATASETS.resolve()}"]
     base = [sys.executable, "-m", "dvc", "exp", "run", f"explain@{experiment}"]
     base += [arg for setting in settings for arg in ("-S", setting)]
@@ -111,7 +112,7 @@ def main(experiment: str, lr: float, out: Path) -> None:
             print(f"{name}: {total:.1f} s", json.dumps(runs[name]["stages"]))
     rerun = runs["lr only"]["seconds"]
     result = {
-        "commit": source_commit(ROOT),
+        "commit": commit,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
         "load_average_at_start": os.getloadavg()[0],
         "experiment": experiment,
@@ -120,10 +121,7 @@ def main(experiment: str, lr: float, out: Path) -> None:
         "target_seconds": TARGET_S,
         "within_target": rerun < TARGET_S,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "edit_rerun.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "edit_rerun.md").write_text(_markdown(result))
-    print(_markdown(result))
+    write_result(out, "edit_rerun", result, _markdown(result))
 
 
 def _markdown(result: dict) -> str:

@@ -13,7 +13,6 @@ Writes benchmarks/results/exp_show_speed.{json,md}.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -28,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from provenance import source_commit  # noqa: E402
+from provenance import source_commit, write_result  # noqa: E402
 
 from tests.conftest import SHARED_DATASETS  # noqa: E402
 from tests.http_server import serve  # noqa: E402
@@ -116,8 +115,6 @@ def main(variants: int, rounds: int, results: Path) -> None:
         "exp_runs": runs,
         "rounds": rounds,
     }
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "exp_show_speed.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     lines = [
         "# The comparison commands on the tiny project (benchmarks/exp_show_speed.py)",
         "",
@@ -132,8 +129,7 @@ def main(variants: int, rounds: int, results: Path) -> None:
     for r in rows:
         width = r["widest_line"] if r["widest_line"] is not None else "–"
         lines.append(f"| `{r['command']}` | {r['best_seconds']} | {width} |")
-    (results / "exp_show_speed.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_result(results, "exp_show_speed", {"meta": meta, "rows": rows}, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ Writes benchmarks/results/featurize_breakdown.{json,md}.
 from __future__ import annotations
 
 import copy
-import json
 import os
 import platform
 import sys
@@ -52,6 +51,9 @@ from visionlab.runtime.loaders import image_dataset, loader  # noqa: E402
 from visionlab.runtime.preprocess import load_pixels  # noqa: E402
 from visionlab.training import plan_probe  # noqa: E402
 from visionlab.training.featurize_stage import FeatureRun, compute_features  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from provenance import source_commit, write_result  # noqa: E402
 
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
 SIZE = 224
@@ -142,6 +144,7 @@ def _configurations(photos: list[Path], workers: int) -> dict[str, tuple[int, Ca
 @click.option("--shared", type=click.Path(path_type=Path), default=ROOT.parent / "shared" / "datasets")
 @click.option("--out", type=click.Path(path_type=Path), default=ROOT / "benchmarks" / "results")
 def main(images: int, rounds: int, shared: Path, out: Path) -> None:
+    commit = source_commit(ROOT)  # as the run starts: the tree may change while it runs
     params = load_params(ROOT / "params.yaml")
     workers = params.evaluate.num_workers
     with tempfile.TemporaryDirectory() as scratch:
@@ -161,6 +164,7 @@ def main(images: int, rounds: int, shared: Path, out: Path) -> None:
     decode_per_image = best["decode"] / len(photos)
     planned = 1 / (1 / rates["probe"] + decode_per_image)  # what plan's estimate assumes, per image
     result = {
+        "commit": commit,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
         "load_average_at_start": os.getloadavg()[0],
         "images": len(photos),
@@ -173,10 +177,7 @@ def main(images: int, rounds: int, shared: Path, out: Path) -> None:
         "planned_images_per_second": round(planned, 1),
         "planned_over_stage": round(planned / stage_rate, 2),
     }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "featurize_breakdown.json").write_text(json.dumps(result, indent=2) + "\n")
-    (out / "featurize_breakdown.md").write_text(_markdown(result))
-    print(_markdown(result))
+    write_result(out, "featurize_breakdown", result, _markdown(result))
 
 
 def _markdown(result: dict) -> str:
@@ -185,7 +186,8 @@ def _markdown(result: dict) -> str:
         "",
         f"{result['images']} shared TensorFlow flowers photos at {result['image_size']} px, batch "
         f"{result['batch_size']}, best of {result['rounds']} rounds; load average at the start "
-        f"{result['load_average_at_start']:.2f} on {result['machine']['cpus']} CPUs.",
+        f"{result['load_average_at_start']:.2f} on {result['machine']['cpus']} CPUs; "
+        f"commit {result['commit'][:12]}.",
         "",
         "| configuration | images/s |",
         "|---|---:|",

@@ -34,6 +34,9 @@ import yaml
 
 from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import source_commit, write_result
+
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "work"
 RESULTS = REPO / "benchmarks" / "results"
@@ -224,8 +227,9 @@ def main(
 ):
     shared = shared.resolve()
     results: dict = {
+        "commit": source_commit(REPO),  # as the run starts: the tree may change while it runs
         "machine": {"cpus": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()},
-        "sample": str(shared / "flower_photos.tgz"),
+        "sample": "flower_photos.tgz of the shared samples",  # never a path of this machine
     }
     results["data"] = data_throughput(shared)
     print(json.dumps(results["data"], indent=2), flush=True)
@@ -238,9 +242,7 @@ def main(
         }
         results["pipeline"] = pipeline(shared, overrides)
         print(json.dumps(results["pipeline"], indent=2), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "flowers.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "flowers.md").write_text(render(results))
+    write_result(RESULTS, "flowers", results, render(results))
 
 
 def render(results: dict) -> str:
@@ -249,7 +251,8 @@ def render(results: dict) -> str:
     lines = [
         "# Flowers benchmark (shared sample of flower_photos.tgz)",
         "",
-        f"Machine: {results['machine']['cpus']} CPUs, torch {results['machine']['torch']}.",
+        f"Machine: {results['machine']['cpus']} CPUs, torch {results['machine']['torch']}; "
+        f"commit {results.get('commit', '-')[:12]}.",
         "",
         "| measure | value |",
         "|---|---:|",

@@ -28,6 +28,7 @@ import math
 import os
 import platform
 import statistics
+import sys
 import tarfile
 import tempfile
 import time
@@ -43,6 +44,9 @@ from visionlab.runtime.inference import gather_outputs
 from visionlab.runtime.loaders import ImageDataset, loader
 from visionlab.training.loop import fit
 from visionlab.training.phase import RunHooks
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import source_commit, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -188,6 +192,7 @@ def main(
     run_epochs: int,
     models: str,
 ) -> None:
+    commit = source_commit(REPO)  # as the run starts: the tree may change while it runs
     wanted = {name.strip() for name in models.split(",") if name.strip()}
     known = {case[0] for case in CASES} | {case[1] for case in CASES}
     if wanted - known:
@@ -221,10 +226,8 @@ def main(
         # Other work on the machine slows every source, not always alike: say how busy it was.
         "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "cpus": os.cpu_count(),
+        "commit": commit,
     }
-    (RESULTS / "training_throughput.json").write_text(
-        json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"
-    )
     trained = [r for r in rows if r["mode"] == "train"]
     lines = [
         "# Training throughput: the data path a user gets vs synthetic tensors",
@@ -238,7 +241,7 @@ def main(
         " = the preloaded path",
         "without its decoding (both sides read memory: ~1 by construction). Ratios are to synthetic.",
         f"Load average (1 min) on the {meta['cpus']} CPUs: {meta['load_average_1min'][0]} at the start, "
-        f"{meta['load_average_1min'][1]} at the end.",
+        f"{meta['load_average_1min'][1]} at the end; commit {commit[:12]}.",
         "",
     ]
     if trained:
@@ -261,8 +264,7 @@ def main(
             f"{r['user_preloaded_ratio']:.2f} | {r['on_the_fly']} | {r['on_the_fly_ratio']:.2f} | "
             f"{r['pipeline']} | {r['pipeline_ratio']:.2f} | {r.get('preload', '')} |"
         )
-    (RESULTS / "training_throughput.md").write_text("\n".join(lines) + "\n")
-    print((RESULTS / "training_throughput.md").read_text())
+    write_result(RESULTS, "training_throughput", {"meta": meta, "rows": rows}, "\n".join(lines))
 
 
 if __name__ == "__main__":

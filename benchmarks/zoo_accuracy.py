@@ -32,6 +32,9 @@ from visionlab.params import Params, load_params
 from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
 from visionlab.reporting.published import load_published
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import source_commit, write_result
+
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "work" / "zoo"
 RESULTS = REPO / "benchmarks" / "results"
@@ -102,7 +105,8 @@ def _run(project: Path, experiment: str) -> dict:
     row: dict = {"experiment": experiment, "wall_seconds": round(seconds, 1)}
     if result.returncode != 0:
         lines = [line for line in (result.stdout + result.stderr).splitlines() if "error" in line.lower()]
-        row["error"] = (lines[0] if lines else (result.stdout + result.stderr)[-300:]).strip()[:300]
+        error = (lines[0] if lines else (result.stdout + result.stderr)[-300:]).strip()[:300]
+        row["error"] = error.replace(str(Path.home()), "~")  # never a path of this machine
         return row
     metrics = json.loads((project / "results" / experiment / "metrics.json").read_text())
     summary = json.loads((project / "data" / "models" / experiment / "summary.json").read_text())
@@ -139,7 +143,8 @@ def _markdown(meta: dict, rows: list[dict]) -> str:
         "# Test accuracy of the experiments on the shared samples (CPU)",
         "",
         f"Real `dvc repro evaluate@<name>` per experiment; epochs cap: {epochs or 'none (the recipe)'}; "
-        f"augment.factor {factor}. Samples, not the full data sets: compare with the studies' figures",
+        f"augment.factor {factor}; commit {(meta.get('commit') or '-')[:12]}. Samples, not the full "
+        "data sets: compare with the studies' figures",
         "with care. Published figures: `config/published_results.yaml`, matched by data set and",
         "architecture as in the report (a `-best` recipe on the study's architecture is compared with",
         "the study's figure too).",
@@ -184,20 +189,24 @@ def main(
         meta, rows = saved["meta"], saved["rows"]
     else:
         names = list(experiments) or list(load_params(REPO / "params.yaml").experiments)
+        commit = source_commit(REPO)  # as the runs start: the tree may change while they run
         project = _project(shared, names, epochs, factor)
         rows = []
         for name in names:
             row = _run(project, name)
             print(json.dumps(row), flush=True)
             rows.append(row)
-        meta = {"machine": platform.machine(), "epochs_cap": epochs, "augment_factor": factor}
+        meta = {
+            "machine": platform.machine(),
+            "epochs_cap": epochs,
+            "augment_factor": factor,
+            "commit": commit,
+        }
     published = published_figures()
     for row in rows:  # the figures of today's config, never a copy kept in this script
         model, figure = published.get(row["experiment"], (None, None))
         row["published"], row["published_model"] = figure, model
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "zoo_accuracy.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
-    (RESULTS / "zoo_accuracy.md").write_text(_markdown(meta, rows))
+    write_result(RESULTS, "zoo_accuracy", {"meta": meta, "rows": rows}, _markdown(meta, rows))
     print((RESULTS / "zoo_accuracy.md").read_text())
 
 
