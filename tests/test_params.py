@@ -87,6 +87,14 @@ def _error(mutate) -> str:
         ),
         (lambda p: p.update(surprise={}), "params.yaml: surprise: unknown key"),
         (
+            lambda p: p.update(evaluate={"num_workers": "many"}),
+            "evaluate.num_workers: expected a number of processes (0 or more) or auto (got 'many')",
+        ),
+        (
+            lambda p: p.update(train={"num_workers": -1}),
+            "train.num_workers: expected a number of processes (0 or more) or auto (got -1)",
+        ),
+        (
             lambda p: p["recipes"].update(big={"image_size": 299}),
             "recipes.big.image_size: a recipe cannot set image_size (cached features depend on it)",
         ),
@@ -269,3 +277,15 @@ def test_a_model_or_an_experiment_reads_a_grey_data_set_in_colour():
     # featurize's record differs, so the colour experiment gets its own features
     assert feature_inputs(params, "toy-colour")["grayscale"] is False
     assert feature_inputs(params, "toy-grey")["grayscale"] is True
+
+
+def test_auto_workers_are_the_cores_the_model_spares(monkeypatch):
+    from visionlab.params.common import decoding_workers
+
+    params = minimal_params()
+    params["evaluate"] = {"num_workers": "auto"}
+    assert parse_params(params).evaluate.num_workers == "auto"
+    for cores, expected in ((1, 0), (2, 0), (4, 2), (6, 4), (64, 4)):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        assert decoding_workers("auto") == expected
+    assert decoding_workers(3) == 3  # a number is taken as given

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from visionlab import paths
 from visionlab.cli_plan import plan
 from visionlab.cli_servers import server, ui
 from visionlab.errors import VisionlabError
+from visionlab.params.common import decoding_workers
 from visionlab.stage import configure_logging
 
 
@@ -231,7 +231,7 @@ def _untrained(experiment: str, checkpoint: Path) -> str:
     "--workers",
     # On 2 cores decoding workers take cores from the model: in-process was faster there
     # (benchmarks/results/predict_speed.md), so workers only where cores are to spare.
-    default=max(0, min(4, (os.cpu_count() or 1) - 2)),
+    default=decoding_workers("auto"),
     show_default=True,
     type=click.IntRange(min=0),
     help="Processes decoding images while the model runs (0: decode in this process).",

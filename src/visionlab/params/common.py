@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StringConstraints
 
 from visionlab.params import trace
 
@@ -14,6 +15,25 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 Positive = Annotated[int, Field(gt=0)]
 HostPort = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\[\]:-]+:[0-9]{1,5}$")]
 DropoutRate = Annotated[float, Field(ge=0, lt=1)]
+# Loader processes decoding images beside the model, or auto: as many as the cores spare
+# (decoding_workers below).
+def _workers(value: Any) -> int | str:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        return value
+    raise ValueError("expected a number of processes (0 or more) or auto")
+
+
+Workers = Annotated[int | str, PlainValidator(_workers)]
+
+
+def decoding_workers(setting: int | str) -> int:
+    """Loader processes for a ``num_workers`` setting. ``auto``: the cores the model leaves spare
+    (all but 2, at most 4), so none on a 2-core machine, where workers take cores from the model
+    itself: featurize ran 94 against 84 images/s in-process and `visionlab predict` 134 against
+    105 (benchmarks/results/featurize_breakdown.md, predict_speed.md)."""
+    if setting == "auto":
+        return max(0, min(4, (os.cpu_count() or 1) - 2))
+    return int(setting)
 
 
 class Section(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from visionlab.params.common import Name, Section
+from visionlab.params.common import Name, Section, Workers
 
 # evaluate.robustness names: <kind>_<amount>, e.g. downscale_128 (a 128 px short side and back up),
 # jpeg_30 (re-encoded at JPEG quality 30), blur_2 (Gaussian blur, radius 2 px)
@@ -16,7 +16,7 @@ DEGRADATION = re.compile(r"^(downscale|jpeg|blur)_([1-9][0-9]*)$")
 
 class EvaluateParams(Section):
     batch_size: Annotated[int, Field(ge=1)] = 64
-    num_workers: Annotated[int, Field(ge=0)] = 2
+    num_workers: Workers = "auto"
     # Test-time augmentation, scored beside the plain test accuracy: hflip = mean of the class
     # probabilities of the image and its mirror image.
     tta: list[Literal["hflip"]] = []

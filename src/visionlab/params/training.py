@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from visionlab.params import architectures
-from visionlab.params.common import DropoutRate, Fraction, HostPort, Name, Positive, Section
+from visionlab.params.common import DropoutRate, Fraction, HostPort, Name, Positive, Section, Workers
 
 
 class TrainParams(Section):
@@ -37,7 +37,7 @@ class TrainParams(Section):
     epochs_cap: Annotated[int, Field(ge=1)] | None = None
     finetune_lr_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
     seed: int = 42
-    num_workers: Annotated[int, Field(ge=0)] = 2
+    num_workers: Workers = 2
     # Decode the training and validation images once into memory when they fit in this many GB
     # (0 = always decode on the fly, in num_workers processes).
     preload_max_gb: Annotated[float, Field(ge=0)] = 4.0

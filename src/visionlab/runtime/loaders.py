@@ -17,6 +17,7 @@ from visionlab import paths
 from visionlab.data.images import load_rgb
 from visionlab.data.manifest import read_manifest
 from visionlab.params import Params
+from visionlab.params.common import decoding_workers
 from visionlab.runtime.degrade import TrainDegradations
 from visionlab.runtime.preprocess import Normaliser, image_pixels, to_chw
 
@@ -108,7 +109,7 @@ def loader(
     dataset: Dataset,
     batch_size: int,
     shuffle: bool,
-    workers: int,
+    workers: int | str,
     seed: int = 0,
     rank: int = 0,
     world_size: int = 1,
@@ -135,7 +136,7 @@ def loader(
         batch_size=batch_size,
         shuffle=shuffle and sampler is None,
         sampler=sampler,
-        num_workers=workers,
+        num_workers=decoding_workers(workers),
         generator=generator,
     )
 

@@ -11,6 +11,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from visionlab.models import Classifier
 from visionlab.params import ModelParams
+from visionlab.params.common import decoding_workers
 from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.experiment import ResolvedExperiment
 from visionlab.runtime.feature_cache import feature_file, load_features
@@ -75,7 +76,7 @@ def training_inputs(model: Classifier, experiment: ResolvedExperiment) -> Traini
         needed / 1e9,
         settings.preload_max_gb,
     )
-    return TrainingInputs(model, train_set, val_set, settings.num_workers, False)
+    return TrainingInputs(model, train_set, val_set, decoding_workers(settings.num_workers), False)
 
 
 def trained_on(inputs: TrainingInputs, spec: ModelParams) -> str:
