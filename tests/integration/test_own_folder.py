@@ -20,9 +20,10 @@ from visionlab.cli import main
 
 pytestmark = pytest.mark.slow
 
+# evaluate.num_workers stays as shipped (auto): featurize and evaluate decode as users' runs do.
 TINY = [
     "-S", "train.epochs_cap=1", "-S", "train.batch_size=8", "-S", "train.num_workers=0",
-    "-S", "evaluate.num_workers=0", "-S", "explain.images_per_class=1",
+    "-S", "explain.images_per_class=1",
     "-S", "explain.patches_max_images=4", "-S", "explain.feature_map_max_channels=4",
     "-S", "explain.patches_top_k=1",
 ]  # fmt: skip
