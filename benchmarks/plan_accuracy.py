@@ -55,7 +55,9 @@ def measure_rows(work: Path) -> list[dict]:
         classes = planning.image_counts(params, row["dataset"], REPO)
         counts = _counts(row, classes.classes if classes else 5)
         rates = plan_probe.measure(params, name, counts, device, cache, work if work.is_dir() else REPO)
-        planned = planning.estimate(params, name, counts, rates)
+        span = planning.stopping_span(params, name)  # a first run: the middle of where it may stop
+        planned_epochs = span.middle if span else params.recipe_of(name).epochs
+        planned = planning.estimate(params, name, counts, rates, epochs=planned_epochs)
         at_epochs = planning.estimate(params, name, counts, rates, epochs=int(row["epochs"]))
         featurized = row.get("featurize_seconds") or 0.0
         measured = featurized + row["train_seconds"]
@@ -69,6 +71,7 @@ def measure_rows(work: Path) -> list[dict]:
                 "planned_featurize_s": round(planned.featurize, 1),
                 "planned_train_at_run_epochs_s": round(at_epochs.train, 1),
                 "recipe_epochs": params.recipe_of(name).epochs,
+                "planned_epochs": planned_epochs,
                 "run_epochs": int(row["epochs"]),
                 "planned_s": round(planned.featurize + planned.train, 1),
                 "planned_at_run_epochs_s": round(at_epochs.featurize + at_epochs.train, 1),
@@ -116,17 +119,21 @@ def render(rows: list[dict], plan_seconds: float, load: float, commit: str) -> s
         f"Plan at commit `{commit[:7]}`. Planned featurize + train seconds on each row's split counts",
         "against the row's measured ones (`benchmarks/results/full_scale.json`, at the row's commit).",
         "ratio = planned / measured: within 2x means 0.5-2.0; the featurize and train columns set each",
-        "part apart (train at the run's epochs).",
+        "part apart (train at the run's epochs). Planned epochs: where early stopping can end a run,",
+        "the middle of the epochs it may stop at (`planning.stopping_span`), as `visionlab plan` counts",
+        "a first run; else the recipe's.",
         f"`visionlab plan` over every study took {plan_seconds:.1f} s; load average at the start {load:.2f}.",
         "",
-        "| experiment | row commit | measured s | recipe epochs | run epochs | planned s | ratio "
+        "| experiment | row commit | measured s | recipe epochs | planned epochs | run epochs | planned s "
+        "| ratio "
         "| planned at run epochs s | ratio | featurize ratio | train ratio at run epochs |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| `{r['experiment']}` | `{(r['commit'] or '?')[:7]}` | {r['measured_s']:,.0f} | "
-            f"{r['recipe_epochs']} | {r['run_epochs']} | {r['planned_s']:,.0f} | {r['ratio']:.2f} | "
+            f"{r['recipe_epochs']} | {r.get('planned_epochs', r['recipe_epochs'])} | {r['run_epochs']} | "
+            f"{r['planned_s']:,.0f} | {r['ratio']:.2f} | "
             f"{r['planned_at_run_epochs_s']:,.0f} | {r['ratio_at_run_epochs']:.2f} | "
             f"{_ratio(r['planned_featurize_s'], r['measured_featurize_s'])} | "
             f"{_ratio(r['planned_train_at_run_epochs_s'], r['measured_train_s'])} |"

@@ -217,6 +217,39 @@ def test_where_early_stopping_ended_the_last_run_is_read_from_its_model_summary(
     assert planning.last_stop(params, "toy-cnn", tmp_path) is None
 
 
+def test_a_first_run_that_early_stopping_can_end_is_counted_at_the_middle_of_its_span():
+    trainable = {"arch": "handmade_cnn", "weights": "none", "base": "trainable"}
+    span = planning.stopping_span(
+        _params_with(trainable, {"epochs": 30, "early_stopping_patience": 5}), "toy-cnn"
+    )
+    assert span == planning.Span(6, 30) and span.middle == 18  # one epoch sets a best, 5 more wait
+    # A fine-tuned base stops each phase on its own: the head (8 epochs) and the top (17).
+    finetuned = {
+        "arch": "efficientnet_lite0",
+        "weights": "imagenet",
+        "base": "finetune",
+        "unfreeze_from": "backbone.blocks.5",
+    }
+    recipe = {"epochs": 25, "head_epochs": 8, "early_stopping_patience": 6}
+    span = planning.stopping_span(_params_with(finetuned, recipe), "toy-cnn")
+    assert span == planning.Span(7 + 7, 25) and span.middle == 20
+    # No span: a recipe that never stops early, or one too short to stop before its end.
+    assert (
+        planning.stopping_span(
+            _params_with(trainable, {"epochs": 30, "early_stopping_patience": 0}), "toy-cnn"
+        )
+        is None
+    )
+    assert (
+        planning.stopping_span(
+            _params_with(trainable, {"epochs": 4, "early_stopping_patience": 5}), "toy-cnn"
+        )
+        is None
+    )
+    capped = {"epochs": 30, "early_stopping_patience": 1, "epochs_cap": 2}  # a quick try: 2 epochs at most
+    assert planning.stopping_span(_params_with(trainable, capped), "toy-cnn") is None
+
+
 def test_plan_estimates_a_rerun_at_the_epoch_early_stopping_ended_the_last_one(in_tmp):
     from click.testing import CliRunner
 
@@ -235,6 +268,21 @@ def test_plan_estimates_a_rerun_at_the_epoch_early_stopping_ended_the_last_one(i
     every = re.search(r"all 40: ([0-9.]+) (s|min|h)", line)
     assert train and every  # the estimate counts 4 epochs, the note names all 40
     assert float(train[1]) * unit[train[2]] < float(every[1]) * unit[every[2]]
+
+    # Before any run here: the span early stopping may end it in (patience 5: epoch 6 to 40), at its middle.
+    (in_tmp / "data/models/toy-cnn/summary.json").unlink()
+    first = CliRunner().invoke(main, ["plan", "--study", "toy"])
+    assert first.exit_code == 0, first.output
+    line = next(line for line in first.output.splitlines() if line.strip().startswith("toy-cnn"))
+    assert "; early stopping ends train between epoch 6 and 40 (" in line and "counted at epoch 23" in line
+    counted = re.search(r"train ([0-9.]+) (s|min|h)", line)
+    low = re.search(r"\(([0-9.]+) (s|min|h) to ([0-9.]+) (s|min|h)\)", line)
+    seconds = [
+        float(low[1]) * unit[low[2]],
+        float(counted[1]) * unit[counted[2]],
+        float(low[3]) * unit[low[4]],
+    ]
+    assert seconds == sorted(seconds) and seconds[0] < seconds[2]
 
 
 def test_a_study_without_kaggle_credentials_is_named_with_how_to_enable_it(tmp_path, monkeypatch):

@@ -135,6 +135,7 @@ def _experiment(params: Params, name: str, counts: Counts, context: _Planning) -
     rates = plan_probe.measure(params, name, counts, context.device, context.rates, context.root)
     estimate = planning.estimate(params, name, counts, rates).only(runs)
     stopped = planning.last_stop(params, name, context.root) if "train" in runs else None
+    span = planning.stopping_span(params, name) if "train" in runs else None
     note = ""
     if stopped is not None:  # early stopping ended the last run: this one likely ends near there too
         every = estimate.train
@@ -143,6 +144,14 @@ def _experiment(params: Params, name: str, counts: Counts, context: _Planning) -
         note = (
             f"; train as long as the last run, which early stopping ended at epoch {stopped} of {epochs} "
             f"(all {epochs}: {planning.duration(every)})"
+        )
+    elif span is not None:  # a first run: it may stop anywhere in the span
+        every = estimate.train
+        shortest = planning.estimate(params, name, counts, rates, epochs=span.earliest).train
+        estimate = planning.estimate(params, name, counts, rates, epochs=span.middle).only(runs)
+        note = (
+            f"; early stopping ends train between epoch {span.earliest} and {span.latest} "
+            f"({planning.duration(shortest)} to {planning.duration(every)}), counted at epoch {span.middle}"
         )
     parts = ", ".join(
         f"{stage} {planning.duration(getattr(estimate, stage))}" if stage in runs else f"{stage} up to date"
@@ -163,8 +172,9 @@ def _footer(total: float, counted: int, skipped: int, device: str) -> None:
         "precision, folded batch norms, training steps, the activation cache), plus reading each file "
         f"once in featurize and evaluate (timed on {plan_probe.DECODE_FILES} of the data set's files, "
         "or a synthetic photo before they are here); x the images (augmented experiments: "
-        "augment.factor x) x the recipe's epochs, capped by train.epochs_cap (early stopping may end "
-        "sooner: where it ended the experiment's last run here, that run's epochs). Not counted: "
+        "augment.factor x) x the recipe's epochs, capped by train.epochs_cap (where early stopping can "
+        "end a run: the middle of the epochs it may stop at, or where it ended the experiment's last "
+        "run here, that run's epochs). Not counted: "
         "downloads, prepare, augment, explain, report, and stages `dvc repro` "
         "would skip (dvc status, and the resolve records a params edit would change)."
     )

@@ -15,6 +15,8 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 Positive = Annotated[int, Field(gt=0)]
 HostPort = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\[\]:-]+:[0-9]{1,5}$")]
 DropoutRate = Annotated[float, Field(ge=0, lt=1)]
+
+
 # Loader processes decoding images beside the model, or auto: as many as the cores spare
 # (decoding_workers below).
 def _workers(value: Any) -> int | str:

@@ -9,7 +9,9 @@ trainable net runs whole every epoch. Evaluate runs the test split through the w
 with a cache, train and val through the top). Image counts come from the prepared manifest, else
 from the published archive with the card's class list, per-class cap and exclusion list applied,
 and CIFAR-10's official 10,000 test images kept. Epochs are the recipe's, capped by
-``train.epochs_cap``: an upper bound, as early stopping often ends sooner. Where early stopping
+``train.epochs_cap``. Where early stopping can end a run, a first run is counted at the middle of
+the epochs it may stop at (:func:`stopping_span`: all of them is only the upper bound, and the
+full-set runs stopped anywhere from the earliest epoch possible to the last). Where early stopping
 ended the experiment's last run here, `plan` counts that run's epochs (:func:`last_stop`): a rerun
 after a params edit tends to stop near there. Not counted: downloads (network-bound), prepare and
 augment (minutes on every core), explain and the report.
@@ -248,6 +250,34 @@ def last_stop(params: Params, experiment: str, root: Path) -> int | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return min(epochs, recipe.epochs) if stopped and epochs > 0 else None
+
+
+@dataclass(frozen=True)
+class Span:
+    """The epochs a run may take when early stopping can end it: from ``earliest`` to ``latest``."""
+
+    earliest: int
+    latest: int
+
+    @property
+    def middle(self) -> int:
+        """What plan counts for a first run: nothing says where in the span it will stop."""
+        return -(-(self.earliest + self.latest) // 2)
+
+
+def stopping_span(params: Params, experiment: str) -> Span | None:
+    """Where early stopping may end the experiment's run, or None when it cannot end it early.
+
+    Each phase (a fine-tuned base: the head, then the top) stops on its own: it trains one epoch to
+    set a best, then ``early_stopping_patience`` more without beating it before it may stop.
+    """
+    recipe = params.recipe_of(experiment)
+    patience = recipe.early_stopping_patience
+    if patience == 0:
+        return None
+    phases = [plan.epochs for plan in base_mode(params.model_of(experiment)).phases(recipe) if plan.epochs]
+    earliest, latest = sum(min(epochs, patience + 1) for epochs in phases), sum(phases)
+    return Span(earliest, latest) if earliest < latest else None
 
 
 def unavailable(params: Params, dataset: str) -> str | None:
