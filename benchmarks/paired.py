@@ -1,0 +1,132 @@
+"""Are two full-scale rows on the same test split different beyond chance? McNemar's exact test.
+
+Per data set, the row chosen on validation (as in full_scale.md) against every other row whose test
+images are the same, on the images exactly one of the two gets right. The per-image answers are
+each row's own: the work folder's `data/eval/<experiment>/predictions.csv`, used only where the
+folder's `dvc.lock` still holds the evaluate output the row recorded (a later run or seed replaces
+it). Rows whose answers are gone are listed as not compared; rerun them to compare.
+
+    uv run python benchmarks/paired.py --work WORK
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from full_scale_tables import chosen_on_validation
+from provenance import source_commit, write_result
+
+from visionlab.evaluation.intervals import mcnemar
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def row_answers(work: Path, row: dict[str, Any]) -> pd.Series | None:
+    """Test image path -> right or wrong, from the row's own evaluate output; None if it is gone."""
+    stage = f"evaluate@{row['experiment']}"
+    recorded = ((row.get("provenance") or {}).get("stages") or {}).get(stage)
+    lock_file = work / "dvc.lock"
+    if recorded is None or not lock_file.is_file():
+        return None
+    outs = ((yaml.safe_load(lock_file.read_text()) or {}).get("stages") or {}).get(stage, {}).get("outs", [])
+    folder = f"data/eval/{row['experiment']}"
+    if not any(out.get("path") == folder and out.get("md5") == recorded for out in outs):
+        return None  # the folder holds another run's answers (a later seed, a rerun)
+    table = pd.read_csv(work / folder / "predictions.csv", usecols=["path", "correct"])
+    return table.set_index("path")["correct"].astype(bool)
+
+
+def compare(chosen: pd.Series, other: pd.Series) -> dict[str, Any]:
+    mine, theirs = chosen, other.reindex(chosen.index)
+    return {
+        "both_right": int((mine & theirs).sum()),
+        "only_chosen": int((mine & ~theirs).sum()),
+        "only_other": int((theirs & ~mine).sum()),
+        "both_wrong": int((~mine & ~theirs).sum()),
+        "mcnemar_p": mcnemar(list(mine), list(theirs)),
+    }
+
+
+def paired_rows(rows: list[dict[str, Any]], work: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every comparison with each data set's chosen row, and the rows that could not be compared."""
+    done = [r for r in rows if r.get("status") == "done"]
+    answers = {r["experiment"]: row_answers(work, r) for r in done}
+    missing = sorted(name for name, found in answers.items() if found is None)
+    pairs = []
+    for dataset, chosen in chosen_on_validation(done, published_only=False).items():
+        mine = answers.get(chosen["experiment"])
+        if mine is None:
+            continue
+        for other in done:
+            theirs = answers.get(other["experiment"])
+            if other is chosen or other["dataset"] != dataset or theirs is None:
+                continue
+            if set(theirs.index) != set(mine.index):
+                continue  # another test split: not paired
+            pairs.append(
+                {
+                    "dataset": dataset,
+                    "chosen": chosen["experiment"],
+                    "other": other["experiment"],
+                    "images": len(mine),
+                    **compare(mine, theirs),
+                }
+            )
+    return pairs, missing
+
+
+def render(pairs: list[dict[str, Any]], missing: list[str], commit: str) -> str:
+    lines = [
+        "# Paired tests between full-scale rows (benchmarks/paired.py)",
+        "",
+        "Per data set, the row chosen on validation against each other row on the same test images: "
+        "McNemar's exact test on the images exactly one of them gets right (plain predictions, no "
+        f"TTA). Read from the rows' own evaluate outputs; script at commit {commit[:12]}.",
+        "",
+        "| data set | chosen on validation | against | test images | both right | only chosen "
+        "| only the other | McNemar p | differ at 5%? |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for p in pairs:
+        lines.append(
+            f"| {p['dataset']} | `{p['chosen']}` | `{p['other']}` | {p['images']} | {p['both_right']} "
+            f"| {p['only_chosen']} | {p['only_other']} | {p['mcnemar_p']:.3g} "
+            f"| {'yes' if p['mcnemar_p'] < 0.05 else 'no'} |"
+        )
+    if not pairs:
+        lines.append("| – | – | – | | | | | | |")
+    lines += [
+        "",
+        f"Not compared (their own evaluate outputs are not in the work folder): {len(missing)} rows.",
+    ]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=REPO / "benchmarks" / "work" / "full_scale",
+    show_default=True,
+    help="the project copy benchmarks/full_scale.py ran the rows in",
+)
+@click.option("--results", type=click.Path(file_okay=False, path_type=Path), default=RESULTS)
+def main(work: Path, results: Path) -> None:
+    commit = source_commit(REPO)
+    rows = json.loads((results / "full_scale.json").read_text())["rows"]
+    pairs, missing = paired_rows(rows, work)
+    data = {"commit": commit, "pairs": pairs, "not_compared": missing}
+    write_result(results, "paired", data, render(pairs, missing, commit))
+
+
+if __name__ == "__main__":
+    main()

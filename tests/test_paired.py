@@ -1,0 +1,78 @@
+"""benchmarks/paired.py: McNemar between full-scale rows, on each row's own per-image answers only."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _paired():
+    spec = importlib.util.spec_from_file_location("paired", REPO / "benchmarks" / "paired.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _row(name: str, val: float, evaluated: str, dataset: str = "flowers") -> dict:
+    return {
+        "experiment": name,
+        "dataset": dataset,
+        "status": "done",
+        "val_accuracy": val,
+        "test_accuracy": 0.9,
+        "provenance": {"stages": {f"evaluate@{name}": evaluated}},
+    }
+
+
+def _evaluated(work: Path, name: str, correct: list[bool], md5: str, lock: dict) -> None:
+    folder = work / "data" / "eval" / name
+    folder.mkdir(parents=True)
+    lines = ["path,correct"] + [f"img{i}.jpg,{c}" for i, c in enumerate(correct)]
+    (folder / "predictions.csv").write_text("\n".join(lines) + "\n")
+    lock.setdefault("stages", {})[f"evaluate@{name}"] = {"outs": [{"path": f"data/eval/{name}", "md5": md5}]}
+
+
+def test_the_chosen_row_is_tested_against_the_others_on_their_own_answers(tmp_path):
+    paired = _paired()
+    lock: dict = {}
+    # 40 images: the chosen row alone right on 12, the other alone on 1 -> a difference beyond chance.
+    chosen = [True] * 27 + [True] * 12 + [False]
+    other = [True] * 27 + [False] * 12 + [True]
+    _evaluated(tmp_path, "a", chosen, "h-a.dir", lock)
+    _evaluated(tmp_path, "b", other, "h-b.dir", lock)
+    _evaluated(tmp_path, "c", other, "h-new.dir", lock)  # a later run replaced c's recorded answers
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    rows = [_row("a", 0.95, "h-a.dir"), _row("b", 0.90, "h-b.dir"), _row("c", 0.80, "h-c.dir")]
+
+    pairs, missing = paired.paired_rows(rows, tmp_path)
+    assert missing == ["c"]  # never compared on another run's answers
+    (pair,) = pairs
+    assert (pair["chosen"], pair["other"], pair["images"]) == ("a", "b", 40)
+    assert (pair["both_right"], pair["only_chosen"], pair["only_other"], pair["both_wrong"]) == (27, 12, 1, 0)
+    assert pair["mcnemar_p"] < 0.01
+    text = paired.render(pairs, missing, "abc123")
+    assert "| flowers | `a` | `b` | 40 | 27 | 12 | 1 |" in text and "| yes |" in text
+
+    # The row chosen on validation leads, whichever tests higher.
+    rows[1]["val_accuracy"] = 0.99
+    (pair,) = paired.paired_rows(rows, tmp_path)[0]
+    assert (pair["chosen"], pair["only_chosen"], pair["only_other"]) == ("b", 1, 12)
+
+
+def test_rows_on_another_test_split_are_not_paired(tmp_path):
+    paired = _paired()
+    lock: dict = {}
+    _evaluated(tmp_path, "a", [True, False, True], "h-a.dir", lock)
+    folder = tmp_path / "data" / "eval" / "u"
+    folder.mkdir(parents=True)
+    (folder / "predictions.csv").write_text(
+        "path,correct\nother0.jpg,True\nother1.jpg,False\nimg2.jpg,True\n"
+    )
+    lock["stages"]["evaluate@u"] = {"outs": [{"path": "data/eval/u", "md5": "h-u.dir"}]}
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    pairs, missing = paired.paired_rows([_row("a", 0.9, "h-a.dir"), _row("u", 0.8, "h-u.dir")], tmp_path)
+    assert pairs == [] and missing == []
