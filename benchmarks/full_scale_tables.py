@@ -164,7 +164,7 @@ def _seed_clause(row: dict[str, Any], said: str) -> str:
     not is not made yet."""
     seeds = across_seeds(row, said)
     if seeds is None:
-        return ""
+        return " (one training seed: how far seed noise moves it is not measured)"
     if seeds.unanimous:
         return f" ({seeds} agree)"
     mean = _pct((row.get("seed_summary") or {}).get("test_accuracy_mean"))

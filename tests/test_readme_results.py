@@ -155,6 +155,10 @@ def test_a_claim_one_training_seed_makes_and_another_does_not_is_not_made():
     assert cell == "within chance; better beyond chance for 2 of 3 seeds"
     (sentence,) = full_scale.study_sentences([within])
     assert "neither holds across seeds" in sentence
-    # One seed: the verdict alone.
+    # One seed: the verdict alone, and the sentence says the seed spread is not measured.
     single = {**row, "seeds": None}
     assert full_scale.chance_cell(single, full_scale.interval_of(single), 0.9306) == "better beyond chance"
+    (sentence,) = full_scale.study_sentences([single])
+    assert sentence.endswith(
+        "we beat the study beyond chance (one training seed: how far seed noise moves it is not measured)."
+    )
