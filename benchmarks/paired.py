@@ -30,14 +30,21 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def row_answers(work: Path, row: dict[str, Any]) -> pd.Series | None:
+def locked_stages(work: Path) -> dict[str, Any]:
+    """The work folder's dvc.lock stages (none before it ran anything)."""
+    lock_file = work / "dvc.lock"
+    if not lock_file.is_file():
+        return {}
+    return (yaml.safe_load(lock_file.read_text()) or {}).get("stages") or {}
+
+
+def row_answers(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> pd.Series | None:
     """Test image path -> right or wrong, from the row's own evaluate output; None if it is gone."""
     stage = f"evaluate@{row['experiment']}"
     recorded = ((row.get("provenance") or {}).get("stages") or {}).get(stage)
-    lock_file = work / "dvc.lock"
-    if recorded is None or not lock_file.is_file():
+    if recorded is None:
         return None
-    outs = ((yaml.safe_load(lock_file.read_text()) or {}).get("stages") or {}).get(stage, {}).get("outs", [])
+    outs = stages.get(stage, {}).get("outs", [])
     folder = f"data/eval/{row['experiment']}"
     if not any(out.get("path") == folder and out.get("md5") == recorded for out in outs):
         return None  # the folder holds another run's answers (a later seed, a rerun)
@@ -59,7 +66,8 @@ def compare(chosen: pd.Series, other: pd.Series) -> dict[str, Any]:
 def paired_rows(rows: list[dict[str, Any]], work: Path) -> tuple[list[dict[str, Any]], list[str]]:
     """Every comparison with each data set's chosen row, and the rows that could not be compared."""
     done = [r for r in rows if r.get("status") == "done"]
-    answers = {r["experiment"]: row_answers(work, r) for r in done}
+    stages = locked_stages(work)  # read once: it names every row's evaluate output
+    answers = {r["experiment"]: row_answers(work, stages, r) for r in done}
     missing = sorted(name for name, found in answers.items() if found is None)
     pairs = []
     for dataset, chosen in chosen_on_validation(done, published_only=False).items():

@@ -135,7 +135,6 @@ def _experiment(params: Params, name: str, counts: Counts, context: _Planning) -
     rates = plan_probe.measure(params, name, counts, context.device, context.rates, context.root)
     estimate = planning.estimate(params, name, counts, rates).only(runs)
     stopped = planning.last_stop(params, name, context.root) if "train" in runs else None
-    span = planning.stopping_span(params, name) if "train" in runs else None
     note = ""
     if stopped is not None:  # early stopping ended the last run: this one likely ends near there too
         every = estimate.train
@@ -145,7 +144,8 @@ def _experiment(params: Params, name: str, counts: Counts, context: _Planning) -
             f"; train as long as the last run, which early stopping ended at epoch {stopped} of {epochs} "
             f"(all {epochs}: {planning.duration(every)})"
         )
-    elif span is not None:  # a first run: it may stop anywhere in the span
+    elif "train" in runs and (span := planning.stopping_span(params, name)) is not None:
+        # A first run: it may stop anywhere in the span.
         every = estimate.train
         shortest = planning.estimate(params, name, counts, rates, epochs=span.earliest).train
         estimate = planning.estimate(params, name, counts, rates, epochs=span.middle).only(runs)

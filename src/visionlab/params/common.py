@@ -17,14 +17,14 @@ HostPort = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\[\]:-]+:[0-9
 DropoutRate = Annotated[float, Field(ge=0, lt=1)]
 
 
-# Loader processes decoding images beside the model, or auto: as many as the cores spare
-# (decoding_workers below).
 def _workers(value: Any) -> int | str:
     if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
         return value
     raise ValueError("expected a number of processes (0 or more) or auto")
 
 
+# Loader processes decoding images beside the model, or auto: as many as the cores spare
+# (decoding_workers below). One validator, so a bad value gets one message, not one per type.
 Workers = Annotated[int | str, PlainValidator(_workers)]
 
 
