@@ -219,22 +219,29 @@ def run_experiment(project: Path, experiment: str) -> dict[str, Any]:
 
 
 def run_seeds(
-    project: Path, experiment: str, seeds: int, saved: Callable[[list[dict[str, Any]]], None]
+    project: Path,
+    experiment: str,
+    seeds: int,
+    saved: Callable[[list[dict[str, Any]]], None],
+    start: int = 1,
 ) -> list[dict[str, Any]]:
-    """The experiment retrained with ``seeds - 1`` more training seeds on the same split.
+    """The experiment retrained with training seeds ``start`` to ``seeds - 1`` past its own, on
+    the same split.
 
     Each seed is the experiment's ``train_overrides.seed`` in the copy's params.yaml and a `dvc
     repro` of its evaluate stage (featurize's cache is kept: it does not depend on the seed).
     Afterwards the first seed's outputs come back as they were (:func:`_restore`), not retrained.
     ``saved`` gets the seeds measured so far after each one, so a stopped run keeps what it measured.
+    Each seed records the commit it was trained at: seeds added to a finished row may be later.
     """
     params_file = project / "params.yaml"
     original = params_file.read_text()
     before = _snapshot(project, experiment)
+    first_code = training_code(project, experiment)
     base = load_params(params_file).recipe_of(experiment).seed
     found: list[dict[str, Any]] = []
     try:
-        for offset in range(1, seeds):
+        for offset in range(start, seeds):
             raw = yaml.safe_load(original)
             overrides = raw["experiments"][experiment].setdefault("train_overrides", {}) or {}
             overrides["seed"] = base + offset
@@ -250,12 +257,33 @@ def run_seeds(
                         k: row[k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1", "train_seconds")
                     },
                     "stages": row["provenance"]["stages"],
+                    "commit": row["provenance"]["commit"],
+                    # What of the code featurize and train ran differs from the first seed's run.
+                    "code_changed": sorted(
+                        path
+                        for path, digest in training_code(project, experiment).items()
+                        if first_code.get(path) != digest
+                    ),
                 }
             )
             saved(found)
     finally:
         params_file.write_text(original)
         _restore(project, experiment, before)
+    return found
+
+
+def training_code(project: Path, experiment: str) -> dict[str, str]:
+    """The code and data featurize and train last ran on, by path, from the copy's dvc.lock: the
+    resolved train params (where the seed is) left out, so two seeds' entries compare as equal
+    when only the seed differs."""
+    lock = yaml.safe_load((project / "dvc.lock").read_text()) if (project / "dvc.lock").is_file() else {}
+    stages = (lock or {}).get("stages", {})
+    found = {}
+    for stage in (f"featurize@{experiment}", f"train@{experiment}"):
+        for dep in stages.get(stage, {}).get("deps") or []:
+            if not dep["path"].startswith("data/resolved/train/"):
+                found[dep["path"]] = dep.get("md5")
     return found
 
 
@@ -289,6 +317,32 @@ def _restore(project: Path, experiment: str, snapshot: dict[Path, bytes]) -> Non
         click.echo(
             f"{experiment}: could not restore the first seed's outputs: {done.stderr[-500:]}", err=True
         )
+
+
+def add_seeds(project: Path, row: dict[str, Any], seeds: int, save: Callable[[], None]) -> None:
+    """``row`` trained with training seeds until it has ``seeds`` of them (its own first): the
+    seeds it already has are kept, and ``save`` runs after each new one."""
+    name = row["experiment"]
+    kept = row.get("seeds") or [first_seed(row, load_params(project / "params.yaml").recipe_of(name).seed)]
+    if len(kept) >= seeds:
+        return
+
+    def saved(more: list[dict[str, Any]]) -> None:
+        row["seeds"] = [*kept, *more]
+        row["seed_summary"] = seed_summary(row)
+        save()
+        click.echo(f"{name}: seed {more[-1]['seed']} test {more[-1]['test_accuracy']:.4f}")
+
+    run_seeds(project, name, seeds, saved, start=len(kept))
+
+
+def first_seed(row: dict[str, Any], seed: int) -> dict[str, Any]:
+    """The row's own run as its first seed's entry."""
+    first: dict[str, Any] = {"seed": seed}
+    first.update({k: row[k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1", "train_seconds")})
+    first["stages"] = row["provenance"]["stages"]
+    first["commit"] = row["provenance"].get("commit")
+    return first
 
 
 def seed_summary(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -408,30 +462,19 @@ def main(
             write_results(results, rows, names, meta)
             continue
         if rows.get(name, {}).get("status") == "done" and name not in rerun:
-            click.echo(f"{name}: already measured (--rerun {name} to repeat)")
-            continue
-        click.echo(f"{name}: dvc repro evaluate@{name} ...", nl=False)
-        rows[name] = run_experiment(project, name)
-        click.echo(f" {rows[name]['status']}")
-        # Saved before the seeds start: each later seed costs as much again and may be stopped.
-        write_results(results, rows, names, meta)
+            if seeds <= len(rows[name].get("seeds") or [None]):
+                click.echo(f"{name}: already measured (--rerun {name} to repeat)")
+                continue
+            # A finished row gets only the seeds it lacks: its first seed is not trained again.
+            click.echo(f"{name}: adding seeds to the row measured at {rows[name]['provenance']['commit']}")
+        else:
+            click.echo(f"{name}: dvc repro evaluate@{name} ...", nl=False)
+            rows[name] = run_experiment(project, name)
+            click.echo(f" {rows[name]['status']}")
+            # Saved before the seeds start: each later seed costs as much again and may be stopped.
+            write_results(results, rows, names, meta)
         if seeds > 1 and rows[name].get("status") == "done":
-            row = rows[name]
-            first = {"seed": load_params(project / "params.yaml").recipe_of(name).seed}
-            first.update(
-                {k: row[k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1", "train_seconds")}
-            )
-            first["stages"] = row["provenance"]["stages"]
-
-            def saved(more: list[dict[str, Any]], row: dict[str, Any] = row, first: dict = first) -> None:
-                row["seeds"] = [first, *more]
-                row["seed_summary"] = seed_summary(row)
-                write_results(results, rows, names, meta)
-                click.echo(
-                    f"{row['experiment']}: seed {more[-1]['seed']} test {more[-1]['test_accuracy']:.4f}"
-                )
-
-            run_seeds(project, name, seeds, saved)
+            add_seeds(project, rows[name], seeds, lambda: write_results(results, rows, names, meta))
     write_results(results, rows, names, meta)
     click.echo((results / "full_scale.md").read_text())
 

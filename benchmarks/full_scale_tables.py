@@ -270,9 +270,24 @@ def seed_lines(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"- `{row['experiment']}`: {summary['seeds']} training seeds on the same split, test "
             f"{_pct(summary['test_accuracy_mean'])}% ± {_pct(summary['test_accuracy_sd'])} (sd), val "
-            f"{_pct(summary['val_accuracy_mean'])}% ± {_pct(summary['val_accuracy_sd'])}."
+            f"{_pct(summary['val_accuracy_mean'])}% ± {_pct(summary['val_accuracy_sd'])}." + later_seeds(row)
         )
     return lines
+
+
+def later_seeds(row: dict[str, Any]) -> str:
+    """Seeds added to a finished row at a later commit, and whether featurize and train ran the
+    first seed's code (from each seed's dvc.lock entries), so a mean never hides a code change."""
+    first = (row.get("provenance") or {}).get("commit")
+    later = [run for run in row.get("seeds") or [] if run.get("commit") not in (None, first)]
+    if not later:
+        return ""
+    which = ", ".join(f"seed {run['seed']} at {str(run['commit'])[:12]}" for run in later)
+    changed = sorted({path for run in later for path in run.get("code_changed") or []})
+    if not changed:
+        return f" Added later ({which}), on the code and features the first seed's featurize and train ran."
+    shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    return f" Added later ({which}); featurize and train ran changed code or inputs: {shown}."
 
 
 TABLE_BEGIN = (

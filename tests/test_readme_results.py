@@ -162,3 +162,34 @@ def test_a_claim_one_training_seed_makes_and_another_does_not_is_not_made():
     assert sentence.endswith(
         "we beat the study beyond chance (one training seed: how far seed noise moves it is not measured)."
     )
+
+
+def test_seeds_added_to_a_finished_row_later_say_when_and_on_what_code():
+    full_scale = _full_scale()
+    summary = {"seeds": 2, "test_accuracy_mean": 0.95, "test_accuracy_sd": 0.01}
+    summary |= {"val_accuracy_mean": 0.94, "val_accuracy_sd": 0.01}
+    row = {
+        "experiment": "flowers-x",
+        "status": "done",
+        "provenance": {"commit": "aaaaaaaaaaaa"},
+        "seeds": [
+            {"seed": 42, "commit": "aaaaaaaaaaaa"},
+            {"seed": 43, "commit": "bbbbbbbbbbbb", "code_changed": []},
+        ],
+        "seed_summary": summary,
+    }
+    (line,) = full_scale.seed_lines([row])
+    assert line.endswith(
+        "Added later (seed 43 at bbbbbbbbbbbb), "
+        "on the code and features the first seed's featurize and train ran."
+    )
+    changed = [f"src/visionlab/training/{name}.py" for name in ("loop", "epoch", "phase", "inputs")]
+    row["seeds"][1]["code_changed"] = changed
+    (line,) = full_scale.seed_lines([row])
+    assert line.endswith(
+        "featurize and train ran changed code or inputs: src/visionlab/training/epoch.py, "
+        "src/visionlab/training/inputs.py, src/visionlab/training/loop.py and 1 more."
+    )
+    # Seeds trained in one run with the row (no commit of their own, or the row's): nothing to add.
+    row["seeds"] = [{"seed": 42}, {"seed": 43, "commit": "aaaaaaaaaaaa"}]
+    assert full_scale.seed_lines([row])[0].endswith("val 94.00% ± 1.00.")

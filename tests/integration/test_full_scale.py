@@ -110,13 +110,20 @@ def test_extra_seeds_leave_the_first_seeds_outputs_as_they_were(tiny_pipeline, t
     results = {p: p.read_bytes() for p in (project / "results" / name).rglob("*") if p.is_file()}
     model = (project / f"data/models/{name}/model.pt").read_bytes()
     lock = (project / "dvc.lock").read_text()
-    progress = []
-    found = full_scale.run_seeds(project, name, 2, progress.append)
-    assert len(found) == 1 and found[0]["seed"] == 43 and progress == [found]
-    assert (
-        found[0]["stages"][f"train@{name}"]
-        != yaml.safe_load(lock)["stages"][f"train@{name}"]["outs"][0]["md5"]
-    )
+    row = full_scale.result_row(project, name)
+    saves = []
+    full_scale.add_seeds(project, row, 2, lambda: saves.append(len(row["seeds"])))
+    first, found = row["seeds"]
+    assert saves == [2] and (first["seed"], found["seed"]) == (42, 43)
+    assert first["test_accuracy"] == row["test_accuracy"] and first["commit"] == found["commit"]
+    assert row["seed_summary"]["seeds"] == 2
+    # Only the seed changed: the code and features featurize and train ran are the first seed's.
+    assert found["code_changed"] == []
+    first_model = yaml.safe_load(lock)["stages"][f"train@{name}"]["outs"][0]["md5"]
+    assert found["stages"][f"train@{name}"] != first_model
+    # Asked again for as many seeds as the row has, nothing is trained.
+    full_scale.add_seeds(project, row, 2, lambda: saves.append(len(row["seeds"])))
+    assert saves == [2] and len(row["seeds"]) == 2
     assert {p: p.read_bytes() for p in (project / "results" / name).rglob("*") if p.is_file()} == results
     assert (project / f"data/models/{name}/model.pt").read_bytes() == model
     assert (project / "dvc.lock").read_text() == lock
