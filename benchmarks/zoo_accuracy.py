@@ -17,12 +17,10 @@ Writes benchmarks/results/zoo_accuracy.{json,md}.
 from __future__ import annotations
 
 import json
-import os
 import platform
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -33,6 +31,7 @@ from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
 from visionlab.reporting.published import load_published
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from full_scale_project import dvc_repro, run_env
 from provenance import source_commit, write_result
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,36 +72,13 @@ def _project(shared: Path, experiments: list[str], epochs: int | None, factor: i
             spec.setdefault("train_overrides", {})["epochs"] = epochs
     (WORK / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for args in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "zoo"]):
-        subprocess.run(args, cwd=WORK, check=True, env=_env(), capture_output=True)
+        subprocess.run(args, cwd=WORK, check=True, env=run_env(WORK), capture_output=True)
     return WORK
 
 
-def _env() -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "VISIONLAB_"))}
-    env["PYTHONPATH"] = str(WORK / "src")
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    env.update(
-        GIT_AUTHOR_NAME="bench",
-        GIT_AUTHOR_EMAIL="b@b",
-        GIT_COMMITTER_NAME="bench",
-        GIT_COMMITTER_EMAIL="b@b",
-        VISIONLAB_OFFLINE="1",
-    )
-    return env
-
-
 def _run(project: Path, experiment: str) -> dict:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", "repro", f"evaluate@{experiment}"],
-        cwd=project,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    seconds = time.perf_counter() - started
-    row: dict = {"experiment": experiment, "wall_seconds": round(seconds, 1)}
+    result, seconds = dvc_repro(project, experiment)
+    row: dict = {"experiment": experiment, "wall_seconds": seconds}
     if result.returncode != 0:
         lines = [line for line in (result.stdout + result.stderr).splitlines() if "error" in line.lower()]
         error = (lines[0] if lines else (result.stdout + result.stderr)[-300:]).strip()[:300]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,10 +129,10 @@ def test_extra_seeds_leave_the_first_seeds_outputs_as_they_were(tiny_pipeline, t
     assert {p: p.read_bytes() for p in (project / "results" / name).rglob("*") if p.is_file()} == results
     assert (project / f"data/models/{name}/model.pt").read_bytes() == model
     assert (project / "dvc.lock").read_text() == lock
-    status = full_scale.subprocess.run(
-        [full_scale.sys.executable, "-m", "dvc", "status", f"evaluate@{name}"],
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", f"evaluate@{name}"],
         cwd=project,
-        env=full_scale._env(project),
+        env=full_scale.run_env(project),
         capture_output=True,
         text=True,
         check=True,
