@@ -147,7 +147,7 @@ def uncovered(files: set[Path], deps: list[str]) -> list[str]:
 
 
 # Top-level modules that look at the whole installation: the command line and its doctor checks.
-APPLICATION = {"cli.py", "cli_plan.py", "cli_servers.py", "doctor.py"}
+APPLICATION = {"cli.py", "cli_data.py", "cli_plan.py", "cli_predict.py", "cli_servers.py", "doctor.py"}
 
 
 # Packages that belong to the base like the top-level modules: the params.yaml schema, split by section.

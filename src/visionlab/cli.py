@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 
 from visionlab import paths
+from visionlab.cli_data import data
 from visionlab.cli_plan import plan
+from visionlab.cli_predict import predict
 from visionlab.cli_servers import server, ui
 from visionlab.errors import VisionlabError
-from visionlab.params.common import decoding_workers
 from visionlab.stage import configure_logging
 
 
@@ -24,98 +25,8 @@ def main() -> None:
 main.add_command(ui)
 main.add_command(server)
 main.add_command(plan)
-
-
-@main.group()
-def data() -> None:
-    """Look after the data sets."""
-
-
-@data.command()
-@click.option("--dataset", required=True, help="A prepared data set (run its prepare stage first).")
-@click.option("--count", default=48, show_default=True, help="Images on the contact sheet.")
-@click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), default=Path("reports/review"), show_default=True
-)
-@click.option("--image-size", default=224, show_default=True)
-def review(dataset: str, count: int, out_dir: Path, image_size: int) -> None:
-    """Contact sheet of the images least like the rest of their class, to curate exclusions."""
-    from visionlab.params import load_params
-
-    try:
-        # The name first: a typo is answered before torch and the model load (seconds).
-        card = load_params(paths.workspace_root() / "params.yaml").dataset(dataset)
-        from visionlab.evaluation.review import review_dataset
-
-        sheet, table = review_dataset(card, dataset, count, out_dir, image_size)
-    except VisionlabError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    click.echo(f"contact sheet: {sheet}\nall scores:    {table}")
-    click.echo(
-        "Copy the `exclusion` entries of the images that do not belong (the captions on the sheet) "
-        "into the data set's exclusion list (datasets.<name>.exclusions)."
-    )
-
-
-@data.command()
-@click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--workers", default=0, show_default=True, help="Processes checking images (0: every core).")
-def inspect(folder: Path, workers: int) -> None:
-    """What a folder of photos holds (FOLDER/<class>/*, or train/ val/ test/ inside), before training."""
-    from visionlab.data.folder_survey import render, survey
-
-    try:
-        click.echo(render(survey(folder, workers=workers)))
-    except VisionlabError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-
-
-@data.command()
-@click.argument("name")
-@click.argument("folder", type=click.Path(path_type=Path))
-@click.option(
-    "--like",
-    "likes",
-    multiple=True,
-    metavar="EXPERIMENT",
-    help="Also add NAME-<suffix>: this experiment's model and recipe on the new data (repeatable).",
-)
-@click.option("--dry-run", is_flag=True, help="Print what would be added; write nothing.")
-@click.option(
-    "--params", "params_file", default="params.yaml", show_default=True, type=click.Path(path_type=Path)
-)
-@click.option("--workers", default=0, show_default=True, help="Processes checking images (0: every core).")
-def add(
-    name: str, folder: Path, likes: tuple[str, ...], dry_run: bool, params_file: Path, workers: int
-) -> None:
-    """Make FOLDER the data set NAME in params.yaml, read in place.
-
-    FOLDER holds <class>/* folders, or train/ val/ test/ folders of them; or give a CSV of
-    path,label[,split] rows instead of a folder.
-    """
-    import yaml
-
-    from visionlab.atomic import atomic_write_text
-    from visionlab.data.folder_card import apply_addition, describe, plan_addition
-    from visionlab.data.folder_survey import render, survey
-
-    try:
-        text = params_file.read_text(encoding="utf-8")
-        found = survey(folder, workers=workers)
-        click.echo(render(found))
-        addition = plan_addition(yaml.safe_load(text), name, found, list(likes))
-        updated = apply_addition(text, addition)
-        if not dry_run:
-            atomic_write_text(params_file, updated)
-    except (VisionlabError, OSError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    click.echo(
-        ("would add (--dry-run, nothing written) to " if dry_run else "added to ")
-        + describe(addition, params_file)
-    )
+main.add_command(data)
+main.add_command(predict)
 
 
 @main.command()
@@ -165,129 +76,6 @@ def report(params_file: Path | None, out_dir: Path | None, register: bool | None
                 f"registry models:/{registration.name}@best -> version {registration.version} "
                 f"({registration.experiment}, {state})"
             )
-
-
-def _untrained(experiment: str, checkpoint: Path) -> str:
-    """Why ``experiment`` has no model: a name params.yaml lacks (with the known names) or not trained."""
-    from visionlab.params import load_params, unknown_name
-
-    try:
-        known = load_params(paths.workspace_root() / "params.yaml").experiments
-    except VisionlabError:
-        known = None  # a broken params.yaml: say what we can about the model file
-    if known is not None and experiment not in known:
-        hint = unknown_name(experiment, known)
-        return f"--experiment {experiment}: no such experiment in params.yaml{hint}"
-    return (
-        f"{checkpoint}: experiment {experiment!r} has no trained model; "
-        f"run `uv run dvc repro train@{experiment}` or pass --checkpoint"
-    )
-
-
-@main.command()
-@click.option("--experiment", default=None, help="Use data/models/<experiment>/model.pt.")
-@click.option(
-    "--checkpoint",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="A model.pt to use instead of the experiment's.",
-)
-@click.option("--top-k", default=3, show_default=True, type=click.IntRange(min=1))
-@click.option(
-    "--cam-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Write a Grad-CAM overlay of the best class per image into this folder.",
-)
-@click.option(
-    "--cam",
-    "cam_beside",
-    is_flag=True,
-    help="Write each image's Grad-CAM overlay beside it, as <name>-gradcam.png.",
-)
-@click.option("--layer", default=None, help="Grad-CAM layer by module name (default: the model's choice).")
-@click.option(
-    "--alpha",
-    default=0.5,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Heatmap opacity in the overlays.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "csv", "json"]),
-    default="text",
-    show_default=True,
-    help="text: one line per file; csv: path, class_N, probability_N, cam, error; json: a list.",
-)
-@click.option(
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Write the results to this file instead of stdout.",
-)
-@click.option(
-    "--workers",
-    # On 2 cores decoding workers take cores from the model: in-process was faster there
-    # (benchmarks/results/predict_speed.md), so workers only where cores are to spare.
-    default=decoding_workers("auto"),
-    show_default=True,
-    type=click.IntRange(min=0),
-    help="Processes decoding images while the model runs (0: decode in this process).",
-)
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-def predict(
-    experiment: str | None,
-    checkpoint: Path | None,
-    top_k: int,
-    cam_dir: Path | None,
-    cam_beside: bool,
-    layer: str | None,
-    alpha: float,
-    fmt: str,
-    output: Path | None,
-    workers: int,
-    inputs: tuple[Path, ...],
-) -> None:
-    """Classify image files (or every image under folders) with a trained model.
-
-    Prints one result per file, failures included; exits 1 if any file failed.
-    """
-    if cam_dir is not None and cam_beside:
-        raise click.UsageError("give --cam (overlays beside the images) or --cam-dir DIR, not both")
-    if checkpoint is None:
-        if experiment is None:
-            raise click.UsageError("give --experiment NAME (or --checkpoint PATH)")
-        checkpoint = paths.workspace_root() / paths.model_dir(experiment) / "model.pt"
-        if not checkpoint.is_file():
-            click.echo(f"error: {_untrained(experiment, checkpoint)}", err=True)
-            sys.exit(1)
-    # Imported here: torch and the model zoo take seconds to load, and `visionlab --help` should not.
-    from visionlab.explanations.predict import Predictor
-    from visionlab.explanations.predict_output import write_stream
-
-    try:
-        predictor = Predictor.load(checkpoint, top_k, cam=cam_dir is not None or cam_beside, layer=layer)
-        results = predictor.stream(list(inputs), cam_dir, cam_beside, alpha, workers)
-        # Each result is printed (or written) as its batch finishes: memory holds one batch.
-        count, failed = write_stream(results, fmt, predictor.k, output, click.echo)  # type: ignore[arg-type]
-    except VisionlabError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
-    except OSError as exc:
-        if output is None:
-            raise
-        click.echo(f"error: {output}: cannot write the results ({exc.strerror})", err=True)
-        sys.exit(1)
-    if not count:
-        click.echo("error: no image files among the inputs", err=True)
-        sys.exit(1)
-    if output is not None:
-        click.echo(f"{count} results written to {output}", err=True)
-    if failed:
-        click.echo(f"{failed} of {count} files failed", err=True)
-        sys.exit(1)
 
 
 # --- visionlab doctor: the checks live in visionlab/doctor.py ------------------------------------
