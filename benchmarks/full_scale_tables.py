@@ -1,196 +1,30 @@
 """The tables benchmarks/full_scale.py writes: full_scale.md, the README's glance and docs/results.md's table.
 
-Every figure comes from the rows of benchmarks/results/full_scale.json; intervals are recomputed
-from the test counts for rows recorded before evaluate wrote them.
+Every figure comes from the rows of benchmarks/results/full_scale.json; what each row claims
+(headline, interval, verdict, seeds) comes from full_scale_verdicts.py.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import click
 
-from visionlab.evaluation.intervals import accuracy_interval, verdict
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # full_scale_verdicts beside this script
 
-
-def _pct(value: float | None) -> str:
-    return "" if value is None else f"{100 * value:.2f}"
-
-
-def _seconds(value: float | None) -> str:
-    return "" if value is None else f"{value:,.0f}"
-
-
-def interval_of(row: dict[str, Any]) -> tuple[float, float] | None:
-    """The row's 95% Wilson interval: as measured, else from its accuracy and test count (rows
-    recorded before evaluate wrote intervals)."""
-    if row.get("test_ci95"):
-        low, high = row["test_ci95"]
-        return float(low), float(high)
-    total = test_count(row)
-    if row.get("test_accuracy") is None or not total:
-        return None
-    return accuracy_interval(row["test_accuracy"], total)
-
-
-class Headline(NamedTuple):
-    """What a row's headline shows: its plain test figure, or with hflip TTA where that scored
-    higher on validation (rows measured before evaluate scored TTA on validation stay plain)."""
-
-    tta: bool
-    val: float | None
-    test: float
-    interval: tuple[float, float] | None
-
-    @property
-    def label(self) -> str:
-        return " with hflip TTA" if self.tta else ""
-
-
-def headline(row: dict[str, Any]) -> Headline:
-    plain = Headline(False, row.get("val_accuracy"), row["test_accuracy"], interval_of(row))
-    val_tta = (row.get("val_variants") or {}).get("val_tta_hflip")
-    test_tta = (row.get("test_variants") or {}).get("test_tta_hflip")
-    total = test_count(row)
-    if val_tta is None or test_tta is None or not total or val_tta <= (plain.val or 0.0):
-        return plain  # ties stay plain: TTA doubles the cost of every prediction
-    return Headline(True, val_tta, test_tta, accuracy_interval(test_tta, total))
-
-
-def chosen_on_validation(
-    rows: list[dict[str, Any]], published_only: bool = True
-) -> dict[str, dict[str, Any]]:
-    """Per data set (with a published figure, unless not ``published_only``): our finished row of
-    highest validation accuracy, its headline's (ties: the experiment name), never looking at test."""
-    done = [
-        r
-        for r in rows
-        if r.get("status") == "done" and (r.get("published_accuracy") is not None or not published_only)
-    ]
-    chosen = {}
-    for dataset in sorted({r["dataset"] for r in done}):
-        candidates = sorted((r for r in done if r["dataset"] == dataset), key=lambda r: r["experiment"])
-        chosen[dataset] = max(candidates, key=lambda r: headline(r).val or -1.0)
-    return chosen
-
-
-def test_count(row: dict[str, Any]) -> int | None:
-    return row.get("test_images") or (row.get("split_counts") or {}).get("test")
-
-
-def seed_verdicts(row: dict[str, Any]) -> list[str]:
-    """Each training seed's plain test figure against the study, from its own Wilson interval
-    (the seeds share one test split, so each is judged as the headline seed is)."""
-    published, total = row.get("published_accuracy"), test_count(row)
-    if published is None or not total:
-        return []
-    return [
-        verdict(*accuracy_interval(run["test_accuracy"], total), published)
-        for run in row.get("seeds") or []
-        if run.get("test_accuracy") is not None
-    ]
-
-
-class SeedCount(NamedTuple):
-    """How many of a row's training seeds reach ``claim`` against the study."""
-
-    claim: str
-    count: int
-    seeds: int
-
-    @property
-    def unanimous(self) -> bool:
-        return self.count == self.seeds
-
-    def __str__(self) -> str:
-        return (
-            f"all {self.seeds} seeds"
-            if self.unanimous
-            else f"{self.claim} for {self.count} of {self.seeds} seeds"
-        )
-
-
-def across_seeds(row: dict[str, Any], said: str) -> SeedCount | None:
-    """Whether the seeds bear out the headline's verdict ``said``: None with one seed; else how
-    many reach it, or, where the headline is within chance, how many reach the others' verdict."""
-    verdicts = seed_verdicts(row)
-    if len(verdicts) < 2:
-        return None
-    others = [v for v in verdicts if v != said]
-    claim = said if said != "within chance" or not others else others[0]
-    return SeedCount(claim, verdicts.count(claim), len(verdicts))
-
-
-def chance_cell(row: dict[str, Any], interval: tuple[float, float] | None, published: float | None) -> str:
-    """A table's "beyond chance?" cell: the headline's verdict, and whether the seeds bear it out."""
-    if interval is None or published is None:
-        return ""
-    said = verdict(*interval, published)
-    seeds = across_seeds(row, said)
-    if seeds is None:
-        return said
-    if seeds.unanimous:
-        return f"{said} ({seeds})"
-    return str(seeds) if seeds.claim == said else f"{said}; {seeds}"
-
-
-def study_sentences(rows: list[dict[str, Any]]) -> list[str]:
-    """Per data set: our full-scale row chosen on validation, against the study's best figure."""
-    lines = []
-    for dataset, chosen in chosen_on_validation(rows).items():
-        shown = headline(chosen)
-        if shown.interval is None:
-            continue
-        low, high = shown.interval
-        figure, study = chosen["published_accuracy"], chosen["published_model"]
-        said = verdict(low, high, figure)
-        outcome = {
-            "better beyond chance": "we beat the study beyond chance",
-            "worse beyond chance": "the study is better beyond chance",
-            "within chance": "no difference beyond chance: the study's figure lies inside our interval",
-        }.get(said, said)
-        outcome += _seed_clause(chosen, said)
-        lines.append(
-            f"- **{dataset}**: {chosen['experiment']}{shown.label} (chosen on validation: "
-            f"{_pct(shown.val)}% val) tests {_pct(shown.test)}% (95% interval {_pct(low)}-{_pct(high)}%) "
-            f"against {_pct(figure)}% ({study}): {outcome}."
-        )
-    return lines
-
-
-def _seed_clause(row: dict[str, Any], said: str) -> str:
-    """The study sentence's word on the training seeds: a claim one seed makes and another does
-    not is not made yet."""
-    seeds = across_seeds(row, said)
-    if seeds is None:
-        return " (one training seed: how far seed noise moves it is not measured)"
-    if seeds.unanimous:
-        return f" ({seeds} agree)"
-    mean = _pct((row.get("seed_summary") or {}).get("test_accuracy_mean"))
-    if seeds.claim == said:
-        return (
-            f" with this seed; but only {seeds.count} of its {seeds.seeds} training seeds do "
-            f"(seed mean {mean}%), so the claim does not hold beyond seed noise"
-        )
-    return f"; {seeds} (seed mean {mean}%), so neither holds across seeds"
-
-
-DEGRADED = ("downscale_", "jpeg_", "blur_")  # evaluate.robustness's kinds (squash: see docs/results.md)
-ROBUST_MARGIN = 0.02  # issue 24's target: every degraded test copy within 2 points of clean
-
-
-def worst_degraded(row: dict[str, Any], split: str) -> tuple[str, float] | None:
-    """The row's lowest accuracy over the degraded copies of ``split`` evaluate scored, and which."""
-    scored = {
-        key.removeprefix(f"{split}_"): value
-        for key, value in (row.get(f"{split}_variants") or {}).items()
-        if key.removeprefix(f"{split}_").startswith(DEGRADED) and value is not None
-    }
-    if not scored:
-        return None
-    name = min(sorted(scored), key=scored.__getitem__)
-    return name, scored[name]
+from full_scale_verdicts import (
+    ROBUST_MARGIN,
+    chance_cell,
+    chosen_on_validation,
+    headline,
+    interval_of,
+    pct,
+    study_sentences,
+    whole_seconds,
+    worst_degraded,
+)
 
 
 def robustness_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -205,14 +39,14 @@ def robustness_lines(rows: list[dict[str, Any]]) -> list[str]:
         drop = row["test_accuracy"] - accuracy
         within = "within" if drop <= ROBUST_MARGIN else "not within"
         line = (
-            f"- `{row['experiment']}`: worst degraded test copy {name} {_pct(accuracy)}%, "
+            f"- `{row['experiment']}`: worst degraded test copy {name} {pct(accuracy)}%, "
             f"{100 * drop:.2f} points below clean ({within} 2 points)"
         )
         val_worst = worst_degraded(row, "val")
         if val_worst is not None and row.get("val_accuracy") is not None:
             val_name, val_accuracy = val_worst
             line += (
-                f"; on validation {val_name} {_pct(val_accuracy)}%, "
+                f"; on validation {val_name} {pct(val_accuracy)}%, "
                 f"{100 * (row['val_accuracy'] - val_accuracy):.2f} points below clean"
             )
         lines.append(line + ".")
@@ -242,19 +76,19 @@ def render_glance(rows: list[dict[str, Any]]) -> str:
             continue
         summary = chosen.get("seed_summary")
         seeds = (
-            f"{_pct(summary['test_accuracy_mean'])}% ± {_pct(summary['test_accuracy_sd'])} "
+            f"{pct(summary['test_accuracy_mean'])}% ± {pct(summary['test_accuracy_sd'])} "
             f"({summary['seeds']} seeds)"
             if summary
             else "one seed"
         )
         published = chosen.get("published_accuracy")
         study = (
-            "– (none published)" if published is None else f"{_pct(published)}% ({chosen['published_model']})"
+            "– (none published)" if published is None else f"{pct(published)}% ({chosen['published_model']})"
         )
         chance = "–" if published is None else chance_cell(chosen, interval, published)
         lines.append(
-            f"| {dataset} | {study} | `{chosen['experiment']}`{shown.label} | {_pct(shown.test)}% "
-            f"({_pct(interval[0])}–{_pct(interval[1])}%) | {chance} | {seeds} |"
+            f"| {dataset} | {study} | `{chosen['experiment']}`{shown.label} | {pct(shown.test)}% "
+            f"({pct(interval[0])}–{pct(interval[1])}%) | {chance} | {seeds} |"
         )
     lines.append(GLANCE_END)
     return "\n".join(lines)
@@ -269,8 +103,8 @@ def seed_lines(rows: list[dict[str, Any]]) -> list[str]:
             continue
         lines.append(
             f"- `{row['experiment']}`: {summary['seeds']} training seeds on the same split, test "
-            f"{_pct(summary['test_accuracy_mean'])}% ± {_pct(summary['test_accuracy_sd'])} (sd), val "
-            f"{_pct(summary['val_accuracy_mean'])}% ± {_pct(summary['val_accuracy_sd'])}." + later_seeds(row)
+            f"{pct(summary['test_accuracy_mean'])}% ± {pct(summary['test_accuracy_sd'])} (sd), val "
+            f"{pct(summary['val_accuracy_mean'])}% ± {pct(summary['val_accuracy_sd'])}." + later_seeds(row)
         )
     return lines
 
@@ -312,12 +146,12 @@ def render_readme_table(rows: list[dict[str, Any]]) -> str:
             continue
         published = row.get("published_accuracy")
         interval = interval_of(row)
-        study = f"{_pct(published)}% ({row['published_model']})" if published is not None else "–"
+        study = f"{pct(published)}% ({row['published_model']})" if published is not None else "–"
         chance = chance_cell(row, interval, published) or "–"
-        shown = f"{_pct(interval[0])}–{_pct(interval[1])}%" if interval else "–"
+        shown = f"{pct(interval[0])}–{pct(interval[1])}%" if interval else "–"
         variants = row.get("test_variants") or {}
         cells = "".join(
-            f"| {_pct(variants[key])}% " if variants.get(key) is not None else "| – " for key in VARIANTS
+            f"| {pct(variants[key])}% " if variants.get(key) is not None else "| – " for key in VARIANTS
         )
         splits = row.get("split_counts") or {}
         counts = " / ".join(f"{splits.get(s, 0):,}" for s in ("train", "val", "test")) if splits else "–"
@@ -325,8 +159,8 @@ def render_readme_table(rows: list[dict[str, Any]]) -> str:
         commit = ((row.get("provenance") or {}).get("commit") or "–")[:7]
         star = " *" if row.get("note") else ""
         lines.append(
-            f"| `{row['experiment']}`{star} | {_pct(row['test_accuracy'])}% | {shown} | {study} | {chance} "
-            f"| {_pct(row.get('val_accuracy'))}% | {f1} {cells}| {_seconds(row.get('train_seconds'))} "
+            f"| `{row['experiment']}`{star} | {pct(row['test_accuracy'])}% | {shown} | {study} | {chance} "
+            f"| {pct(row.get('val_accuracy'))}% | {f1} {cells}| {whole_seconds(row.get('train_seconds'))} "
             f"| {counts} | {commit} |"
         )
     notes = sorted({(r["dataset"], r["note"]) for r in rows if r.get("status") == "done" and r.get("note")})
@@ -383,7 +217,7 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             )
             continue
         published = row.get("published_accuracy")
-        study = f"{_pct(published)} ({row['published_model']})" if published is not None else ""
+        study = f"{pct(published)} ({row['published_model']})" if published is not None else ""
         delta = "" if published is None else f"{100 * (row['test_accuracy'] - published):+.2f}"
         splits = row.get("split_counts") or {}
         counts = " / ".join(f"{splits.get(s, 0):,}" for s in ("train", "val", "test")) if splits else ""
@@ -394,7 +228,7 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             speed += " (on cache)"
         f1 = "" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.4f}"
         interval = interval_of(row)
-        shown = f"{_pct(interval[0])}-{_pct(interval[1])}" if interval else ""
+        shown = f"{pct(interval[0])}-{pct(interval[1])}" if interval else ""
         chance = chance_cell(row, interval, published)
         commit = ((row.get("provenance") or {}).get("commit") or "-")[:12]
         marker = ""
@@ -402,12 +236,13 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             notes[row["dataset"]] = row["note"]
             marker = " *"
         lines.append(
-            f"| {row['experiment']} | {row['dataset']}{marker} | {_pct(row['test_accuracy'])} | {shown} "
+            f"| {row['experiment']} | {row['dataset']}{marker} | {pct(row['test_accuracy'])} | {shown} "
             f"| {study} | {delta} | {chance} "
-            f"| {_pct(row.get('val_accuracy'))} | {_pct(row.get('train_accuracy'))} "
+            f"| {pct(row.get('val_accuracy'))} | {pct(row.get('train_accuracy'))} "
             f"| {f1} | {epochs} "
-            f"| {_seconds(row.get('train_seconds'))} | {_seconds(row.get('featurize_seconds'))} | {speed} "
-            f"| {_seconds(row.get('wall_seconds'))} | {counts} | {commit} |"
+            f"| {whole_seconds(row.get('train_seconds'))} "
+            f"| {whole_seconds(row.get('featurize_seconds'))} | {speed} "
+            f"| {whole_seconds(row.get('wall_seconds'))} | {counts} | {commit} |"
         )
     if notes:
         lines += [""] + [f"\\* {dataset}: {note}." for dataset, note in sorted(notes.items())]

@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from full_scale_tables import chosen_on_validation
+from full_scale_verdicts import chosen_on_validation
 from provenance import source_commit, write_result
 
 from visionlab.evaluation.intervals import mcnemar

@@ -10,13 +10,19 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _full_scale():
-    spec = importlib.util.spec_from_file_location(
-        "full_scale_tables", REPO / "benchmarks" / "full_scale_tables.py"
-    )
+def _benchmark(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _full_scale():
+    return _benchmark("full_scale_tables")
+
+
+def _verdicts():
+    return _benchmark("full_scale_verdicts")
 
 
 def _block(path: Path, begin: str, end: str) -> str:
@@ -111,12 +117,12 @@ def test_tta_takes_the_headline_only_where_validation_says_so():
     assert not full_scale.headline(plain).tta  # TTA lower on validation: plain, whatever test says
     shown = full_scale.headline(flipped)
     assert shown.tta and (shown.val, shown.test) == (0.960, 0.92)
-    assert shown.interval == full_scale.accuracy_interval(0.92, 300)
+    assert shown.interval == _verdicts().accuracy_interval(0.92, 300)
     assert full_scale.chosen_on_validation([plain, flipped])["flowers"]["experiment"] == "b-flipped"
     (sentence,) = full_scale.study_sentences([plain, flipped])
     assert "b-flipped with hflip TTA (chosen on validation: 96.00% val) tests 92.00%" in sentence
     older = {**flipped, "val_variants": {}}  # measured before evaluate scored TTA on validation
-    assert full_scale.headline(older) == full_scale.Headline(
+    assert full_scale.headline(older) == _verdicts().Headline(
         False, 0.950, 0.90, full_scale.interval_of(older)
     )
 
@@ -142,7 +148,7 @@ def test_a_claim_one_training_seed_makes_and_another_does_not_is_not_made():
             "val_accuracy_sd": 0.007,
         },
     }
-    assert full_scale.seed_verdicts(row) == ["better beyond chance", "within chance", "better beyond chance"]
+    assert _verdicts().seed_verdicts(row) == ["better beyond chance", "within chance", "better beyond chance"]
     (sentence,) = full_scale.study_sentences([row])
     assert "only 2 of its 3 training seeds do" in sentence and "does not hold beyond seed noise" in sentence
     assert "better beyond chance for 2 of 3 seeds" in full_scale.render_glance([row])
