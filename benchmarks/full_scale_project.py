@@ -7,6 +7,7 @@ the row back from what the stages wrote, with what produced it (:func:`provenanc
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import os
@@ -166,6 +167,7 @@ def result_row(project: Path, experiment: str) -> dict[str, Any]:
             for split, values in metrics.items()
             if split.startswith(f"{prefix}_") and isinstance(values, dict)
         }
+    row["epoch_seconds"] = epoch_seconds(project / "results" / experiment / "history.csv")
     row["provenance"] = provenance(project, experiment, dataset)
     return row
 
@@ -182,6 +184,16 @@ def dvc_repro(project: Path, experiment: str) -> tuple[subprocess.CompletedProce
         check=False,
     )
     return result, round(time.perf_counter() - started, 1)
+
+
+def epoch_seconds(history: Path) -> float | None:
+    """The train stage's epochs in seconds, validation included (history.csv's seconds column):
+    what `visionlab plan` estimates for train. train_seconds counts the training passes alone."""
+    try:
+        with history.open(newline="") as handle:
+            return round(sum(float(line["seconds"]) for line in csv.DictReader(handle)), 1)
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def run_experiment(project: Path, experiment: str) -> dict[str, Any]:

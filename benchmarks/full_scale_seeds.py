@@ -18,6 +18,9 @@ from full_scale_project import run_env, run_experiment
 
 from visionlab.params import load_params
 
+# What each seed records of its run (epoch_seconds: absent from rows measured before it was read).
+SEED_FIGURES = ("val_accuracy", "test_accuracy", "test_macro_f1", "train_seconds", "epoch_seconds")
+
 
 def run_seeds(
     project: Path,
@@ -54,9 +57,7 @@ def run_seeds(
             found.append(
                 {
                     "seed": base + offset,
-                    **{
-                        k: row[k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1", "train_seconds")
-                    },
+                    **{k: row.get(k) for k in SEED_FIGURES},
                     "stages": row["provenance"]["stages"],
                     "commit": row["provenance"]["commit"],
                     # What of the code featurize and train ran differs from the first seed's run.
@@ -140,7 +141,7 @@ def add_seeds(project: Path, row: dict[str, Any], seeds: int, save: Callable[[],
 def first_seed(row: dict[str, Any], seed: int) -> dict[str, Any]:
     """The row's own run as its first seed's entry."""
     first: dict[str, Any] = {"seed": seed}
-    first.update({k: row[k] for k in ("val_accuracy", "test_accuracy", "test_macro_f1", "train_seconds")})
+    first.update({k: row.get(k) for k in SEED_FIGURES})
     first["stages"] = row["provenance"]["stages"]
     first["commit"] = row["provenance"].get("commit")
     return first

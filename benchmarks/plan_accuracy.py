@@ -60,14 +60,18 @@ def measure_rows(work: Path) -> list[dict]:
         planned = planning.estimate(params, name, counts, rates, epochs=planned_epochs)
         at_epochs = planning.estimate(params, name, counts, rates, epochs=int(row["epochs"]))
         featurized = row.get("featurize_seconds") or 0.0
-        measured = featurized + row["train_seconds"]
+        # plan's train is the stage's epochs, validation passes included: set beside the row's
+        # epoch seconds where it has them, else its training passes alone (rows recorded before).
+        trained = row.get("epoch_seconds") or row["train_seconds"]
+        measured = featurized + trained
         out.append(
             {
                 "experiment": name,
                 "commit": (row.get("provenance") or {}).get("commit"),
                 "measured_s": round(measured, 1),
                 "measured_featurize_s": round(featurized, 1),
-                "measured_train_s": round(row["train_seconds"], 1),
+                "measured_train_s": round(trained, 1),
+                "measured_with_validation": bool(row.get("epoch_seconds")),
                 "planned_featurize_s": round(planned.featurize, 1),
                 "planned_train_at_run_epochs_s": round(at_epochs.train, 1),
                 "recipe_epochs": params.recipe_of(name).epochs,
@@ -91,15 +95,18 @@ def _reruns(row: dict, planned_train: float) -> list[dict]:
     frozen base's head (seconds, which plan counts as free) has none."""
     if planned_train <= 0:
         return []
-    return [
-        {
-            "seed": seed["seed"],
-            "measured_train_s": round(seed["train_seconds"], 1),
-            "ratio": round(planned_train / seed["train_seconds"], 2),
-        }
-        for seed in (row.get("seeds") or [])[1:]
-        if seed.get("train_seconds")
-    ]
+    found = []
+    for seed in (row.get("seeds") or [])[1:]:
+        measured = seed.get("epoch_seconds") or seed.get("train_seconds")  # as measure_rows does
+        if measured:
+            found.append(
+                {
+                    "seed": seed["seed"],
+                    "measured_train_s": round(measured, 1),
+                    "ratio": round(planned_train / measured, 2),
+                }
+            )
+    return found
 
 
 def time_plan() -> float:
@@ -121,7 +128,9 @@ def render(rows: list[dict], plan_seconds: float, load: float, commit: str) -> s
         "ratio = planned / measured: within 2x means 0.5-2.0; the featurize and train columns set each",
         "part apart (train at the run's epochs). Planned epochs: where early stopping can end a run,",
         "the middle of the epochs it may stop at (`planning.stopping_span`), as `visionlab plan` counts",
-        "a first run; else the recipe's.",
+        "a first run; else the recipe's. Measured train: the train stage's epochs with their",
+        "validation passes (what plan estimates) where the row recorded them (marked +val), else",
+        "its training passes alone.",
         f"`visionlab plan` over every study took {plan_seconds:.1f} s; load average at the start {load:.2f}.",
         "",
         "| experiment | row commit | measured s | recipe epochs | planned epochs | run epochs | planned s "
@@ -131,7 +140,8 @@ def render(rows: list[dict], plan_seconds: float, load: float, commit: str) -> s
     ]
     for r in rows:
         lines.append(
-            f"| `{r['experiment']}` | `{(r['commit'] or '?')[:7]}` | {r['measured_s']:,.0f} | "
+            f"| `{r['experiment']}` | `{(r['commit'] or '?')[:7]}` | {r['measured_s']:,.0f}"
+            f"{' +val' if r.get('measured_with_validation') else ''} | "
             f"{r['recipe_epochs']} | {r.get('planned_epochs', r['recipe_epochs'])} | {r['run_epochs']} | "
             f"{r['planned_s']:,.0f} | {r['ratio']:.2f} | "
             f"{r['planned_at_run_epochs_s']:,.0f} | {r['ratio_at_run_epochs']:.2f} | "

@@ -42,6 +42,10 @@ def test_rows_and_table_match_the_stage_outputs(tiny_pipeline):
         assert row["train_accuracy"] == pytest.approx(metrics["train"]["accuracy"])
         assert row["test_macro_f1"] == pytest.approx(metrics["test"]["macro_f1"])
         assert row["train_seconds"] == pytest.approx(metrics["training"]["seconds"])
+        # The train stage's epochs with their validation passes: what plan estimates for train.
+        history = (project / "results" / row["experiment"] / "history.csv").read_text().splitlines()
+        assert len(history) - 1 == row["epochs"]
+        assert row["epoch_seconds"] >= round(row["train_seconds"], 1) > 0
         assert row["split_counts"] == cleaning["split_totals"]
         # The interval and the variants come from the run's own metrics.json; the row names its commit,
         # its params and the output hash of every stage of its chain, from the copy's dvc.lock.
