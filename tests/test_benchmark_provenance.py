@@ -72,3 +72,19 @@ def test_no_result_file_holds_a_path_of_the_machine_that_ran_it():
         text = path.read_text()
         for prefix in ("/work/", "/root/", "/home/", "/tmp/"):
             assert prefix not in text, f"{path.name} holds a machine path ({prefix}...)"
+
+
+def test_amp_by_net_times_each_net_trained_whole_on_images_once():
+    spec = importlib.util.spec_from_file_location("amp_by_net", BENCHMARKS / "amp_by_net.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    from visionlab.params import load_params
+
+    found = module.nets(load_params(REPO / "params.yaml"))
+    archs = {key[0] for key in found}
+    assert {"handmade_cnn", "cifar_inception", "caltech_cnn2"} <= archs
+    # A fine-tuned or frozen pretrained base is not trained whole; nets without weights here are left out.
+    assert not archs & {"efficientnet_lite0", "efficientnet_lite2", "vgg16"}
+    # The budget recipe shares its net, size and batch with the faithful one: one measurement.
+    assert ["cifar-inception", "cifar-inception-budget"] in found.values()
+    assert {key[3] for key in found if key[0].startswith("cifar")} == {10}
