@@ -32,7 +32,7 @@ import click
 import torch
 import yaml
 
-from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
+from visionlab.paths import copy_project
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import source_commit, write_result
@@ -45,14 +45,7 @@ RESULTS = REPO / "benchmarks" / "results"
 def _project(shared: Path, name: str, overrides: dict) -> Path:
     project = WORK / name
     shutil.rmtree(project, ignore_errors=True)
-    project.mkdir(parents=True)
-    for item in PROJECT_FILES:
-        (project / item).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / item, project / item)
-    for item in PROJECT_DIRS:
-        shutil.copytree(
-            REPO / item, project / item, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
-        )
+    copy_project(REPO, project)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["download"]["mirror"] = str(shared)
     params["datasets"] = {"flowers": params["datasets"]["flowers"]}

@@ -191,7 +191,7 @@ def epoch_seconds(history: Path) -> float | None:
     what `visionlab plan` estimates for train. train_seconds counts the training passes alone."""
     try:
         with history.open(newline="") as handle:
-            return round(sum(float(line["seconds"]) for line in csv.DictReader(handle)), 1)
+            return round(sum(float(line["seconds"]) for line in csv.DictReader(handle)), 3)
     except (OSError, KeyError, ValueError):
         return None
 

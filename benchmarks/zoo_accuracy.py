@@ -27,7 +27,7 @@ import click
 import yaml
 
 from visionlab.params import Params, load_params
-from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
+from visionlab.paths import copy_project
 from visionlab.reporting.published import load_published
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -55,14 +55,7 @@ def published_figures() -> dict[str, tuple[str, float]]:
 
 def _project(shared: Path, experiments: list[str], epochs: int | None, factor: int) -> Path:
     shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
-    for item in PROJECT_FILES:
-        (WORK / item).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / item, WORK / item)
-    for item in PROJECT_DIRS:
-        shutil.copytree(
-            REPO / item, WORK / item, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
-        )
+    copy_project(REPO, WORK)
     params = yaml.safe_load((WORK / "params.yaml").read_text())
     params["download"]["mirror"] = str(shared)
     params["augment"]["factor"] = factor

@@ -146,3 +146,19 @@ PROJECT_FILES = (
     "data/folders/README.md",
 )
 PROJECT_DIRS = ("stages", "src", "config", ".dvc")
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A fresh copy of the project at ``source`` in ``target`` (which must not exist yet): its
+    PROJECT_FILES and PROJECT_DIRS, without bytecode or DVC's tmp and cache folders."""
+    import shutil
+
+    target.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / name, target / name)
+    for name in PROJECT_DIRS:
+        shutil.copytree(
+            source / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
+        )
+    return target

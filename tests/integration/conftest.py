@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -23,23 +22,15 @@ import yaml
 
 from tests.conftest import SHARED_DATASETS
 from tests.http_server import Behaviour, serve
+from visionlab import paths
 from visionlab.params import trace
-from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
 
 REPO = Path(__file__).resolve().parents[2]
 PER_CLASS = 10
 
 
 def copy_project(target: Path, source: Path = REPO) -> Path:
-    target.mkdir()
-    for name in PROJECT_FILES:
-        (target / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source / name, target / name)
-    for name in PROJECT_DIRS:
-        shutil.copytree(
-            source / name, target / name, ignore=shutil.ignore_patterns("__pycache__", "tmp", "cache")
-        )
-    return target
+    return paths.copy_project(source, target)
 
 
 def tiny_params(project: Path, url: str, shared: Path, experiments: Sequence[str] | None = None) -> None:

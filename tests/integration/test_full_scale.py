@@ -45,7 +45,8 @@ def test_rows_and_table_match_the_stage_outputs(tiny_pipeline):
         # The train stage's epochs with their validation passes: what plan estimates for train.
         history = (project / "results" / row["experiment"] / "history.csv").read_text().splitlines()
         assert len(history) - 1 == row["epochs"]
-        assert row["epoch_seconds"] >= round(row["train_seconds"], 1) > 0
+        # (a head on cached features trains for hundredths of a second here: to the millisecond)
+        assert row["epoch_seconds"] > 0 and row["epoch_seconds"] >= row["train_seconds"] - 1e-3
         assert row["split_counts"] == cleaning["split_totals"]
         # The interval and the variants come from the run's own metrics.json; the row names its commit,
         # its params and the output hash of every stage of its chain, from the copy's dvc.lock.
