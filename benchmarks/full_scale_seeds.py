@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 import yaml
-from full_scale_project import run_env, run_experiment
+from full_scale_project import REPO, run_env, run_experiment
 
 from visionlab.params import load_params
 
@@ -28,6 +28,7 @@ def run_seeds(
     seeds: int,
     saved: Callable[[list[dict[str, Any]]], None],
     start: int = 1,
+    first_commit: str | None = None,
 ) -> list[dict[str, Any]]:
     """The experiment retrained with training seeds ``start`` to ``seeds - 1`` past its own, on
     the same split.
@@ -36,7 +37,9 @@ def run_seeds(
     repro` of its evaluate stage (featurize's cache is kept: it does not depend on the seed).
     Afterwards the first seed's outputs come back as they were (:func:`_restore`), not retrained.
     ``saved`` gets the seeds measured so far after each one, so a stopped run keeps what it measured.
-    Each seed records the commit it was trained at: seeds added to a finished row may be later.
+    Each seed records the commit it was trained at (seeds added to a finished row may be later)
+    and what featurize and train ran differently from the first seed's run (:func:`code_changes`;
+    ``first_commit``: the first seed's, where its run is not in the copy).
     """
     params_file = project / "params.yaml"
     original = params_file.read_text()
@@ -60,11 +63,11 @@ def run_seeds(
                     **{k: row.get(k) for k in SEED_FIGURES},
                     "stages": row["provenance"]["stages"],
                     "commit": row["provenance"]["commit"],
-                    # What of the code featurize and train ran differs from the first seed's run.
-                    "code_changed": sorted(
-                        path
-                        for path, digest in training_code(project, experiment).items()
-                        if first_code.get(path) != digest
+                    **code_changes(
+                        first_code,
+                        training_code(project, experiment),
+                        first_commit,
+                        row["provenance"]["commit"],
                     ),
                 }
             )
@@ -87,6 +90,39 @@ def training_code(project: Path, experiment: str) -> dict[str, str]:
             if not dep["path"].startswith("data/resolved/train/"):
                 found[dep["path"]] = dep.get("md5")
     return found
+
+
+def code_changes(
+    first: dict[str, str],
+    now: dict[str, str],
+    first_commit: str | None,
+    commit: str | None,
+    repo: Path = REPO,
+) -> dict[str, Any]:
+    """What featurize and train ran differently from the first seed's run.
+
+    Where the first seed's run is in the copy (``first``: its dvc.lock entries), every code and data
+    input is compared by hash. Where it is not (it ran in another work folder), the code is compared
+    by git between the two commits and the data is not (``code_compared: git``); with a commit
+    unknown or not clean, nothing can be said (``code_changed: None``).
+    """
+    if first:
+        changed = sorted(path for path, digest in now.items() if first.get(path) != digest)
+        return {"code_changed": changed, "code_compared": "dvc.lock"}
+    code = [path for path in now if path.startswith(("src/", "stages/"))]
+    clean = [c for c in (first_commit, commit) if c and not c.endswith("-dirty")]
+    if len(clean) < 2 or not code:
+        return {"code_changed": None, "code_compared": None}
+    done = subprocess.run(
+        ["git", "diff", "--name-only", clean[0], clean[1], "--", *code],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        return {"code_changed": None, "code_compared": None}
+    return {"code_changed": sorted(done.stdout.split()), "code_compared": "git"}
 
 
 def _snapshot(project: Path, experiment: str) -> dict[Path, bytes]:
@@ -135,7 +171,7 @@ def add_seeds(project: Path, row: dict[str, Any], seeds: int, save: Callable[[],
         save()
         click.echo(f"{name}: seed {more[-1]['seed']} test {more[-1]['test_accuracy']:.4f}")
 
-    run_seeds(project, name, seeds, saved, start=len(kept))
+    run_seeds(project, name, seeds, saved, start=len(kept), first_commit=kept[0].get("commit"))
 
 
 def first_seed(row: dict[str, Any], seed: int) -> dict[str, Any]:

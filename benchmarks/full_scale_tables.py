@@ -110,17 +110,31 @@ def seed_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def later_seeds(row: dict[str, Any]) -> str:
-    """Seeds added to a finished row at a later commit, and whether featurize and train ran the
-    first seed's code (from each seed's dvc.lock entries), so a mean never hides a code change."""
+    """Seeds added to a finished row at a later commit, and what featurize and train ran
+    differently from the first seed's run (full_scale_seeds.code_changes), so a mean never hides
+    a code change."""
     first = (row.get("provenance") or {}).get("commit")
     later = [run for run in row.get("seeds") or [] if run.get("commit") not in (None, first)]
     if not later:
         return ""
     which = ", ".join(f"seed {run['seed']} at {str(run['commit'])[:12]}" for run in later)
-    changed = sorted({path for run in later for path in run.get("code_changed") or []})
+    if any(run.get("code_changed") is None for run in later):
+        return f" Added later ({which}); whether featurize and train ran the first seed's code is not known."
+    changed = sorted({path for run in later for path in run["code_changed"]})
+    by_git = any(run.get("code_compared") == "git" for run in later)
     if not changed:
+        if by_git:
+            return (
+                f" Added later ({which}); no code featurize and train run changed since the first "
+                "seed's commit (git; their data inputs were not compared)."
+            )
         return f" Added later ({which}), on the code and features the first seed's featurize and train ran."
     shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+    if by_git:
+        return (
+            f" Added later ({which}); code featurize and train run changed since the first seed's "
+            f"commit: {shown} (git; their data inputs were not compared)."
+        )
     return f" Added later ({which}); featurize and train ran changed code or inputs: {shown}."
 
 

@@ -125,7 +125,7 @@ def test_extra_seeds_leave_the_first_seeds_outputs_as_they_were(tiny_pipeline, t
     assert first["test_accuracy"] == row["test_accuracy"] and first["commit"] == found["commit"]
     assert row["seed_summary"]["seeds"] == 2
     # Only the seed changed: the code and features featurize and train ran are the first seed's.
-    assert found["code_changed"] == []
+    assert found["code_changed"] == [] and found["code_compared"] == "dvc.lock"
     first_model = yaml.safe_load(lock)["stages"][f"train@{name}"]["outs"][0]["md5"]
     assert found["stages"][f"train@{name}"] != first_model
     # Asked again for as many seeds as the row has, nothing is trained.
