@@ -77,9 +77,9 @@ def _timed(step: Callable[[], None], seconds: float) -> float:
     return statistics.median(times)
 
 
-def _steps(params, key: tuple, amp: bool) -> tuple[Callable[[], None], Callable[[], None]]:
+def _steps(params, name: str, key: tuple, amp: bool) -> tuple[Callable[[], None], Callable[[], None]]:
+    """A training step and an inference pass of ``name``'s net, as ``key`` sizes them."""
     _, size, batch_size, classes, grey = key
-    name = nets(params)[key][0]
     spec = params.model_of(name).model_copy(update={"weights": "none"})
     model = build_model(spec, classes, load_weights=False, grayscale=grey)
     if amp:
@@ -112,7 +112,7 @@ def measure(params, rounds: int, seconds: float) -> list[dict]:
         best: dict[str, float] = {}
         for _ in range(rounds):
             for amp in (False, True):
-                train, infer = _steps(params, key, amp)
+                train, infer = _steps(params, experiments[0], key, amp)
                 for part, step in (("train", train), ("infer", infer)):
                     label = f"{part}_{'bf16' if amp else 'fp32'}"
                     best[label] = min(best.get(label, float("inf")), _timed(step, seconds))

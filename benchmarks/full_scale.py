@@ -29,22 +29,12 @@ import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the modules beside this script
 
-from full_scale_project import REPO, prepare_project, read_json, result_row, run_env, run_experiment
-from full_scale_seeds import add_seeds, run_seeds, seed_summary
+from full_scale_project import REPO, prepare_project, read_json, result_row, run_experiment
+from full_scale_seeds import add_seeds
 from full_scale_tables import render_markdown, write_generated_blocks
 
 from visionlab.params import Params, load_params
 from visionlab.training import planning
-
-__all__ = [  # what the tests and other scripts reach through this module
-    "add_seeds",
-    "prepare_project",
-    "result_row",
-    "run_env",
-    "run_experiment",
-    "run_seeds",
-    "seed_summary",
-]
 
 
 def weights_problem(params: Params, experiment: str) -> str | None:
@@ -160,7 +150,8 @@ def main(
                 click.echo(f"{name}: already measured (--rerun {name} to repeat)")
                 continue
             # A finished row gets only the seeds it lacks: its first seed is not trained again.
-            click.echo(f"{name}: adding seeds to the row measured at {rows[name]['provenance']['commit']}")
+            measured = (rows[name].get("provenance") or {}).get("commit") or "an unrecorded commit"
+            click.echo(f"{name}: adding seeds to the row measured at {measured}")
         else:
             click.echo(f"{name}: dvc repro evaluate@{name} ...", nl=False)
             rows[name] = run_experiment(project, name)

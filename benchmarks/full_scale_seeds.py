@@ -28,7 +28,7 @@ def run_seeds(
     seeds: int,
     saved: Callable[[list[dict[str, Any]]], None],
     start: int = 1,
-    first_commit: str | None = None,
+    first: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The experiment retrained with training seeds ``start`` to ``seeds - 1`` past its own, on
     the same split.
@@ -38,13 +38,18 @@ def run_seeds(
     Afterwards the first seed's outputs come back as they were (:func:`_restore`), not retrained.
     ``saved`` gets the seeds measured so far after each one, so a stopped run keeps what it measured.
     Each seed records the commit it was trained at (seeds added to a finished row may be later)
-    and what featurize and train ran differently from the first seed's run (:func:`code_changes`;
-    ``first_commit``: the first seed's, where its run is not in the copy).
+    and what featurize and train ran differently from the first seed's run (:func:`code_changes`).
+    ``first``: the first seed's entry (its commit and stage hashes), when it may have run elsewhere.
     """
     params_file = project / "params.yaml"
     original = params_file.read_text()
     before = _snapshot(project, experiment)
-    first_code = training_code(project, experiment)
+    # The copy's dvc.lock speaks for the first seed only where it holds that seed's trained model.
+    here = first is None or (first.get("stages") or {}).get(f"train@{experiment}") == _locked_model(
+        project, experiment
+    )
+    first_code = training_code(project, experiment) if here else {}
+    first_commit = first.get("commit") if first else None
     base = load_params(params_file).recipe_of(experiment).seed
     found: list[dict[str, Any]] = []
     try:
@@ -78,12 +83,22 @@ def run_seeds(
     return found
 
 
+def _lock_stages(project: Path) -> dict[str, Any]:
+    lock = yaml.safe_load((project / "dvc.lock").read_text()) if (project / "dvc.lock").is_file() else {}
+    return (lock or {}).get("stages", {})
+
+
+def _locked_model(project: Path, experiment: str) -> str | None:
+    """The output hash of the experiment's train stage in the copy's dvc.lock, if it ran here."""
+    outs = _lock_stages(project).get(f"train@{experiment}", {}).get("outs") or []
+    return outs[0].get("md5") if outs else None
+
+
 def training_code(project: Path, experiment: str) -> dict[str, str]:
     """The code and data featurize and train last ran on, by path, from the copy's dvc.lock: the
     resolved train params (where the seed is) left out, so two seeds' entries compare as equal
     when only the seed differs."""
-    lock = yaml.safe_load((project / "dvc.lock").read_text()) if (project / "dvc.lock").is_file() else {}
-    stages = (lock or {}).get("stages", {})
+    stages = _lock_stages(project)
     found = {}
     for stage in (f"featurize@{experiment}", f"train@{experiment}"):
         for dep in stages.get(stage, {}).get("deps") or []:
@@ -171,15 +186,16 @@ def add_seeds(project: Path, row: dict[str, Any], seeds: int, save: Callable[[],
         save()
         click.echo(f"{name}: seed {more[-1]['seed']} test {more[-1]['test_accuracy']:.4f}")
 
-    run_seeds(project, name, seeds, saved, start=len(kept), first_commit=kept[0].get("commit"))
+    run_seeds(project, name, seeds, saved, start=len(kept), first=kept[0])
 
 
 def first_seed(row: dict[str, Any], seed: int) -> dict[str, Any]:
     """The row's own run as its first seed's entry."""
     first: dict[str, Any] = {"seed": seed}
     first.update({k: row.get(k) for k in SEED_FIGURES})
-    first["stages"] = row["provenance"]["stages"]
-    first["commit"] = row["provenance"].get("commit")
+    made = row.get("provenance") or {}  # rows recorded before provenance have none: nothing to compare
+    first["stages"] = made.get("stages")
+    first["commit"] = made.get("commit")
     return first
 
 

@@ -173,20 +173,22 @@ def test_a_claim_one_training_seed_makes_and_another_does_not_is_not_made():
     )
 
 
-def test_seeds_added_to_a_finished_row_later_say_when_and_on_what_code():
-    full_scale = _full_scale()
+def _two_seeds(first_commit: str, later: dict) -> dict:
+    """A finished row measured at ``first_commit`` (seed 42) with one seed added later."""
     summary = {"seeds": 2, "test_accuracy_mean": 0.95, "test_accuracy_sd": 0.01}
     summary |= {"val_accuracy_mean": 0.94, "val_accuracy_sd": 0.01}
-    row = {
+    return {
         "experiment": "flowers-x",
         "status": "done",
-        "provenance": {"commit": "aaaaaaaaaaaa"},
-        "seeds": [
-            {"seed": 42, "commit": "aaaaaaaaaaaa"},
-            {"seed": 43, "commit": "bbbbbbbbbbbb", "code_changed": []},
-        ],
+        "provenance": {"commit": first_commit},
+        "seeds": [{"seed": 42, "commit": first_commit}, later],
         "seed_summary": summary,
     }
+
+
+def test_seeds_added_to_a_finished_row_later_say_when_and_on_what_code():
+    full_scale = _full_scale()
+    row = _two_seeds("aaaaaaaaaaaa", {"seed": 43, "commit": "bbbbbbbbbbbb", "code_changed": []})
     (line,) = full_scale.seed_lines([row])
     assert line.endswith(
         "Added later (seed 43 at bbbbbbbbbbbb), "
@@ -232,15 +234,7 @@ def test_a_later_seed_whose_first_ran_elsewhere_compares_the_code_by_git(tmp_pat
     assert seeds.code_changes({}, now, commits[0], f"{commits[1]}-dirty", tmp_path) == unknown
 
     tables = _full_scale()
-    summary = {"seeds": 2, "test_accuracy_mean": 0.8, "test_accuracy_sd": 0.01}
-    summary |= {"val_accuracy_mean": 0.8, "val_accuracy_sd": 0.01}
-    row = {
-        "experiment": "cifar-x",
-        "status": "done",
-        "provenance": {"commit": commits[0]},
-        "seeds": [{"seed": 42, "commit": commits[0]}, {"seed": 43, "commit": commits[1], **found}],
-        "seed_summary": summary,
-    }
+    row = _two_seeds(commits[0], {"seed": 43, "commit": commits[1], **found})
     (line,) = tables.seed_lines([row])
     assert line.endswith(
         f"Added later (seed 43 at {commits[1][:12]}); code featurize and train run changed since the "

@@ -28,6 +28,13 @@ def _full_scale():
     return module
 
 
+def _project_module():
+    _full_scale()  # puts benchmarks/ on sys.path for the modules beside it
+    import full_scale_project
+
+    return full_scale_project
+
+
 def test_rows_and_table_match_the_stage_outputs(tiny_pipeline):
     project = tiny_pipeline(EXPERIMENTS).path
     full_scale = _full_scale()
@@ -137,7 +144,7 @@ def test_extra_seeds_leave_the_first_seeds_outputs_as_they_were(tiny_pipeline, t
     status = subprocess.run(
         [sys.executable, "-m", "dvc", "status", f"evaluate@{name}"],
         cwd=project,
-        env=full_scale.run_env(project),
+        env=_project_module().run_env(project),
         capture_output=True,
         text=True,
         check=True,
