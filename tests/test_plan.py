@@ -367,3 +367,60 @@ def test_a_params_edit_makes_its_records_stale_before_resolve_reruns(in_tmp):
     assert planning.stale_records(params, in_tmp) == set()
     raw.setdefault("train", {})["lr"] = 0.003
     assert planning.stale_records(parse_params(raw), in_tmp) == {"train@toy-cnn"}  # features keep
+
+
+def test_network_rates_are_kept_per_machine_state_for_a_week(tmp_path, monkeypatch):
+    import datetime as dt
+
+    from visionlab.training import plan_rate_store as store
+
+    key = ("simple_cnn", 32, "trainable", None, None, "auto", 32, 64)
+    other = ("cifar_base", 32, "trainable", None, None, "auto", 32, 64)
+    rates = planning.Rates(forward=120.5, train=40.25, featurize=None, top=None)
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    decode = ("decode", "toy", 32, False)
+    store.save(tmp_path, "cpu", {key: rates, decode: rates}, store.Kept(), now=now)
+    kept = store.load(tmp_path, "cpu", now=now + dt.timedelta(days=6))
+    assert kept.rates == {key: rates} and kept.timed_at[key] == now  # decode seconds are never kept
+    assert store.load(tmp_path, "cpu", now=now + dt.timedelta(days=8)).rates == {}  # too old
+    assert store.load(tmp_path, "cuda:0", now=now).rates == {}  # timed on another device
+    state = store.machine_state("cpu")
+    monkeypatch.setattr(store, "machine_state", lambda device: {**state, "threads": state["threads"] + 1})
+    assert store.load(tmp_path, "cpu", now=now).rates == {}  # other torch threads
+    monkeypatch.undo()
+    # A later plan adds its networks; the entries it did not time stay, with their first date.
+    later = now + dt.timedelta(days=1)
+    store.save(tmp_path, "cpu", {other: rates, key: rates}, store.load(tmp_path, "cpu", now=later), now=later)
+    kept = store.load(tmp_path, "cpu", now=later)
+    assert set(kept.rates) == {key, other} and kept.timed_at == {key: now, other: later}
+    (tmp_path / store.STORE).write_text("{not json")
+    assert store.load(tmp_path, "cpu").rates == {}  # a damaged store is timed again, not an error
+
+
+def test_a_second_plan_reuses_the_networks_the_first_timed_and_retime_times_them_again(in_tmp, monkeypatch):
+    from click.testing import CliRunner
+
+    from visionlab.cli import main
+    from visionlab.training import plan_probe
+
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(minimal_params(train={"image_size": 32, "epochs": 2})))
+    _manifest(in_tmp, 40, 10, 10)
+    first = CliRunner().invoke(main, ["plan", "--study", "toy"])
+    assert first.exit_code == 0, first.output
+    assert "reused" not in first.output and (in_tmp / ".visionlab/plan_rates.json").is_file()
+
+    def no_timing(*args):
+        raise AssertionError("a network the first plan timed was timed again")
+
+    monkeypatch.setattr(plan_probe, "_measure", no_timing)
+    second = CliRunner().invoke(main, ["plan", "--study", "toy"])
+    assert second.exit_code == 0, second.output
+
+    def train(output: str) -> list[str]:  # the network's part: file reads are timed every run
+        return re.findall(r"toy-cnn .*(train [^,]+),", output)
+
+    assert train(first.output) and train(first.output) == train(second.output)
+    assert "rates: 0 networks timed now, 1 reused from .visionlab/plan_rates.json" in second.output
+    assert "`visionlab plan --retime` times them again" in second.output
+    retimed = CliRunner().invoke(main, ["plan", "--study", "toy", "--retime"])
+    assert retimed.exit_code == 1 and "timed again" in str(retimed.exception)  # --retime times it

@@ -16,17 +16,24 @@ if TYPE_CHECKING:  # the command loads params and torch only once it runs: `--he
     import torch
 
     from visionlab.params import Params
+    from visionlab.training.plan_rate_store import Kept
     from visionlab.training.planning import Counts, PipelineState
 
 
 @click.command()
 @click.option("--study", "studies", multiple=True, help="Only this data set (repeatable).")
 @click.option("--experiment", "experiments", multiple=True, help="Only this experiment (repeatable).")
-def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
+@click.option(
+    "--retime",
+    is_flag=True,
+    help="Time every network again, not reusing the rates an earlier plan here measured.",
+)
+def plan(studies: tuple[str, ...], experiments: tuple[str, ...], retime: bool) -> None:
     """Estimate how long featurize + train + evaluate of each experiment would take here.
 
     Times each network on a few synthetic batches on this machine, the way the stages run it,
-    and multiplies by image counts x epochs; the output's last line says what is counted.
+    and multiplies by image counts x epochs; the output's last line says what is counted. Rates
+    are kept in .visionlab/plan_rates.json for a week: a later plan on this machine reuses them.
     """
     root = paths.workspace_root()
     params = _checked_params(root, studies, experiments)
@@ -37,9 +44,11 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
     device = select_device(params.train.device)
     precision = "bfloat16 autocast" if use_amp(device, params.train.amp) else "float32"
     click.echo(f"visionlab plan: {root} ({device.type}, {torch.get_num_threads()} threads, {precision})")
+    from visionlab.training import plan_rate_store
     from visionlab.training.planning import stale_records
 
-    context = _Planning(root, device, _pipeline_state(root), stale_records(params, root))
+    kept = plan_rate_store.Kept() if retime else plan_rate_store.load(root, device)
+    context = _Planning(root, device, _pipeline_state(root), stale_records(params, root), kept)
     total, counted, skipped = 0.0, 0, 0
     for dataset in studies or tuple(params.datasets):
         names = [
@@ -51,6 +60,25 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...]) -> None:
             seconds, ran, missed = _study(params, dataset, names, context)
             total, counted, skipped = total + seconds, counted + ran, skipped + missed
     _footer(total, counted, skipped, device.type)
+    _keep_rates(context)
+
+
+def _keep_rates(context: _Planning) -> None:
+    """Store the networks timed now; say which rates were reused, and how to time them again."""
+    from visionlab.training import plan_rate_store
+
+    timed = sum(1 for key in context.rates if key not in context.reused and key[:1] != ("decode",))
+    try:
+        plan_rate_store.save(context.root, context.device, context.rates, context.kept)
+    except OSError as exc:  # a read-only project: the plan stands, the next one times again
+        click.echo(f"note: rates not kept ({exc})", err=True)
+    if context.reused:
+        oldest = min(context.kept.timed_at[key] for key in context.reused)
+        click.echo(
+            f"rates: {timed} networks timed now, {len(context.reused)} reused from "
+            f"{plan_rate_store.STORE} (timed here since {oldest:%Y-%m-%d %H:%M} UTC; "
+            "`visionlab plan --retime` times them again)"
+        )
 
 
 @dataclass
@@ -61,7 +89,9 @@ class _Planning:
     device: torch.device
     state: PipelineState | None
     stale: set[str]
+    kept: Kept  # rates an earlier plan here timed (plan_rate_store)
     rates: dict = field(default_factory=dict)  # plan_probe's cache: each network timed once
+    reused: set = field(default_factory=set)  # the keys of ``rates`` taken from ``kept``
 
 
 def _pipeline_state(root: Path) -> PipelineState | None:
@@ -132,6 +162,10 @@ def _experiment(params: Params, name: str, counts: Counts, context: _Planning) -
     runs = planning.stages_to_run(params, name, context.state, context.stale)
     if not runs:
         return f"  {name:<28} up to date: `dvc repro` would skip featurize, train and evaluate", 0.0
+    key = plan_probe.network_key(params, name)
+    if key in context.kept.rates and key not in context.rates:  # timed by an earlier plan here
+        context.rates[key] = context.kept.rates[key]
+        context.reused.add(key)
     rates = plan_probe.measure(params, name, counts, context.device, context.rates, context.root)
     estimate = planning.estimate(params, name, counts, rates).only(runs)
     stopped = planning.last_stop(params, name, context.root) if "train" in runs else None

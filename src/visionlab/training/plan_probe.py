@@ -104,7 +104,8 @@ def _training(module: nn.Module, batch: torch.Tensor, classes: int, device: torc
     return step
 
 
-def _key(params: Params, experiment: str) -> tuple:
+def network_key(params: Params, experiment: str) -> tuple:
+    """What a network's rates depend on in params: experiments with one key share one probe."""
     spec = params.model_of(experiment)
     cut = spec.unfreeze_from if spec.base == "finetune" and spec.activation_cache != "off" else None
     # Not the classes nor grey input: they change the last and first layer only, not the rate (a
@@ -135,7 +136,7 @@ def measure(
     With ``root`` (the project), also the seconds per image of reading its data set's files
     (:func:`decode_seconds`); without, decoding is not counted.
     """
-    key = _key(params, experiment)
+    key = network_key(params, experiment)
     if key not in cache:
         cache[key] = _measure(params, experiment, counts, device)
     if root is None:
