@@ -32,6 +32,7 @@ from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.data.resolve_stage import resolve_stage
 from visionlab.params import parse_params
 from visionlab.runtime.device import cpu_supports_bf16, use_amp, use_amp_on_cached_top
+from visionlab.runtime.feature_cache import featurize_seconds
 from visionlab.training.featurize_stage import featurize_experiment
 from visionlab.training.train_stage import train_experiment
 
@@ -109,7 +110,7 @@ def main(shared: Path, per_class: int, epochs: int, amp: str) -> None:
             history = pd.read_csv(folder / "results" / name / "history.csv")
             tuned = history[history.phase == "finetune"]
             results[name] = {
-                "featurize_seconds": info.get("seconds", 0.0),
+                "featurize_seconds": featurize_seconds(name, folder) or 0.0,
                 "cache_bytes": info.get("activation_bytes", 0),
                 "cache_shape": info.get("activation_shape"),
                 "cached_images": info.get("train_images", 0) + info.get("val_images", 0),

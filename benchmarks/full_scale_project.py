@@ -27,6 +27,7 @@ from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
 from visionlab.reporting.collect import comparison_frame, read_datasets
 from visionlab.reporting.compare import as_number
 from visionlab.reporting.published import load_published
+from visionlab.runtime.feature_cache import featurize_seconds
 
 REPO = Path(__file__).resolve().parents[1]
 SYNCED_COMMIT = "SOURCE_COMMIT"  # in the work copy: the visionlab commit its code was synced from
@@ -134,7 +135,6 @@ def result_row(project: Path, experiment: str) -> dict[str, Any]:
     cells = found.iloc[0].to_dict()
     dataset = cells["dataset"]
     cleaning = read_json(project / "data" / "prepared" / dataset / "report.json")
-    featurize = read_json(project / "data" / "features" / experiment / "info.json")
     row = {
         "experiment": experiment,
         "dataset": dataset,
@@ -143,7 +143,7 @@ def result_row(project: Path, experiment: str) -> dict[str, Any]:
         "status": cells["status"],
         **_published(project, dataset, cells),
         "split_counts": cleaning.get("split_totals"),
-        "featurize_seconds": as_number(featurize.get("seconds")),
+        "featurize_seconds": featurize_seconds(experiment, project),
         "note": NOTES.get(dataset),
     }
     for key in (

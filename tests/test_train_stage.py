@@ -17,6 +17,7 @@ import torchvision
 import yaml
 
 from tests.conftest import minimal_params, write_toy_images
+from visionlab import paths
 from visionlab.data.prepare_stage import prepare_dataset
 from visionlab.data.resolve_stage import resolve_stage
 from visionlab.evaluation.evaluate_stage import evaluate_experiment
@@ -133,8 +134,10 @@ def test_each_model_family_trains_and_evaluates_through_the_stages(project, expe
         28, rel=0.01, abs=training["images_per_second"] * 0.0006
     )
     # The compute that produced the model: a frozen (or cached fine-tuned) base's features, then training.
-    features = info.get("seconds", 0.0)
-    assert (spec.base != "trainable") == (features > 0)
+    assert "seconds" not in info  # timing stays out of the cache folder: the same features hash the same
+    featurized = json.loads(Path(f"results/{experiment}/featurize.json").read_text())["seconds"]
+    features = featurized or 0.0
+    assert (spec.base != "trainable") == (featurized is not None) == (features > 0)
     assert timing["featurize_seconds"] == pytest.approx(features, abs=1e-3)
     assert timing["compute_seconds"] == pytest.approx(features + timing["train_seconds"], abs=2e-3)
     assert metrics["training"]["compute_seconds"] == timing["compute_seconds"]
@@ -260,6 +263,20 @@ def test_two_identical_runs_write_byte_identical_model_files(project):
     timing = json.loads(Path(f"results/{experiment}/training.json").read_text())
     assert timing["train_seconds"] > 0 and timing["train_images_per_second"] > 0
     assert "train_seconds" not in json.loads(written[1]["summary.json"])
+
+
+def test_two_identical_featurize_runs_write_a_byte_identical_cache(project):
+    """The cache folder (featurize's DVC output) holds nothing a rerun changes; its seconds go to
+    results/<experiment>/featurize.json. A featurize that reruns after an edit that leaves the
+    features as they were then leaves train cached, instead of a retrain of up to an hour."""
+    experiment = "effnet-finetune"
+    folder = paths.features_dir(experiment)
+    written = []
+    for _ in range(2):
+        featurize_experiment(project, experiment)
+        written.append({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
+    assert set(written[0]) == {"info.json", "train.pt", "val.pt"} and written[0] == written[1]
+    assert json.loads(Path(f"results/{experiment}/featurize.json").read_text())["seconds"] > 0
 
 
 @pytest.mark.slow

@@ -99,6 +99,12 @@ def training_timing_file(experiment: str) -> Path:
     return results_dir(experiment) / "training.json"
 
 
+def featurize_timing_file(experiment: str) -> Path:
+    """The featurize stage's seconds: kept out of its cache folder, so the same features hash the same
+    and a rerun that rebuilds them unchanged does not make train rerun."""
+    return results_dir(experiment) / "featurize.json"
+
+
 def resolved_dir() -> Path:
     """The resolve stage's records: what each later stage's result depends on, resolved once."""
     return Path("data") / "resolved"

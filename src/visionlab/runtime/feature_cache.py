@@ -22,21 +22,28 @@ def feature_file(folder: Path, split: str) -> Path:
 
 
 def info_file(folder: Path) -> Path:
-    """What featurize did: image counts, feature size and ``seconds``, the compute it took."""
+    """What featurize did: image counts, feature size, the cut and the cache's shape (no timing)."""
     return Path(folder) / "info.json"
 
 
-def featurize_seconds(experiment: str) -> float:
-    """Seconds the featurize stage spent on ``experiment``'s cache (0 when it cached nothing).
+def featurize_seconds(experiment: str, root: Path = Path(".")) -> float | None:
+    """Seconds the featurize stage spent on ``experiment``'s cache; None when it cached nothing.
 
     The train stage adds them to its own: a frozen-base head trains in seconds on features that
-    took minutes, and the report must show what the model cost.
+    took minutes, and the report must show what the model cost. Read from the stage's timing file
+    (``paths.featurize_timing_file``); a cache written before that file existed kept them in its
+    info.json.
     """
-    try:
-        info = json.loads(info_file(paths.features_dir(experiment)).read_text())
-        return float(info.get("seconds", 0.0))
-    except (OSError, ValueError, TypeError, AttributeError):
-        return 0.0
+    for path in (
+        root / paths.featurize_timing_file(experiment),
+        info_file(root / paths.features_dir(experiment)),
+    ):
+        try:
+            seconds = json.loads(path.read_text()).get("seconds")
+        except (OSError, ValueError, AttributeError):
+            continue
+        return float(seconds) if isinstance(seconds, int | float) else None
+    return None
 
 
 def load_features(experiment: str, split: str) -> dict:

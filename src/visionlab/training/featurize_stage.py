@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from visionlab import paths
-from visionlab.atomic import atomic_dir
+from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.errors import MissingArtifactError
 from visionlab.models import Classifier, build_model
 from visionlab.params import ModelParams, Params, trace
@@ -108,19 +108,23 @@ def featurize_experiment(params: Params, experiment: str) -> Path:
     """Cache the frozen part's output for ``experiment``, from its resolved record alone."""
     record = read_feature_inputs(experiment)
     out = paths.features_dir(experiment)
+    started = time.perf_counter()  # the whole stage's work: loading the backbone included
+    cached = mode_of(record["base"]).caches
     with atomic_dir(out) as scratch:
         info: dict = {"experiment": experiment, "frozen": record["base"] == "frozen"}
-        if not mode_of(record["base"]).caches:  # its record holds nothing else: no model to build
+        if not cached:  # its record holds nothing else: no model to build
             info["note"] = BaseMode.NOTHING_CACHED
         else:
             info.update(_cache_base(params, record, scratch))
         info_file(scratch).write_text(json.dumps(info, indent=2) + "\n")
+    # The seconds go beside the cache, not in it: the same features must hash the same in DVC.
+    seconds = round(time.perf_counter() - started, 2) if cached else None
+    atomic_write_text(paths.featurize_timing_file(experiment), json.dumps({"seconds": seconds}) + "\n")
     return out
 
 
 def _cache_base(params: Params, record: dict, scratch: Path) -> dict:
     """Features (frozen base) or activations at the cut (fine-tuned base) of the train and val images."""
-    started = time.perf_counter()  # the whole stage's work: loading the backbone included
     spec = ModelParams.model_validate({key: record[key] for key in BASE_KEYS} | {"head": record["head"]})
     trace.not_params(spec)  # built from the resolve stage's record, a file dep: not params.yaml
     mode = base_mode(spec)
@@ -154,6 +158,5 @@ def _cache_base(params: Params, record: dict, scratch: Path) -> dict:
         feature_dim=int(cached["features"].shape[1]),
         image_size=record["image_size"],
         classes=classes,
-        seconds=round(time.perf_counter() - started, 2),
     )
     return info

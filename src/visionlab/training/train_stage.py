@@ -272,7 +272,7 @@ def train_experiment(params: Params, experiment: str) -> Path:
             amp=setup.amp,
             channels_last=setup.channels_last,
             trained_on=trained_on(inputs, resolved.spec),
-            features_seconds=featurize_seconds(experiment) if inputs.on_features else 0.0,
+            features_seconds=(featurize_seconds(experiment) or 0.0) if inputs.on_features else 0.0,
         )
         out = save_outputs(run, resolved, trained)
     shutil.rmtree(resume, ignore_errors=True)  # finished: nothing left to resume
