@@ -67,12 +67,25 @@ def fingerprint(path: Path) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _timing_alone(path: Path) -> bool:
+    """A JSON file that holds timing fields only: nothing in it can match between two runs."""
+    if path.suffix != ".json":
+        return False
+    try:
+        content = json.loads(path.read_bytes())
+    except ValueError:
+        return False
+    return isinstance(content, dict) and bool(content) and not _without_timing(content)
+
+
 def outputs(project: Path) -> dict[str, str]:
     found = {}
     for top in OUTPUTS:
         for path in sorted((project / top).rglob("*")):
             # mlflow_run.json names the run's random MLflow id: different by design
             if path.is_file() and "resume" not in path.parts and path.name != "mlflow_run.json":
+                if _timing_alone(path):  # featurize.json: seconds only, which a rerun never repeats
+                    continue
                 found[str(path.relative_to(project))] = fingerprint(path)
     return found
 

@@ -88,3 +88,20 @@ def test_amp_by_net_times_each_net_trained_whole_on_images_once():
     # The budget recipe shares its net, size and batch with the faithful one: one measurement.
     assert ["cifar-inception", "cifar-inception-budget"] in found.values()
     assert {key[3] for key in found if key[0].startswith("cifar")} == {10}
+
+
+def test_bit_identity_compares_every_output_but_files_of_timing_alone(tmp_path):
+    spec = importlib.util.spec_from_file_location("bit_identity", BENCHMARKS / "bit_identity.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    results = tmp_path / "results" / "toy"
+    results.mkdir(parents=True)
+    (results / "featurize.json").write_text(json.dumps({"seconds": 1.5}))  # a rerun never repeats it
+    (results / "training.json").write_text(json.dumps({"epochs": 2, "train_seconds": 3.0}))
+    (results / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.5}}))
+    found = module.outputs(tmp_path)
+    assert set(found) == {"results/toy/training.json", "results/toy/metrics.json"}
+    (results / "training.json").write_text(json.dumps({"epochs": 2, "train_seconds": 9.0}))
+    assert module.outputs(tmp_path) == found  # the timing inside a file is left out, the rest compared
+    (results / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.75}}))
+    assert module.outputs(tmp_path)["results/toy/metrics.json"] != found["results/toy/metrics.json"]
