@@ -102,11 +102,9 @@ class SeedCount(NamedTuple):
         return self.count == self.seeds
 
     def __str__(self) -> str:
-        return (
-            f"all {self.seeds} seeds"
-            if self.unanimous
-            else f"{self.claim} for {self.count} of {self.seeds} seeds"
-        )
+        if self.unanimous:
+            return "both seeds" if self.seeds == 2 else f"all {self.seeds} seeds"
+        return f"{self.claim} for {self.count} of {self.seeds} seeds"
 
 
 def across_seeds(row: dict[str, Any], said: str) -> SeedCount | None:

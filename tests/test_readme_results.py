@@ -159,6 +159,8 @@ def test_a_claim_one_training_seed_makes_and_another_does_not_is_not_made():
     # Every seed beyond chance: the table says so; a headline within chance names the seeds that are not.
     agreed = {**row, "seeds": [{"test_accuracy": 325 / 337}] * 3}
     assert "better beyond chance (all 3 seeds)" in full_scale.render_readme_table([agreed])
+    pair = {**row, "seeds": [{"test_accuracy": 325 / 337}] * 2}
+    assert "better beyond chance (both seeds)" in full_scale.render_readme_table([pair])
     within = {**row, "test_accuracy": 321 / 337, "test_ci95": None}
     cell = full_scale.chance_cell(within, full_scale.interval_of(within), 0.9306)
     assert cell == "within chance; better beyond chance for 2 of 3 seeds"
