@@ -3,7 +3,7 @@
 Timing every network of every study takes most of a plan's seconds; a plan after a params edit
 (an lr, a recipe's epochs) times the same networks on the same machine. The store is
 ``.visionlab/plan_rates.json`` in the project (git ignores it). An entry holds the probe's key
-(``plan_probe._key``: architecture, input side, base mode, cut, precision, batch sizes), what it was
+(``plan_probe.network_key``: architecture, input side, base mode, cut, precision, batch sizes), what it was
 timed on (CPU model, torch threads, device, torch version, probe version) and when. An entry from
 another machine state, or older than ``MAX_AGE_DAYS`` (a torch upgrade or a changed network's
 code is caught by that at the latest), is timed again; ``visionlab plan --retime`` times every
