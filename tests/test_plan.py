@@ -130,7 +130,9 @@ def test_the_probe_times_the_stages_batch_sizes_on_a_folded_copy(monkeypatch):
         return float(images)
 
     monkeypatch.setattr(plan_probe, "_rate", record)
-    monkeypatch.setattr(plan_probe, "fold_batch_norms", _recording_fold(plan_probe.fold_batch_norms, timed))
+    from visionlab.runtime import folding  # plan_probe imports it as it times a network
+
+    monkeypatch.setattr(folding, "fold_batch_norms", _recording_fold(folding.fold_batch_norms, timed))
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["evaluate"]["batch_size"] = 6
     raw["recipes"]["finetune"]["batch_size"] = 5
@@ -424,3 +426,33 @@ def test_a_second_plan_reuses_the_networks_the_first_timed_and_retime_times_them
     assert "`visionlab plan --retime` times them again" in second.output
     retimed = CliRunner().invoke(main, ["plan", "--study", "toy", "--retime"])
     assert retimed.exit_code == 1 and "timed again" in str(retimed.exception)  # --retime times it
+
+
+def test_a_plan_reusing_every_rate_imports_neither_timm_nor_torchvision(in_tmp):
+    """They take about 2 s to import, a third of a reused plan: only timing a network needs them."""
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from visionlab.cli import main
+
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(minimal_params(train={"image_size": 32, "epochs": 2})))
+    _manifest(in_tmp, 40, 10, 10)
+    assert CliRunner().invoke(main, ["plan", "--study", "toy"]).exit_code == 0  # times and keeps the rates
+    script = f"""
+import sys
+from visionlab.cli import main
+from visionlab.params import load_params
+from visionlab.training import planning
+main(["plan", "--study", "toy"], standalone_mode=False)
+shipped = load_params({str(ROOT / "params.yaml")!r})
+for name in shipped.experiments:  # the weights check of every shipped model, Lite and torchvision ones
+    planning.missing_weights(shipped, name)
+print("loaded:", sorted(m for m in ("timm", "torchvision") if m in sys.modules))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=in_tmp, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 reused from" in done.stdout and done.stdout.strip().endswith("loaded: []")

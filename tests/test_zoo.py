@@ -325,6 +325,19 @@ def torch_home(tmp_path, monkeypatch):
     return checkpoints
 
 
+def test_written_out_weight_urls_are_torchvisions():
+    tvm = torchvision.models
+    enums = {
+        "mobilenet_v2": tvm.MobileNet_V2_Weights,
+        "alexnet": tvm.AlexNet_Weights,
+        "inception_v3": tvm.Inception_V3_Weights,
+        "vgg16": tvm.VGG16_Weights,
+        "vgg19": tvm.VGG19_Weights,
+        "resnet50": tvm.ResNet50_Weights,
+    }
+    assert {arch: enum.IMAGENET1K_V1.url for arch, enum in enums.items()} == zoo_weights.TORCHVISION_URLS
+
+
 def test_missing_imagenet_weights_say_where_to_put_them(torch_home):
     started = time.monotonic()
     with pytest.raises(MissingArtifactError) as error:

@@ -167,7 +167,7 @@ def _check_weights(params: Params) -> list[Check]:
     """ImageNet weights cached for the torchvision architectures params.yaml uses."""
     import torch
 
-    from visionlab.models.weights import TORCHVISION_WEIGHTS, weights_path
+    from visionlab.models.weights import weights_path, weights_url
 
     archs = sorted({m.arch for m in params.models.values() if m.weights == "imagenet"})
     wanted = [a for a in archs if architectures.architecture(a).weights == "torchvision"]
@@ -193,7 +193,7 @@ def _check_weights(params: Params) -> list[Check]:
                 WARN,
                 f"not in {folder}: {files}",
                 "with internet they download on first use; offline, copy them from "
-                + " ".join(sorted({TORCHVISION_WEIGHTS[a].url.rsplit("/", 1)[0] + "/" for a in missing}))
+                + " ".join(sorted({weights_url(a).rsplit("/", 1)[0] + "/" for a in missing}))
                 + f" into {folder}",
             )
         )

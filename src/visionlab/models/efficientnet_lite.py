@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
@@ -102,6 +101,8 @@ class EfficientNetLite(Classifier):
     ):
         super().__init__()
         head = head or HeadParams()
+        import timm  # here: finding the weights file (`plan`, `doctor`) needs no timm (~2 s to import)
+
         variant = VARIANTS[arch]
         self.default_image_size = variant.image_size
         self.backbone = timm.create_model(variant.timm_name, pretrained=False)

@@ -19,7 +19,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-import torchvision.models as tvm
 from torch import nn
 
 from visionlab.errors import MissingArtifactError
@@ -32,22 +31,24 @@ DOWNLOAD_TIMEOUT_S = 20.0
 # Set to 1 to never try a download (air-gapped machines: fail at once with the placement hint).
 OFFLINE_ENV = "VISIONLAB_OFFLINE"
 
-# The ImageNet weights each architecture loads: torchvision's V1 for all (the ones Keras studies'
-# numbers are closest to, and the only ones InceptionV3, VGG and AlexNet have).
-TORCHVISION_WEIGHTS = {
-    "mobilenet_v2": tvm.MobileNet_V2_Weights.IMAGENET1K_V1,
-    "alexnet": tvm.AlexNet_Weights.IMAGENET1K_V1,
-    "inception_v3": tvm.Inception_V3_Weights.IMAGENET1K_V1,
-    "vgg16": tvm.VGG16_Weights.IMAGENET1K_V1,
-    "vgg19": tvm.VGG19_Weights.IMAGENET1K_V1,
-    "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1,
+# Where each architecture's ImageNet weights come from: torchvision's V1 for all (the ones Keras
+# studies' numbers are closest to, and the only ones InceptionV3, VGG and AlexNet have). Their URLs
+# as torchvision's ``*_Weights.IMAGENET1K_V1`` name them (tests/test_zoo.py checks they still do),
+# written out so that finding a file (`visionlab plan`, `doctor`) need not import torchvision (~2 s).
+TORCHVISION_URLS = {
+    "mobilenet_v2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
+    "alexnet": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    "inception_v3": "https://download.pytorch.org/models/inception_v3_google-0cc3c7bd.pth",
+    "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
+    "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
 }
 
 _HASH_IN_NAME = re.compile(r"-([a-f0-9]{6,})\.")  # torchvision names files <name>-<sha256 prefix>.pth
 
 
 def weights_url(arch: str) -> str:
-    return TORCHVISION_WEIGHTS[arch].url
+    return TORCHVISION_URLS[arch]
 
 
 def checkpoint_dir() -> Path:

@@ -27,12 +27,9 @@ from torch import nn
 
 from visionlab import paths
 from visionlab.data.folder_source import folder_path
-from visionlab.models import build_model
-from visionlab.models.base import CachedTop
 from visionlab.params import Params
 from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.device import use_amp, use_amp_on_cached_top
-from visionlab.runtime.folding import fold_batch_norms
 from visionlab.runtime.preprocess import load_pixels
 from visionlab.training.planning import IMAGE_SUFFIXES, Counts, Rates
 
@@ -197,6 +194,12 @@ def _batch(model: nn.Module, n: int, size: int, device: torch.device, amp: bool)
 
 
 def _measure(params: Params, experiment: str, counts: Counts, device: torch.device) -> Rates:
+    # Here, not at the top: the model zoo imports timm and torchvision (about 2 s), which a plan
+    # reusing every kept rate (plan_rate_store) never needs.
+    from visionlab.models import build_model
+    from visionlab.models.base import CachedTop
+    from visionlab.runtime.folding import fold_batch_norms
+
     spec = params.model_of(experiment)
     recipe = params.recipe_of(experiment)
     size, grayscale = params.image_size_of(experiment), params.grayscale_of(experiment)
