@@ -13,7 +13,7 @@ from visionlab.errors import ParamsError
 from visionlab.params import ModelParams, TrainParams, parse_params
 from visionlab.training.loop import fit
 from visionlab.training.phase import RunHooks
-from visionlab.training.regularization import balanced_class_weights, l2_penalty
+from visionlab.training.regularization import balanced_class_weights, l2_penalty, mix_batch
 
 
 def _params(**experiment):
@@ -57,6 +57,10 @@ def test_model_overrides_merge_into_nested_sections():
         ({"train_overrides": {"lr": -1}}, "experiments.toy-cnn.train_overrides.lr: Input should be greater"),
         ({"train_overrides": {"lrr": 1}}, "experiments.toy-cnn.train_overrides.lrr: unknown key"),
         ({"model_overrides": {"arch": "vgg99"}}, "experiments.toy-cnn.model_overrides.arch: Input should be"),
+        (
+            {"train_overrides": {"mixup_alpha": -0.2}},
+            "experiments.toy-cnn.train_overrides.mixup_alpha: Input should be greater",
+        ),
     ],
 )
 def test_bad_overrides_name_their_key(experiment, message):
@@ -103,6 +107,46 @@ def test_reported_loss_is_plain_cross_entropy_whatever_the_recipe():
     weighted = RunHooks(class_weights=torch.tensor([5.0, 1.0]))
     result = fit(net, batches, batches, settings, torch.device("cpu"), hooks=weighted)
     assert result.history[0]["train_loss"] == pytest.approx(expected, abs=1e-5)
+
+
+def test_mixup_blends_each_input_and_label_with_one_partner_by_one_share():
+    x = torch.arange(24, dtype=torch.float32).reshape(6, 4)
+    y = torch.arange(6)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    mixed = mix_batch(x, y, alpha=0.4)
+    assert 0 < mixed.share < 1 and sorted(mixed.partners.tolist()) == list(range(6))  # a permutation
+    partner = x[mixed.partners]  # label i is row i here, so the partners' labels index their rows
+    assert torch.allclose(mixed.inputs, mixed.share * x + (1 - mixed.share) * partner)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    again = mix_batch(x, y, alpha=0.4)  # the global generators decide: a resumed run draws alike
+    assert again.share == mixed.share and torch.equal(again.partners, mixed.partners)
+
+
+def _fit_once(**settings) -> tuple[list[dict], dict]:
+    np.random.seed(1)
+    torch.manual_seed(1)
+    net = nn.Linear(4, 2)
+    train = TrainParams(epochs=2, lr=0.05, early_stopping_patience=0, amp="off", **settings)
+    history = fit(net, _batches(noisy=True), _batches(seed=1), train, torch.device("cpu")).history
+    return history, net.state_dict()
+
+
+def test_mixup_changes_training_reproducibly_and_off_draws_nothing():
+    plain, plain_state = _fit_once()
+    np.random.seed(1)
+    untouched = np.random.random()
+    _fit_once()
+    np.random.seed(1)
+    assert np.random.random() == untouched  # never drawn with mixup off: earlier runs replay exactly
+    mixed, mixed_state = _fit_once(mixup_alpha=0.4)
+    again, again_state = _fit_once(mixup_alpha=0.4)
+    assert [r["train_loss"] for r in mixed] == [r["train_loss"] for r in again]
+    assert all(torch.equal(mixed_state[k], again_state[k]) for k in mixed_state)
+    assert [r["train_loss"] for r in mixed] != [r["train_loss"] for r in plain]
+    assert not torch.equal(mixed_state["weight"], plain_state["weight"])
+    assert [r["val_loss"] for r in mixed] != [r["val_loss"] for r in plain]
 
 
 def test_balanced_class_weights_match_scikit_learn():

@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import SHARED_DATASETS, minimal_params
 from visionlab.data.resolve_stage import resolve_stage
 from visionlab.data.sources import source_pin
-from visionlab.params import RUNTIME_KEYS, TrainParams, load_params, parse_params
+from visionlab.params import ADDED_OFF, RUNTIME_KEYS, TrainParams, load_params, parse_params
 from visionlab.params.resolved import explain_params, feature_inputs, train_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -149,7 +149,7 @@ def _explain(raw: dict, experiment: str = "toy-cnn") -> dict:
 def test_the_train_record_holds_every_key_train_reads_but_runtime_and_explanations():
     record = _train(minimal_params())
     train = {k.removeprefix("train.") for k in record if k.startswith("train.")}
-    assert train == set(TrainParams.model_fields) - RUNTIME_KEYS
+    assert train == set(TrainParams.model_fields) - RUNTIME_KEYS - set(ADDED_OFF)
     own = {k.removeprefix("experiments.toy-cnn.") for k in record if k.startswith("experiments.")}
     assert own == {"dataset", "model", "recipe", "train_images", "model_overrides", "train_overrides"}
     assert {"datasets.toy", "models.cnn", "recipes.default"} <= set(record)
@@ -191,6 +191,16 @@ def test_explanations_and_runtime_keep_the_train_record_and_explanations_change_
     assert _train(section) == base and _explain(section) != base_explain
     runtime = minimal_params(train={"device": "cpu", "num_workers": 3, "resume": False, "rdzv_id": "j2"})
     assert _train(runtime) == base and _explain(runtime) == base_explain
+
+
+@pytest.mark.parametrize("key", sorted(ADDED_OFF))
+def test_a_knob_added_later_is_in_the_train_record_only_once_set(key):
+    """Off, the record is the one written before the knob existed: no cached run retrains."""
+    off = _train(minimal_params())
+    assert f"train.{key}" not in off
+    assert _train(minimal_params(train={key: ADDED_OFF[key]})) == off
+    on = _train(minimal_params(train={key: 0.2}))
+    assert on[f"train.{key}"] == 0.2 and on != off
 
 
 def test_an_absent_override_map_and_an_empty_one_give_the_same_records():

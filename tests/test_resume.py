@@ -136,3 +136,24 @@ def test_a_knob_added_with_a_null_default_leaves_checkpoints_resumable(monkeypat
     model = raw["experiments"]["flowers-cnn"]["model"]
     raw["models"][model]["grayscale"] = True  # a knob the run sets: a different run
     assert _shipped_key(raw) != before
+
+
+def test_a_knob_added_later_left_off_keeps_the_checkpoints_key(monkeypatch):
+    """ADDED_OFF: a run of the shipped params resumes its checkpoint from before the knob existed."""
+    from visionlab.params import ADDED_OFF
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    now = _shipped_key(raw)
+    shaping = train_stage.experiment_params
+
+    def before_the_knobs(params, experiment):
+        found = shaping(params, experiment)
+        for key in ADDED_OFF:
+            del found["train"][key]
+        return found
+
+    monkeypatch.setattr(train_stage, "experiment_params", before_the_knobs)
+    assert _shipped_key(raw) == now
+    monkeypatch.undo()
+    raw["train"]["mixup_alpha"] = 0.2  # set: another run
+    assert _shipped_key(raw) != now

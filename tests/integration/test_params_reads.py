@@ -16,7 +16,7 @@ from dvc.repo import Repo
 
 from tests.integration.test_pipeline import EXPERIMENTS
 from tests.test_dvc_params import _deps
-from visionlab.params import RUNTIME_PARAMS
+from visionlab.params import ADDED_OFF, RUNTIME_PARAMS
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,8 @@ def stage_reads(traces) -> dict[str, set[str]]:
 def declared_params(project) -> dict[str, set[str]]:
     """Each stage's params deps, and the keys of the params records it depends on
     (``data/resolved/{train,explain}/<experiment>.json`` hold those keys' values: DVC reruns the
-    stage when one changes, as for a params dep)."""
+    stage when one changes, as for a params dep; the train record leaves out ``ADDED_OFF`` keys
+    while they are off and holds them once set)."""
     repo = Repo(str(project))
     try:
         declared = {}
@@ -56,6 +57,8 @@ def declared_params(project) -> dict[str, set[str]]:
             for path in files:
                 if path.startswith("data/resolved/"):
                     keys |= set(json.loads((project / path).read_text()).get("params", {}))
+                if path.startswith("data/resolved/train/"):  # absent there = off; set, they are in it
+                    keys |= {f"train.{key}" for key in ADDED_OFF}
             declared[stage.name] = keys
         return declared
     finally:

@@ -198,8 +198,9 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     assert ran_stages(moved) == set()
     git(project, "checkout", "params.yaml")
 
-    # A training variant retrains and re-evaluates, and leaves the data stages alone.
-    variant = run(project, *dvc, "exp", "run", "-S", "train.lr=0.0003")
+    # A training variant retrains and re-evaluates, and leaves the data stages alone. With mixup:
+    # flowers-cnn blends images, flowers-effnet its cached features.
+    variant = run(project, *dvc, "exp", "run", "-S", "train.lr=0.0003", "-S", "train.mixup_alpha=0.2")
     assert ran_stages(variant) == {
         f"{s}@{e}" for s in ("train", "evaluate", "explain") for e in EXPERIMENTS
     } | {"report", "resolve"}  # resolve: train's record holds train.lr
@@ -207,7 +208,7 @@ def test_repro_noop_and_experiment(tiny_pipeline):
 
     _, runs = mlflow_runs(project)
     variants = [r for r in runs if r.data.params.get("train.lr") == "0.0003"]
-    assert len(variants) == 2
+    assert len(variants) == 2 and all(r.data.params["train.mixup_alpha"] == "0.2" for r in variants)
     assert all(r.data.tags["dvc.exp_name"] != "workspace" for r in variants)
     assert all("test_accuracy" in r.data.metrics for r in variants)
     assert "visionlab-flowers" not in [m.name for m in client.search_registered_models()]  # quick tries

@@ -29,6 +29,7 @@ from visionlab.params.data import (
 from visionlab.params.messages import describe, unknown_name
 from visionlab.params.outputs import DEGRADATION, EvaluateParams, ExplainParams, ReportParams
 from visionlab.params.training import (
+    ADDED_OFF,
     FEATURE_KEYS,
     RUNTIME_KEYS,
     RUNTIME_PARAMS,
@@ -39,6 +40,7 @@ from visionlab.params.training import (
 )
 
 __all__ = [
+    "ADDED_OFF",
     "DEGRADATION",
     "FEATURE_KEYS",
     "RUNTIME_KEYS",

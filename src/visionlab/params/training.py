@@ -29,6 +29,10 @@ class TrainParams(Section):
     lr_plateau_patience: Annotated[int, Field(ge=0)] = 2
     min_lr: Annotated[float, Field(ge=0)] = 1e-6
     label_smoothing: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    # mixup: each batch is blended with a shuffled copy of itself, inputs and labels alike, by a share
+    # drawn from Beta(alpha, alpha); on cached features or activations it mixes them (manifold
+    # mixup), at no featurize cost. 0 = off.
+    mixup_alpha: Annotated[float, Field(ge=0, le=10)] = 0.0
     class_weights: Literal["none", "balanced"] = "none"
     # Two-phase fine-tuning (models with base: finetune): head only, then unfreeze at lower LR.
     head_epochs: Annotated[int, Field(ge=0)] = 5
@@ -82,6 +86,11 @@ RUNTIME_KEYS = frozenset(
         "node_rank",
     }
 )
+
+# Keys of train added after runs were cached, each with its value that trains as before (off): at
+# that value they stay out of the train record and the resume key, so adding the knob retrains and
+# orphans nothing; any other value is in both.
+ADDED_OFF = {"mixup_alpha": 0.0}
 
 # Every params.yaml key of where and how fast a stage runs, in every section: no stage's DVC
 # params list names one (tests/integration/test_params_reads.py holds dvc.yaml to it). The mirror

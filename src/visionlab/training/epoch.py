@@ -1,7 +1,8 @@
 """One epoch of training and the validation loss, with the optimizer and LR schedule they use.
 
 Reported losses are the plain cross-entropy (no L2, no label smoothing, no class weights), so every
-recipe compares on the same scale; the objective that is optimised has all three.
+recipe compares on the same scale; the objective that is optimised has all three. With mixup, the
+training figures score each mixed input against both its labels, weighted by their shares.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from visionlab.params import TrainParams
 from visionlab.runtime.inference import gather_outputs
 from visionlab.training import distributed
+from visionlab.training.regularization import mix_batch
 
 Penalty = Callable[[], torch.Tensor | float]
 
@@ -107,11 +109,18 @@ def train_epoch(
         if channels_last and inputs.dim() == 4:  # as train_stage converted the model
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         targets = torch.as_tensor(targets).to(device, non_blocking=True)
+        # (label, weight) pairs each input is scored against: its own, and with mixup its partner's
+        labels: list[tuple[torch.Tensor, float]] = [(targets, 1.0)]
+        if settings.mixup_alpha > 0:
+            mixed = mix_batch(inputs, targets, settings.mixup_alpha)
+            inputs, labels = mixed.inputs, [(targets, mixed.share), (mixed.partners, 1.0 - mixed.share)]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = net(inputs)
         logits = logits.float()
-        objective = F.cross_entropy(
-            logits, targets, weight=class_weights, label_smoothing=settings.label_smoothing
+        objective = sum(
+            weight
+            * F.cross_entropy(logits, label, weight=class_weights, label_smoothing=settings.label_smoothing)
+            for label, weight in labels
         )
         objective = objective + penalty()
         optimizer.zero_grad(set_to_none=True)
@@ -120,8 +129,10 @@ def train_epoch(
         if batch_schedule is not None:
             batch_schedule.step()
         with torch.no_grad():
-            total_loss += F.cross_entropy(logits, targets, reduction="sum").item()
-            correct += (logits.argmax(1) == targets).sum().item()
+            predicted = logits.argmax(1)
+            for label, weight in labels:
+                total_loss += weight * F.cross_entropy(logits, label, reduction="sum").item()
+                correct += weight * (predicted == label).sum().item()
         seen += len(targets)
         bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.3f}", refresh=False)
     if distributed.world().size > 1:

@@ -1,9 +1,11 @@
-"""Penalties and loss weights that a recipe adds on top of the cross-entropy."""
+"""Penalties, loss weights and input mixing that a recipe adds on top of the cross-entropy."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from visionlab.models import Classifier
@@ -35,3 +37,25 @@ def balanced_class_weights(labels: list[int] | torch.Tensor, num_classes: int) -
     counts = torch.bincount(torch.as_tensor(labels, dtype=torch.long), minlength=num_classes).float()
     weights = counts.sum() / (num_classes * counts.clamp(min=1))
     return torch.where(counts > 0, weights, torch.zeros_like(weights))
+
+
+@dataclass
+class Mixed:
+    """A batch blended with a shuffled copy of itself: each input is ``share`` of its own and
+    ``1 - share`` of its partner's, and so is its label."""
+
+    inputs: torch.Tensor
+    partners: torch.Tensor  # the partner's label of each input
+    share: float
+
+
+def mix_batch(inputs: torch.Tensor, targets: torch.Tensor, alpha: float) -> Mixed:
+    """mixup (Zhang et al., 2018): one share ~ Beta(alpha, alpha) per batch, partners by permutation.
+
+    Draws from numpy's and torch's global generators, which the epoch checkpoint saves: a resumed
+    run mixes as an unbroken one would.
+    """
+    share = float(np.random.beta(alpha, alpha))
+    order = torch.randperm(len(inputs), device=inputs.device)
+    mixed = inputs.lerp(inputs[order], 1.0 - share)  # share x own + (1 - share) x partner's
+    return Mixed(mixed, targets[order], share)
