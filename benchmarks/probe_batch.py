@@ -1,19 +1,24 @@
-"""Would `visionlab plan` time its inference probes on half a batch at the same rates?
+"""Could `visionlab plan` time its probes on half a batch, and is its one timed call too slow?
 
 `plan_probe` times inference (featurize, evaluate) on a full ``evaluate.batch_size`` batch: for the
 large nets that one call is most of a first plan's seconds (issue 23: a first plan over every study
-in 15 s). This times every shipped network's probe at that batch and at half of it, in alternating
-rounds on the same machine, and writes the rates' ratios (half / full) and each probe's seconds.
-Rates within a few percent would let the probe time half the images for the same estimate.
+in 15 s). And a large net gets one timed call, its first at that batch shape: plan's estimates run
+above the measured rows (benchmarks/results/plan_accuracy.md), which a cold call would explain.
+This times every shipped network's probe as shipped, at half the inference batch, and each with
+exactly two timed calls (the faster counted), alternating on the same machine, and writes the
+rates' ratios to the shipped probe's and each probe's seconds.
 
     uv run python benchmarks/probe_batch.py [--rounds 2] [--experiment NAME ...] [--results DIR]
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -44,6 +49,21 @@ def with_inference_batch(params: Params, batch: int) -> Params:
     return params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"batch_size": batch})})
 
 
+@contextlib.contextmanager
+def timed_calls(exactly: int | None) -> Iterator[None]:
+    """``exactly`` timed calls per probe (the fastest counts), or as shipped (None): one call once
+    a call takes ``TIME_PER_PROBE``, which every large net's full batch does."""
+    if exactly is None:
+        yield
+        return
+    shipped = plan_probe.MAX_REPEATS, plan_probe.TIME_PER_PROBE
+    plan_probe.MAX_REPEATS, plan_probe.TIME_PER_PROBE = exactly, float("inf")
+    try:
+        yield
+    finally:
+        plan_probe.MAX_REPEATS, plan_probe.TIME_PER_PROBE = shipped
+
+
 def probe(params: Params, experiment: str, device: torch.device) -> tuple[dict, float]:
     """The probe's rates for ``experiment`` and the seconds it took (model build included)."""
     dataset = params.experiment(experiment).dataset
@@ -55,29 +75,40 @@ def probe(params: Params, experiment: str, device: torch.device) -> tuple[dict, 
     return {f: getattr(rates, f) for f in FIELDS if getattr(rates, f) is not None}, seconds
 
 
+def variants(params: Params) -> dict[str, tuple[Params, int | None]]:
+    """As shipped; the inference batch halved; each with exactly two timed calls (a warm one)."""
+    half = with_inference_batch(params, max(params.evaluate.batch_size // 2, 1))
+    return {"full": (params, None), "half": (half, None), "full-2": (params, 2), "half-2": (half, 2)}
+
+
 def measure(params: Params, only: tuple[str, ...], rounds: int) -> list[dict]:
     device = torch.device("cpu")
-    full = params.evaluate.batch_size
-    variants = {"full": params, "half": with_inference_batch(params, max(full // 2, 1))}
+    kinds = variants(params)
     rows = []
     probe(params, next(iter(networks(params, only).values())), device)  # first-use costs, discarded
     for experiment in networks(params, only).values():
-        best: dict[str, dict] = {name: {} for name in variants}
-        seconds: dict[str, float] = {name: float("inf") for name in variants}
+        rates: dict[str, dict[str, list[float]]] = {name: {} for name in kinds}
+        seconds: dict[str, list[float]] = {name: [] for name in kinds}
         for round_ in range(rounds):
-            order = list(variants.items())  # alternating, each first in turn: drift hits both alike
-            for name, variant in order if round_ % 2 == 0 else reversed(order):
-                rates, took = probe(variant, experiment, device)
-                seconds[name] = min(seconds[name], took)
-                for field, rate in rates.items():
-                    best[name][field] = max(best[name].get(field, 0.0), rate)
+            order = list(kinds.items())  # each round in turn forwards and backwards: drift hits all
+            for name, (variant, calls) in order if round_ % 2 == 0 else reversed(order):
+                with timed_calls(calls):
+                    found, took = probe(variant, experiment, device)
+                seconds[name].append(took)
+                for field, rate in found.items():
+                    rates[name].setdefault(field, []).append(rate)
+        mean = {name: {f: statistics.mean(v) for f, v in by.items()} for name, by in rates.items()}
         rows.append(
             {
                 "experiment": experiment,
-                "full_batch": full,
-                "probe_seconds": {name: round(s, 2) for name, s in seconds.items()},
-                "rates": best,
-                "ratio": {f: round(best["half"][f] / best["full"][f], 3) for f in best["full"]},
+                "full_batch": params.evaluate.batch_size,
+                "probe_seconds": {name: round(statistics.mean(s), 2) for name, s in seconds.items()},
+                "rates": {name: {f: round(r, 1) for f, r in by.items()} for name, by in mean.items()},
+                "ratio": {
+                    name: {f: round(mean[name][f] / mean["full"][f], 3) for f in mean["full"]}
+                    for name in kinds
+                    if name != "full"
+                },
             }
         )
         print(experiment, rows[-1]["probe_seconds"], rows[-1]["ratio"], flush=True)
@@ -85,31 +116,29 @@ def measure(params: Params, only: tuple[str, ...], rounds: int) -> list[dict]:
 
 
 def render(rows: list[dict], rounds: int, load: float, commit: str) -> str:
-    full = sum(r["probe_seconds"]["full"] for r in rows)
-    half = sum(r["probe_seconds"]["half"] for r in rows)
-    ratios = [v for r in rows for v in r["ratio"].values()]
+    others = [name for name in rows[0]["ratio"]] if rows else []
     lines = [
-        "# plan's probes: the inference batch halved",
+        "# plan's probes: half the inference batch, and a second, warm timed call",
         "",
         f"Commit `{commit[:12]}`, {torch.get_num_threads()} torch threads, load average at the start "
-        f"{load:.2f}. Each network's probe (`plan_probe.measure`) at `evaluate.batch_size` "
-        f"({rows[0]['full_batch'] if rows else '-'}) and at half of it, alternating, {rounds} rounds; "
-        "the fastest of each. ratio = rate at half / rate at full (training steps stay at the "
-        "recipe's batch, so `train` differs by noise alone).",
+        f"{load:.2f}. Each network's probe (`plan_probe.measure`, model build included) as shipped "
+        f"(`full`: inference at `evaluate.batch_size`, {rows[0]['full_batch'] if rows else '-'}; one "
+        "timed call once a call takes `TIME_PER_PROBE`), at half that batch (`half`), and each with "
+        f"exactly two timed calls, the faster counted (`-2`); {rounds} rounds, alternating order, "
+        "means. Ratios are rates over the shipped probe's (training steps keep the recipe's batch in "
+        "every variant).",
         "",
-        "| experiment | probe s full | probe s half | " + " | ".join(f"{f} ratio" for f in FIELDS) + " |",
-        "|---|---:|---:|" + "---:|" * len(FIELDS),
+        "| experiment | rate | full img/s | " + " | ".join(f"{n} / full" for n in others) + " |",
+        "|---|---|---:|" + "---:|" * len(others),
     ]
     for r in rows:
-        cells = " | ".join(f"{r['ratio'][f]:.3f}" if f in r["ratio"] else "-" for f in FIELDS)
-        took = r["probe_seconds"]
-        lines.append(f"| `{r['experiment']}` | {took['full']:.2f} | {took['half']:.2f} | {cells} |")
-    if ratios:
-        lines += [
-            "",
-            f"Probes: {full:.1f} s at the full batch, {half:.1f} s at half. Rate ratios "
-            f"{min(ratios):.3f} to {max(ratios):.3f}.",
-        ]
+        for field, rate in r["rates"]["full"].items():
+            cells = " | ".join(f"{r['ratio'][n][field]:.3f}" for n in others)
+            lines.append(f"| `{r['experiment']}` | {field} | {rate:,.1f} | {cells} |")
+    lines += ["", "| probe seconds, all networks | " + " | ".join(["full", *others]) + " |"]
+    lines += ["|---|" + "---:|" * (1 + len(others))]
+    totals = [sum(r["probe_seconds"][n] for r in rows) for n in ["full", *others]]
+    lines += ["| sum of the means | " + " | ".join(f"{t:.1f}" for t in totals) + " |"]
     return "\n".join(lines) + "\n"
 
 
