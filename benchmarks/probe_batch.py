@@ -66,9 +66,9 @@ def timed_calls(exactly: int | None) -> Iterator[None]:
 
 def probe(params: Params, experiment: str, device: torch.device) -> tuple[dict, float]:
     """The probe's rates for ``experiment`` and the seconds it took (model build included)."""
-    dataset = params.experiment(experiment).dataset
-    classes = len(params.dataset(dataset).classes or ()) or 10  # CIFAR-10's card lists none
-    counts = planning.Counts(1000, 100, 100, measured=True, classes=classes)
+    # The class count sizes the head only; plan's own count, where the card or archive gives one.
+    known = planning.image_counts(params, params.experiment(experiment).dataset, REPO)
+    counts = planning.Counts(1000, 100, 100, measured=True, classes=known.classes if known else 2)
     started = time.perf_counter()
     rates = plan_probe.measure(params, experiment, counts, device, {})
     seconds = time.perf_counter() - started

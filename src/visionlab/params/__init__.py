@@ -37,6 +37,7 @@ from visionlab.params.training import (
     HeadParams,
     ModelParams,
     TrainParams,
+    without_added_off,
 )
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "load_params",
     "parse_params",
     "unknown_name",
+    "without_added_off",
 ]
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from visionlab.params import ADDED_OFF, RUNTIME_KEYS, Params, trace
+from visionlab.params import ADDED_OFF, RUNTIME_KEYS, Params, trace, without_added_off
 
 # The model keys that shape what the frozen part of a network computes. The rest (dropout, l2,
 # batch norm of from-scratch nets, the head's hidden layers) act on the head or in training only.
@@ -72,15 +72,10 @@ def train_params(params: Params, experiment: str) -> dict[str, Any]:
     values[f"datasets.{exp.dataset}"] = _values(params.dataset(exp.dataset))
     values[f"models.{exp.model}"] = _values(params.models[exp.model])
     values[f"recipes.{exp.recipe}"] = _values(params.recipes[exp.recipe])
-    train = _values(params.train)
-    values |= {f"train.{k}": v for k, v in train.items() if k not in RUNTIME_KEYS and not _added_off(k, v)}
+    train = without_added_off(_values(params.train))
+    values |= {f"train.{k}": v for k, v in train.items() if k not in RUNTIME_KEYS}
     trace.read(*(f"train.{key}" for key in ADDED_OFF))  # read to leave them out, so resolve depends on them
     return _params_record(experiment, values)
-
-
-def _added_off(key: str, value: Any) -> bool:
-    """A train key added after runs were cached, at the value that trains as before (ADDED_OFF)."""
-    return key in ADDED_OFF and value == ADDED_OFF[key]
 
 
 def explain_params(params: Params, experiment: str) -> dict[str, Any]:

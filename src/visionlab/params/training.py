@@ -92,6 +92,12 @@ RUNTIME_KEYS = frozenset(
 # orphans nothing; any other value is in both.
 ADDED_OFF = {"mixup_alpha": 0.0}
 
+
+def without_added_off(train: dict[str, Any]) -> dict[str, Any]:
+    """``train``'s values (by key) without the ADDED_OFF keys that are at their off value."""
+    return {k: v for k, v in train.items() if not (k in ADDED_OFF and v == ADDED_OFF[k])}
+
+
 # Every params.yaml key of where and how fast a stage runs, in every section: no stage's DVC
 # params list names one (tests/integration/test_params_reads.py holds dvc.yaml to it). The mirror
 # is not among them: its SHA256SUMS stands in for the card's pin, so it can name other bytes.

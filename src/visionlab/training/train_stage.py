@@ -17,7 +17,7 @@ from visionlab import paths
 from visionlab.errors import VisionlabError
 from visionlab.models import Classifier
 from visionlab.models.base import count_trainable
-from visionlab.params import ADDED_OFF, RUNTIME_KEYS, Params
+from visionlab.params import RUNTIME_KEYS, Params, without_added_off
 from visionlab.params.scale import quick_try
 from visionlab.redaction import redact
 from visionlab.runtime.base_mode import base_mode
@@ -66,9 +66,7 @@ def resume_key(params: Params, experiment: str, splits: dict[str, pd.DataFrame])
     shaping = experiment_params(params, experiment)
     for name in RUNTIME_KEYS | {"device"}:
         shaping["train"].pop(name)  # where and how fast it runs does not change the result
-    for name, off in ADDED_OFF.items():  # a later knob left off trains as before
-        if shaping["train"].get(name) == off:
-            shaping["train"].pop(name)
+    shaping["train"] = without_added_off(shaping["train"])  # a later knob left off trains as before
     # nproc_per_node and nnodes stay: the number of processes sets the global batch.
     # A knob added later with a null default ("as before") must not orphan the checkpoints of runs
     # that never set it, so nulls stay out of the key; any value a run does set stays in.
