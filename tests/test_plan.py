@@ -329,6 +329,57 @@ def test_decoding_is_timed_on_the_data_sets_own_files_spread_over_it(in_tmp):
     assert plan_probe.decode_seconds(params, "toy", 32, False, in_tmp / "elsewhere") > 0  # a synthetic photo
 
 
+def test_featurize_counts_degrading_the_training_share_once_per_training_image():
+    counts = planning.Counts(100, 20, 10, measured=True)
+    rates = planning.Rates(forward=50.0, train=10.0, featurize=40.0, decode=0.01, degrade=0.02)
+    frozen = {"arch": "efficientnet_lite0", "weights": "imagenet", "base": "frozen"}
+    estimate = planning.estimate(_params_with(frozen, augment=3), "toy-cnn", counts, rates)
+    assert estimate.featurize == pytest.approx(320 / 40 + 320 * 0.01 + 300 * 0.02)  # val stays clean
+    assert estimate.evaluate == pytest.approx(10 * (1 / 50 + 0.01))
+
+
+def test_degrading_is_timed_through_the_stages_degradations_and_weighted_by_their_shares(in_tmp, monkeypatch):
+    import time
+
+    from tests.conftest import write_image
+    from visionlab.runtime import degrade
+    from visionlab.runtime.degrade import TrainDegradations
+    from visionlab.training import plan_probe
+
+    for i in range(8):
+        write_image(in_tmp / f"data/raw/toy/toy/a/{i}.jpg", seed=i)
+    params = parse_params(minimal_params())
+
+    def slow_jpeg(image, quality):  # a re-encode that takes a known 20 ms at least
+        time.sleep(0.02)
+        return image
+
+    monkeypatch.setattr(degrade, "jpeg", slow_jpeg)
+    always = plan_probe.degrade_seconds(params, "toy", 32, TrainDegradations(jpeg=1.0), in_tmp)
+    fifth = plan_probe.degrade_seconds(params, "toy", 32, TrainDegradations(jpeg=0.2), in_tmp)
+    assert always >= 0.02
+    assert 0.2 * 0.02 <= fifth < 0.6 * 0.02  # its share of the images, not every one
+
+
+def test_only_an_experiment_with_train_degradations_counts_degrading(in_tmp, monkeypatch):
+    from visionlab.training import plan_probe
+
+    raw = minimal_params()
+    raw["models"]["robust"] = {**raw["models"]["cnn"], "train_degradations": {"jpeg": 0.3, "blur": 0.1}}
+    raw["experiments"]["toy-robust"] = {**raw["experiments"]["toy-cnn"], "model": "robust"}
+    params = parse_params(raw)
+    timed = []
+    monkeypatch.setattr(plan_probe, "decode_seconds", lambda *a: 0.001)
+    monkeypatch.setattr(plan_probe, "degrade_seconds", lambda *a: timed.append(a[3]) or 0.004)
+    counts = planning.Counts(10, 2, 2, measured=True)
+    cache = {plan_probe.network_key(params, name): planning.Rates(50.0, 10.0) for name in params.experiments}
+    plain = plan_probe.measure(params, "toy-cnn", counts, None, cache, in_tmp)
+    robust = plan_probe.measure(params, "toy-robust", counts, None, cache, in_tmp)
+    assert (plain.decode, plain.degrade) == (0.001, 0.0)
+    assert (robust.decode, robust.degrade) == (0.001, 0.004)
+    assert [(d.jpeg, d.blur, d.downscale) for d in timed] == [(0.3, 0.1, 0.0)]
+
+
 def _state(params, locked_all: bool = True, changed: tuple[str, ...] = ()) -> planning.PipelineState:
     stages = {f"{s}@{d}" for s in ("download", "prepare", "augment") for d in params.datasets}
     stages |= {f"{s}@{e}" for s in planning.PLANNED for e in params.experiments}

@@ -17,7 +17,8 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,10 @@ from torch import nn
 
 from visionlab import paths
 from visionlab.data.folder_source import folder_path
+from visionlab.data.images import load_rgb
 from visionlab.params import Params
 from visionlab.runtime.base_mode import base_mode
+from visionlab.runtime.degrade import TrainDegradations
 from visionlab.runtime.device import use_amp, use_amp_on_cached_top
 from visionlab.runtime.preprocess import load_pixels
 from visionlab.training.planning import IMAGE_SUFFIXES, Counts, Rates
@@ -143,7 +146,15 @@ def measure(
     decode_key = ("decode", dataset, size, grey)
     if decode_key not in cache:
         cache[decode_key] = decode_seconds(params, dataset, size, grey, root)
-    return dataclasses.replace(cache[key], decode=cache[decode_key])
+    degrade = 0.0
+    settings = params.model_of(experiment).train_degradations
+    degradations = TrainDegradations.of(settings.model_dump() if settings else None)
+    if degradations is not None:  # keyed "decode" too: seconds of file reading, never kept
+        degrade_key = ("decode", dataset, size, "train_degradations", *dataclasses.astuple(degradations))
+        if degrade_key not in cache:
+            cache[degrade_key] = degrade_seconds(params, dataset, size, degradations, root)
+        degrade = cache[degrade_key]
+    return dataclasses.replace(cache[key], decode=cache[decode_key], degrade=degrade)
 
 
 def _sample_files(params: Params, dataset: str, root: Path) -> list[Path]:
@@ -166,12 +177,10 @@ def _sample_files(params: Params, dataset: str, root: Path) -> list[Path]:
     return [p for p in found[::step][:DECODE_FILES] if p.is_file()]
 
 
-def decode_seconds(params: Params, dataset: str, size: int, grey: bool, root: Path) -> float:
-    """Seconds per image that featurize and evaluate spend reading a file into the input's pixels.
-
-    Timed with the stages' own ``load_pixels`` on the data set's files when they are here, else on
-    a synthetic photo (a 500x375 JPEG; CIFAR-10's 32 px PNGs for its pickle format).
-    """
+@contextmanager
+def _probe_files(params: Params, dataset: str, root: Path) -> Iterator[list[Path]]:
+    """The data set's sample files when they are here, else a synthetic photo (a 500x375 JPEG;
+    CIFAR-10's 32 px PNGs for its pickle format), for as long as the block runs."""
     files = _sample_files(params, dataset, root)
     with tempfile.TemporaryDirectory() as scratch:
         if not files:
@@ -181,11 +190,45 @@ def decode_seconds(params: Params, dataset: str, size: int, grey: bool, root: Pa
             pixels = np.random.default_rng(0).integers(0, 255, (side[1], side[0], 3), dtype=np.uint8)
             Image.fromarray(pixels).save(synthetic, quality=90)
             files = [synthetic] * 4
-        load_pixels(files[0], size, grey)  # warm-up: imports and caches
-        started = time.perf_counter()
-        for file in files:
-            load_pixels(file, size, grey)
-        return (time.perf_counter() - started) / len(files)
+        yield files
+
+
+def _mean_seconds(call: Callable[[int], object], count: int) -> float:
+    """Mean seconds of ``call(i)`` for i in range(count), after one warm-up call (imports, caches)."""
+    call(0)
+    started = time.perf_counter()
+    for index in range(count):
+        call(index)
+    return (time.perf_counter() - started) / count
+
+
+def decode_seconds(params: Params, dataset: str, size: int, grey: bool, root: Path) -> float:
+    """Seconds per image that featurize and evaluate spend reading a file into the input's pixels,
+    timed with the stages' own ``load_pixels`` on the data set's files (:func:`_probe_files`)."""
+    with _probe_files(params, dataset, root) as files:
+        return _mean_seconds(lambda i: load_pixels(files[i], size, grey), len(files))
+
+
+def degrade_seconds(
+    params: Params, dataset: str, size: int, degradations: TrainDegradations, root: Path
+) -> float:
+    """More seconds per training image that featurize spends with ``train_degradations`` on.
+
+    A degraded image is decoded at full size (no JPEG draft), degraded, then resized, as the
+    loader reads it: the full decode is counted for every training image, each degradation by
+    its share, timed through ``TrainDegradations`` itself with that one degradation always on.
+    """
+    with _probe_files(params, dataset, root) as files:
+        count = len(files)
+        images = [load_rgb(file) for file in files]
+        full = _mean_seconds(lambda i: load_rgb(files[i]).resize((size, size)), count)
+        extra = max(full - _mean_seconds(lambda i: load_rgb(files[i], size), count), 0.0)
+        for kind in ("downscale", "blur", "jpeg"):
+            share = getattr(degradations, kind)
+            if share > 0:
+                always = TrainDegradations(seed=degradations.seed, **{kind: 1.0})
+                extra += share * _mean_seconds(lambda i, always=always: always(i, images[i]), count)
+        return extra
 
 
 def _batch(model: nn.Module, n: int, size: int, device: torch.device, amp: bool) -> torch.Tensor:

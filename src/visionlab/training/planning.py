@@ -5,8 +5,9 @@ The estimate is the pipeline's own arithmetic over rates measured on this machin
 run them. A frozen base runs once, in featurize, and its head trains on the cached features (tiny
 steps, but dozens of epochs of them); a fine-tuned base with an activation cache runs its frozen
 part once, in featurize, and each fine-tuning epoch runs only the top blocks on the cache; a
-trainable net runs whole every epoch. Evaluate runs the test split through the whole net (and,
-with a cache, train and val through the top). Image counts come from the prepared manifest, else
+trainable net runs whole every epoch. Featurize and evaluate read each file once (featurize also
+degrades the share of training images a model's ``train_degradations`` names). Evaluate runs the
+test split through the whole net (and, with a cache, train and val through the top). Image counts come from the prepared manifest, else
 from the published archive with the card's class list, per-class cap and exclusion list applied,
 and CIFAR-10's official 10,000 test images kept. Epochs are the recipe's, capped by
 ``train.epochs_cap``. Where early stopping can end a run, a first run is counted at the middle of
@@ -66,6 +67,7 @@ class Rates:
     featurize: float | None = None  # what featurize runs per image: frozen base, or the part below the cut
     top: float | None = None  # the cached top, inference (validation while fine-tuning on the cache)
     decode: float = 0.0  # seconds per image to read a file into the input's pixels (load_pixels)
+    degrade: float = 0.0  # more seconds per training image in featurize: its train_degradations
 
 
 @dataclass(frozen=True)
@@ -213,9 +215,10 @@ def estimate(
     seen = n_train + counts.val
     dataset = params.experiment(experiment).dataset
     mode = base_mode(spec)
-    # Featurize and evaluate read each file they run once; a trainable net's epochs are left as
-    # timed (its loader decodes in worker processes beside the training step).
-    decoded = seen * rates.decode
+    # Featurize and evaluate read each file they run once, featurize degrading a share of the
+    # training images (train_degradations); a trainable net's epochs are left as timed (its loader
+    # decodes in worker processes beside the training step).
+    decoded = seen * rates.decode + n_train * rates.degrade
     if not mode.trains_base:  # the base runs once, in featurize; the head trains on its features
         featurize = seen / (rates.featurize or rates.forward) + decoded
         head = recipe.epochs * n_train / rates.train  # rates.train: the head's step on features
