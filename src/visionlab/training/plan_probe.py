@@ -33,14 +33,14 @@ from visionlab.params import Params
 from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.degrade import TrainDegradations
 from visionlab.runtime.device import use_amp, use_amp_on_cached_top
-from visionlab.runtime.preprocess import load_pixels
+from visionlab.runtime.loaders import ImageDataset
 from visionlab.training.planning import IMAGE_SUFFIXES, Counts, Rates
 
 WARMUP = 1
 WARMUP_IMAGES = 2  # images per warm-up call (see _rate)
 MAX_REPEATS = 4
 TIME_PER_PROBE = 0.2  # seconds: stop repeating once a probe has taken this long
-DECODE_FILES = 16  # files of the data set timed through load_pixels
+DECODE_FILES = 16  # files of the data set read as the stages' loader reads them
 
 
 def _rate(step: Callable[[int | None], None], images: int, device: torch.device) -> float:
@@ -203,10 +203,14 @@ def _mean_seconds(call: Callable[[int], object], count: int) -> float:
 
 
 def decode_seconds(params: Params, dataset: str, size: int, grey: bool, root: Path) -> float:
-    """Seconds per image that featurize and evaluate spend reading a file into the input's pixels,
-    timed with the stages' own ``load_pixels`` on the data set's files (:func:`_probe_files`)."""
+    """Seconds per image that featurize and evaluate spend reading a file into the network's input:
+    the stages' own ``ImageDataset`` item (decoded, resized, normalised) of the data set's files
+    (:func:`_probe_files`). The normalising costs a net at 128 px about as much as the decoding."""
     with _probe_files(params, dataset, root) as files:
-        return _mean_seconds(lambda i: load_pixels(files[i], size, grey), len(files))
+        channels = 1 if grey else 3
+        mean, std = [0.5] * channels, [0.25] * channels
+        read = ImageDataset(files, [0] * len(files), size, mean, std, grey, channels)
+        return _mean_seconds(lambda i: read[i], len(files))
 
 
 def degrade_seconds(

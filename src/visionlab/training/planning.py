@@ -7,15 +7,15 @@ steps, but dozens of epochs of them); a fine-tuned base with an activation cache
 part once, in featurize, and each fine-tuning epoch runs only the top blocks on the cache; a
 trainable net runs whole every epoch. Featurize and evaluate read each file once (featurize also
 degrades the share of training images a model's ``train_degradations`` names). Evaluate runs the
-test split through the whole net (and, with a cache, train and val through the top). Image counts come from the prepared manifest, else
-from the published archive with the card's class list, per-class cap and exclusion list applied,
-and CIFAR-10's official 10,000 test images kept. Epochs are the recipe's, capped by
-``train.epochs_cap``. Where early stopping can end a run, a first run is counted at the middle of
-the epochs it may stop at (:func:`stopping_span`: all of them is only the upper bound, and the
-full-set runs stopped anywhere from the earliest epoch possible to the last). Where early stopping
-ended the experiment's last run here, `plan` counts that run's epochs (:func:`last_stop`): a rerun
-after a params edit tends to stop near there. Not counted: downloads (network-bound), prepare and
-augment (minutes on every core), explain and the report.
+test split through the whole net (and, with a cache, train and val through the top). Image counts
+come from the prepared manifest, else from the published archive with the card's class list,
+per-class cap and exclusion list applied, and CIFAR-10's official 10,000 test images kept. Epochs
+are the recipe's, capped by ``train.epochs_cap``. Where early stopping can end a run, a first run
+is counted at the middle of the epochs it may stop at (:func:`stopping_span`: all of them is only
+the upper bound, and the full-set runs stopped anywhere from the earliest epoch possible to the
+last). Where early stopping ended the experiment's last run here, `plan` counts that run's epochs
+(:func:`last_stop`): a rerun after a params edit tends to stop near there. Not counted: downloads
+(network-bound), prepare and augment (minutes on every core), explain and the report.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ class Rates:
     train: float  # a training step of what trains in the longest phase (whole net, cached top, or head)
     featurize: float | None = None  # what featurize runs per image: frozen base, or the part below the cut
     top: float | None = None  # the cached top, inference (validation while fine-tuning on the cache)
-    decode: float = 0.0  # seconds per image to read a file into the input's pixels (load_pixels)
+    decode: float = 0.0  # seconds per image to read a file into the network's input (the loader's item)
     degrade: float = 0.0  # more seconds per training image in featurize: its train_degradations
 
 
