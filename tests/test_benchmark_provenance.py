@@ -110,7 +110,6 @@ def test_bit_identity_compares_every_output_but_files_of_timing_alone(tmp_path):
 # Written before benchmarks recorded their commit (issue 20): each names one from its next run on,
 # and then leaves this list. No README figure comes from them.
 BEFORE_PROVENANCE = {
-    "ddp_throughput",
     "flowers",
     "training_throughput",
     "training_throughput-14-families-idle",
