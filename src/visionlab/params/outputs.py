@@ -15,7 +15,7 @@ DEGRADATION = re.compile(r"^(downscale|jpeg|blur)_([1-9][0-9]*)$")
 
 
 class EvaluateParams(Section):
-    batch_size: Annotated[int, Field(ge=1)] = 64
+    batch_size: Annotated[int, Field(ge=1)] = 32
     num_workers: Workers = "auto"
     # Test-time augmentation, scored beside the plain test accuracy: hflip = mean of the class
     # probabilities of the image and its mirror image.
