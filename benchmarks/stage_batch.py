@@ -1,7 +1,8 @@
-"""Featurize and evaluate as the stages run them, at ``evaluate.batch_size`` 64 (shipped) and 32.
+"""Featurize and evaluate as the stages run them, at ``--batch`` sizes (64 and 32), each set beside
+the shipped ``evaluate.batch_size`` (64 when it was first run; 32 since, from its result).
 
 ``benchmarks/probe_batch.py`` found the large networks' inference 1.2-1.7x faster in images/s at
-half the batch on this CPU, on random tensors. Before the default changes, this measures what the
+half the batch on this CPU, on random tensors. Before the default changed, this measured what the
 stages themselves do with real photos (the shared TensorFlow flowers sample; decoding, the
 DataLoader's workers and the activation cache included):
 
@@ -32,8 +33,10 @@ import pandas as pd
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # the tests' helper for the shared sample photos
+sys.path.insert(0, str(ROOT))  # benchmarks' helpers and the tests' one for the shared sample photos
 
+from benchmarks.probe_batch import with_inference_batch  # noqa: E402
+from benchmarks.provenance import source_commit, write_result  # noqa: E402
 from tests.conftest import flower_photos  # noqa: E402
 from visionlab.models import build_model  # noqa: E402
 from visionlab.params import Params, load_params  # noqa: E402
@@ -44,15 +47,8 @@ from visionlab.runtime.inference import gather_outputs  # noqa: E402
 from visionlab.runtime.loaders import image_dataset, loader  # noqa: E402
 from visionlab.training.featurize_stage import FeatureRun, compute_features  # noqa: E402
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from provenance import source_commit, write_result  # noqa: E402
-
 EXPERIMENTS = ("flowers-best", "flowers-best-lite2", "cifar-best")
 CLASSES = ["daisy", "dandelion", "roses", "sunflowers", "tulips"]
-
-
-def _at_batch(params: Params, batch: int) -> Params:
-    return params.model_copy(update={"evaluate": params.evaluate.model_copy(update={"batch_size": batch})})
 
 
 def _steps(params: Params, experiment: str, rows: pd.DataFrame, batches: list[int]) -> dict:
@@ -69,7 +65,7 @@ def _steps(params: Params, experiment: str, rows: pd.DataFrame, batches: list[in
     amp = use_amp(device, recipe_amp)
     steps: dict[tuple[str, int], Callable[[], None]] = {}
     for batch in batches:
-        staged = _at_batch(params, batch)
+        staged = with_inference_batch(params, batch)
 
         def featurize(staged: Params = staged) -> None:
             compute_features(model, rows, CLASSES, run, staged, None, part, dtype)
