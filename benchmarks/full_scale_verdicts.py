@@ -187,3 +187,39 @@ def worst_degraded(row: dict[str, Any], split: str) -> tuple[str, float] | None:
         return None
     name = min(sorted(scored), key=scored.__getitem__)
     return name, scored[name]
+
+
+def degraded_label(name: str) -> str:
+    """A degraded copy's name as a reader says it: jpeg_30 -> "at JPEG 30", downscale_128 -> "at 128 px"."""
+    kind, _, amount = name.partition("_")
+    return {"jpeg": f"at JPEG {amount}", "downscale": f"at {amount} px", "blur": f"blurred ({amount})"}.get(
+        kind, name
+    )
+
+
+def chosen_for_degraded(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per data set: our finished row whose worst degraded validation copy scores highest (ties:
+    clean validation, then the experiment name), the row for smaller and re-encoded photos, chosen
+    as the clean one is, never on test. Rows whose validation copies were never scored (measured
+    before evaluate degraded validation) take no part: nothing says how they would fare."""
+    scored = [r for r in rows if r.get("status") == "done" and worst_degraded(r, "val") is not None]
+    chosen = {}
+    for dataset in sorted({r["dataset"] for r in scored}):
+        candidates = sorted((r for r in scored if r["dataset"] == dataset), key=lambda r: r["experiment"])
+        chosen[dataset] = max(
+            candidates, key=lambda r: (worst_degraded(r, "val")[1], r.get("val_accuracy") or -1.0)
+        )
+    return chosen
+
+
+def unscored_rivals(rows: list[dict[str, Any]], chosen: dict[str, Any]) -> list[str]:
+    """Rows of ``chosen``'s data set above it on clean validation whose degraded validation copies
+    were never scored: the choice on degraded copies cannot rule on them until they rerun."""
+    return sorted(
+        r["experiment"]
+        for r in rows
+        if r.get("status") == "done"
+        and r["dataset"] == chosen["dataset"]
+        and worst_degraded(r, "val") is None
+        and (r.get("val_accuracy") or -1.0) > (chosen.get("val_accuracy") or -1.0)
+    )

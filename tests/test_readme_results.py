@@ -96,6 +96,43 @@ def test_the_robustness_lines_take_the_worst_degraded_copy_of_each_split():
     assert "(within 2 points)" in line and "validation" not in line
 
 
+def test_the_row_for_degraded_photos_is_chosen_on_degraded_validation_not_test():
+    full_scale = _full_scale()
+
+    def row(name: str, val: float, test: float, val_copies: dict, test_copies: dict) -> dict:
+        return {
+            **{"status": "done", "dataset": "toy", "published_accuracy": 0.5, "published_model": "m"},
+            **{"experiment": name, "val_accuracy": val, "test_accuracy": test},
+            **{
+                "test_ci95": [test - 0.03, test + 0.02],
+                "val_variants": val_copies,
+                "test_variants": test_copies,
+            },
+        }
+
+    # plain: best on clean validation, the worst on JPEG 30 validation, the best on JPEG 30 test
+    plain = row(
+        "plain", 0.95, 0.96, {"val_downscale_128": 0.94, "val_jpeg_30": 0.80}, {"test_jpeg_30": 0.945}
+    )
+    robust = row(
+        "robust", 0.93, 0.94, {"val_downscale_128": 0.92, "val_jpeg_30": 0.91}, {"test_jpeg_30": 0.90}
+    )
+    unscored = row("older", 0.97, 0.97, {}, {})
+    twin = {**robust, "experiment": "a-twin", "val_accuracy": 0.92}  # same degraded val, lower clean val
+    rows = [plain, robust, unscored, twin]
+    assert full_scale.chosen_on_validation(rows)["toy"]["experiment"] == "older"
+    assert full_scale.chosen_for_degraded(rows)["toy"]["experiment"] == "robust"
+    assert full_scale.unscored_rivals(rows, robust) == ["older"]
+    assert full_scale.unscored_rivals(rows, unscored) == []
+    glance = full_scale.render_glance(rows)
+    assert (
+        "| toy | `robust` | 91.00% at JPEG 30 | 94.00% | 90.00% at JPEG 30 (-4.00) | no | `older` |" in glance
+    )
+    assert "| – (not scored) |" in glance  # the clean choice's own worst copy: never measured
+    assert "| 94.50% at JPEG 30 (-1.50) |" in full_scale.render_glance([plain])
+    assert "within 2 points of clean? |" not in full_scale.render_glance([unscored])  # nothing to choose on
+
+
 def test_tta_takes_the_headline_only_where_validation_says_so():
     full_scale = _full_scale()
     base = {"dataset": "flowers", "status": "done", "published_accuracy": 0.93, "published_model": "study"}
