@@ -200,6 +200,13 @@ def _excluded(root: Path, exclusions: str | None) -> int:
     return sum(1 for line in lines if line)
 
 
+def featurized_images(params: Params, experiment: str, counts: Counts) -> tuple[int, int]:
+    """The training images an epoch sees (offline augmented copies included) and, with validation,
+    the images featurize reads."""
+    n_train = counts.train * (params.augment.factor if params.model_of(experiment).augmented else 1)
+    return n_train, n_train + counts.val
+
+
 def estimate(
     params: Params, experiment: str, counts: Counts, rates: Rates, epochs: int | None = None
 ) -> Estimate:
@@ -211,8 +218,7 @@ def estimate(
     recipe = params.recipe_of(experiment)
     if epochs is not None:
         recipe = recipe.model_copy(update={"epochs": epochs})
-    n_train = counts.train * (params.augment.factor if spec.augmented else 1)
-    seen = n_train + counts.val
+    n_train, seen = featurized_images(params, experiment, counts)
     dataset = params.experiment(experiment).dataset
     mode = base_mode(spec)
     # Featurize and evaluate read each file they run once, featurize degrading a share of the
