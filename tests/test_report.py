@@ -24,7 +24,7 @@ from visionlab.params import parse_params
 from visionlab.params.scale import quick_try
 from visionlab.reporting import build_report
 from visionlab.reporting.published import load_published
-from visionlab.tracking.registry import Candidate, register_best
+from visionlab.tracking.registry import ROBUST_ALIAS, Candidate, best_candidate, register_best
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog", "fox"]
@@ -437,11 +437,53 @@ def test_report_registers_each_data_sets_best(store, results_tree):
         (results_tree / "data/models" / name).mkdir(parents=True)
         write_json(results_tree / "data/models" / name / "mlflow_run.json", {"run_id": run_id})
     files = build_report(toy_params(), results_tree / "reports", root=results_tree)
-    assert files.registrations["toy"].experiment == "toy-effnet", files.registrations
-    assert files.registrations["toy"].skipped is None, files.registrations
+    (best,) = files.registrations["toy"]  # no degraded copies scored: no @robust
+    assert (best.experiment, best.alias, best.skipped) == ("toy-effnet", "best", None), files.registrations
     assert store.get_model_version_by_alias("visionlab-toy", "best").run_id == runs["toy-effnet"]
     assert "models:/visionlab-toy@best" in files.html.read_text()
     assert "`models:/visionlab-toy@best` (version 1, new version)" in files.summary.read_text()
+
+    # Degraded validation copies scored (evaluate.robustness): the CNN holds up to JPEG 30 better.
+    for name, jpeg in (("toy-cnn", 0.74), ("toy-effnet", 0.60)):
+        metrics_file = results_tree / "results" / name / "metrics.json"
+        metrics = json.loads(metrics_file.read_text())
+        metrics["val_downscale_128"] = {"accuracy": 0.8, "loss": 0.5, "images": 20}
+        metrics["val_jpeg_30"] = {"accuracy": jpeg, "loss": 0.9, "images": 20}
+        write_json(metrics_file, metrics)
+    files = build_report(toy_params(), results_tree / "reports", root=results_tree)
+    best, robust = files.registrations["toy"]
+    assert (best.experiment, robust.experiment, robust.alias) == ("toy-effnet", "toy-cnn", "robust")
+    assert store.get_model_version_by_alias("visionlab-toy", "robust").run_id == runs["toy-cnn"]
+    assert store.get_model_version_by_alias("visionlab-toy", "best").run_id == runs["toy-effnet"]
+    summary = files.summary.read_text()
+    assert (
+        "Chosen on its worst degraded validation copy: **toy-cnn** -> `models:/visionlab-toy@robust`"
+        in summary
+    )
+    assert "models:/visionlab-toy@robust" in files.html.read_text()
+
+
+def test_the_robust_alias_is_chosen_on_the_worst_degraded_validation_copy(store):
+    plain, robust, older = (logged_run(name, "cats") for name in ("cats-plain", "cats-robust", "cats-old"))
+    candidates = [
+        Candidate("cats-plain", plain, 0.96, 0.20, test_accuracy=0.99, val_worst_degraded=0.80),
+        # Lower on clean validation and test: chosen for degraded photos all the same, never on test.
+        Candidate("cats-robust", robust, 0.94, 0.25, test_accuracy=0.90, val_worst_degraded=0.92),
+        Candidate("cats-old", older, 0.97, 0.10),  # its degraded copies never scored: no say
+    ]
+    assert register_best("cats", candidates, store).experiment == "cats-old"
+    chosen = register_best("cats", candidates, store, alias=ROBUST_ALIAS)
+    assert (chosen.experiment, chosen.alias, chosen.changed) == ("cats-robust", "robust", True)
+    assert chosen.chosen_on == "its worst degraded validation copy"
+    tags = store.get_model_version_by_alias("visionlab-cats", "robust").tags
+    assert (tags["val_worst_degraded"], tags["val_accuracy"]) == ("0.9200", "0.9400")
+    # A workspace holding only the plain run reports later: the alias stays, compared on its tags.
+    later = register_best("cats", candidates[:1], store, alias=ROBUST_ALIAS)
+    assert (later.changed, later.experiment) == (False, "cats-robust")
+    # A tie on the degraded copy goes to clean validation.
+    tied = [candidates[1], Candidate("cats-plain", plain, 0.95, 0.2, val_worst_degraded=0.92)]
+    assert best_candidate(tied, ROBUST_ALIAS).experiment == "cats-plain"
+    assert best_candidate(candidates[2:], ROBUST_ALIAS) is None
 
 
 # --- the top-level DVC plots -------------------------------------------------------------------

@@ -67,14 +67,15 @@ def report(params_file: Path | None, out_dir: Path | None, register: bool | None
         sys.exit(1)
     for path in files.paths():
         click.echo(path)
-    for registration in files.registrations.values():
+    for registration in (r for registered in files.registrations.values() for r in registered):
+        where = f"{registration.name}@{registration.alias}"
         if registration.skipped:
-            click.echo(f"registry {registration.name}: not updated ({registration.skipped})")
+            click.echo(f"registry {where}: not updated ({registration.skipped})")
         else:
             state = "new version" if registration.changed else "unchanged"
             click.echo(
-                f"registry models:/{registration.name}@best -> version {registration.version} "
-                f"({registration.experiment}, {state})"
+                f"registry models:/{where} -> version {registration.version} "
+                f"({registration.experiment}, {state}; chosen on {registration.chosen_on})"
             )
 
 

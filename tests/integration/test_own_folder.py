@@ -79,7 +79,7 @@ def test_a_folder_of_photos_runs_like_a_study_and_dvc_follows_its_content(tmp_pa
     # The report lists it with no study to compare with; predict reads its model like any other.
     reported = run(project, sys.executable, "-m", "visionlab.cli", "report", "--register")
     # The registry's rule for any data set: a quick try (epochs capped) never becomes @best.
-    assert "registry visionlab-mine: not updated (only quick tries" in reported, reported[-1500:]
+    assert "registry visionlab-mine@best: not updated (only quick tries" in reported, reported[-1500:]
     assert "mine-simplecnn" in (project / "reports/summary.md").read_text()
     predicted = run(project, sys.executable, "-m", "visionlab.cli", "predict", "--experiment",
                     "mine-simplecnn", str(photos / "pears" / "3.jpg"))  # fmt: skip

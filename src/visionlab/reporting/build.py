@@ -14,7 +14,15 @@ from visionlab.reporting.collect import DatasetRecord, comparison_frame, history
 from visionlab.reporting.html import render_html
 from visionlab.reporting.markdown import render_markdown
 from visionlab.tracking.mlflow_run import git_commit
-from visionlab.tracking.registry import Candidate, Registration, register_best, registered_name
+from visionlab.tracking.registry import (
+    ALIAS,
+    ROBUST_ALIAS,
+    Candidate,
+    Registration,
+    best_candidate,
+    register_best,
+    registered_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +35,7 @@ class ReportFiles:
     summary: Path
     comparison: Path
     learning_curves: Path
-    registrations: dict[str, Registration] = field(default_factory=dict)
+    registrations: dict[str, list[Registration]] = field(default_factory=dict)  # @best, then @robust
 
     def paths(self) -> list[Path]:
         return [self.html, self.summary, self.comparison, self.learning_curves]
@@ -44,30 +52,37 @@ def candidates_of(params: Params, dataset: DatasetRecord) -> list[Candidate]:
             test_accuracy=e.metric("test", "accuracy"),
             test_macro_f1=e.metric("test", "macro_f1"),
             quick_try=quick_try(params, e.name) if e.name in params.experiments else None,
+            val_worst_degraded=e.worst_degraded("val"),
         )
         for e in dataset.run
     ]
 
 
-def register_datasets(params: Params, datasets: list[DatasetRecord]) -> dict[str, Registration]:
-    """Each data set's best run into the registry. A registry failure costs its line in the
-    report, never the report: the tables are worth having even with the store unreachable."""
+def register_datasets(params: Params, datasets: list[DatasetRecord]) -> dict[str, list[Registration]]:
+    """Each data set's best run into the registry (@best), and where evaluate scored degraded
+    validation copies, the run for degraded photos (@robust). A registry failure costs its line in
+    the report, never the report: the tables are worth having even with the store unreachable."""
     prefix = params.report.registry_prefix
-    registrations: dict[str, Registration] = {}
+    registrations: dict[str, list[Registration]] = {}
     for dataset in datasets:
         if not dataset.run:
             continue
         candidates = candidates_of(params, dataset)
-        try:
-            registrations[dataset.name] = register_best(dataset.name, candidates, prefix=prefix)
-        except Exception as exc:  # any store failure (locked, unreachable, older schema): same answer
-            first_line = str(exc).splitlines()[0] if str(exc) else ""
-            reason = f"the MLflow store failed: {type(exc).__name__}: {first_line}"
-            log.warning("registry: %s: %s", dataset.name, reason)
-            registrations[dataset.name] = Registration(
-                dataset.name, registered_name(dataset.name, prefix), skipped=reason
-            )
+        aliases = [ALIAS] + ([ROBUST_ALIAS] if best_candidate(candidates, ROBUST_ALIAS) else [])
+        registrations[dataset.name] = [
+            _register(dataset.name, candidates, prefix, alias) for alias in aliases
+        ]
     return registrations
+
+
+def _register(dataset: str, candidates: list[Candidate], prefix: str, alias: str) -> Registration:
+    try:
+        return register_best(dataset, candidates, prefix=prefix, alias=alias)
+    except Exception as exc:  # any store failure (locked, unreachable, older schema): same answer
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        reason = f"the MLflow store failed: {type(exc).__name__}: {first_line}"
+        log.warning("registry: %s@%s: %s", dataset, alias, reason)
+        return Registration(dataset, registered_name(dataset, prefix), skipped=reason, alias=alias)
 
 
 def build_report(

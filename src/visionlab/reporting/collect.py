@@ -18,7 +18,7 @@ import pandas as pd
 
 from visionlab import paths
 from visionlab.evaluation.intervals import accuracy_interval, verdict
-from visionlab.params import Params
+from visionlab.params import DEGRADATION, Params
 from visionlab.reporting.published import PublishedFigure, load_published
 from visionlab.tracking import RUN_RECORD
 
@@ -74,6 +74,16 @@ class ExperimentRecord:
             return float(value)
         except (TypeError, ValueError):
             return math.nan
+
+    def worst_degraded(self, split: str = "val") -> float:
+        """The lowest accuracy over the split's degraded copies evaluate scored (evaluate.robustness,
+        e.g. ``val_jpeg_30``); NaN when none were."""
+        scored = [
+            self.metric(key, "accuracy")
+            for key in self.metrics or {}
+            if key.startswith(f"{split}_") and DEGRADATION.match(key.removeprefix(f"{split}_"))
+        ]
+        return min((value for value in scored if math.isfinite(value)), default=math.nan)
 
     def interval(self, split: str = "test") -> tuple[float, float]:
         """The 95% Wilson interval of the split's accuracy: as evaluate wrote it, else from the

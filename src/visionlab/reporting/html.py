@@ -78,20 +78,23 @@ def _link(target: Path, out_dir: Path) -> str:
     return Path(os.path.relpath(Path(target).resolve(), Path(out_dir).resolve())).as_posix()
 
 
-def _registry(registration: Registration | None) -> str:
-    if registration is None:
-        return ""
+def _registry(registrations: list[Registration]) -> str:
+    return "".join(_registered(registration) for registration in registrations)
+
+
+def _registered(registration: Registration) -> str:
     if registration.skipped:
         return (
-            f'<p class="registry skipped">Model registry <code>{_e(registration.name)}</code>: not updated '
-            f"({_e(registration.skipped)}).</p>"
+            '<p class="registry skipped">Model registry '
+            f"<code>{_e(registration.name)}@{_e(registration.alias)}</code>: "
+            f"not updated ({_e(registration.skipped)}).</p>"
         )
     state = "new version" if registration.changed else "unchanged"
     return (
-        '<p class="registry">Best model (on validation accuracy): '
+        f'<p class="registry">Chosen on {_e(registration.chosen_on)}: '
         f"<strong>{_e(registration.experiment)}</strong> &rarr; MLflow "
-        f"registry <code>models:/{_e(registration.name)}@best</code> (version {_e(registration.version)}, "
-        f"{state}; run <code>{_e(registration.run_id)}</code>).</p>"
+        f"registry <code>models:/{_e(registration.name)}@{_e(registration.alias)}</code> "
+        f"(version {_e(registration.version)}, {state}; run <code>{_e(registration.run_id)}</code>).</p>"
     )
 
 
@@ -204,7 +207,7 @@ def _run_figures(dataset: DatasetRecord, out_dir: Path, thumbnail_px: int) -> li
 def _dataset_section(
     dataset: DatasetRecord,
     frame: pd.DataFrame,
-    registration: Registration | None,
+    registrations: list[Registration],
     out_dir: Path,
     thumbnail_px: int,
 ) -> str:
@@ -212,7 +215,7 @@ def _dataset_section(
     study = next(iter(dataset.published.values())).study if dataset.published else ""
     if study:
         parts.append(f'<p class="meta">Published figures: {_e(study)}.</p>')
-    parts.append(_registry(registration))
+    parts.append(_registry(registrations))
     parts += _comparison(dataset, frame[frame.dataset == dataset.name])
     if dataset.run:
         parts += _run_figures(dataset, out_dir, thumbnail_px)
@@ -225,7 +228,7 @@ def _dataset_section(
 def render_html(
     datasets: list[DatasetRecord],
     frame: pd.DataFrame,
-    registrations: dict[str, Registration],
+    registrations: dict[str, list[Registration]],
     out_dir: Path,
     thumbnail_px: int = 96,
     commit: str | None = None,
@@ -236,7 +239,7 @@ def render_html(
     if commit:
         meta += f" &middot; git commit <code>{_e(commit[:12])}</code>"
     sections = "".join(
-        _dataset_section(d, frame, registrations.get(d.name), out_dir, thumbnail_px) for d in datasets
+        _dataset_section(d, frame, registrations.get(d.name, []), out_dir, thumbnail_px) for d in datasets
     )
     if not datasets:
         sections = '<p class="note">No experiments in params.yaml.</p>'

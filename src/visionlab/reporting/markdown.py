@@ -23,24 +23,26 @@ def render_table(table: Table) -> list[str]:
     return lines
 
 
-def _registry(registration: Registration | None) -> list[str]:
-    if registration is None:
-        return []
-    if registration.skipped:
-        return [f"Model registry `{registration.name}`: not updated ({registration.skipped}).", ""]
-    state = "new version" if registration.changed else "unchanged"
-    return [
-        f"Best model (on validation accuracy): **{registration.experiment}** -> "
-        f"`models:/{registration.name}@best` "
-        f"(version {registration.version}, {state}).",
-        "",
-    ]
+def _registry(registrations: list[Registration]) -> list[str]:
+    lines = []
+    for registration in registrations:
+        where = f"`models:/{registration.name}@{registration.alias}`"
+        if registration.skipped:
+            lines += [f"Model registry {where}: not updated ({registration.skipped}).", ""]
+            continue
+        state = "new version" if registration.changed else "unchanged"
+        lines += [
+            f"Chosen on {registration.chosen_on}: **{registration.experiment}** -> {where} "
+            f"(version {registration.version}, {state}).",
+            "",
+        ]
+    return lines
 
 
 def render_markdown(
     datasets: list[DatasetRecord],
     frame: pd.DataFrame,
-    registrations: dict[str, Registration],
+    registrations: dict[str, list[Registration]],
     commit: str | None = None,
 ) -> str:
     done = int((frame.status == "done").sum()) if not frame.empty else 0
@@ -55,7 +57,7 @@ def render_markdown(
     for dataset in datasets:
         rows = frame[frame.dataset == dataset.name]
         lines += [f"## {dataset.name}", ""]
-        lines += _registry(registrations.get(dataset.name))
+        lines += _registry(registrations.get(dataset.name, []))
         if dataset.run:
             lines += [*render_table(tables.comparison_table(rows)), ""]
         else:

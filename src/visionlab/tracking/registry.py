@@ -12,10 +12,15 @@ queued variants report from their own workspace copies, in any order, and one th
 with a lesser model must not take the alias from a better one. When the held run is among the
 candidates its fresh score counts (a rerun that got worse loses the alias); otherwise the score
 tagged on its version does. To reset, delete the alias in the MLflow UI.
+
+Where evaluate scored degraded copies of validation (``evaluate.robustness``), a second alias,
+``robust``, points at the model whose worst degraded validation copy scores highest (ties: clean
+validation accuracy): the one to load for smaller, re-encoded photos, chosen the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -31,6 +36,7 @@ from visionlab.tracking.model_logging import MODEL_NAME
 log = logging.getLogger(__name__)
 
 ALIAS = "best"
+ROBUST_ALIAS = "robust"  # chosen on the worst degraded validation copy (evaluate.robustness)
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class Candidate:
     test_accuracy: float = math.nan  # tagged on the version for the record; never chooses
     test_macro_f1: float = math.nan
     quick_try: str | None = None  # why it is not a full-scale run; such runs never compete
+    val_worst_degraded: float = math.nan  # its lowest degraded validation copy (evaluate.robustness)
 
 
 @dataclass(frozen=True)
@@ -57,27 +64,42 @@ class Registration:
     version: str | None = None
     changed: bool = False
     skipped: str | None = None  # why nothing was registered
+    alias: str = ALIAS
+
+    @property
+    def chosen_on(self) -> str:
+        return CHOSEN_ON[self.alias]
+
+
+CHOSEN_ON = {ALIAS: "validation accuracy", ROBUST_ALIAS: "its worst degraded validation copy"}
 
 
 def registered_name(dataset: str, prefix: str = "visionlab") -> str:
     return f"{prefix}-{dataset}"
 
 
-def _score(candidate: Candidate) -> tuple[float, float]:
+def _clean(value: float) -> float:
     # NaN never wins: it sorts below every real score.
-    def clean(value: float) -> float:
-        return value if value == value else float("-inf")
-
-    return clean(candidate.val_accuracy), clean(-candidate.val_loss)
+    return value if value == value else float("-inf")
 
 
-def best_candidate(candidates: Sequence[Candidate]) -> Candidate | None:
+def _score(candidate: Candidate, alias: str = ALIAS) -> tuple[float, float]:
+    if alias == ROBUST_ALIAS:
+        return _clean(candidate.val_worst_degraded), _clean(candidate.val_accuracy)
+    return _clean(candidate.val_accuracy), _clean(-candidate.val_loss)
+
+
+def best_candidate(candidates: Sequence[Candidate], alias: str = ALIAS) -> Candidate | None:
     """Highest validation accuracy, ties broken by the lower validation loss, then by name (stable
-    across runs); quick tries never. Test figures play no part."""
+    across runs); for ``robust``, the highest worst degraded validation copy, ties broken by clean
+    validation accuracy, among those scored on degraded copies. Quick tries never; test figures
+    play no part."""
     eligible = sorted((c for c in candidates if not c.quick_try), key=lambda c: c.experiment)
+    if alias == ROBUST_ALIAS:
+        eligible = [c for c in eligible if math.isfinite(c.val_worst_degraded)]
     if not eligible:
         return None
-    return max(eligible, key=_score)
+    return max(eligible, key=lambda c: _score(c, alias))
 
 
 def logged_model_id(client: MlflowClient, run_id: str) -> str | None:
@@ -100,17 +122,22 @@ def _rounded(score: tuple[float, float]) -> tuple[float, float]:
     return round(score[0], 4), round(score[1], 4)
 
 
-def _held_score(current: ModelVersion | None, candidates: Sequence[Candidate]) -> tuple[float, float] | None:
+def _held_score(
+    current: ModelVersion | None, candidates: Sequence[Candidate], alias: str = ALIAS
+) -> tuple[float, float] | None:
     """The score of the version the alias holds: fresh when its run competes here, else tagged
     (None when it has no readable tags: then the workspace's best takes the alias)."""
     if current is None:
         return None
     for candidate in candidates:
         if candidate.run_id == current.run_id:
-            return _rounded(_score(candidate))
+            return _rounded(_score(candidate, alias))
     tags = current.tags or {}
     try:
-        # Versions registered before selection moved to validation carry no val tags: None.
+        # Versions registered before selection moved to validation carry no val tags (before the
+        # robust alias, no val_worst_degraded tag): None.
+        if alias == ROBUST_ALIAS:
+            return _rounded((float(tags["val_worst_degraded"]), float(tags["val_accuracy"])))
         return _rounded((float(tags["val_accuracy"]), -float(tags["val_loss"])))
     except (KeyError, TypeError, ValueError):
         return None
@@ -131,8 +158,9 @@ def _ensure_registered_model(client: MlflowClient, name: str, dataset: str) -> N
                 name,
                 tags={"visionlab.dataset": dataset},
                 description=(
-                    f"The best full-scale visionlab model on {dataset}, chosen on validation accuracy "
-                    "(then validation loss); its test figures are tagged, never used to choose."
+                    f"The best full-scale visionlab model on {dataset}: @best chosen on validation "
+                    "accuracy (then validation loss), @robust on the worst degraded validation copy "
+                    "(evaluate.robustness); test figures are tagged, never used to choose."
                 ),
             )
         except MlflowException:
@@ -190,6 +218,11 @@ def _version_of(client: MlflowClient, name: str, best: Candidate, model_id: str)
             "val_loss": f"{best.val_loss:.4f}",
             "test_accuracy": f"{best.test_accuracy:.4f}",
             "test_macro_f1": f"{best.test_macro_f1:.4f}",
+            **(
+                {"val_worst_degraded": f"{best.val_worst_degraded:.4f}"}
+                if math.isfinite(best.val_worst_degraded)
+                else {}
+            ),
         },
     )
 
@@ -199,44 +232,60 @@ def register_best(
     candidates: Sequence[Candidate],
     client: MlflowClient | None = None,
     prefix: str = "visionlab",
+    alias: str = ALIAS,
 ) -> Registration:
-    """Point ``<prefix>-<dataset>@best`` at the best candidate's logged model.
+    """Point ``<prefix>-<dataset>@<alias>`` at the chosen candidate's logged model (``best``: on
+    validation accuracy; ``robust``: on the worst degraded validation copy).
 
     Never raises for a run the store does not know (a changed ``MLFLOW_TRACKING_URI``, a deleted
     store) or a run logged before models were: the data set is skipped with a warning, and the
     registry keeps what it had, rather than calling a lesser model the best.
     """
     name = registered_name(dataset, prefix)
-    best = best_candidate(candidates)
-    skipped = _unselectable(dataset, name, best, candidates)
-    if skipped is not None:
-        return skipped
-    assert best is not None  # _unselectable answered every case without one
-    client = client or _client()
-    model_id = _best_model_id(client, dataset, name, best)
-    if isinstance(model_id, Registration):
-        return model_id
+    best = best_candidate(candidates, alias)
+    found = _unselectable(dataset, name, best, candidates)
+    if found is None:
+        assert best is not None  # _unselectable answered every case without one
+        client = client or _client()
+        model_id = _best_model_id(client, dataset, name, best)
+        found = (
+            model_id
+            if isinstance(model_id, Registration)
+            else _point(client, dataset, name, best, model_id, candidates, alias)
+        )
+    return dataclasses.replace(found, alias=alias)
 
+
+def _point(
+    client: MlflowClient,
+    dataset: str,
+    name: str,
+    best: Candidate,
+    model_id: str,
+    candidates: Sequence[Candidate],
+    alias: str,
+) -> Registration:
+    """``name@alias`` moved to ``best``'s version, unless the version it holds scores at least as high."""
     _ensure_registered_model(client, name, dataset)
     try:
-        current = client.get_model_version_by_alias(name, ALIAS)
+        current = client.get_model_version_by_alias(name, alias)
     except MlflowException:
         current = None
     if current is not None and current.run_id == best.run_id and _holds(current, model_id):
         return Registration(dataset, name, best.experiment, best.run_id, str(current.version), changed=False)
-    held = _held_score(current, candidates)
-    if current is not None and held is not None and held >= _rounded(_score(best)):
+    held = _held_score(current, candidates, alias)
+    if current is not None and held is not None and held >= _rounded(_score(best, alias)):
         experiment = current.tags.get("visionlab.experiment")
         log.info(
             "registry: %s@%s stays at version %s (%s): it scores at least as high as %s",
             name,
-            ALIAS,
+            alias,
             current.version,
             experiment,
             best.experiment,
         )
         return Registration(dataset, name, experiment, current.run_id, str(current.version), changed=False)
     version = _version_of(client, name, best, model_id)
-    client.set_registered_model_alias(name, ALIAS, version.version)
-    log.info("registry: %s@%s -> version %s (%s)", name, ALIAS, version.version, best.experiment)
+    client.set_registered_model_alias(name, alias, version.version)
+    log.info("registry: %s@%s -> version %s (%s)", name, alias, version.version, best.experiment)
     return Registration(dataset, name, best.experiment, best.run_id, str(version.version), changed=True)
