@@ -1,10 +1,13 @@
 """Are two full-scale rows on the same test split different beyond chance? McNemar's exact test.
 
 Per data set, the row chosen on validation (as in full_scale.md) against every other row whose test
-images are the same, on the images exactly one of the two gets right. The per-image answers are
-each row's own: the work folder's `data/eval/<experiment>/predictions.csv`, used only where the
-folder's `dvc.lock` still holds the evaluate output the row recorded (a later run or seed replaces
-it). Rows whose answers are gone are listed as not compared; rerun them to compare.
+images are the same, on the images exactly one of the two gets right; and the row chosen on its
+worst degraded validation copy (the glance's row for smaller, re-encoded photos) against the others
+on each degraded test copy both have answers for (evaluate writes them beside the plain ones in
+predictions.csv: ``correct_jpeg_30``, ...). The per-image answers are each row's own: the work
+folder's `data/eval/<experiment>/predictions.csv`, used only where the folder's `dvc.lock` still
+holds the evaluate output the row recorded (a later run or seed replaces it). Rows whose answers are
+gone are listed as not compared; rerun them to compare.
 
     uv run python benchmarks/paired.py --work WORK
 """
@@ -21,7 +24,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from full_scale_verdicts import chosen_on_validation
+from full_scale_verdicts import DEGRADED, chosen_for_degraded, chosen_on_validation
 from provenance import source_commit, write_result
 
 from visionlab.evaluation.intervals import mcnemar
@@ -38,8 +41,12 @@ def locked_stages(work: Path) -> dict[str, Any]:
     return (yaml.safe_load(lock_file.read_text()) or {}).get("stages") or {}
 
 
-def row_answers(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> pd.Series | None:
-    """Test image path -> right or wrong, from the row's own evaluate output; None if it is gone."""
+PLAIN = "plain"  # the test images as they are: predictions.csv's ``correct``
+
+
+def row_answers(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> pd.DataFrame | None:
+    """Test image path -> right or wrong, a column per copy (``plain``, then each degraded or TTA
+    copy evaluate answered), from the row's own evaluate output; None if it is gone."""
     stage = f"evaluate@{row['experiment']}"
     recorded = ((row.get("provenance") or {}).get("stages") or {}).get(stage)
     if recorded is None:
@@ -48,8 +55,9 @@ def row_answers(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> pd.S
     folder = f"data/eval/{row['experiment']}"
     if not any(out.get("path") == folder and out.get("md5") == recorded for out in outs):
         return None  # the folder holds another run's answers (a later seed, a rerun)
-    table = pd.read_csv(work / folder / "predictions.csv", usecols=["path", "correct"])
-    return table.set_index("path")["correct"].astype(bool)
+    table = pd.read_csv(work / folder / "predictions.csv").set_index("path")
+    copies = {column: column.removeprefix("correct_") for column in table if column.startswith("correct_")}
+    return table[["correct", *copies]].rename(columns={"correct": PLAIN, **copies}).astype(bool)
 
 
 def compare(chosen: pd.Series, other: pd.Series) -> dict[str, Any]:
@@ -63,14 +71,22 @@ def compare(chosen: pd.Series, other: pd.Series) -> dict[str, Any]:
     }
 
 
+def _choices(done: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], str]]:
+    """(data set, chosen row, what it was chosen on): the clean choice, compared on the plain test
+    images, and the choice for degraded photos, compared on the degraded copies."""
+    choices = [(d, row, "validation") for d, row in chosen_on_validation(done, published_only=False).items()]
+    choices += [(d, row, "degraded validation") for d, row in chosen_for_degraded(done).items()]
+    return sorted(choices, key=lambda choice: choice[0])
+
+
 def paired_rows(rows: list[dict[str, Any]], work: Path) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every comparison with each data set's chosen row, and the rows that could not be compared."""
+    """Every comparison with each data set's chosen rows, and the rows that could not be compared."""
     done = [r for r in rows if r.get("status") == "done"]
     stages = locked_stages(work)  # read once: it names every row's evaluate output
     answers = {r["experiment"]: row_answers(work, stages, r) for r in done}
     missing = sorted(name for name, found in answers.items() if found is None)
     pairs = []
-    for dataset, chosen in chosen_on_validation(done, published_only=False).items():
+    for dataset, chosen, chosen_on in _choices(done):
         mine = answers.get(chosen["experiment"])
         if mine is None:
             continue
@@ -80,15 +96,19 @@ def paired_rows(rows: list[dict[str, Any]], work: Path) -> tuple[list[dict[str, 
                 continue
             if set(theirs.index) != set(mine.index):
                 continue  # another test split: not paired
-            pairs.append(
-                {
-                    "dataset": dataset,
-                    "chosen": chosen["experiment"],
-                    "other": other["experiment"],
-                    "images": len(mine),
-                    **compare(mine, theirs),
-                }
-            )
+            wanted = [PLAIN] if chosen_on == "validation" else [c for c in mine if c.startswith(DEGRADED)]
+            for copy in (c for c in wanted if c in theirs):
+                pairs.append(
+                    {
+                        "dataset": dataset,
+                        "chosen": chosen["experiment"],
+                        "chosen_on": chosen_on,
+                        "copy": copy,
+                        "other": other["experiment"],
+                        "images": len(mine),
+                        **compare(mine[copy], theirs[copy]),
+                    }
+                )
     return pairs, missing
 
 
@@ -96,22 +116,24 @@ def render(pairs: list[dict[str, Any]], missing: list[str], commit: str) -> str:
     lines = [
         "# Paired tests between full-scale rows (benchmarks/paired.py)",
         "",
-        "Per data set, the row chosen on validation against each other row on the same test images: "
-        "McNemar's exact test on the images exactly one of them gets right (plain predictions, no "
-        f"TTA). Read from the rows' own evaluate outputs; script at commit {commit[:12]}.",
+        "Per data set, the row chosen on validation against each other row on the same test images, "
+        "and the row chosen on its worst degraded validation copy against each other row on each "
+        "degraded test copy both answered: McNemar's exact test on the images exactly one of them "
+        f"gets right (no TTA). Read from the rows' own evaluate outputs; script at commit {commit[:12]}.",
         "",
-        "| data set | chosen on validation | against | test images | both right | only chosen "
+        "| data set | chosen on | chosen | test copy | against | test images | both right | only chosen "
         "| only the other | McNemar p | differ at 5%? |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for p in pairs:
         lines.append(
-            f"| {p['dataset']} | `{p['chosen']}` | `{p['other']}` | {p['images']} | {p['both_right']} "
+            f"| {p['dataset']} | {p['chosen_on']} | `{p['chosen']}` | {p['copy']} "
+            f"| `{p['other']}` | {p['images']} | {p['both_right']} "
             f"| {p['only_chosen']} | {p['only_other']} | {p['mcnemar_p']:.3g} "
             f"| {'yes' if p['mcnemar_p'] < 0.05 else 'no'} |"
         )
     if not pairs:
-        lines.append("| – | – | – | | | | | | |")
+        lines.append("| – | – | – | – | – | | | | | | |")
     lines += [
         "",
         f"Not compared (their own evaluate outputs are not in the work folder): {len(missing)} rows.",

@@ -55,7 +55,7 @@ def test_the_chosen_row_is_tested_against_the_others_on_their_own_answers(tmp_pa
     assert (pair["both_right"], pair["only_chosen"], pair["only_other"], pair["both_wrong"]) == (27, 12, 1, 0)
     assert pair["mcnemar_p"] < 0.01
     text = paired.render(pairs, missing, "abc123")
-    assert "| flowers | `a` | `b` | 40 | 27 | 12 | 1 |" in text and "| yes |" in text
+    assert "| flowers | validation | `a` | plain | `b` | 40 | 27 | 12 | 1 |" in text and "| yes |" in text
 
     # The row chosen on validation leads, whichever tests higher.
     rows[1]["val_accuracy"] = 0.99
@@ -76,3 +76,42 @@ def test_rows_on_another_test_split_are_not_paired(tmp_path):
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     pairs, missing = paired.paired_rows([_row("a", 0.9, "h-a.dir"), _row("u", 0.8, "h-u.dir")], tmp_path)
     assert pairs == [] and missing == []
+
+
+def test_the_row_chosen_for_degraded_photos_is_tested_on_each_degraded_copy(tmp_path):
+    paired = _paired()
+    lock: dict = {}
+    for name, md5, jpeg in (
+        ("plain", "h-p.dir", [False] * 10 + [True] * 30),
+        ("robust", "h-r.dir", [True] * 40),
+    ):
+        _evaluated(tmp_path, name, [True] * 40, md5, lock)
+        predictions = tmp_path / "data" / "eval" / name / "predictions.csv"
+        lines = predictions.read_text().splitlines()
+        lines = [lines[0] + ",correct_tta_hflip,correct_jpeg_30"] + [
+            f"{line},True,{right}" for line, right in zip(lines[1:], jpeg, strict=True)
+        ]
+        predictions.write_text("\n".join(lines) + "\n")
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    plain, robust = _row("plain", 0.96, "h-p.dir"), _row("robust", 0.95, "h-r.dir")
+    plain["val_variants"], robust["val_variants"] = {"val_jpeg_30": 0.80}, {"val_jpeg_30": 0.93}
+
+    pairs, missing = paired.paired_rows([plain, robust], tmp_path)
+    assert missing == []
+    clean, degraded = pairs  # the clean choice on plain images; the robust one on JPEG 30 only (no TTA)
+    assert (clean["chosen"], clean["chosen_on"], clean["copy"], clean["mcnemar_p"]) == (
+        "plain",
+        "validation",
+        "plain",
+        1.0,
+    )
+    assert (degraded["chosen"], degraded["chosen_on"], degraded["copy"], degraded["other"]) == (
+        "robust",
+        "degraded validation",
+        "jpeg_30",
+        "plain",
+    )
+    assert (degraded["only_chosen"], degraded["only_other"]) == (10, 0) and degraded["mcnemar_p"] < 0.01
+    assert "| flowers | degraded validation | `robust` | jpeg_30 | `plain` | 40 |" in paired.render(
+        pairs, [], "c"
+    )

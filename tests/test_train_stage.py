@@ -124,6 +124,16 @@ def test_each_model_family_trains_and_evaluates_through_the_stages(project, expe
     for name in ("val_tta_hflip", "val_downscale_16", "val_jpeg_30"):  # what choices are made on
         scored = metrics[name]
         assert scored["images"] == 4 and scored["correct"] == round(scored["accuracy"] * 4)
+    # Each test copy's answer per image beside the plain one, for paired tests on a degraded copy.
+    predictions = pd.read_csv(f"data/eval/{experiment}/predictions.csv")
+    for name in ("tta_hflip", "downscale_16", "jpeg_30"):
+        assert set(predictions[f"predicted_{name}"]) <= {
+            c[2:] for c in predictions.columns if c.startswith("p_")
+        }
+        assert (
+            predictions[f"correct_{name}"] == (predictions[f"predicted_{name}"] == predictions.label)
+        ).all()
+        assert predictions[f"correct_{name}"].sum() == metrics[f"test_{name}"]["correct"]
     # Wall-clock figures live beside the model, not in it (model.pt stays reproducible).
     assert "train_seconds" not in summary
     timing = json.loads(Path(f"results/{experiment}/training.json").read_text())

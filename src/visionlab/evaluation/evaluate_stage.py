@@ -22,6 +22,7 @@ from visionlab.evaluation.scoring import (
     score_splits,
     score_variants,
     scoring_copy,
+    with_copies,
 )
 from visionlab.models import Checkpoint, load_checkpoint
 from visionlab.params import Params
@@ -158,7 +159,9 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     metrics, test_frame, images = score_splits(params, experiment, scoring, prepared, amp, amp_top)
     if test_frame is None:
         raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
-    metrics.update(score_variants(params, scoring.model, images, amp))
+    variants, answers = score_variants(params, scoring.model, images, amp)
+    metrics.update(variants)
+    test_frame = with_copies(test_frame, answers, classes)
 
     test = _test_report(test_frame, classes)
     by_class = test.by_class.set_index("class")

@@ -165,28 +165,41 @@ def device_of(model: torch.nn.Module) -> torch.device:
 
 def score_variants(
     params: Params, model, images: dict[str, ImageDataset], amp: bool
-) -> dict[str, dict[str, float]]:
+) -> tuple[dict[str, dict[str, float]], dict[str, np.ndarray]]:
     """Test-time augmentation and degraded copies of validation and test, each as its own metrics
-    (``val_tta_hflip``, ``test_tta_hflip``, ``val_jpeg_30``, ``test_jpeg_30``, ...).
+    (``val_tta_hflip``, ``test_tta_hflip``, ``val_jpeg_30``, ``test_jpeg_30``, ...), and the class
+    index each test copy predicts per image, by copy (``tta_hflip``, ``jpeg_30``, ...), in the
+    test images' order: what a paired test between two models on a degraded copy needs.
 
     The plain test figures stay comparable to the studies'; these come beside them. The validation
     figures are what a choice is made on (TTA in the headline or not, a robust recipe or not); the
     test figures only report the choice.
     """
     device = device_of(model)
-    metrics = {}
+    metrics, answers = {}, {}
     for split in VARIANT_SPLITS:
         if split not in images:
             continue
-        for name in params.evaluate.tta:
-            batches = _batches(images[split], params)
-            desc = f"{split} TTA {name}"
-            flipped = hflip_tta(model)
-            logits, labels = gather_outputs(flipped, batches, device, desc=desc, amp=amp, channels_last=amp)
-            metrics[f"{split}_tta_{name}"] = scores(logits, labels)
-        for name in params.evaluate.robustness:
-            degraded = _batches(DegradedImages(images[split], degradation(name)), params)
+        copies = [(f"tta_{name}", hflip_tta(model), images[split]) for name in params.evaluate.tta]
+        copies += [
+            (name, model, DegradedImages(images[split], degradation(name)))
+            for name in params.evaluate.robustness
+        ]
+        for name, net, dataset in copies:
+            batches = _batches(dataset, params)
             desc = f"{split} {name}"
-            logits, labels = gather_outputs(model, degraded, device, desc=desc, amp=amp, channels_last=amp)
+            logits, labels = gather_outputs(net, batches, device, desc=desc, amp=amp, channels_last=amp)
             metrics[f"{split}_{name}"] = scores(logits, labels)
-    return metrics
+            if split == "test":
+                answers[name] = logits.argmax(1).numpy()
+    return metrics, answers
+
+
+def with_copies(test_frame: pd.DataFrame, answers: dict[str, np.ndarray], classes: list[str]) -> pd.DataFrame:
+    """The test predictions with each copy's predicted class and whether it is right beside them
+    (``predicted_jpeg_30``, ``correct_jpeg_30``, ...)."""
+    frame = test_frame.copy()
+    for name, predicted in answers.items():
+        frame[f"predicted_{name}"] = [classes[i] for i in predicted]
+        frame[f"correct_{name}"] = frame.label == frame[f"predicted_{name}"]
+    return frame
