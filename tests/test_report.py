@@ -484,6 +484,8 @@ def test_the_robust_alias_is_chosen_on_the_worst_degraded_validation_copy(store)
     tied = [candidates[1], Candidate("cats-plain", plain, 0.95, 0.2, val_worst_degraded=0.92)]
     assert best_candidate(tied, ROBUST_ALIAS).experiment == "cats-plain"
     assert best_candidate(candidates[2:], ROBUST_ALIAS) is None
+    unscored = register_best("cats", candidates[2:], store, alias=ROBUST_ALIAS)
+    assert "scored degraded validation copies" in unscored.skipped and unscored.alias == "robust"
 
 
 # --- the top-level DVC plots -------------------------------------------------------------------

@@ -168,12 +168,16 @@ def _ensure_registered_model(client: MlflowClient, name: str, dataset: str) -> N
 
 
 def _unselectable(
-    dataset: str, name: str, best: Candidate | None, candidates: Sequence[Candidate]
+    dataset: str, name: str, best: Candidate | None, candidates: Sequence[Candidate], alias: str = ALIAS
 ) -> Registration | None:
-    """The skipped registration when no candidate can become @best (no store needed to tell), else None."""
-    if best is None and candidates:
+    """The skipped registration when no candidate can take the alias (no store needed to tell), else None."""
+    if best is None and candidates and all(c.quick_try for c in candidates):
         first = min(candidates, key=lambda c: c.experiment)
-        reason = f"only quick tries, which never become @{ALIAS} ({first.experiment}: {first.quick_try})"
+        reason = f"only quick tries, which never become @{alias} ({first.experiment}: {first.quick_try})"
+        log.info("registry: %s: skipped: %s", name, reason)
+        return Registration(dataset, name, skipped=reason)
+    if best is None and candidates:  # @robust: none of them scored degraded validation copies
+        reason = "no full-scale experiment scored degraded validation copies (evaluate.robustness)"
         log.info("registry: %s: skipped: %s", name, reason)
         return Registration(dataset, name, skipped=reason)
     if best is None:
@@ -243,7 +247,7 @@ def register_best(
     """
     name = registered_name(dataset, prefix)
     best = best_candidate(candidates, alias)
-    found = _unselectable(dataset, name, best, candidates)
+    found = _unselectable(dataset, name, best, candidates, alias)
     if found is None:
         assert best is not None  # _unselectable answered every case without one
         client = client or _client()
