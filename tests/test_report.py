@@ -461,6 +461,12 @@ def test_report_registers_each_data_sets_best(store, results_tree):
         in summary
     )
     assert "models:/visionlab-toy@robust" in files.html.read_text()
+    # The comparison shows each run's worst degraded copy beside its clean figures.
+    compared = pd.read_csv(files.comparison).set_index("experiment")
+    assert compared.loc["toy-cnn", "val_worst_degraded"] == 0.74
+    assert compared.loc["toy-effnet", "val_worst_degraded"] == 0.60
+    assert pd.isna(compared.loc["toy-cnn", "test_worst_degraded"])  # no degraded test copy scored
+    assert "worst degraded val." in summary
 
 
 def test_the_robust_alias_is_chosen_on_the_worst_degraded_validation_copy(store):

@@ -34,6 +34,9 @@ COMPARISON = [
     Column("test_accuracy", "test acc.", "percent", "max"),
     Column("test_interval", "test 95% interval", "interval"),
     Column("test_macro_f1", "macro F1", "fraction", "max"),
+    # evaluate.robustness: the lowest of the degraded copies (what @robust is chosen on, on val).
+    Column("val_worst_degraded", "worst degraded val.", "percent", "max"),
+    Column("test_worst_degraded", "worst degraded test", "percent", "max"),
     Column("featurize_seconds", "features", "seconds"),
     Column("train_seconds", "training", "seconds"),
     Column("compute_seconds", "compute time", "seconds", "min"),
