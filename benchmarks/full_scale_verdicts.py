@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 from visionlab.evaluation.intervals import accuracy_interval, verdict
+from visionlab.params import DEGRADATION
 
 
 def pct(value: float | None) -> str:
@@ -172,7 +173,12 @@ def _seed_clause(row: dict[str, Any], said: str) -> str:
     return f"; {seeds} (seed mean {mean}%), so neither holds across seeds"
 
 
-DEGRADED = ("downscale_", "jpeg_", "blur_")  # evaluate.robustness's kinds (squash: see docs/results.md)
+def is_degraded(name: str) -> bool:
+    """Whether a copy's name (``jpeg_30``, ``tta_hflip``, ...) is one of evaluate.robustness's
+    degradations: the params' own pattern (squash: see docs/results.md)."""
+    return DEGRADATION.match(name) is not None
+
+
 ROBUST_MARGIN = 0.02  # issue 24's target: every degraded test copy within 2 points of clean
 
 
@@ -181,7 +187,7 @@ def worst_degraded(row: dict[str, Any], split: str) -> tuple[str, float] | None:
     scored = {
         key.removeprefix(f"{split}_"): value
         for key, value in (row.get(f"{split}_variants") or {}).items()
-        if key.removeprefix(f"{split}_").startswith(DEGRADED) and value is not None
+        if is_degraded(key.removeprefix(f"{split}_")) and value is not None
     }
     if not scored:
         return None

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from full_scale_verdicts import DEGRADED, chosen_for_degraded, chosen_on_validation
+from full_scale_verdicts import chosen_for_degraded, chosen_on_validation, is_degraded
 from provenance import source_commit, write_result
 
 from visionlab.evaluation.intervals import mcnemar
@@ -96,7 +96,7 @@ def paired_rows(rows: list[dict[str, Any]], work: Path) -> tuple[list[dict[str, 
                 continue
             if set(theirs.index) != set(mine.index):
                 continue  # another test split: not paired
-            wanted = [PLAIN] if chosen_on == "validation" else [c for c in mine if c.startswith(DEGRADED)]
+            wanted = [PLAIN] if chosen_on == "validation" else [c for c in mine if is_degraded(c)]
             for copy in (c for c in wanted if c in theirs):
                 pairs.append(
                     {

@@ -492,6 +492,8 @@ def test_the_robust_alias_is_chosen_on_the_worst_degraded_validation_copy(store)
     assert best_candidate(candidates[2:], ROBUST_ALIAS) is None
     unscored = register_best("cats", candidates[2:], store, alias=ROBUST_ALIAS)
     assert "scored degraded validation copies" in unscored.skipped and unscored.alias == "robust"
+    with pytest.raises(ValueError, match="registry alias 'robustt': visionlab chooses only best, robust"):
+        register_best("cats", candidates, store, alias="robustt")
 
 
 # --- the top-level DVC plots -------------------------------------------------------------------

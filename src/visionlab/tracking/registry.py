@@ -245,6 +245,8 @@ def register_best(
     store) or a run logged before models were: the data set is skipped with a warning, and the
     registry keeps what it had, rather than calling a lesser model the best.
     """
+    if alias not in CHOSEN_ON:
+        raise ValueError(f"registry alias {alias!r}: visionlab chooses only {', '.join(CHOSEN_ON)}")
     name = registered_name(dataset, prefix)
     best = best_candidate(candidates, alias)
     found = _unselectable(dataset, name, best, candidates, alias)
