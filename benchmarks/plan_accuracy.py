@@ -59,6 +59,9 @@ def measure_rows(work: Path) -> list[dict]:
         planned_epochs = span.middle if span else params.recipe_of(name).epochs
         planned = planning.estimate(params, name, counts, rates, epochs=planned_epochs)
         at_epochs = planning.estimate(params, name, counts, rates, epochs=int(row["epochs"]))
+        # What plan prints beside a first run's estimate: the seconds at the earliest and the latest
+        # epoch early stopping may end it at.
+        ends = [planning.estimate(params, name, counts, rates, epochs=e) for e in (span or ())]
         featurized = row.get("featurize_seconds") or 0.0
         # plan's train is the stage's epochs, validation passes included: set beside the row's
         # epoch seconds where it has them, else its training passes alone (rows recorded before).
@@ -81,6 +84,7 @@ def measure_rows(work: Path) -> list[dict]:
                 "planned_at_run_epochs_s": round(at_epochs.featurize + at_epochs.train, 1),
                 "ratio": round((planned.featurize + planned.train) / measured, 2),
                 "ratio_at_run_epochs": round((at_epochs.featurize + at_epochs.train) / measured, 2),
+                "planned_span_s": [round(e.featurize + e.train, 1) for e in ends] or None,
                 "reruns": _reruns(row, at_epochs.train),
                 "featurized_images": planning.featurized_images(params, name, counts)[1],
                 "rates": _rates_record(rates),
@@ -132,6 +136,18 @@ def time_plan(*flags: str) -> float:
     return time.perf_counter() - started
 
 
+def within_span(row: dict) -> bool:
+    """Whether the measured seconds fall within 2x of what plan printed for the row: the span from
+    early stopping's earliest to its latest epoch where it has one, else its one estimate."""
+    low, high = row.get("planned_span_s") or (row["planned_s"], row["planned_s"])
+    return low / 2 <= row["measured_s"] <= 2 * high
+
+
+def _span(row: dict) -> str:
+    span = row.get("planned_span_s")
+    return f"{span[0]:,.0f}-{span[1]:,.0f}" if span else "-"
+
+
 def _ratio(planned: float, measured: float) -> str:
     return f"{planned / measured:.2f}" if measured else "-"
 
@@ -147,31 +163,41 @@ def render(rows: list[dict], plan_seconds: float, reused_seconds: float, load: f
         "the middle of the epochs it may stop at (`planning.stopping_span`), as `visionlab plan` counts",
         "a first run; else the recipe's. Measured train: the train stage's epochs with their",
         "validation passes (what plan estimates) where the row recorded them (marked +val), else",
-        "its training passes alone.",
+        "its training passes alone. Span: featurize + train at early stopping's earliest and latest",
+        "epoch, the range plan prints beside a first run's estimate.",
         f"`visionlab plan --retime` over every study (every network timed) took {plan_seconds:.1f} s,",
         f"and a plan right after it (the networks' rates reused) {reused_seconds:.1f} s; load average at",
         f"the start {load:.2f}.",
         "",
         "| experiment | row commit | measured s | recipe epochs | planned epochs | run epochs | planned s "
-        "| ratio "
+        "| ratio | span s "
         "| planned at run epochs s | ratio | featurize ratio | train ratio at run epochs |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| `{r['experiment']}` | `{(r['commit'] or '?')[:7]}` | {r['measured_s']:,.0f}"
             f"{' +val' if r.get('measured_with_validation') else ''} | "
             f"{r['recipe_epochs']} | {r.get('planned_epochs', r['recipe_epochs'])} | {r['run_epochs']} | "
-            f"{r['planned_s']:,.0f} | {r['ratio']:.2f} | "
+            f"{r['planned_s']:,.0f} | {r['ratio']:.2f} | {_span(r)} | "
             f"{r['planned_at_run_epochs_s']:,.0f} | {r['ratio_at_run_epochs']:.2f} | "
             f"{_ratio(r['planned_featurize_s'], r['measured_featurize_s'])} | "
             f"{_ratio(r['planned_train_at_run_epochs_s'], r['measured_train_s'])} |"
         )
     within = sum(0.5 <= r["ratio"] <= 2.0 for r in rows)
     at_run = sum(0.5 <= r["ratio_at_run_epochs"] <= 2.0 for r in rows)
+    spanned = [r for r in rows if "planned_span_s" in r]  # rows measured before spans were recorded: none
     lines += [
         "",
         f"Within 2x: {within} of {len(rows)} rows as planned, {at_run} of {len(rows)} at the run's epochs.",
+    ]
+    if spanned:
+        inside = sum(within_span(r) for r in spanned)
+        lines.append(
+            f"Within 2x of what plan prints (its span where early stopping may end the run): "
+            f"{inside} of {len(spanned)}."
+        )
+    lines += [
         "",
     ]
     return "\n".join(lines + _featurize_lines(rows) + _rerun_lines(rows))

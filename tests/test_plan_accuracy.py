@@ -13,13 +13,18 @@ from visionlab.training import planning
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _plan_accuracy():
+def _benchmark(name: str):
+    """A benchmark script loaded as a module (they import provenance from their own folder)."""
     if str(REPO / "benchmarks") not in sys.path:
         sys.path.insert(0, str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("plan_accuracy", REPO / "benchmarks" / "plan_accuracy.py")
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _plan_accuracy():
+    return _benchmark("plan_accuracy")
 
 
 def test_featurize_counts_the_augmented_copies_and_validation():
@@ -79,3 +84,32 @@ def test_the_committed_page_is_rendered_from_its_result_file():
         result["commit"],
     )
     assert page.strip() == expected.strip()
+
+
+def test_a_row_is_within_what_plan_printed_when_its_span_widened_by_2x_holds_the_measured_seconds():
+    module = _plan_accuracy()
+    stopped_early = {"planned_s": 800.0, "measured_s": 390.0, "planned_span_s": [420.0, 1100.0]}
+    assert module.within_span(stopped_early)  # the middle (800) is 2.05x; the span holds it
+    assert not module.within_span({**stopped_early, "measured_s": 205.0})  # below half the earliest
+    assert module.within_span({**stopped_early, "measured_s": 2200.0})
+    assert not module.within_span({**stopped_early, "measured_s": 2201.0})  # past twice the latest
+    no_early_stop = {"planned_s": 100.0, "measured_s": 201.0, "planned_span_s": None}
+    assert not module.within_span(no_early_stop)  # its one estimate, as the ratio column
+    assert module.within_span({**no_early_stop, "measured_s": 50.0})
+    assert module._span(stopped_early) == "420-1,100" and module._span(no_early_stop) == "-"
+
+
+def test_the_probe_spread_policies_replay_plan_probes_rule_and_the_steadier_ones():
+    module = _benchmark("probe_spread")
+    slow_first = [0.30, 0.20, 0.21, 0.19, 0.50]  # one call spends the 0.2 s budget: today keeps it
+    assert module.today_rule(slow_first, 0.2, 4) == 0.30
+    assert module.today_rule([0.05, 0.04, 0.06, 0.03, 0.01], 0.2, 4) == 0.03  # at most 4 calls
+    table = module.policies([{"images": 30, "seconds": slow_first}], 0.2, 4)
+    assert table["fastest within 0.2 s (today)"] == [100.0]
+    assert table["fastest of the first 2"] == [150.0]
+    assert table["median of the first 3"] == [30 / 0.21]
+    assert table["fastest of the first 4"] == [30 / 0.19]
+    page = module.render(
+        [{"images": 30, "seconds": slow_first}] * 2, table | {"x": [100.0, 150.0]}, "c" * 40, 0.5
+    )
+    assert "| x | 100.0, 150.0 | 100.0 | 150.0 | 1.50 | 1-4 |" in page
