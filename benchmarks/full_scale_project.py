@@ -24,8 +24,9 @@ from provenance import source_commit
 
 from visionlab.params import load_params
 from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
-from visionlab.reporting.collect import comparison_frame, read_datasets
+from visionlab.reporting.collect import read_datasets
 from visionlab.reporting.compare import as_number
+from visionlab.reporting.frames import comparison_frame
 from visionlab.reporting.published import load_published
 from visionlab.runtime.feature_cache import featurize_seconds
 

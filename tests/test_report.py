@@ -530,7 +530,7 @@ def test_dvc_plots_draw_every_experiments_curves(results_tree, tmp_path):
 
 
 def test_ties_and_lone_rows_are_not_bolded():
-    from visionlab.reporting.collect import COMPARISON_COLUMNS
+    from visionlab.reporting.frames import COMPARISON_COLUMNS
     from visionlab.reporting.tables import comparison_table
 
     frame = pd.DataFrame(

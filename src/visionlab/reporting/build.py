@@ -10,7 +10,8 @@ from pathlib import Path
 from visionlab.atomic import atomic_write_text
 from visionlab.params import Params
 from visionlab.params.scale import quick_try
-from visionlab.reporting.collect import DatasetRecord, comparison_frame, history_frame, read_datasets
+from visionlab.reporting.collect import DatasetRecord, read_datasets
+from visionlab.reporting.frames import comparison_frame, history_frame
 from visionlab.reporting.html import render_html
 from visionlab.reporting.markdown import render_markdown
 from visionlab.tracking.mlflow_run import git_commit

@@ -10,7 +10,8 @@ from typing import Literal
 import pandas as pd
 
 from visionlab.evaluation.intervals import mcnemar, verdict
-from visionlab.reporting.collect import DatasetRecord, per_class_frame
+from visionlab.reporting.collect import DatasetRecord
+from visionlab.reporting.frames import per_class_frame
 
 Kind = Literal["text", "percent", "loss", "seconds", "rate", "delta", "fraction", "interval"]
 
