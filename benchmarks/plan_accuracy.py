@@ -61,7 +61,7 @@ def measure_rows(work: Path) -> list[dict]:
         at_epochs = planning.estimate(params, name, counts, rates, epochs=int(row["epochs"]))
         # What plan prints beside a first run's estimate: the seconds at the earliest and the latest
         # epoch early stopping may end it at.
-        ends = [planning.estimate(params, name, counts, rates, epochs=e) for e in (span or ())]
+        ends = [planning.estimate(params, name, counts, rates, epochs=e) for e in _ends(span)]
         featurized = row.get("featurize_seconds") or 0.0
         # plan's train is the stage's epochs, validation passes included: set beside the row's
         # epoch seconds where it has them, else its training passes alone (rows recorded before).
@@ -92,6 +92,11 @@ def measure_rows(work: Path) -> list[dict]:
         )
         print(out[-1], flush=True)
     return out
+
+
+def _ends(span: planning.Span | None) -> tuple[int, ...]:
+    """Early stopping's earliest and latest epoch, or none where it cannot end the run early."""
+    return () if span is None else (span.earliest, span.latest)
 
 
 def _rates_record(rates: planning.Rates) -> dict:

@@ -97,6 +97,7 @@ def test_a_row_is_within_what_plan_printed_when_its_span_widened_by_2x_holds_the
     assert not module.within_span(no_early_stop)  # its one estimate, as the ratio column
     assert module.within_span({**no_early_stop, "measured_s": 50.0})
     assert module._span(stopped_early) == "420-1,100" and module._span(no_early_stop) == "-"
+    assert module._ends(planning.Span(6, 25)) == (6, 25) and module._ends(None) == ()
 
 
 def test_the_probe_spread_policies_replay_plan_probes_rule_and_the_steadier_ones():
