@@ -70,8 +70,8 @@ def render_glance(rows: list[dict[str, Any]]) -> str:
     lines = [
         GLANCE_BEGIN,
         "| data set | the study's best | ours, chosen on validation | test (95% interval) "
-        "| beyond chance? | seeds: test mean ± sd | worst degraded test copy |",
-        "|---|---:|---|---:|---|---:|---:|",
+        "| beyond chance? | seeds: test mean ± sd | worst degraded test copy | compute |",
+        "|---|---:|---|---:|---|---:|---:|---:|",
     ]
     for dataset, chosen in chosen_on_validation(rows, published_only=False).items():
         shown = headline(chosen)
@@ -92,11 +92,21 @@ def render_glance(rows: list[dict[str, Any]]) -> str:
         chance = "–" if published is None else chance_cell(chosen, interval, published)
         lines.append(
             f"| {dataset} | {study} | `{chosen['experiment']}`{shown.label} | {pct(shown.test)}% "
-            f"({pct(interval[0])}–{pct(interval[1])}%) | {chance} | {seeds} | {_worst_cell(chosen)} |"
+            f"({pct(interval[0])}–{pct(interval[1])}%) | {chance} | {seeds} | {_worst_cell(chosen)} "
+            f"| {compute_cell(chosen)} |"
         )
     lines += degraded_glance(rows)
     lines.append(GLANCE_END)
     return "\n".join(lines)
+
+
+def compute_cell(row: dict[str, Any]) -> str:
+    """What the row's model cost here: featurize + train seconds (its first seed), in minutes."""
+    trained = row.get("train_seconds")
+    if trained is None:
+        return "–"
+    seconds = trained + (row.get("featurize_seconds") or 0)
+    return f"{seconds:.0f} s" if seconds < 60 else f"{round(seconds / 60)} min"
 
 
 def _worst_cell(row: dict[str, Any]) -> str:
@@ -122,8 +132,8 @@ def degraded_glance(rows: list[dict[str, Any]]) -> list[str]:
         "",
         "| data set | ours, chosen on degraded validation | worst degraded val copy | clean test "
         "| worst degraded test copy | within 2 points of clean? "
-        "| above it on clean val, copies never scored |",
-        "|---|---|---:|---:|---:|---|---|",
+        "| above it on clean val, copies never scored | compute |",
+        "|---|---|---:|---:|---:|---|---|---:|",
     ]
     for dataset, row in chosen.items():
         val_name, val_accuracy = worst_degraded(row, "val")
@@ -134,7 +144,8 @@ def degraded_glance(rows: list[dict[str, Any]]) -> list[str]:
         lines.append(
             f"| {dataset} | `{row['experiment']}` | {pct(val_accuracy)}% {degraded_label(val_name)} "
             f"| {pct(row['test_accuracy'])}% | {_worst_cell(row)} | {within} "
-            f"| {', '.join(f'`{name}`' for name in unscored_rivals(rows, row)) or '–'} |"
+            f"| {', '.join(f'`{name}`' for name in unscored_rivals(rows, row)) or '–'} "
+            f"| {compute_cell(row)} |"
         )
     return lines
 

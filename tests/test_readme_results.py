@@ -73,6 +73,16 @@ def test_the_glance_chooses_on_validation_not_test():
     glance = full_scale.render_glance(rows)
     assert "`a`" in glance and "`b`" not in glance
     assert "better beyond chance" in glance and "one seed" in glance
+    assert glance.splitlines()[3].endswith("| one seed | – (not scored) | – |")  # no seconds recorded
+
+
+def test_the_glance_says_what_the_chosen_model_cost_featurize_and_train():
+    full_scale = _full_scale()
+    row = {"train_seconds": 1542.4, "featurize_seconds": 131.8}
+    assert full_scale.compute_cell(row) == "28 min"
+    assert full_scale.compute_cell({"train_seconds": 12.0, "featurize_seconds": None}) == "12 s"
+    assert full_scale.compute_cell({"train_seconds": 3569.0}) == "59 min"
+    assert full_scale.compute_cell({}) == "–"
 
 
 def test_the_robustness_lines_take_the_worst_degraded_copy_of_each_split():
@@ -126,7 +136,8 @@ def test_the_row_for_degraded_photos_is_chosen_on_degraded_validation_not_test()
     assert full_scale.unscored_rivals(rows, unscored) == []
     glance = full_scale.render_glance(rows)
     assert (
-        "| toy | `robust` | 91.00% at JPEG 30 | 94.00% | 90.00% at JPEG 30 (-4.00) | no | `older` |" in glance
+        "| toy | `robust` | 91.00% at JPEG 30 | 94.00% | 90.00% at JPEG 30 (-4.00) | no | `older` | – |"
+        in glance
     )
     assert "| – (not scored) |" in glance  # the clean choice's own worst copy: never measured
     assert "| 94.50% at JPEG 30 (-1.50) |" in full_scale.render_glance([plain])
