@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from visionlab.params import load_params
-from visionlab.training import planning
+from visionlab.training import plan_probe, planning
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,11 +102,12 @@ def test_a_row_is_within_what_plan_printed_when_its_span_widened_by_2x_holds_the
 
 def test_the_probe_spread_policies_replay_plan_probes_rule_and_the_steadier_ones():
     module = _benchmark("probe_spread")
-    slow_first = [0.30, 0.20, 0.21, 0.19, 0.50]  # one call spends the 0.2 s budget: today keeps it
-    assert module.today_rule(slow_first, 0.2, 4) == 0.30
-    assert module.today_rule([0.05, 0.04, 0.06, 0.03, 0.01], 0.2, 4) == 0.03  # at most 4 calls
-    table = module.policies([{"images": 30, "seconds": slow_first}], 0.2, 4)
-    assert table["fastest within 0.2 s (today)"] == [100.0]
+    slow_first = [0.30, 0.20, 0.21, 0.19, 0.50]  # one call spends the 0.2 s budget
+    assert module.replay(slow_first, module.budget_only) == 0.30  # the rule before: that call alone
+    assert module.replay([0.05, 0.04, 0.06, 0.03, 0.01], module.budget_only) == 0.03  # at most 4 calls
+    table = module.policies([{"images": 30, "seconds": slow_first}], plan_probe.enough)
+    assert table[module.BEFORE] == [100.0]
+    assert table[module.PLANS_RULE] == [150.0]  # at least two calls: the second one counts
     assert table["fastest of the first 2"] == [150.0]
     assert table["median of the first 3"] == [30 / 0.21]
     assert table["fastest of the first 4"] == [30 / 0.19]
@@ -114,3 +115,12 @@ def test_the_probe_spread_policies_replay_plan_probes_rule_and_the_steadier_ones
         [{"images": 30, "seconds": slow_first}] * 2, table | {"x": [100.0, 150.0]}, "c" * 40, 0.5
     )
     assert "| x | 100.0, 150.0 | 100.0 | 150.0 | 1.50 | 1-4 |" in page
+
+
+def test_the_probe_times_two_full_calls_unless_one_alone_is_long():
+    enough = plan_probe.enough
+    assert not enough([]) and not enough([0.05, 0.1])  # under the 0.2 s budget: more calls
+    assert not enough([0.3])  # over the budget, but the first call is often the slowest
+    assert enough([0.3, 0.2])
+    assert enough([plan_probe.LONG_CALL])  # a large net's step: one call, no seconds more per plan
+    assert enough([0.01] * plan_probe.MAX_REPEATS)

@@ -9,7 +9,8 @@ use them (``train.amp``), inference with batch norms folded (as featurize and ev
 real training step (forward, backward, Adam update) of what trains, and, for a fine-tuned base with
 an activation cache, the part below the cut and the cached top apart, on activations of the real
 shape. Warm-up calls on two images, then timed calls of the full batch until ``TIME_PER_PROBE``
-seconds have passed (at most ``MAX_REPEATS``), the fastest counted.
+seconds have passed and at least ``MIN_REPEATS`` calls were timed (one where a call takes
+``LONG_CALL``), at most ``MAX_REPEATS``, the fastest counted (:func:`enough`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ WARMUP = 1
 WARMUP_IMAGES = 2  # images per warm-up call (see _rate)
 MAX_REPEATS = 4
 TIME_PER_PROBE = 0.2  # seconds: stop repeating once a probe has taken this long
+# The first full-batch call is often slower than the next ones (benchmarks/results/probe_spread.md):
+# at least this many are timed, unless one call alone takes LONG_CALL seconds (a large net's
+# training step, where a second call would add seconds to every plan).
+MIN_REPEATS = 2
+LONG_CALL = 1.0
 DECODE_FILES = 16  # files of the data set read as the stages' loader reads them
 
 
@@ -62,13 +68,19 @@ def _rate(step: Callable[[int | None], None], images: int, device: torch.device)
 
     for _ in range(WARMUP):
         timed(WARMUP_IMAGES)
-    best, spent = float("inf"), 0.0
-    for _ in range(MAX_REPEATS):
-        seconds = timed()
-        best, spent = min(best, seconds), spent + seconds
-        if spent > TIME_PER_PROBE:
-            break
-    return images / max(best, 1e-9)
+    calls: list[float] = []
+    while not enough(calls):
+        calls.append(timed())
+    return images / max(min(calls), 1e-9)
+
+
+def enough(calls: list[float]) -> bool:
+    """Whether the full-batch calls timed so far (``calls``, seconds each) settle the rate."""
+    if len(calls) >= MAX_REPEATS:
+        return True
+    if not calls or sum(calls) <= TIME_PER_PROBE:
+        return False
+    return len(calls) >= MIN_REPEATS or calls[0] >= LONG_CALL
 
 
 def _inference(
