@@ -309,7 +309,7 @@ def test_reading_each_file_once_is_added_to_featurize_and_evaluate():
 
 def test_decoding_is_timed_on_the_data_sets_own_files_spread_over_it(in_tmp):
     from tests.conftest import write_image
-    from visionlab.training import plan_probe
+    from visionlab.training import plan_reading
 
     params = parse_params(minimal_params())
     folder = in_tmp / "data/prepared/toy"
@@ -320,13 +320,17 @@ def test_decoding_is_timed_on_the_data_sets_own_files_spread_over_it(in_tmp):
     pd.DataFrame({"path": [str(f) for f in files], "label": "a", "split": "train"}).to_csv(
         folder / "manifest.csv", index=False
     )
-    sampled = plan_probe._sample_files(params, "toy", in_tmp)
-    assert sampled == [in_tmp / f for f in files[:: 40 // plan_probe.DECODE_FILES][: plan_probe.DECODE_FILES]]
-    assert plan_probe.decode_seconds(params, "toy", 32, False, in_tmp) > 0
+    sampled = plan_reading.sample_files(params, "toy", in_tmp)
+    assert sampled == [
+        in_tmp / f for f in files[:: 40 // plan_reading.DECODE_FILES][: plan_reading.DECODE_FILES]
+    ]
+    assert plan_reading.decode_seconds(params, "toy", 32, False, in_tmp) > 0
     (folder / "manifest.csv").unlink()  # before prepare: the raw folder's images
-    assert len(plan_probe._sample_files(params, "toy", in_tmp)) == plan_probe.DECODE_FILES
-    assert plan_probe._sample_files(params, "toy", in_tmp / "elsewhere") == []
-    assert plan_probe.decode_seconds(params, "toy", 32, False, in_tmp / "elsewhere") > 0  # a synthetic photo
+    assert len(plan_reading.sample_files(params, "toy", in_tmp)) == plan_reading.DECODE_FILES
+    assert plan_reading.sample_files(params, "toy", in_tmp / "elsewhere") == []
+    assert (
+        plan_reading.decode_seconds(params, "toy", 32, False, in_tmp / "elsewhere") > 0
+    )  # a synthetic photo
 
 
 def test_featurize_counts_degrading_the_training_share_once_per_training_image():
@@ -344,7 +348,7 @@ def test_degrading_is_timed_through_the_stages_degradations_and_weighted_by_thei
     from tests.conftest import write_image
     from visionlab.runtime import degrade
     from visionlab.runtime.degrade import TrainDegradations
-    from visionlab.training import plan_probe
+    from visionlab.training import plan_reading
 
     for i in range(8):
         write_image(in_tmp / f"data/raw/toy/toy/a/{i}.jpg", seed=i)
@@ -355,22 +359,22 @@ def test_degrading_is_timed_through_the_stages_degradations_and_weighted_by_thei
         return image
 
     monkeypatch.setattr(degrade, "jpeg", slow_jpeg)
-    always = plan_probe.degrade_seconds(params, "toy", 32, TrainDegradations(jpeg=1.0), in_tmp)
-    fifth = plan_probe.degrade_seconds(params, "toy", 32, TrainDegradations(jpeg=0.2), in_tmp)
+    always = plan_reading.degrade_seconds(params, "toy", 32, TrainDegradations(jpeg=1.0), in_tmp)
+    fifth = plan_reading.degrade_seconds(params, "toy", 32, TrainDegradations(jpeg=0.2), in_tmp)
     assert always >= 0.02
     assert 0.2 * 0.02 <= fifth < 0.6 * 0.02  # its share of the images, not every one
 
 
 def test_only_an_experiment_with_train_degradations_counts_degrading(in_tmp, monkeypatch):
-    from visionlab.training import plan_probe
+    from visionlab.training import plan_probe, plan_reading
 
     raw = minimal_params()
     raw["models"]["robust"] = {**raw["models"]["cnn"], "train_degradations": {"jpeg": 0.3, "blur": 0.1}}
     raw["experiments"]["toy-robust"] = {**raw["experiments"]["toy-cnn"], "model": "robust"}
     params = parse_params(raw)
     timed = []
-    monkeypatch.setattr(plan_probe, "decode_seconds", lambda *a: 0.001)
-    monkeypatch.setattr(plan_probe, "degrade_seconds", lambda *a: timed.append(a[3]) or 0.004)
+    monkeypatch.setattr(plan_reading, "decode_seconds", lambda *a: 0.001)
+    monkeypatch.setattr(plan_reading, "degrade_seconds", lambda *a: timed.append(a[3]) or 0.004)
     counts = planning.Counts(10, 2, 2, measured=True)
     cache = {plan_probe.network_key(params, name): planning.Rates(50.0, 10.0) for name in params.experiments}
     plain = plan_probe.measure(params, "toy-cnn", counts, None, cache, in_tmp)

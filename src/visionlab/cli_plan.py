@@ -195,7 +195,7 @@ def _experiment(params: Params, name: str, counts: Counts, context: _Planning) -
 
 
 def _footer(total: float, counted: int, skipped: int, device: str) -> None:
-    from visionlab.training import plan_probe, planning
+    from visionlab.training import plan_reading, planning
 
     click.echo(
         f"total: about {planning.duration(total)} of featurize + train + evaluate on {device} for "
@@ -204,7 +204,7 @@ def _footer(total: float, counted: int, skipped: int, device: str) -> None:
     click.echo(
         "how: each network timed here on synthetic batches as the stages run it (their batch sizes, "
         "precision, folded batch norms, training steps, the activation cache), plus reading each file "
-        f"once in featurize and evaluate (timed on {plan_probe.DECODE_FILES} of the data set's files, "
+        f"once in featurize and evaluate (timed on {plan_reading.DECODE_FILES} of the data set's files, "
         "or a synthetic photo before they are here) and degrading the training share that "
         "train_degradations names; x the images (augmented experiments: "
         "augment.factor x) x the recipe's epochs, capped by train.epochs_cap (where early stopping can "

@@ -7,7 +7,7 @@ Timing every network of every study takes most of a plan's seconds; a plan after
 timed on (CPU model, torch threads, device, torch version, probe version) and when. An entry from
 another machine state, or older than ``MAX_AGE_DAYS`` (a torch upgrade or a changed network's
 code is caught by that at the latest), is timed again; ``visionlab plan --retime`` times every
-network again and replaces them. File reads are decoded by :func:`plan_probe.decode_seconds` every
+network again and replaces them. File reads are decoded by :func:`plan_reading.decode_seconds` every
 run (milliseconds), never kept.
 """
 
