@@ -6,9 +6,10 @@ Each plan is a fresh process, so this script starts ``--processes`` fresh ones i
 the network as ``plan_probe`` does, pays the same 2-image warm-up, then records ``--calls`` full-batch
 calls one by one. From those series it computes the rate each policy would have reported:
 
-- ``plan's rule``: ``plan_probe.enough`` as shipped, the fastest of the calls it times;
-- ``0.2 s spent``: the rule before it, the fastest of the calls made until 0.2 s had been spent (at
-  most 4: one call of a 32-image Lite0 batch takes about 0.2 s, so often a single call);
+- ``plan's rule``: ``plan_probe.enough`` as shipped, the fastest of the calls it times (at ab024d6
+  at least two; since then one again, ``MIN_REPEATS``: see its comment);
+- ``0.2 s spent``: the fastest of the calls made until 0.2 s had been spent (at most 4: one call of
+  a 32-image Lite0 batch takes over 0.2 s, so a single call);
 - ``fastest of the first N`` and ``median of the first N`` for a few N: what a steadier rule costs.
 
 The spread is the fastest process's rate over the slowest one's, per policy. Run it idle.

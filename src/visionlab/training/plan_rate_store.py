@@ -26,7 +26,7 @@ from visionlab.training.planning import Rates
 STORE = Path(".visionlab") / "plan_rates.json"
 MAX_AGE_DAYS = 7
 # Raised when plan_probe times a network differently: entries timed the old way are not comparable.
-PROBE_VERSION = 2  # 2: at least two full-batch calls timed (plan_probe.enough)
+PROBE_VERSION = 1
 
 
 def _cpu_model() -> str:
