@@ -101,7 +101,7 @@ def render_glance(rows: list[dict[str, Any]]) -> str:
 
 
 def compute_cell(row: dict[str, Any]) -> str:
-    """What the row's model cost here: featurize + train seconds (its first seed), in minutes."""
+    """What the row's model cost here: featurize + train seconds (its first seed), in minutes from one."""
     trained = row.get("train_seconds")
     if trained is None:
         return "–"

@@ -108,6 +108,7 @@ def test_the_probe_spread_policies_replay_plan_probes_rule_and_the_steadier_ones
     table = module.policies([{"images": 30, "seconds": slow_first}], plan_probe.enough)
     assert table[module.BEFORE] == [100.0]
     assert table[module.PLANS_RULE] == [100.0]  # as shipped: the same rule
+    assert table[module.TWO_CALLS] == [150.0]  # the rule tried at ab024d6: the second call counts
     assert table["fastest of the first 2"] == [150.0]
     assert table["median of the first 3"] == [30 / 0.21]
     assert table["fastest of the first 4"] == [30 / 0.19]

@@ -66,13 +66,14 @@ def _rate(step: Callable[[int | None], None], images: int, device: torch.device)
     return images / max(min(calls), 1e-9)
 
 
-def enough(calls: list[float]) -> bool:
-    """Whether the full-batch calls timed so far (``calls``, seconds each) settle the rate."""
+def enough(calls: list[float], min_repeats: int | None = None) -> bool:
+    """Whether the full-batch calls timed so far (``calls``, seconds each) settle the rate; at least
+    ``min_repeats`` of them (default ``MIN_REPEATS``) unless the first took ``LONG_CALL``."""
     if len(calls) >= MAX_REPEATS:
         return True
     if not calls or sum(calls) <= TIME_PER_PROBE:
         return False
-    return len(calls) >= MIN_REPEATS or calls[0] >= LONG_CALL
+    return len(calls) >= (MIN_REPEATS if min_repeats is None else min_repeats) or calls[0] >= LONG_CALL
 
 
 def _inference(
