@@ -75,6 +75,37 @@ def test_a_second_phase_that_never_beats_the_first_keeps_the_first_phases_best()
     x, y = val.dataset.tensors
     final = nn.functional.cross_entropy(net(x), y).item()
     assert abs(final - first.best_loss) < 1e-5
+    # What the train stage saves and says of it: the head's weights, and why.
+    kept = _trained(net, [first, second])
+    assert kept.best_phase == "head" and kept.best_epoch == first.best_epoch
+    said = kept.unimproved()
+    assert said and f"epochs {first.best_epoch + 1}-{first.best_epoch + 3}" in said
+    assert f"{first.best_loss:.4f} at epoch {first.best_epoch}" in said and "keeps the head" in said
+    assert _trained(net, [first]).unimproved() is None  # one phase: nothing to compare
+
+
+def test_a_second_phase_that_beats_the_first_is_the_one_kept():
+    torch.manual_seed(0)
+    net = nn.Linear(4, 2)
+    train, val = _data(128, 0, False), _data(64, 1, False)
+    settings = TrainParams(epochs=1, lr=0.001, early_stopping_patience=0, amp="off")
+    first = fit(net, train, val, settings, torch.device("cpu"), Phase("head"))
+    second = fit(
+        net,
+        train,
+        val,
+        TrainParams(epochs=5, lr=0.05, early_stopping_patience=0, amp="off"),
+        torch.device("cpu"),
+        Phase("finetune", first_epoch=2, best_so_far=(first.best_loss, first.best_epoch)),
+    )
+    kept = _trained(net, [first, second])
+    assert kept.best_epoch > 1 and kept.best_phase == "finetune" and kept.unimproved() is None
+
+
+def _trained(net, phases):
+    from visionlab.training.outputs import TrainedModel
+
+    return TrainedModel(net, phases, torch.device("cpu"), False, False, "images", 0.0)
 
 
 def test_cosine_batch_anneals_every_step_to_min_lr_at_the_last_batch(monkeypatch):

@@ -101,3 +101,22 @@ def test_frozen_backbone_keeps_batch_norm_statistics(effnet):
     before = effnet.backbone.bn1.running_mean.clone()
     effnet(torch.rand(2, 3, 64, 64))
     assert torch.equal(before, effnet.backbone.bn1.running_mean)
+
+
+def test_held_batch_norms_stay_in_eval_mode_while_the_rest_trains(effnet):
+    from visionlab.models.base import CachedTop, hold_batch_norms
+
+    effnet.unfreeze_from("backbone.blocks.6")
+    _, upper = effnet.split_at("backbone.blocks.6")
+    top = CachedTop(upper, effnet.head)
+    for net in (effnet, top):
+        norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        net.train()
+        assert any(m.training for m in norms)  # the unfrozen blocks' batch norms, before
+        hold_batch_norms(net)
+        net.train()
+        assert norms and not any(m.training for m in norms)
+        assert net.training and effnet.head.training  # dropout and the rest still train
+        net.eval()
+        net.train()
+        assert not any(m.training for m in norms)  # held across every later switch

@@ -193,14 +193,18 @@ def test_explanations_and_runtime_keep_the_train_record_and_explanations_change_
     assert _train(runtime) == base and _explain(runtime) == base_explain
 
 
+ON_VALUES = {"mixup_alpha": 0.2, "finetune_batch_norm": "frozen"}  # a value of each that trains otherwise
+
+
 @pytest.mark.parametrize("key", sorted(ADDED_OFF))
 def test_a_knob_added_later_is_in_the_train_record_only_once_set(key):
     """Off, the record is the one written before the knob existed: no cached run retrains."""
     off = _train(minimal_params())
     assert f"train.{key}" not in off
     assert _train(minimal_params(train={key: ADDED_OFF[key]})) == off
-    on = _train(minimal_params(train={key: 0.2}))
-    assert on[f"train.{key}"] == 0.2 and on != off
+    value = ON_VALUES[key]
+    on = _train(minimal_params(train={key: value}))
+    assert on[f"train.{key}"] == value and on != off
 
 
 def test_an_absent_override_map_and_an_empty_one_give_the_same_records():

@@ -336,3 +336,34 @@ def test_featurize_and_train_never_read_the_test_split(project, experiment):
         Path(f"{path}.gone").rename(path)
     evaluate_experiment(project, experiment)
     assert json.loads(Path(f"results/{experiment}/metrics.json").read_text())["test"]["images"] == 2
+
+
+@pytest.mark.parametrize("batch_norm", ["train", "frozen"])
+def test_finetune_batch_norm_frozen_keeps_the_unfrozen_blocks_on_their_running_statistics(
+    project, batch_norm
+):
+    """``train.finetune_batch_norm: frozen`` fine-tunes blocks.6 with its batch norms in eval mode:
+    its convolutions change, its pretrained running statistics do not; ``train`` (the default)
+    moves them towards the new images."""
+    from visionlab.models import build_model
+
+    experiment = "effnet-finetune"
+    train = project.train.model_copy(update={"epochs_cap": 1, "finetune_batch_norm": batch_norm})
+    params = project.model_copy(update={"train": train})
+    resolve_stage(params)
+    featurize_experiment(params, experiment)
+    train_experiment(params, experiment)
+    trained = torch.load(Path("data/models") / experiment / "model.pt", weights_only=True)["state_dict"]
+    pretrained = build_model(params.model_of(experiment), 2).state_dict()  # Lite0's ImageNet weights
+
+    def top(state: dict, ending: str) -> list[torch.Tensor]:
+        return [v for k, v in state.items() if k.startswith("backbone.blocks.6.") and k.endswith(ending)]
+
+    statistics = top(trained, "running_mean") + top(trained, "running_var")
+    before = top(pretrained, "running_mean") + top(pretrained, "running_var")
+    assert len(statistics) == len(before) == 6  # blocks.6 is one inverted residual: three batch norms
+    kept = all(torch.equal(a, b) for a, b in zip(statistics, before, strict=True))
+    assert kept == (batch_norm == "frozen")
+    # The rest of the block trains either way: its kernels and batch norms' scales move.
+    assert not torch.equal(top(trained, "conv_pwl.weight")[0], top(pretrained, "conv_pwl.weight")[0])
+    assert not torch.equal(top(trained, "bn3.weight")[0], top(pretrained, "bn3.weight")[0])

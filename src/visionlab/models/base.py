@@ -33,6 +33,8 @@ class Classifier(nn.Module):
     # Freezing state: the whole backbone, or everything registered before ``trainable_from``.
     backbone_frozen: bool = False
     trainable_from: str | None = None
+    # Fine-tuning with every batch norm on its running statistics (``hold_batch_norms``).
+    batch_norm_held: bool = False
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -152,6 +154,7 @@ class Classifier(nn.Module):
         if mode:
             for module in self.frozen_modules():
                 module.training = False
+            _hold_if_asked(self)
         return self
 
 
@@ -165,9 +168,36 @@ class CachedTop(nn.Module):
         super().__init__()
         self.upper, self.head = upper, head
 
+    batch_norm_held: bool = False
+
+    def train(self, mode: bool = True) -> CachedTop:
+        super().train(mode)
+        if mode:
+            _hold_if_asked(self)
+        return self
+
     def forward(self, activations: torch.Tensor) -> torch.Tensor:
         # Stored compactly (bfloat16): computed in the parameters' precision like any input.
         return self.head(self.upper(activations.float()))
+
+
+def hold_batch_norms(net: Classifier | CachedTop) -> None:
+    """Keep every batch norm of ``net`` on its running statistics while the rest of it trains.
+
+    ``train.finetune_batch_norm: frozen``, as Keras' fine-tuning guide advises: in train mode a batch
+    norm normalises by each small batch and moves its running statistics towards the new data, so the
+    features the head was just fitted on shift under it as the second phase begins. Its scale and
+    shift still train.
+    """
+    net.batch_norm_held = True
+    net.train(net.training)
+
+
+def _hold_if_asked(net: Classifier | CachedTop) -> None:
+    if net.batch_norm_held:
+        for module in net.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.training = False
 
 
 def _has_parameters(module: nn.Module) -> bool:

@@ -40,6 +40,9 @@ class TrainParams(Section):
     # most half of it). A run with a cap is a quick try: tagged so, never a data set's @best.
     epochs_cap: Annotated[int, Field(ge=1)] | None = None
     finetune_lr_factor: Annotated[float, Field(gt=0, le=1)] = 0.1
+    # Batch norm in the fine-tuned blocks: train (normalise by each batch, update the running
+    # statistics) or frozen (stay on the pretrained running statistics; scale and shift still train).
+    finetune_batch_norm: Literal["train", "frozen"] = "train"
     seed: int = 42
     num_workers: Workers = 2
     # Decode the training and validation images once into memory when they fit in this many GB
@@ -90,7 +93,7 @@ RUNTIME_KEYS = frozenset(
 # Keys of train added after runs were cached, each with its value that trains as before (off): at
 # that value they stay out of the train record and the resume key, so adding the knob retrains and
 # orphans nothing; any other value is in both.
-ADDED_OFF = {"mixup_alpha": 0.0}
+ADDED_OFF = {"mixup_alpha": 0.0, "finetune_batch_norm": "train"}
 
 
 def without_added_off(train: dict[str, Any]) -> dict[str, Any]:

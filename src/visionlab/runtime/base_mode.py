@@ -31,6 +31,7 @@ class PhasePlan:
     lr: float
     first_epoch: int = 1
     unfreeze: str | None = None  # make the base trainable from this block as the phase begins
+    hold_batch_norm: bool = False  # its batch norms stay on their running statistics
 
 
 @dataclass(frozen=True)
@@ -109,6 +110,7 @@ class FinetunedBase(BaseMode):
                 recipe.lr * recipe.finetune_lr_factor,
                 first_epoch=head + 1,
                 unfreeze=self.spec.unfreeze_from,
+                hold_batch_norm=recipe.finetune_batch_norm == "frozen",
             ),
         ]
 

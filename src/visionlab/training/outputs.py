@@ -43,6 +43,27 @@ class TrainedModel:
     def best_epoch(self) -> int:
         return self.phases[-1].best_epoch  # a second phase starts from the first one's best, and must beat it
 
+    @property
+    def best_phase(self) -> str:
+        """The phase whose weights the model holds: where its best epoch was trained."""
+        for result in self.phases:
+            if any(row["epoch"] == self.best_epoch for row in result.history):
+                return result.history[0]["phase"]
+        return ""
+
+    def unimproved(self) -> str | None:
+        """Why the last phase bought nothing, when it trained epochs but never beat the earlier best."""
+        last = self.phases[-1]
+        if len(self.phases) < 2 or not last.history or self.best_phase == last.history[0]["phase"]:
+            return None
+        epochs = [row["epoch"] for row in last.history]
+        losses = [row["val_loss"] for row in last.history]
+        return (
+            f"its {last.history[0]['phase']} phase (epochs {epochs[0]}-{epochs[-1]}, best val loss "
+            f"{min(losses):.4f}) never beat the {self.best_phase} phase's {last.best_loss:.4f} at epoch "
+            f"{self.best_epoch}: the model keeps the {self.best_phase} phase's weights"
+        )
+
     def history(self) -> pd.DataFrame:
         rows = [row for result in self.phases for row in result.history]
         return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
@@ -58,6 +79,7 @@ class TrainedModel:
             "experiment": experiment,
             "epochs_run": self.epochs_run,
             "best_epoch": self.best_epoch,
+            "best_phase": self.best_phase,
             "stopped_early": any(result.stopped_early for result in self.phases),
             "trainable_parameters": count_trainable(self.model),
             "device": self.device.type,

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from visionlab import paths
 from visionlab.errors import VisionlabError
 from visionlab.models import Classifier
-from visionlab.models.base import count_trainable
+from visionlab.models.base import CachedTop, count_trainable, hold_batch_norms
 from visionlab.params import RUNTIME_KEYS, Params, without_added_off
 from visionlab.params.scale import quick_try
 from visionlab.redaction import redact
@@ -124,6 +124,10 @@ def _train_phases(
                 data.net.to(memory_format=torch.channels_last)
                 options = {"amp": use_amp_on_cached_top(device, settings.amp), "channels_last": True}
                 run.log_params({"finetune_amp": options["amp"]})
+            if plan.hold_batch_norm:
+                hold_batch_norms(model)
+                if isinstance(data.net, CachedTop):
+                    hold_batch_norms(data.net)
         if not plan.epochs:
             continue
         # A later phase starts from the earlier one's best weights, and must beat its loss.
@@ -276,6 +280,16 @@ def train_experiment(params: Params, experiment: str) -> Path:
             features_seconds=(featurize_seconds(experiment) or 0.0) if inputs.on_features else 0.0,
         )
         out = save_outputs(run, resolved, trained)
+        run.set_tags({"visionlab.best_phase": trained.best_phase})  # head or finetune: which one counted
     shutil.rmtree(resume, ignore_errors=True)  # finished: nothing left to resume
     log.info("%s: best epoch %d of %d", experiment, trained.best_epoch, trained.epochs_run)
+    unimproved = trained.unimproved()
+    if unimproved:
+        # Its compute bought nothing: say so where the user looks, with the knobs that change it.
+        log.warning(
+            "%s: %s (try a lower train.finetune_lr_factor, train.finetune_batch_norm: frozen or a "
+            "later unfreeze_from)",
+            experiment,
+            unimproved,
+        )
     return out
