@@ -103,20 +103,25 @@ def test_frozen_backbone_keeps_batch_norm_statistics(effnet):
     assert torch.equal(before, effnet.backbone.bn1.running_mean)
 
 
-def test_held_batch_norms_stay_in_eval_mode_while_the_rest_trains(effnet):
+def test_held_batch_norms_stay_in_eval_mode_while_the_rest_trains():
     from visionlab.models.base import CachedTop, hold_batch_norms
+    from visionlab.params import HeadParams
 
-    effnet.unfreeze_from("backbone.blocks.6")
-    _, upper = effnet.split_at("backbone.blocks.6")
-    top = CachedTop(upper, effnet.head)
-    for net in (effnet, top):
+    head = HeadParams(hidden=[8], batch_norm=True)  # the head's own batch norm is new: it still learns
+    spec = EFFNET.model_copy(update={"base": "finetune", "unfreeze_from": "backbone.blocks.6", "head": head})
+    model = build_model(spec, num_classes=5, load_weights=False)
+    model.unfreeze_from("backbone.blocks.6")  # phase two, as the train stage begins it
+    _, upper = model.split_at("backbone.blocks.6")
+    top = CachedTop(upper, model.head)
+    head_norm = next(m for m in model.head.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    for net in (model, top):
         norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
         net.train()
         assert any(m.training for m in norms)  # the unfrozen blocks' batch norms, before
         hold_batch_norms(net)
         net.train()
         assert norms and not any(m.training for m in norms)
-        assert net.training and effnet.head.training  # dropout and the rest still train
+        assert net.training and head_norm.training  # dropout and the head's batch norm still train
         net.eval()
         net.train()
-        assert not any(m.training for m in norms)  # held across every later switch
+        assert not any(m.training for m in norms) and head_norm.training  # held across later switches

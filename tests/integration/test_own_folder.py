@@ -12,11 +12,14 @@ import sys
 
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 
 from tests.conftest import photo_folder, write_image
 from tests.integration.conftest import copy_project, dvc, git, mlflow_runs, ran_stages, run
 from visionlab.cli import main
+from visionlab.models import build_model
+from visionlab.params import load_params
 
 pytestmark = pytest.mark.slow
 
@@ -137,13 +140,22 @@ def test_the_readmes_two_commands_give_a_folder_the_best_recipes_artifacts(tmp_p
     git(project, "add", "-A")
     git(project, "commit", "-qm", "my photos")
 
-    output = dvc(project, "exp", "run", *TINY, "-S", "augment.factor=2", "explain@mine-best")
+    # Fine-tuned as the README's batch-norm knob says (the recipe's other knobs as shipped).
+    held = ["-S", "train.finetune_batch_norm=frozen"]
+    output = dvc(project, "exp", "run", *TINY, "-S", "augment.factor=2", *held, "explain@mine-best")
 
     assert {"augment@mine", "featurize@mine-best", "train@mine-best", "explain@mine-best"} <= ran_stages(
         output
     )
     summary = json.loads((project / "data/models/mine-best/summary.json").read_text())
     assert summary["trained_on"].startswith("cached")  # the activation cache, as flowers-best trains
+    assert summary["best_phase"] == "finetune"  # epochs_cap 1: no head epoch, the top alone
+    trained = torch.load(project / "data/models/mine-best/model.pt", weights_only=True)["state_dict"]
+    pretrained = build_model(load_params(project / "params.yaml").model_of("mine-best"), 2).state_dict()
+    statistics = [k for k in trained if "running_" in k]  # every batch norm: as Lite0 ships them
+    assert statistics and all(torch.equal(trained[k], pretrained[k]) for k in statistics)
+    kernel = "backbone.blocks.6.0.conv_pwl.weight"
+    assert not torch.equal(trained[kernel], pretrained[kernel])  # while the top's kernels trained
     for artifact in ("results/mine-best/metrics.json", "results/mine-best/history.csv",
                      "data/eval/mine-best", "data/explain/mine-best/index.html"):  # fmt: skip
         assert (project / artifact).exists(), artifact

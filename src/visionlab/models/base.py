@@ -182,7 +182,7 @@ class CachedTop(nn.Module):
 
 
 def hold_batch_norms(net: Classifier | CachedTop) -> None:
-    """Keep every batch norm of ``net`` on its running statistics while the rest of it trains.
+    """Keep the base's batch norms in ``net`` on their running statistics while the rest of it trains.
 
     ``train.finetune_batch_norm: frozen``, as Keras' fine-tuning guide advises: in train mode a batch
     norm normalises by each small batch and moves its running statistics towards the new data, so the
@@ -194,9 +194,11 @@ def hold_batch_norms(net: Classifier | CachedTop) -> None:
 
 
 def _hold_if_asked(net: Classifier | CachedTop) -> None:
+    """The base's batch norms only: a head's own (``head.batch_norm``) is new and learns its statistics."""
     if net.batch_norm_held:
+        head = set(net.head.modules())
         for module in net.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm) and module not in head:
                 module.training = False
 
 
