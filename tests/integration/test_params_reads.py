@@ -29,7 +29,13 @@ READ_THROUGH_FILES = {
     "report": ("prepare.", "augment.", "train.", "recipes.", "datasets."),
 }
 # Declared though this tiny run never reads them: sgd and two-phase recipes read these.
-DECLARED_UNREAD = {"train.momentum", "train.nesterov", "train.head_epochs", "train.finetune_lr_factor"}
+DECLARED_UNREAD = {
+    "train.momentum",
+    "train.nesterov",
+    "train.head_epochs",
+    "train.finetune_lr_factor",
+    "train.finetune_batch_norm",
+}
 
 
 def covers(key: str, read: str) -> bool:
