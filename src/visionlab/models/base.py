@@ -33,7 +33,7 @@ class Classifier(nn.Module):
     # Freezing state: the whole backbone, or everything registered before ``trainable_from``.
     backbone_frozen: bool = False
     trainable_from: str | None = None
-    # Fine-tuning with every batch norm on its running statistics (``hold_batch_norms``).
+    # Fine-tuning with the base's batch norms on their running statistics (``hold_batch_norms``).
     batch_norm_held: bool = False
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -164,11 +164,11 @@ class CachedTop(nn.Module):
     Shares its modules with the whole model, so training it trains the model's own weights.
     """
 
+    batch_norm_held: bool = False  # as the whole model's (``hold_batch_norms``)
+
     def __init__(self, upper: nn.Module, head: nn.Module):
         super().__init__()
         self.upper, self.head = upper, head
-
-    batch_norm_held: bool = False
 
     def train(self, mode: bool = True) -> CachedTop:
         super().train(mode)
