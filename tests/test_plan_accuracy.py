@@ -82,6 +82,7 @@ def test_the_committed_page_is_rendered_from_its_result_file():
         result["plan_seconds_reused"],
         result["load_average"],
         result["commit"],
+        result.get("plan_seconds_runs"),
     )
     assert page.strip() == expected.strip()
 
