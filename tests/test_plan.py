@@ -511,3 +511,26 @@ print("loaded:", sorted(m for m in ("timm", "torchvision") if m in sys.modules))
     )
     assert done.returncode == 0, done.stderr
     assert "1 reused from" in done.stdout and done.stdout.strip().endswith("loaded: []")
+
+
+def test_the_visionlab_script_ends_a_plan_without_teardown_and_keeps_its_output_and_exit_code(in_tmp):
+    """`visionlab plan` leaves through os._exit (about 1.1 s of torch's teardown saved): everything it
+    printed and saved is there, and a plan that fails still exits 1 with its message."""
+    import subprocess
+    import sys
+
+    from visionlab import quick_exit
+
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(minimal_params(train={"image_size": 32, "epochs": 2})))
+    _manifest(in_tmp, 40, 10, 10)
+    script = [sys.executable, "-m", "visionlab.cli", "plan", "--study"]
+    done = subprocess.run([*script, "toy"], cwd=in_tmp, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "toy: 40/10/10 train/val/test images" in done.stdout
+    assert "Not counted: downloads" in done.stdout  # the footer's last words: stdout flushed before the exit
+    assert (in_tmp / ".visionlab/plan_rates.json").is_file()
+    typo = subprocess.run([*script, "toyy"], cwd=in_tmp, capture_output=True, text=True, timeout=120)
+    assert typo.returncode == 1 and "did you mean 'toy'?" in typo.stderr + typo.stdout
+
+    assert quick_exit.code_of(SystemExit()) == 0 and quick_exit.code_of(SystemExit(3)) == 3
+    assert quick_exit.code_of(SystemExit("no such file")) == 1

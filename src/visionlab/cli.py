@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from visionlab import paths
+from visionlab import paths, quick_exit
 from visionlab.cli_data import data
 from visionlab.cli_plan import plan
 from visionlab.cli_predict import predict
@@ -213,5 +213,16 @@ def unlock() -> None:
     sys.exit(1 if kept else 0)
 
 
+def run() -> None:
+    """The ``visionlab`` script: ``main``, then, where the command asked for it
+    (:mod:`visionlab.quick_exit`), an exit without the interpreter's second-long teardown."""
+    try:
+        main()
+    except SystemExit as exc:
+        if quick_exit.requested():
+            quick_exit.leave(exc)
+        raise
+
+
 if __name__ == "__main__":
-    main()
+    run()

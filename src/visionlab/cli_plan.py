@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from visionlab import paths
+from visionlab import paths, quick_exit
 from visionlab.errors import VisionlabError
 
 if TYPE_CHECKING:  # the command loads params and torch only once it runs: `--help` stays instant
@@ -61,6 +61,7 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...], retime: bool) -
             total, counted, skipped = total + seconds, counted + ran, skipped + missed
     _footer(total, counted, skipped, device.type)
     _keep_rates(context)
+    quick_exit.request()  # printed and saved: nothing left for the interpreter's teardown to finalise
 
 
 def _keep_rates(context: _Planning) -> None:

@@ -31,8 +31,11 @@ from visionlab.training.planning import Counts, Rates
 
 WARMUP = 1
 WARMUP_IMAGES = 2  # images per warm-up call (see _rate)
-MAX_REPEATS = 4
-TIME_PER_PROBE = 0.2  # seconds: stop repeating once a probe has taken this long
+# Repeats buy little: fresh processes differ by 1.3-1.5x whatever the number of calls timed
+# (benchmarks/results/probe_spread.md), while at 0.2 s and 4 calls the repeats of the mid-sized nets
+# cost `plan --retime` about 1.5 s of its 15 s target over every study.
+MAX_REPEATS = 3
+TIME_PER_PROBE = 0.1  # seconds: stop repeating once a probe has taken this long
 # The first full-batch call is the slowest (benchmarks/results/probe_spread.md: 1.0-1.5x the next
 # ones), but timing a second one where the first spent the budget cost `plan --retime` 4.3 s
 # (16.0 -> 20.3 s over every study) without moving the estimates beyond the 1.4x by which fresh
@@ -66,12 +69,18 @@ def _rate(step: Callable[[int | None], None], images: int, device: torch.device)
     return images / max(min(calls), 1e-9)
 
 
-def enough(calls: list[float], min_repeats: int | None = None) -> bool:
-    """Whether the full-batch calls timed so far (``calls``, seconds each) settle the rate; at least
-    ``min_repeats`` of them (default ``MIN_REPEATS``) unless the first took ``LONG_CALL``."""
-    if len(calls) >= MAX_REPEATS:
+def enough(
+    calls: list[float],
+    min_repeats: int | None = None,
+    budget: float = TIME_PER_PROBE,
+    max_repeats: int = MAX_REPEATS,
+) -> bool:
+    """Whether the full-batch calls timed so far (``calls``, seconds each) settle the rate: ``budget``
+    seconds spent or ``max_repeats`` calls, and at least ``min_repeats`` of them (default
+    ``MIN_REPEATS``) unless the first took ``LONG_CALL``."""
+    if len(calls) >= max_repeats:
         return True
-    if not calls or sum(calls) <= TIME_PER_PROBE:
+    if not calls or sum(calls) <= budget:
         return False
     return len(calls) >= (MIN_REPEATS if min_repeats is None else min_repeats) or calls[0] >= LONG_CALL
 
