@@ -31,11 +31,11 @@ from visionlab.training.planning import Counts, Rates
 
 WARMUP = 1
 WARMUP_IMAGES = 2  # images per warm-up call (see _rate)
-# Repeats buy little: fresh processes differ by 1.3-1.5x whatever the number of calls timed
-# (benchmarks/results/probe_spread.md), while at 0.2 s and 4 calls the repeats of the mid-sized nets
-# cost `plan --retime` about 1.5 s of its 15 s target over every study.
-MAX_REPEATS = 3
-TIME_PER_PROBE = 0.1  # seconds: stop repeating once a probe has taken this long
+# Tried at 115971f: 0.1 s or 3 calls saved `plan --retime` about 1.5 s, but left the mid-sized nets
+# on their slow first full-batch calls (the warm-up's 2 images do not warm a batch's shapes), and
+# estimates came out 1.3-2x slower (cifar-best: 1.44 of its measured seconds against 0.78 here).
+MAX_REPEATS = 4
+TIME_PER_PROBE = 0.2  # seconds: stop repeating once a probe has taken this long
 # The first full-batch call is the slowest (benchmarks/results/probe_spread.md: 1.0-1.5x the next
 # ones), but timing a second one where the first spent the budget cost `plan --retime` 4.3 s
 # (16.0 -> 20.3 s over every study) without moving the estimates beyond the 1.4x by which fresh
