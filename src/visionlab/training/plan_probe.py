@@ -33,7 +33,7 @@ WARMUP = 1
 WARMUP_IMAGES = 2  # images per warm-up call (see _rate)
 # Tried at 115971f: 0.1 s or 3 calls saved `plan --retime` about 1.5 s, but left the mid-sized nets
 # on their slow first full-batch calls (the warm-up's 2 images do not warm a batch's shapes), and
-# estimates came out 1.3-2x slower (cifar-best: 1.44 of its measured seconds against 0.78 here).
+# estimates came out 1.3-2x slower (cifar-best: 1.44 of its measured seconds, 0.78 at 0.2 s or 4 calls).
 MAX_REPEATS = 4
 TIME_PER_PROBE = 0.2  # seconds: stop repeating once a probe has taken this long
 # The first full-batch call is the slowest (benchmarks/results/probe_spread.md: 1.0-1.5x the next
@@ -72,15 +72,16 @@ def _rate(step: Callable[[int | None], None], images: int, device: torch.device)
 def enough(
     calls: list[float],
     min_repeats: int | None = None,
-    budget: float = TIME_PER_PROBE,
-    max_repeats: int = MAX_REPEATS,
+    budget: float | None = None,
+    max_repeats: int | None = None,
 ) -> bool:
     """Whether the full-batch calls timed so far (``calls``, seconds each) settle the rate: ``budget``
-    seconds spent or ``max_repeats`` calls, and at least ``min_repeats`` of them (default
-    ``MIN_REPEATS``) unless the first took ``LONG_CALL``."""
-    if len(calls) >= max_repeats:
+    seconds spent (default ``TIME_PER_PROBE``) or ``max_repeats`` calls (default ``MAX_REPEATS``), and
+    at least ``min_repeats`` of them (default ``MIN_REPEATS``) unless the first took ``LONG_CALL``.
+    The defaults are read at each call, so a test or benchmark that sets the constants is heard."""
+    if len(calls) >= (MAX_REPEATS if max_repeats is None else max_repeats):
         return True
-    if not calls or sum(calls) <= budget:
+    if not calls or sum(calls) <= (TIME_PER_PROBE if budget is None else budget):
         return False
     return len(calls) >= (MIN_REPEATS if min_repeats is None else min_repeats) or calls[0] >= LONG_CALL
 
