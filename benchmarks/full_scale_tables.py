@@ -128,7 +128,7 @@ def degraded_glance(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "",
         "For smaller and re-encoded photos (evaluate.robustness; chosen on the worst degraded "
-        "validation copy, never on test):",
+        "validation copy among the rows within chance of the best clean validation, never on test):",
         "",
         "| data set | ours, chosen on degraded validation | worst degraded val copy | clean test "
         "| worst degraded test copy | within 2 points of clean? "

@@ -144,6 +144,30 @@ def test_the_row_for_degraded_photos_is_chosen_on_degraded_validation_not_test()
     assert "within 2 points of clean? |" not in full_scale.render_glance([unscored])  # nothing to choose on
 
 
+def test_the_degraded_choice_keeps_only_rows_within_chance_of_the_best_clean_validation():
+    choose = _full_scale().chosen_for_degraded
+
+    def rows(val_images: int | None, *named: tuple[str, float, float]) -> list[dict]:
+        return [
+            {
+                **{"status": "done", "dataset": "toy", "experiment": name, "val_accuracy": val},
+                **{"test_accuracy": val, "val_variants": {"val_jpeg_30": worst}},
+                **({"split_counts": {"val": val_images}} if val_images else {}),
+            }
+            for name, val, worst in named
+        ]
+
+    best = ("best", 0.95, 0.75)  # 950 of 1,000: its interval reaches down to about 93.5%
+    close = ("close", 0.94, 0.90)  # within chance of it on clean validation
+    bound = ("bound", 0.90, 0.92)  # the best degraded copy, bought with 5 clean points
+    assert choose(rows(1000, best, close, bound))["toy"]["experiment"] == "close"
+    assert choose(rows(1000, best, bound))["toy"]["experiment"] == "best"
+    # 95 of 100 validation images: an interval wide enough (about 89-98%) to keep the bound
+    assert choose(rows(100, best, bound))["toy"]["experiment"] == "bound"
+    # no validation count recorded: nothing to measure chance by, so no floor
+    assert choose(rows(None, best, bound))["toy"]["experiment"] == "bound"
+
+
 def test_tta_takes_the_headline_only_where_validation_says_so():
     full_scale = _full_scale()
     base = {"dataset": "flowers", "status": "done", "published_accuracy": 0.93, "published_model": "study"}
