@@ -4,9 +4,11 @@ temporary MLflow store (no mocks)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import logging
+import math
 import re
 import shutil
 import subprocess
@@ -494,6 +496,29 @@ def test_the_robust_alias_is_chosen_on_the_worst_degraded_validation_copy(store)
     assert "scored degraded validation copies" in unscored.skipped and unscored.alias == "robust"
     with pytest.raises(ValueError, match="registry alias 'robustt': visionlab chooses only best, robust"):
         register_best("cats", candidates, store, alias="robustt")
+
+
+def test_the_robust_alias_goes_only_to_a_model_within_chance_of_the_best_clean_one(store):
+    def candidate(name: str, run_id: str | None, val: float, worst: float, low: float = math.nan):
+        return Candidate(name, run_id, val, 0.2, val_worst_degraded=worst, val_accuracy_low=low)
+
+    best = candidate("dogs-best", None, 0.95, 0.75, low=0.935)  # its interval reaches down to 93.5%
+    close = candidate("dogs-close", None, 0.94, 0.90)
+    bound = candidate("dogs-bound", None, 0.90, 0.92)  # the best degraded copy, 5 clean points down
+    assert best_candidate([best, close, bound], ROBUST_ALIAS).experiment == "dogs-close"
+    assert best_candidate([best, bound], ROBUST_ALIAS).experiment == "dogs-best"
+    wide = dataclasses.replace(best, val_accuracy_low=0.88)  # few validation images: a wide interval
+    assert best_candidate([wide, bound], ROBUST_ALIAS).experiment == "dogs-bound"
+    unknown = dataclasses.replace(best, val_accuracy_low=math.nan)  # no count: nothing to judge by
+    assert best_candidate([unknown, bound], ROBUST_ALIAS).experiment == "dogs-bound"
+    # The bound took @robust alone; a report that holds the best clean model takes it back, though
+    # the bound's tagged degraded score is higher.
+    bound_run, best_run = logged_run("dogs-bound", "dogs"), logged_run("dogs-best", "dogs")
+    bound, best = dataclasses.replace(bound, run_id=bound_run), dataclasses.replace(best, run_id=best_run)
+    assert register_best("dogs", [bound], store, alias=ROBUST_ALIAS).experiment == "dogs-bound"
+    moved = register_best("dogs", [best], store, alias=ROBUST_ALIAS)
+    assert (moved.experiment, moved.changed) == ("dogs-best", True)
+    assert store.get_model_version_by_alias("visionlab-dogs", "robust").run_id == best_run
 
 
 # --- the top-level DVC plots -------------------------------------------------------------------

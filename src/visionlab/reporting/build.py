@@ -54,6 +54,7 @@ def candidates_of(params: Params, dataset: DatasetRecord) -> list[Candidate]:
             test_macro_f1=e.metric("test", "macro_f1"),
             quick_try=quick_try(params, e.name) if e.name in params.experiments else None,
             val_worst_degraded=e.worst_degraded("val"),
+            val_accuracy_low=e.interval("val")[0],
         )
         for e in dataset.run
     ]

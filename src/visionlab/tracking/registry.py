@@ -15,7 +15,9 @@ tagged on its version does. To reset, delete the alias in the MLflow UI.
 
 Where evaluate scored degraded copies of validation (``evaluate.robustness``), a second alias,
 ``robust``, points at the model whose worst degraded validation copy scores highest (ties: clean
-validation accuracy): the one to load for smaller, re-encoded photos, chosen the same way.
+validation accuracy) among those whose clean validation accuracy is within chance of the best one's
+(at least the lower end of its 95% interval): the one to load for smaller, re-encoded photos, chosen
+the same way, and never one that bought a degraded point with several clean ones.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Candidate:
     test_macro_f1: float = math.nan
     quick_try: str | None = None  # why it is not a full-scale run; such runs never compete
     val_worst_degraded: float = math.nan  # its lowest degraded validation copy (evaluate.robustness)
+    val_accuracy_low: float = math.nan  # the lower end of its clean validation accuracy's 95% interval
 
 
 @dataclass(frozen=True)
@@ -92,14 +95,25 @@ def _score(candidate: Candidate, alias: str = ALIAS) -> tuple[float, float]:
 def best_candidate(candidates: Sequence[Candidate], alias: str = ALIAS) -> Candidate | None:
     """Highest validation accuracy, ties broken by the lower validation loss, then by name (stable
     across runs); for ``robust``, the highest worst degraded validation copy, ties broken by clean
-    validation accuracy, among those scored on degraded copies. Quick tries never; test figures
-    play no part."""
+    validation accuracy, among those scored on degraded copies whose clean validation accuracy
+    reaches :func:`robust_floor`. Quick tries never; test figures play no part."""
     eligible = sorted((c for c in candidates if not c.quick_try), key=lambda c: c.experiment)
     if alias == ROBUST_ALIAS:
-        eligible = [c for c in eligible if math.isfinite(c.val_worst_degraded)]
+        pool = _robust_pool(eligible)
+        floor = robust_floor(pool)
+        eligible = [c for c in pool if _clean(c.val_accuracy) >= floor]
     if not eligible:
         return None
     return max(eligible, key=lambda c: _score(c, alias))
+
+
+def robust_floor(candidates: Sequence[Candidate]) -> float:
+    """The clean validation accuracy a ``robust`` candidate must reach: the lower end of the 95%
+    interval of the best clean one among ``candidates`` (-inf when none or its interval is unknown)."""
+    if not candidates:
+        return float("-inf")
+    top = max(candidates, key=lambda c: (_score(c, ALIAS), c.experiment))
+    return top.val_accuracy_low if math.isfinite(top.val_accuracy_low) else float("-inf")
 
 
 def logged_model_id(client: MlflowClient, run_id: str) -> str | None:
@@ -120,6 +134,10 @@ def logged_model_id(client: MlflowClient, run_id: str) -> str | None:
 def _rounded(score: tuple[float, float]) -> tuple[float, float]:
     # Versions carry their scores as 4-decimal tags: compare at that precision.
     return round(score[0], 4), round(score[1], 4)
+
+
+def _robust_pool(candidates: Sequence[Candidate]) -> list[Candidate]:
+    return [c for c in candidates if not c.quick_try and math.isfinite(c.val_worst_degraded)]
 
 
 def _held_score(
@@ -280,6 +298,9 @@ def _point(
     if current is not None and current.run_id == best.run_id and _holds(current, model_id):
         return Registration(dataset, name, best.experiment, best.run_id, str(current.version), changed=False)
     held = _held_score(current, candidates, alias)
+    floor = robust_floor(_robust_pool(candidates)) if alias == ROBUST_ALIAS else float("-inf")
+    if held is not None and held[1] < round(floor, 4):
+        held = None  # no longer within chance of the best clean model here: it cannot hold @robust
     if current is not None and held is not None and held >= _rounded(_score(best, alias)):
         experiment = current.tags.get("visionlab.experiment")
         log.info(
