@@ -5,8 +5,10 @@ large nets that one call is most of a first plan's seconds (issue 23: a first pl
 in 15 s). And a large net gets one timed call, its first at that batch shape: plan's estimates run
 above the measured rows (benchmarks/results/plan_accuracy.md), which a cold call would explain.
 This times every shipped network's probe as shipped, at half the inference batch, and each with
-exactly two timed calls (the faster counted), alternating on the same machine, and writes the
-rates' ratios to the shipped probe's and each probe's seconds.
+exactly two timed calls (the faster counted), and with a large whole net's training step on the
+recipe's full batch rather than half of it (``train-full``: is the half step's rate the full one's?),
+alternating on the same machine, and writes the rates' ratios to the shipped probe's and each
+probe's seconds.
 
     uv run python benchmarks/probe_batch.py [--rounds 2] [--experiment NAME ...] [--results DIR]
 """
@@ -50,6 +52,17 @@ def with_inference_batch(params: Params, batch: int) -> Params:
 
 
 @contextlib.contextmanager
+def halving(on: bool) -> Iterator[None]:
+    """A large whole net's training step timed on half its batch (as shipped) or on the full one."""
+    shipped = plan_probe.HALVE_SLOW_STEPS
+    plan_probe.HALVE_SLOW_STEPS = on
+    try:
+        yield
+    finally:
+        plan_probe.HALVE_SLOW_STEPS = shipped
+
+
+@contextlib.contextmanager
 def timed_calls(exactly: int | None) -> Iterator[None]:
     """``exactly`` timed calls per probe (the fastest counts), or as shipped (None): one call once
     a call takes ``TIME_PER_PROBE``, which every large net's full batch does."""
@@ -75,10 +88,17 @@ def probe(params: Params, experiment: str, device: torch.device) -> tuple[dict, 
     return {f: getattr(rates, f) for f in FIELDS if getattr(rates, f) is not None}, seconds
 
 
-def variants(params: Params) -> dict[str, tuple[Params, int | None]]:
-    """As shipped; the inference batch halved; each with exactly two timed calls (a warm one)."""
+def variants(params: Params) -> dict[str, tuple[Params, int | None, bool]]:
+    """As shipped; the inference batch halved; each with exactly two timed calls (a warm one); and
+    training steps always on the recipe's full batch (``train-full``: before SLOW_HALF_STEP)."""
     half = with_inference_batch(params, max(params.evaluate.batch_size // 2, 1))
-    return {"full": (params, None), "half": (half, None), "full-2": (params, 2), "half-2": (half, 2)}
+    return {
+        "full": (params, None, True),
+        "half": (half, None, True),
+        "full-2": (params, 2, True),
+        "half-2": (half, 2, True),
+        "train-full": (params, None, False),
+    }
 
 
 def measure(params: Params, only: tuple[str, ...], rounds: int) -> list[dict]:
@@ -91,8 +111,8 @@ def measure(params: Params, only: tuple[str, ...], rounds: int) -> list[dict]:
         seconds: dict[str, list[float]] = {name: [] for name in kinds}
         for round_ in range(rounds):
             order = list(kinds.items())  # each round in turn forwards and backwards: drift hits all
-            for name, (variant, calls) in order if round_ % 2 == 0 else reversed(order):
-                with timed_calls(calls):
+            for name, (variant, calls, halve) in order if round_ % 2 == 0 else reversed(order):
+                with timed_calls(calls), halving(halve):
                     found, took = probe(variant, experiment, device)
                 seconds[name].append(took)
                 for field, rate in found.items():
@@ -118,15 +138,16 @@ def measure(params: Params, only: tuple[str, ...], rounds: int) -> list[dict]:
 def render(rows: list[dict], rounds: int, load: float, commit: str) -> str:
     others = [name for name in rows[0]["ratio"]] if rows else []
     lines = [
-        "# plan's probes: half the inference batch, and a second, warm timed call",
+        "# plan's probes: half the inference batch, a second, warm timed call, and full training steps",
         "",
         f"Commit `{commit[:12]}`, {torch.get_num_threads()} torch threads, load average at the start "
         f"{load:.2f}. Each network's probe (`plan_probe.measure`, model build included) as shipped "
         f"(`full`: inference at `evaluate.batch_size`, {rows[0]['full_batch'] if rows else '-'}; one "
         "timed call once a call takes `TIME_PER_PROBE`), at half that batch (`half`), and each with "
         f"exactly two timed calls, the faster counted (`-2`); {rounds} rounds, alternating order, "
-        "means. Ratios are rates over the shipped probe's (training steps keep the recipe's batch in "
-        "every variant).",
+        "means. Ratios are rates over the shipped probe's. A large whole net's training step is timed "
+        "on half the recipe's batch where half of it takes `SLOW_HALF_STEP` (as shipped, in every "
+        "variant but `train-full`, which times the recipe's full batch).",
         "",
         "| experiment | rate | full img/s | " + " | ".join(f"{n} / full" for n in others) + " |",
         "|---|---|---:|" + "---:|" * len(others),

@@ -124,7 +124,7 @@ def test_the_probe_times_the_stages_batch_sizes_on_a_folded_copy(monkeypatch):
 
     timed = []
 
-    def record(step, images, device):
+    def record(step, images, device, halve_if_slow=False):
         timed.append(images)
         step()
         return float(images)
@@ -150,6 +150,38 @@ def test_the_probe_times_the_stages_batch_sizes_on_a_folded_copy(monkeypatch):
     # CNN has nothing to fold) and inference at evaluate's batch
     plan_probe.measure(params, "catsdogs-cnn", dataclasses.replace(five, classes=2), torch.device("cpu"), {})
     assert timed == [params.recipe_of("catsdogs-cnn").batch_size, 0, 6]
+
+
+def test_a_slow_training_step_is_timed_on_half_its_batch(monkeypatch):
+    """A large net's step: half the batch runs as many images/s, and one full call costs twice the
+    seconds; a cheap step keeps the full batch, where a small net's rate depends on it."""
+    import time
+
+    import torch
+
+    from visionlab.training import plan_probe
+
+    def step_taking(per_image: float, seen: list):
+        def step(n: int | None = None) -> None:
+            seen.append(32 if n is None else n)
+            time.sleep((32 if n is None else n) * per_image)
+
+        return step
+
+    cpu = torch.device("cpu")
+    slow, cheap = [], []
+    rate = plan_probe._rate(step_taking(0.01, slow), 32, cpu, halve_if_slow=True)
+    assert slow[0] == plan_probe.WARMUP_IMAGES and set(slow[1:]) == {16}  # 0.16 s a half call
+    assert 60 < rate <= 100  # 16 images in at least 0.16 s: the per-image rate, not 32 / 0.16
+    plan_probe._rate(step_taking(0.001, cheap), 32, cpu, halve_if_slow=True)
+    assert cheap[:2] == [plan_probe.WARMUP_IMAGES, 16] and set(cheap[2:]) == {32}  # 16 ms: too cheap
+    full = []
+    plan_probe._rate(step_taking(0.01, full), 32, cpu)  # inference: always the full batch
+    assert set(full[1:]) == {32}
+    monkeypatch.setattr(plan_probe, "HALVE_SLOW_STEPS", False)  # benchmarks/probe_batch.py's train-full
+    off = []
+    plan_probe._rate(step_taking(0.01, off), 32, cpu, halve_if_slow=True)
+    assert set(off[1:]) == {32}
 
 
 def _recording_fold(fold, timed):

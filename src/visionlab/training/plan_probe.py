@@ -9,7 +9,8 @@ use them (``train.amp``), inference with batch norms folded (as featurize and ev
 real training step (forward, backward, Adam update) of what trains, and, for a fine-tuned base with
 an activation cache, the part below the cut and the cached top apart, on activations of the real
 shape. Warm-up calls on two images, then timed calls of the full batch until ``TIME_PER_PROBE``
-seconds have passed (at most ``MAX_REPEATS``), the fastest counted (:func:`enough`).
+seconds have passed (at most ``MAX_REPEATS``), the fastest counted (:func:`enough`); a large whole
+network's training step is timed on half its batch (``SLOW_HALF_STEP``).
 """
 
 from __future__ import annotations
@@ -42,16 +43,26 @@ TIME_PER_PROBE = 0.2  # seconds: stop repeating once a probe has taken this long
 # processes differ anyway: one call of a large batch is kept.
 MIN_REPEATS = 1
 LONG_CALL = 1.0  # with MIN_REPEATS above 1: a call this long is timed once all the same
+# A whole network's training step is timed on half the recipe's batch when that half alone takes
+# this long: a net that large runs as many images/s on 16 images as on 32
+# (benchmarks/results/probe_batch.md, train-full), and its one full call would cost twice the seconds.
+# Below it the half call is spent (cheap), and the full batch is timed as before: a small net's
+# rate depends on the batch.
+SLOW_HALF_STEP = TIME_PER_PROBE / 2
+HALVE_SLOW_STEPS = True
 
 
-def _rate(step: Callable[[int | None], None], images: int, device: torch.device) -> float:
+def _rate(
+    step: Callable[[int | None], None], images: int, device: torch.device, halve_if_slow: bool = False
+) -> float:
     """Images per second of ``step`` over ``images`` images: its fastest call after a warm-up.
 
     ``step(n)`` runs the first ``n`` images of its batch (None: all). The warm-up runs
     ``WARMUP_IMAGES`` of them: what a first call pays (weight layouts, thread pools, lazy
     initialisation, Adam's state) is paid by any batch, and a full one of a large net costs seconds.
     The fastest timed call counts, not the mean: a busy machine adds spikes a long stage run
-    spreads out.
+    spreads out. With ``halve_if_slow``, a first call on half the images that takes
+    ``SLOW_HALF_STEP`` or longer makes every timed call a half one (see ``SLOW_HALF_STEP``).
     """
 
     def timed(n: int | None = None) -> float:
@@ -64,9 +75,14 @@ def _rate(step: Callable[[int | None], None], images: int, device: torch.device)
     for _ in range(WARMUP):
         timed(WARMUP_IMAGES)
     calls: list[float] = []
+    n, timed_images = None, images
+    if halve_if_slow and HALVE_SLOW_STEPS and images >= 2:
+        half = timed(images // 2)
+        if half >= SLOW_HALF_STEP:
+            calls, n, timed_images = [half], images // 2, images // 2
     while not enough(calls):
-        calls.append(timed())
-    return images / max(min(calls), 1e-9)
+        calls.append(timed(n))
+    return timed_images / max(min(calls), 1e-9)
 
 
 def enough(
@@ -200,7 +216,8 @@ def _measure(params: Params, experiment: str, counts: Counts, device: torch.devi
     if part is None or (mode.trains_base and part.upper is None):  # the whole net trains on images
         train_batch = _batch(model, recipe.batch_size, size, device, amp)
         model.train()
-        train = _rate(_training(model, train_batch, counts.classes, device, amp), len(train_batch), device)
+        step = _training(model, train_batch, counts.classes, device, amp)
+        train = _rate(step, len(train_batch), device, halve_if_slow=True)
         fold_batch_norms(model.eval())  # then scored as evaluate scores: batch norms folded
         return Rates(_rate(_inference(model, infer, device, amp), len(infer), device), train)
     if not mode.trains_base:  # featurize runs the folded base once; the head trains on its features
