@@ -26,7 +26,8 @@ from visionlab.params import parse_params
 from visionlab.params.scale import quick_try
 from visionlab.reporting import build_report
 from visionlab.reporting.published import load_published
-from visionlab.tracking.registry import ROBUST_ALIAS, Candidate, best_candidate, register_best
+from visionlab.tracking.choice import ROBUST_ALIAS, Candidate, best_candidate
+from visionlab.tracking.registry import register_best
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ["cat", "dog", "fox"]

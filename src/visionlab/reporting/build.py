@@ -14,16 +14,9 @@ from visionlab.reporting.collect import DatasetRecord, read_datasets
 from visionlab.reporting.frames import comparison_frame, history_frame
 from visionlab.reporting.html import render_html
 from visionlab.reporting.markdown import render_markdown
+from visionlab.tracking.choice import ALIAS, ROBUST_ALIAS, Candidate, best_candidate
 from visionlab.tracking.mlflow_run import git_commit
-from visionlab.tracking.registry import (
-    ALIAS,
-    ROBUST_ALIAS,
-    Candidate,
-    Registration,
-    best_candidate,
-    register_best,
-    registered_name,
-)
+from visionlab.tracking.registry import Registration, register_best, registered_name
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ Where evaluate scored degraded copies of validation (``evaluate.robustness``), a
 ``robust``, points at the model whose worst degraded validation copy scores highest (ties: clean
 validation accuracy) among those whose clean validation accuracy is within chance of the best one's
 (at least the lower end of its 95% interval): the one to load for smaller, re-encoded photos, chosen
-the same way, and never one that bought a degraded point with several clean ones.
+the same way, and never one that bought a degraded point with several clean ones. The choosing
+itself is :mod:`visionlab.tracking.choice`.
 """
 
 from __future__ import annotations
@@ -32,28 +33,20 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from visionlab.tracking.choice import (
+    ALIAS,
+    CHOSEN_ON,
+    ROBUST_ALIAS,
+    Candidate,
+    best_candidate,
+    robust_floor,
+    robust_pool,
+    score,
+)
 from visionlab.tracking.mlflow_run import _client
 from visionlab.tracking.model_logging import MODEL_NAME
 
 log = logging.getLogger(__name__)
-
-ALIAS = "best"
-ROBUST_ALIAS = "robust"  # chosen on the worst degraded validation copy (evaluate.robustness)
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One evaluated experiment competing for its data set's registry entry."""
-
-    experiment: str
-    run_id: str | None
-    val_accuracy: float
-    val_loss: float
-    test_accuracy: float = math.nan  # tagged on the version for the record; never chooses
-    test_macro_f1: float = math.nan
-    quick_try: str | None = None  # why it is not a full-scale run; such runs never compete
-    val_worst_degraded: float = math.nan  # its lowest degraded validation copy (evaluate.robustness)
-    val_accuracy_low: float = math.nan  # the lower end of its clean validation accuracy's 95% interval
 
 
 @dataclass(frozen=True)
@@ -74,46 +67,8 @@ class Registration:
         return CHOSEN_ON[self.alias]
 
 
-CHOSEN_ON = {ALIAS: "validation accuracy", ROBUST_ALIAS: "its worst degraded validation copy"}
-
-
 def registered_name(dataset: str, prefix: str = "visionlab") -> str:
     return f"{prefix}-{dataset}"
-
-
-def _clean(value: float) -> float:
-    # NaN never wins: it sorts below every real score.
-    return value if value == value else float("-inf")
-
-
-def _score(candidate: Candidate, alias: str = ALIAS) -> tuple[float, float]:
-    if alias == ROBUST_ALIAS:
-        return _clean(candidate.val_worst_degraded), _clean(candidate.val_accuracy)
-    return _clean(candidate.val_accuracy), _clean(-candidate.val_loss)
-
-
-def best_candidate(candidates: Sequence[Candidate], alias: str = ALIAS) -> Candidate | None:
-    """Highest validation accuracy, ties broken by the lower validation loss, then by name (stable
-    across runs); for ``robust``, the highest worst degraded validation copy, ties broken by clean
-    validation accuracy, among those scored on degraded copies whose clean validation accuracy
-    reaches :func:`robust_floor`. Quick tries never; test figures play no part."""
-    eligible = sorted((c for c in candidates if not c.quick_try), key=lambda c: c.experiment)
-    if alias == ROBUST_ALIAS:
-        pool = _robust_pool(eligible)
-        floor = robust_floor(pool)
-        eligible = [c for c in pool if _clean(c.val_accuracy) >= floor]
-    if not eligible:
-        return None
-    return max(eligible, key=lambda c: _score(c, alias))
-
-
-def robust_floor(candidates: Sequence[Candidate]) -> float:
-    """The clean validation accuracy a ``robust`` candidate must reach: the lower end of the 95%
-    interval of the best clean one among ``candidates`` (-inf when none or its interval is unknown)."""
-    if not candidates:
-        return float("-inf")
-    top = max(candidates, key=lambda c: (_score(c, ALIAS), c.experiment))
-    return top.val_accuracy_low if math.isfinite(top.val_accuracy_low) else float("-inf")
 
 
 def logged_model_id(client: MlflowClient, run_id: str) -> str | None:
@@ -131,13 +86,9 @@ def logged_model_id(client: MlflowClient, run_id: str) -> str | None:
     return max(found)[1] if found else None
 
 
-def _rounded(score: tuple[float, float]) -> tuple[float, float]:
+def _rounded(value: tuple[float, float]) -> tuple[float, float]:
     # Versions carry their scores as 4-decimal tags: compare at that precision.
-    return round(score[0], 4), round(score[1], 4)
-
-
-def _robust_pool(candidates: Sequence[Candidate]) -> list[Candidate]:
-    return [c for c in candidates if not c.quick_try and math.isfinite(c.val_worst_degraded)]
+    return round(value[0], 4), round(value[1], 4)
 
 
 def _held_score(
@@ -149,7 +100,7 @@ def _held_score(
         return None
     for candidate in candidates:
         if candidate.run_id == current.run_id:
-            return _rounded(_score(candidate, alias))
+            return _rounded(score(candidate, alias))
     tags = current.tags or {}
     try:
         # Versions registered before selection moved to validation carry no val tags (before the
@@ -298,10 +249,10 @@ def _point(
     if current is not None and current.run_id == best.run_id and _holds(current, model_id):
         return Registration(dataset, name, best.experiment, best.run_id, str(current.version), changed=False)
     held = _held_score(current, candidates, alias)
-    floor = robust_floor(_robust_pool(candidates)) if alias == ROBUST_ALIAS else float("-inf")
+    floor = robust_floor(robust_pool(candidates)) if alias == ROBUST_ALIAS else float("-inf")
     if held is not None and held[1] < round(floor, 4):
         held = None  # no longer within chance of the best clean model here: it cannot hold @robust
-    if current is not None and held is not None and held >= _rounded(_score(best, alias)):
+    if current is not None and held is not None and held >= _rounded(score(best, alias)):
         experiment = current.tags.get("visionlab.experiment")
         log.info(
             "registry: %s@%s stays at version %s (%s): it scores at least as high as %s",
