@@ -5,10 +5,10 @@ large nets that one call is most of a first plan's seconds (issue 23: a first pl
 in 15 s). And a large net gets one timed call, its first at that batch shape: plan's estimates run
 above the measured rows (benchmarks/results/plan_accuracy.md), which a cold call would explain.
 This times every shipped network's probe as shipped, at half the inference batch, and each with
-exactly two timed calls (the faster counted), and with a large whole net's training step on the
-recipe's full batch rather than half of it (``train-full``: is the half step's rate the full one's?),
-alternating on the same machine, and writes the rates' ratios to the shipped probe's and each
-probe's seconds.
+exactly two timed calls (the faster counted), and with a slow training step (a whole net's, a
+cached top's) on the recipe's full batch rather than half of it (``train-full``: is the half step's
+rate the full one's?), alternating on the same machine, and writes the rates' ratios to the shipped
+probe's and each probe's seconds.
 
     uv run python benchmarks/probe_batch.py [--rounds 2] [--experiment NAME ...] [--results DIR]
 """
@@ -53,7 +53,7 @@ def with_inference_batch(params: Params, batch: int) -> Params:
 
 @contextlib.contextmanager
 def halving(on: bool) -> Iterator[None]:
-    """A large whole net's training step timed on half its batch (as shipped) or on the full one."""
+    """A slow training step timed on half its batch (as shipped) or on the full one."""
     shipped = plan_probe.HALVE_SLOW_STEPS
     plan_probe.HALVE_SLOW_STEPS = on
     try:
@@ -145,7 +145,7 @@ def render(rows: list[dict], rounds: int, load: float, commit: str) -> str:
         f"(`full`: inference at `evaluate.batch_size`, {rows[0]['full_batch'] if rows else '-'}; one "
         "timed call once a call takes `TIME_PER_PROBE`), at half that batch (`half`), and each with "
         f"exactly two timed calls, the faster counted (`-2`); {rounds} rounds, alternating order, "
-        "means. Ratios are rates over the shipped probe's. A large whole net's training step is timed "
+        "means. Ratios are rates over the shipped probe's. A slow training step is timed "
         "on half the recipe's batch where half of it takes `SLOW_HALF_STEP` (as shipped, in every "
         "variant but `train-full`, which times the recipe's full batch).",
         "",

@@ -9,8 +9,8 @@ use them (``train.amp``), inference with batch norms folded (as featurize and ev
 real training step (forward, backward, Adam update) of what trains, and, for a fine-tuned base with
 an activation cache, the part below the cut and the cached top apart, on activations of the real
 shape. Warm-up calls on two images, then timed calls of the full batch until ``TIME_PER_PROBE``
-seconds have passed (at most ``MAX_REPEATS``), the fastest counted (:func:`enough`); a large whole
-network's training step is timed on half its batch (``SLOW_HALF_STEP``).
+seconds have passed (at most ``MAX_REPEATS``), the fastest counted (:func:`enough`); a slow
+training step is timed on half its batch (``SLOW_HALF_STEP``).
 """
 
 from __future__ import annotations
@@ -43,11 +43,11 @@ TIME_PER_PROBE = 0.2  # seconds: stop repeating once a probe has taken this long
 # processes differ anyway: one call of a large batch is kept.
 MIN_REPEATS = 1
 LONG_CALL = 1.0  # with MIN_REPEATS above 1: a call this long is timed once all the same
-# A whole network's training step is timed on half the recipe's batch when that half alone takes
-# this long: a net that large runs as many images/s on 16 images as on 32
+# A training step (a whole net's, a cached top's) is timed on half the recipe's batch when that
+# half alone takes this long: a net that large runs as many images/s on 16 images as on 32
 # (benchmarks/results/probe_batch.md, train-full), and its one full call would cost twice the seconds.
 # Below it the half call is spent (cheap), and the full batch is timed as before: a small net's
-# rate depends on the batch.
+# rate depends on the batch. Inference keeps the full batch: at half it reads up to 1.5x faster.
 SLOW_HALF_STEP = TIME_PER_PROBE / 2
 HALVE_SLOW_STEPS = True
 
@@ -229,7 +229,8 @@ def _measure(params: Params, experiment: str, counts: Counts, device: torch.devi
         # add up (cifar-effnet: about 60 s on 38,890 features over 42 epochs).
         features = outputs[-1][: recipe.batch_size].float().detach()
         model.head.train()
-        head = _rate(_training(model.head, features, counts.classes, device, False), len(features), device)
+        step = _training(model.head, features, counts.classes, device, False)
+        head = _rate(step, len(features), device, halve_if_slow=True)
         return Rates(featurize, head, featurize=featurize)
     # Featurize folds the part below the cut; the top trains unfolded (the train stage builds its
     # own model), so only the lower part is folded here, and its output feeds the top's probes.
@@ -242,6 +243,7 @@ def _measure(params: Params, experiment: str, counts: Counts, device: torch.devi
     top.eval()
     top_forward = _rate(_inference(top, activations, device, top_amp), len(activations), device)
     top.train()
-    train = _rate(_training(top, activations, counts.classes, device, top_amp), len(activations), device)
+    step = _training(top, activations, counts.classes, device, top_amp)
+    train = _rate(step, len(activations), device, halve_if_slow=True)
     # Evaluate's whole-net pass: the part below the cut, then the top.
     return Rates(1 / (1 / featurize + 1 / top_forward), train, featurize=featurize, top=top_forward)
