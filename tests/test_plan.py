@@ -15,6 +15,16 @@ from tests.conftest import minimal_params
 from visionlab.params import load_params, parse_params
 from visionlab.training import planning
 
+
+@pytest.fixture(autouse=True)
+def idle_cpu(monkeypatch):
+    """Plans here run beside whatever else the test machine runs: the share other processes take
+    (cpu_share) is fixed at idle, so whether rates are kept never hangs on it; a test sets it."""
+    from visionlab.runtime import cpu_share
+
+    monkeypatch.setattr(cpu_share, "others_cores", lambda since, until=None: 0.0)
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -513,6 +523,30 @@ def test_a_second_plan_reuses_the_networks_the_first_timed_and_retime_times_them
     assert "`visionlab plan --retime` times them again" in second.output
     retimed = CliRunner().invoke(main, ["plan", "--study", "toy", "--retime"])
     assert retimed.exit_code == 1 and "timed again" in str(retimed.exception)  # --retime times it
+
+
+def test_rates_timed_on_a_busy_machine_are_said_to_run_long_and_never_reused(in_tmp, monkeypatch):
+    from click.testing import CliRunner
+
+    from visionlab.cli import main
+    from visionlab.runtime import cpu_share
+
+    (in_tmp / "params.yaml").write_text(yaml.safe_dump(minimal_params(train={"image_size": 32, "epochs": 2})))
+    _manifest(in_tmp, 40, 10, 10)
+    monkeypatch.setattr(cpu_share, "others_cores", lambda since, until=None: 1.8)  # a training run beside
+    busy = CliRunner().invoke(main, ["plan", "--study", "toy"])
+    assert busy.exit_code == 0, busy.output
+    assert "other processes kept 1.8 cores busy while 1 networks were timed" in busy.stderr
+    assert "no later plan reuses their rates: plan again on an idle machine" in busy.stderr
+    (entry,) = json.loads((in_tmp / ".visionlab/plan_rates.json").read_text())["entries"]
+    assert entry["contended"] is True
+    monkeypatch.setattr(cpu_share, "others_cores", lambda since, until=None: 0.1)
+    idle = CliRunner().invoke(main, ["plan", "--study", "toy"])
+    assert "reused" not in idle.output and "cores busy" not in idle.stderr  # timed again, idle
+    (entry,) = json.loads((in_tmp / ".visionlab/plan_rates.json").read_text())["entries"]
+    assert "contended" not in entry  # the idle timing replaced the busy one
+    again = CliRunner().invoke(main, ["plan", "--study", "toy"])
+    assert "1 reused from" in again.output
 
 
 def test_a_plan_reusing_every_rate_imports_neither_timm_nor_torchvision(in_tmp):

@@ -49,6 +49,9 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...], retime: bool) -
 
     kept = plan_rate_store.Kept() if retime else plan_rate_store.load(root, device)
     context = _Planning(root, device, _pipeline_state(root), stale_records(params, root), kept)
+    from visionlab.runtime import cpu_share
+
+    started = cpu_share.sample()  # what other processes take while the networks are timed
     total, counted, skipped = 0.0, 0, 0
     for dataset in studies or tuple(params.datasets):
         names = [
@@ -60,17 +63,28 @@ def plan(studies: tuple[str, ...], experiments: tuple[str, ...], retime: bool) -
             seconds, ran, missed = _study(params, dataset, names, context)
             total, counted, skipped = total + seconds, counted + ran, skipped + missed
     _footer(total, counted, skipped, device.type)
-    _keep_rates(context)
+    _keep_rates(context, cpu_share.others_cores(started), torch.get_num_threads())
     quick_exit.request()  # printed and saved: nothing left for the interpreter's teardown to finalise
 
 
-def _keep_rates(context: _Planning) -> None:
-    """Store the networks timed now; say which rates were reused, and how to time them again."""
+def _keep_rates(context: _Planning, others: float | None, threads: int) -> None:
+    """Store the networks timed now, marked as not to be reused where other processes took the cores
+    they were timed on (``others``: cores' worth, cpu_share); say which rates were reused, and how
+    to time them again."""
+    from visionlab.runtime import cpu_share
     from visionlab.training import plan_rate_store
 
     timed = sum(1 for key in context.rates if key not in context.reused and key[:1] != ("decode",))
+    busy = bool(timed) and context.device.type == "cpu" and cpu_share.contended(others, threads)
+    if busy:
+        click.echo(
+            f"note: other processes kept {others:.1f} cores busy while {timed} networks were timed; a "
+            "shared CPU slows the probes many times over (cpu_share), so these estimates run long, and "
+            "no later plan reuses their rates: plan again on an idle machine",
+            err=True,
+        )
     try:
-        plan_rate_store.save(context.root, context.device, context.rates, context.kept)
+        plan_rate_store.save(context.root, context.device, context.rates, context.kept, contended=busy)
     except OSError as exc:  # a read-only project: the plan stands, the next one times again
         click.echo(f"note: rates not kept ({exc})", err=True)
     if context.reused:

@@ -1,14 +1,15 @@
-"""Network rates kept between `visionlab plan` runs, so a network timed on this machine is not timed again.
+"""Network rates kept between `visionlab plan` runs: a network timed on this machine is timed once.
 
-Timing every network of every study takes most of a plan's seconds; a plan after a params edit
-(an lr, a recipe's epochs) times the same networks on the same machine. The store is
+Timing every network of every study takes most of a plan's seconds; a plan after a params edit (an
+lr, a recipe's epochs) times the same networks on the same machine. The store is
 ``.visionlab/plan_rates.json`` in the project (git ignores it). An entry holds the probe's key
-(``plan_probe.network_key``: architecture, input side, base mode, cut, precision, batch sizes), what it was
-timed on (CPU model, torch threads, device, torch version, probe version) and when. An entry from
-another machine state, or older than ``MAX_AGE_DAYS`` (a torch upgrade or a changed network's
+(``plan_probe.network_key``: architecture, input side, base mode, cut, precision, batch sizes), what
+it was timed on (CPU model, torch threads, device, torch version, probe version) and when. An entry
+from another machine state, or older than ``MAX_AGE_DAYS`` (a torch upgrade or a changed network's
 code is caught by that at the latest), is timed again; ``visionlab plan --retime`` times every
-network again and replaces them. File reads are decoded by :func:`plan_reading.decode_seconds` every
-run (milliseconds), never kept.
+network again and replaces them. Rates timed while other processes took the cores (``contended``:
+runtime/cpu_share) are written marked so and never reused: the next plan times them again. File
+reads are decoded by :func:`plan_reading.decode_seconds` every run (milliseconds), never kept.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def load(root: Path, device: Any, now: dt.datetime | None = None) -> Kept:
     state = machine_state(device)
     kept = Kept()
     for entry in _entries(root):
-        if entry.get("machine") != state or not _young(entry, now):
+        if entry.get("machine") != state or not _young(entry, now) or entry.get("contended"):
             continue
         try:
             key = tuple(entry["key"])
@@ -85,12 +86,17 @@ def _entries(root: Path) -> list[dict[str, Any]]:
 
 
 def save(
-    root: Path, device: Any, timed: dict[tuple, Rates], kept: Kept, now: dt.datetime | None = None
+    root: Path,
+    device: Any,
+    timed: dict[tuple, Rates],
+    kept: Kept,
+    now: dt.datetime | None = None,
+    contended: bool = False,
 ) -> None:
     """Add the networks timed in this run to the store; entries of other keys or machine states stay.
 
     Rates read from the store keep their first timing's date; expired entries are dropped; decode
-    seconds are never stored.
+    seconds are never stored. ``contended``: timed on a busy machine, kept for the record only.
     """
     now = now or dt.datetime.now(dt.UTC)
     state = machine_state(device)
@@ -102,7 +108,13 @@ def save(
         and _young(entry, now)
     ]
     entries += [
-        {"key": list(key), "machine": state, "timed_at": now.isoformat(), "rates": dataclasses.asdict(rates)}
+        {
+            "key": list(key),
+            "machine": state,
+            "timed_at": now.isoformat(),
+            "rates": dataclasses.asdict(rates),
+            **({"contended": True} if contended else {}),
+        }
         for key, rates in fresh.items()
     ]
     (root / STORE).parent.mkdir(parents=True, exist_ok=True)
