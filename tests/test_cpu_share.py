@@ -40,3 +40,19 @@ def test_a_busy_process_beside_this_one_is_seen():
         spinner.kill()
         spinner.wait()
     assert others is not None and others >= 0.7, others  # one core's worth, give or take a busy machine
+
+
+def test_busy_seconds_count_this_process_cores_without_idle_and_io_wait(tmp_path, monkeypatch):
+    stat = tmp_path / "stat"
+    stat.write_text(
+        "cpu  900 0 300 5000 100 0 0 0 0 0\n"  # every core together: not read
+        "cpu0 100 10 50 1000 40 5 5 0 0 0\n"  # busy: 100 + 10 + 50 + 5 + 5 = 170 ticks
+        "cpu1 200 0 100 2000 60 0 0 10 0 0\n"  # busy: 310 ticks (steal counts: lost to others)
+        "cpu2 999 0 0 0 0 0 0 0 0 0\n"  # not one of this process's cores
+        "intr 12345\n"
+    )
+    monkeypatch.setattr(cpu_share, "STAT", stat)
+    tick = cpu_share.os.sysconf("SC_CLK_TCK")
+    assert cpu_share._busy_seconds({0, 1}) == pytest.approx(480 / tick)
+    monkeypatch.setattr(cpu_share, "STAT", tmp_path / "missing")
+    assert cpu_share._busy_seconds({0}) is None and cpu_share.sample() is None

@@ -43,8 +43,8 @@ def _busy_seconds(cores: set[int]) -> float | None:
     tick = os.sysconf("SC_CLK_TCK")
     busy = 0
     for line in lines:
-        name, *fields = line.split()
-        if not name.startswith("cpu") or name == "cpu" or int(name[3:]) not in cores:
+        name, *fields = line.split() or [""]
+        if not name[3:].isdigit() or not name.startswith("cpu") or int(name[3:]) not in cores:
             continue
         ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
         busy += sum(ticks) - ticks[3] - ticks[4]
