@@ -4,7 +4,7 @@
 cores, torch's threads wait on one another at every operation, and a probe runs far slower than
 the share of the CPU it lost: timed beside a training run on this 2-core machine, the fine-tuned
 Lite0's training steps came out 13-64x slower than idle minutes before, its featurize 7-27x. Rates
-timed so are not this machine's, so plan says so and does not keep them (cli_plan). Linux only
+timed so are not this machine's, so plan says so and never reuses them (cli_plan). Linux only
 (``/proc/stat``); elsewhere the share is unknown (None) and plan keeps its rates as before.
 """
 
@@ -44,7 +44,8 @@ def _busy_seconds(cores: set[int]) -> float | None:
     busy = 0
     for line in lines:
         name, *fields = line.split() or [""]
-        if not name[3:].isdigit() or not name.startswith("cpu") or int(name[3:]) not in cores:
+        core = name.removeprefix("cpu")
+        if core == name or not core.isdigit() or int(core) not in cores:  # the total, intr, ctxt, ...
             continue
         ticks = [int(f) for f in fields[:8]]  # user nice system idle iowait irq softirq steal
         busy += sum(ticks) - ticks[3] - ticks[4]
