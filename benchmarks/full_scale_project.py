@@ -36,6 +36,7 @@ SYNCED_COMMIT = "SOURCE_COMMIT"  # in the work copy: the visionlab commit its co
 NOTES = {
     "kaggle_flowers": "sample only (200 images): the full Kaggle set is not available offline",
     "cats_dogs": "public copy at 180 px, smaller than Microsoft's originals",
+    "cats_dogs_all": "public copy at 180 px, smaller than Microsoft's originals",
 }
 
 
