@@ -289,3 +289,25 @@ def test_auto_workers_are_the_cores_the_model_spares(monkeypatch):
         monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
         assert decoding_workers("auto") == expected
     assert decoding_workers(3) == 3  # a number is taken as given
+
+
+def test_a_bare_off_in_yaml_is_the_setting_off(tmp_path):
+    """YAML 1.1 reads `off` as false (in params.yaml and in DVC's -S values): every setting whose
+    choices include "off" takes it as written, where a user's `train.amp: off` used to fail."""
+    bare_offs = "train:\n  amp: off\nprepare:\n  near_duplicates: {policy: off}\n"
+    text = yaml.safe_dump(minimal_params()) + bare_offs
+    (tmp_path / "params.yaml").write_text(text)
+    assert yaml.safe_load(text)["train"]["amp"] is False  # what pydantic is handed
+    params = load_params(tmp_path / "params.yaml")
+    assert params.train.amp == "off"
+    assert params.prepare.near_duplicates.policy == "off"
+    finetuned = {"arch": "efficientnet_lite0", "weights": "imagenet", "base": "finetune"}
+    raw = minimal_params(models={"cnn": {**finetuned, "unfreeze_from": "backbone.blocks.5"}})
+    raw["models"]["cnn"]["activation_cache"] = False  # `activation_cache: off`, as YAML reads it
+    assert parse_params(raw).model_of("toy-cnn").activation_cache == "off"
+
+
+def test_off_is_no_wildcard_for_a_setting_without_it():
+    raw = minimal_params(train={"device": False})
+    with pytest.raises(ParamsError, match="train.device"):
+        parse_params(raw)

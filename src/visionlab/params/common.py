@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, StringConstraints
 
 from visionlab.params import trace
 
@@ -15,6 +15,15 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 Positive = Annotated[int, Field(gt=0)]
 HostPort = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.\[\]:-]+:[0-9]{1,5}$")]
 DropoutRate = Annotated[float, Field(ge=0, lt=1)]
+
+
+def _yaml_off(value: Any) -> Any:
+    # YAML 1.1 (params.yaml, and DVC's -S values) reads a bare `off` as false: take it as the
+    # "off" the user wrote, for every setting whose choices include "off".
+    return "off" if value is False else value
+
+
+YamlOff = BeforeValidator(_yaml_off)
 
 
 def _workers(value: Any) -> int | str:

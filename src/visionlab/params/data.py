@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import Field, StringConstraints, model_validator
 
-from visionlab.params.common import Fraction, Name, Section
+from visionlab.params.common import Fraction, Name, Section, YamlOff
 
 
 class Source(Section):
@@ -92,13 +92,7 @@ class NearDuplicateParams(Section):
 
     method: Literal["phash", "dhash"] = "phash"
     threshold: Annotated[int, Field(ge=0, le=32)] = 6
-    policy: Literal["same_split", "keep_one", "off"] = "same_split"
-
-    @field_validator("policy", mode="before")
-    @classmethod
-    def _yaml_off(cls, value: Any) -> Any:
-        # YAML 1.1 reads a bare `off` as false: take it as the "off" the user wrote.
-        return "off" if value is False else value
+    policy: Annotated[Literal["same_split", "keep_one", "off"], YamlOff] = "same_split"
 
 
 class PrepareParams(Section):

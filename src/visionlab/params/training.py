@@ -8,7 +8,7 @@ from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from visionlab.params import architectures
-from visionlab.params.common import DropoutRate, Fraction, HostPort, Name, Positive, Section, Workers
+from visionlab.params.common import DropoutRate, Fraction, HostPort, Name, Positive, Section, Workers, YamlOff
 
 
 class TrainParams(Section):
@@ -51,7 +51,7 @@ class TrainParams(Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # auto = bfloat16 autocast + channels-last where the device computes bfloat16 natively (CUDA,
     # CPUs with AVX512-BF16/AMX); bf16 = always (emulated on other CPUs: slow); off = float32
-    amp: Literal["auto", "bf16", "off"] = "auto"
+    amp: Annotated[Literal["auto", "bf16", "off"], YamlOff] = "auto"
     resume: bool = True  # continue a killed run from its last epoch checkpoint
     # Data-parallel training (DistributedDataParallel under torch.distributed.run): processes per
     # machine and machines. batch_size is per process, and lr is used as given (not rescaled).
@@ -170,7 +170,7 @@ class ModelParams(Section):
     unfreeze_from: str | None = None  # finetune: first module trained in phase two
     # finetune: featurize caches the activations entering unfreeze_from, so phase two runs only
     # the top blocks (training/featurize_stage.py); stored in this precision, or off = train on images
-    activation_cache: Literal["bfloat16", "float32", "off"] = "bfloat16"
+    activation_cache: Annotated[Literal["bfloat16", "float32", "off"], YamlOff] = "bfloat16"
     normalize: Literal["auto", "unit", "imagenet", "caffe"] = "auto"
     image_size: Annotated[int, Field(ge=8, le=2048)] | None = None  # e.g. InceptionV3's 299
     # Read the images grey (one channel) or in colour; null = as the data set's card says (the
