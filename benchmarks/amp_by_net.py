@@ -33,7 +33,7 @@ from torch import nn
 from visionlab.models import build_model
 from visionlab.params import load_params
 from visionlab.runtime.device import cpu_supports_bf16
-from visionlab.training import planning
+from visionlab.training import plan_counts, planning
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import source_commit, write_result
@@ -50,7 +50,7 @@ def nets(params) -> dict[tuple, list[str]]:
         spec = params.model_of(name)
         if spec.base != "trainable" or planning.missing_weights(params, name):
             continue  # not trained whole, or cannot run here (ImageNet weights not available offline)
-        counts = planning.image_counts(params, params.experiment(name).dataset, REPO)
+        counts = plan_counts.image_counts(params, params.experiment(name).dataset, REPO)
         classes = counts.classes if counts else 5
         key = (
             spec.arch,

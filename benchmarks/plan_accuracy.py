@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import source_commit, write_result
 
 from visionlab.params import load_params
-from visionlab.training import plan_probe, planning
+from visionlab.training import plan_counts, plan_probe, planning
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
@@ -41,9 +41,9 @@ WORK = REPO / "benchmarks" / "work" / "full_scale"
 PLAN_RUNS = 3  # `plan --retime` timed this many times; the median counts
 
 
-def _counts(row: dict, classes: int) -> planning.Counts:
+def _counts(row: dict, classes: int) -> plan_counts.Counts:
     split = row["split_counts"]
-    return planning.Counts(split["train"], split["val"], split["test"], True, classes)
+    return plan_counts.Counts(split["train"], split["val"], split["test"], True, classes)
 
 
 def measure_rows(work: Path) -> list[dict]:
@@ -54,7 +54,7 @@ def measure_rows(work: Path) -> list[dict]:
         name = row["experiment"]
         if row.get("status") != "done" or name not in params.experiments:
             continue
-        classes = planning.image_counts(params, row["dataset"], REPO)
+        classes = plan_counts.image_counts(params, row["dataset"], REPO)
         counts = _counts(row, classes.classes if classes else 5)
         rates = plan_probe.measure(params, name, counts, device, cache, work if work.is_dir() else REPO)
         span = planning.stopping_span(params, name)  # a first run: the middle of where it may stop

@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 from benchmarks.provenance import source_commit, write_result  # noqa: E402
 from visionlab.params import Params, load_params  # noqa: E402
-from visionlab.training import plan_probe, planning  # noqa: E402
+from visionlab.training import plan_counts, plan_probe, planning  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 FIELDS = ("forward", "train", "featurize", "top")
@@ -80,8 +80,8 @@ def timed_calls(exactly: int | None) -> Iterator[None]:
 def probe(params: Params, experiment: str, device: torch.device) -> tuple[dict, float]:
     """The probe's rates for ``experiment`` and the seconds it took (model build included)."""
     # The class count sizes the head only; plan's own count, where the card or archive gives one.
-    known = planning.image_counts(params, params.experiment(experiment).dataset, REPO)
-    counts = planning.Counts(1000, 100, 100, measured=True, classes=known.classes if known else 2)
+    known = plan_counts.image_counts(params, params.experiment(experiment).dataset, REPO)
+    counts = plan_counts.Counts(1000, 100, 100, measured=True, classes=known.classes if known else 2)
     started = time.perf_counter()
     rates = plan_probe.measure(params, experiment, counts, device, {})
     seconds = time.perf_counter() - started

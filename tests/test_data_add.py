@@ -173,14 +173,14 @@ def test_entries_go_at_the_end_of_their_section_and_an_empty_map_opens():
 
 
 def test_plan_counts_a_folder_sources_images_before_prepare(tmp_path, params_file):
-    from visionlab.training import planning
+    from visionlab.training import plan_counts, planning
 
     photos = _photos(tmp_path / "p", {"a": 10, "b": 10})
     (photos / "a" / "notes.txt").write_text("not counted")
     assert _add(params_file, "mine", str(photos), "--like", "flowers-best").exit_code == 0
     params = load_params(params_file)
 
-    counts = planning.image_counts(params, "mine", tmp_path)
+    counts = plan_counts.image_counts(params, "mine", tmp_path)
     assert (counts.train, counts.val, counts.test, counts.classes) == (14, 4, 2, 2) and not counts.measured
     assert planning.unavailable(params, "mine") is None
     shutil.rmtree(photos)

@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import minimal_params
 from visionlab.params import load_params, parse_params
-from visionlab.training import planning
+from visionlab.training import plan_counts, planning
 
 
 @pytest.fixture(autouse=True)
@@ -39,23 +39,25 @@ def _manifest(root: Path, train: int, val: int, test: int) -> None:
 
 def test_counts_come_from_the_prepared_manifest(tmp_path):
     _manifest(tmp_path, 7, 2, 1)
-    counts = planning.image_counts(parse_params(minimal_params()), "toy", tmp_path)
-    assert counts == planning.Counts(7, 2, 1, measured=True, classes=1)
+    counts = plan_counts.image_counts(parse_params(minimal_params()), "toy", tmp_path)
+    assert counts == plan_counts.Counts(7, 2, 1, measured=True, classes=1)
 
 
 def test_counts_before_download_come_from_the_archive_and_the_card(tmp_path):
     params = load_params(ROOT / "params.yaml")
-    flowers = planning.image_counts(params, "flowers", ROOT)
-    listed = planning._excluded(ROOT, params.dataset("flowers").exclusions)
+    flowers = plan_counts.image_counts(params, "flowers", ROOT)
+    listed = plan_counts.excluded(ROOT, params.dataset("flowers").exclusions)
     assert listed > 100  # the curated list is subtracted, as prepare drops it
     assert not flowers.measured and flowers.total == pytest.approx(3670 - listed, abs=2)
     assert flowers.train == round((3670 - listed) * 0.7) and flowers.classes == 5
-    cats = planning.image_counts(params, "cats_dogs", tmp_path)
+    cats = plan_counts.image_counts(params, "cats_dogs", tmp_path)
     assert cats.total == pytest.approx(2 * 2000, abs=2) and cats.classes == 2  # max_per_class x classes
-    cifar = planning.image_counts(params, "cifar10", tmp_path)
+    cifar = plan_counts.image_counts(params, "cifar10", tmp_path)
     assert cifar.test == 10000 and cifar.train + cifar.val == 50000  # the official test batch is kept
     assert cifar.train == pytest.approx(38890, abs=2) and cifar.classes == 10
-    assert planning.image_counts(parse_params(minimal_params()), "toy", tmp_path) is None  # unknown archive
+    assert (
+        plan_counts.image_counts(parse_params(minimal_params()), "toy", tmp_path) is None
+    )  # unknown archive
 
 
 def _params_with(model: dict, train: dict | None = None, augment: int | None = None):
@@ -67,7 +69,7 @@ def _params_with(model: dict, train: dict | None = None, augment: int | None = N
 
 
 def test_a_trainable_net_runs_whole_every_epoch_and_on_every_split_in_evaluate():
-    counts = planning.Counts(100, 20, 10, measured=True)
+    counts = plan_counts.Counts(100, 20, 10, measured=True)
     rates = planning.Rates(forward=50.0, train=10.0)
     trainable = {"arch": "handmade_cnn", "weights": "none", "base": "trainable"}
     plain = planning.estimate(_params_with(trainable), "toy-cnn", counts, rates)
@@ -81,7 +83,7 @@ def test_a_trainable_net_runs_whole_every_epoch_and_on_every_split_in_evaluate()
 
 
 def test_a_frozen_base_runs_once_in_featurize_and_its_head_trains_every_epoch_on_the_features():
-    counts = planning.Counts(100, 20, 10, measured=True)
+    counts = plan_counts.Counts(100, 20, 10, measured=True)
     rates = planning.Rates(forward=50.0, train=1000.0, featurize=40.0)  # train: the head's step
     frozen = {"arch": "efficientnet_lite0", "weights": "imagenet", "base": "frozen"}
     estimate = planning.estimate(_params_with(frozen), "toy-cnn", counts, rates)
@@ -91,7 +93,7 @@ def test_a_frozen_base_runs_once_in_featurize_and_its_head_trains_every_epoch_on
 
 
 def test_fine_tuning_on_the_activation_cache_runs_only_the_top_each_epoch():
-    counts = planning.Counts(100, 20, 10, measured=True)
+    counts = plan_counts.Counts(100, 20, 10, measured=True)
     rates = planning.Rates(forward=50.0, train=25.0, featurize=40.0, top=200.0)
     finetune = {
         "arch": "efficientnet_lite0",
@@ -112,10 +114,10 @@ def test_the_probe_builds_each_net_with_the_data_sets_classes_and_times_the_cut(
 
     params = load_params(ROOT / "params.yaml")
     device, cache = torch.device("cpu"), {}
-    two = planning.Counts(10, 2, 2, measured=True, classes=2)  # one sigmoid unit separates exactly 2
+    two = plan_counts.Counts(10, 2, 2, measured=True, classes=2)  # one sigmoid unit separates exactly 2
     rates = plan_probe.measure(params, "catsdogs-cnn", two, device, cache)
     assert rates.forward > 0 and rates.train > 0 and rates.featurize is None
-    five = planning.Counts(10, 2, 2, measured=True, classes=5)
+    five = plan_counts.Counts(10, 2, 2, measured=True, classes=5)
     cached = plan_probe.measure(params, "caltech-best", five, device, cache)
     assert cached.featurize > 0 and cached.top > 0 and cached.train > 0
     assert plan_probe.measure(params, "caltech-best", five, device, cache) is cached  # timed once
@@ -148,7 +150,7 @@ def test_the_probe_times_the_stages_batch_sizes_on_a_folded_copy(monkeypatch):
     raw["recipes"]["finetune"]["batch_size"] = 5
     raw["models"]["efficientnet_lite0_finetune"]["image_size"] = 64
     params = parse_params(raw)
-    five = planning.Counts(10, 2, 2, measured=True, classes=5)
+    five = plan_counts.Counts(10, 2, 2, measured=True, classes=5)
     rates = plan_probe.measure(params, "caltech-best", five, torch.device("cpu"), {})
     assert timed.pop(0) > 0  # batch norms folded (how many) before anything was timed
     # Featurize (the folded part below the cut) at evaluate's batch; the cached top at the recipe's,
@@ -341,7 +343,7 @@ def test_a_study_without_kaggle_credentials_is_named_with_how_to_enable_it(tmp_p
 
 
 def test_reading_each_file_once_is_added_to_featurize_and_evaluate():
-    counts = planning.Counts(100, 20, 10, measured=True)
+    counts = plan_counts.Counts(100, 20, 10, measured=True)
     rates = planning.Rates(forward=50.0, train=10.0, featurize=40.0, decode=0.01)
     frozen = {"arch": "efficientnet_lite0", "weights": "imagenet", "base": "frozen"}
     estimate = planning.estimate(_params_with(frozen), "toy-cnn", counts, rates)
@@ -376,7 +378,7 @@ def test_decoding_is_timed_on_the_data_sets_own_files_spread_over_it(in_tmp):
 
 
 def test_featurize_counts_degrading_the_training_share_once_per_training_image():
-    counts = planning.Counts(100, 20, 10, measured=True)
+    counts = plan_counts.Counts(100, 20, 10, measured=True)
     rates = planning.Rates(forward=50.0, train=10.0, featurize=40.0, decode=0.01, degrade=0.02)
     frozen = {"arch": "efficientnet_lite0", "weights": "imagenet", "base": "frozen"}
     estimate = planning.estimate(_params_with(frozen, augment=3), "toy-cnn", counts, rates)
@@ -417,7 +419,7 @@ def test_only_an_experiment_with_train_degradations_counts_degrading(in_tmp, mon
     timed = []
     monkeypatch.setattr(plan_reading, "decode_seconds", lambda *a: 0.001)
     monkeypatch.setattr(plan_reading, "degrade_seconds", lambda *a: timed.append(a[3]) or 0.004)
-    counts = planning.Counts(10, 2, 2, measured=True)
+    counts = plan_counts.Counts(10, 2, 2, measured=True)
     cache = {plan_probe.network_key(params, name): planning.Rates(50.0, 10.0) for name in params.experiments}
     plain = plan_probe.measure(params, "toy-cnn", counts, None, cache, in_tmp)
     robust = plan_probe.measure(params, "toy-robust", counts, None, cache, in_tmp)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from visionlab.params import load_params
-from visionlab.training import plan_probe, planning
+from visionlab.training import plan_counts, plan_probe, planning
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def _plan_accuracy():
 
 def test_featurize_counts_the_augmented_copies_and_validation():
     params = load_params(REPO / "params.yaml")
-    counts = planning.Counts(100, 30, 20, True, 5)
+    counts = plan_counts.Counts(100, 30, 20, True, 5)
     factor = params.augment.factor
     assert params.model_of("flowers-best").augmented and not params.model_of("cifar-best").augmented
     assert planning.featurized_images(params, "flowers-best", counts) == (100 * factor, 100 * factor + 30)

@@ -16,8 +16,9 @@ if TYPE_CHECKING:  # the command loads params and torch only once it runs: `--he
     import torch
 
     from visionlab.params import Params
+    from visionlab.training.plan_counts import Counts
     from visionlab.training.plan_rate_store import Kept
-    from visionlab.training.planning import Counts, PipelineState
+    from visionlab.training.planning import PipelineState
 
 
 @click.command()
@@ -141,9 +142,9 @@ def _checked_params(root: Path, studies: tuple[str, ...], experiments: tuple[str
 
 def _study(params: Params, dataset: str, names: list[str], context: _Planning) -> tuple[float, int, int]:
     """Print one data set's line and its experiments' estimates; (seconds, counted, skipped)."""
-    from visionlab.training import planning
+    from visionlab.training import plan_counts, planning
 
-    counts = planning.image_counts(params, dataset, context.root)
+    counts = plan_counts.image_counts(params, dataset, context.root)
     if counts is None:
         click.echo(f"{dataset}: image count unknown until `uv run dvc repro prepare@{dataset}`")
         return 0.0, 0, 0

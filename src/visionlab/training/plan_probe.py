@@ -28,7 +28,8 @@ from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.degrade import TrainDegradations
 from visionlab.runtime.device import use_amp, use_amp_on_cached_top
 from visionlab.training import plan_reading
-from visionlab.training.planning import Counts, Rates
+from visionlab.training.plan_counts import Counts
+from visionlab.training.planning import Rates
 
 WARMUP = 1
 WARMUP_IMAGES = 2  # images per warm-up call (see _rate)

@@ -19,7 +19,7 @@ from visionlab.data.images import load_rgb
 from visionlab.params import Params
 from visionlab.runtime.degrade import TrainDegradations
 from visionlab.runtime.loaders import ImageDataset
-from visionlab.training.planning import IMAGE_SUFFIXES
+from visionlab.training.plan_counts import IMAGE_SUFFIXES
 
 DECODE_FILES = 16  # files of the data set read as the stages' loader reads them
 
