@@ -118,3 +118,99 @@ def test_featurize_caches_the_train_split_degraded_and_validation_clean(in_tmp):
     assert not torch.allclose(robust_train["features"], clean_train["features"], atol=1e-3)
     assert torch.equal(load_features("robust", "val")["features"], load_features("clean", "val")["features"])
     assert len(pd.read_csv("data/prepared/toy/manifest.csv")) == 20
+
+
+def test_redraw_draws_each_image_afresh_every_epoch_and_the_same_on_a_rerun():
+    fixed = TrainDegradations(downscale=0.3, jpeg=0.3, seed=3)
+    redrawn = TrainDegradations(downscale=0.3, jpeg=0.3, seed=3, redraw=True)
+    photo = _photo(7)
+    # Without redraw the epoch changes nothing: featurize's one cached copy is every epoch's.
+    assert np.array_equal(np.asarray(fixed(7, photo, epoch=1)), np.asarray(fixed(7, photo, epoch=5)))
+
+    def pattern(degrade: TrainDegradations, epoch: int) -> list[bool]:
+        return [
+            not np.array_equal(np.asarray(degrade(i, _photo(i), epoch)), np.asarray(_photo(i)))
+            for i in range(40)
+        ]
+
+    assert pattern(redrawn, 1) != pattern(redrawn, 2)  # another share of the images each epoch
+    assert pattern(redrawn, 2) == pattern(TrainDegradations(downscale=0.3, jpeg=0.3, seed=3, redraw=True), 2)
+    # About half the images change in an epoch, and over 4 epochs most have been seen both ways.
+    epochs = [pattern(redrawn, epoch) for epoch in range(1, 5)]
+    assert 8 <= sum(epochs[0]) <= 30
+    assert sum(any(seen) and not all(seen) for seen in zip(*epochs, strict=True)) >= 20
+
+
+def test_a_redrawn_set_is_decoded_every_epoch_never_preloaded(tmp_path):
+    files = [str(write_image(tmp_path / f"{i}.jpg", seed=i, size=(120, 90))) for i in range(12)]
+    degrade = TrainDegradations(jpeg=0.5, blur=0.5, redraw=True)
+    images = ImageDataset(files, [0] * len(files), 64, [0.5] * 3, [0.5] * 3, degrade=degrade)
+    assert images.redraws and images.preload_bytes() == 0
+    images.preload(threads=2)
+    assert images.pixels is None  # a preloaded copy would hold one epoch's draw for good
+    images.set_epoch(1)
+    first = [images.decode(i) for i in range(len(files))]
+    images.set_epoch(2)
+    second = [images.decode(i) for i in range(len(files))]
+    assert sum(not torch.equal(a, b) for a, b in zip(first, second, strict=True)) >= 3
+    images.set_epoch(1)
+    assert all(torch.equal(images.decode(i), first[i]) for i in range(len(files)))  # a resumed epoch
+
+
+def test_redraw_is_refused_where_featurize_caches_the_training_images():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    model = raw["models"]["efficientnet_lite0_finetune"]
+    model["train_degradations"] = {"jpeg": 0.4, "redraw": True}
+    with pytest.raises(
+        ParamsError, match=r"models\.efficientnet_lite0_finetune.*redraw needs base: trainable"
+    ):
+        parse_params(raw)
+    model["activation_cache"] = "off"  # every phase on the images: a new draw each epoch works
+    params = parse_params(raw)
+    assert params.model_of("flowers-best").train_degradations.redraw
+
+
+def test_redraw_enters_the_records_only_where_it_is_set():
+    """Records written before the key existed stay the same, so no robust row reruns for it."""
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    before = feature_inputs(parse_params(raw), "cifar-best-robust")["train_degradations"]
+    assert "redraw" not in before
+    model = raw["experiments"]["cifar-best-robust"]["model_overrides"]
+    model.update(activation_cache="off", train_degradations={**model["train_degradations"], "redraw": True})
+    assert feature_inputs(parse_params(raw), "cifar-best-robust")["train_degradations"]["redraw"] is True
+
+
+def test_the_training_loop_sets_each_epoch_on_its_images():
+    """The loop tells the train set each epoch's number (as it reseeds the shuffle), so redrawn
+    degradations follow the epoch, phase two's epochs included, and a resumed epoch redraws alike."""
+    from torch import nn
+    from torch.utils.data import DataLoader, Dataset
+
+    from visionlab.params import TrainParams
+    from visionlab.training.loop import fit
+
+    class Recording(Dataset):
+        def __init__(self) -> None:
+            self.epochs: list[int] = []
+            self.x = torch.randn(16, 4)
+
+        def set_epoch(self, epoch: int) -> None:
+            self.epochs.append(epoch)
+
+        def __len__(self) -> int:
+            return 16
+
+        def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+            return self.x[index], index % 2
+
+    images = Recording()
+    batches = DataLoader(images, batch_size=8, shuffle=True, generator=torch.Generator())
+    fit(
+        nn.Linear(4, 2),
+        batches,
+        batches,
+        TrainParams(epochs=3, early_stopping_patience=0),
+        torch.device("cpu"),
+    )
+    # One new draw an epoch, numbered as the shuffle's seed is (a resumed epoch gets its own back).
+    assert len(images.epochs) == 3 and images.epochs == list(range(images.epochs[0], images.epochs[0] + 3))

@@ -146,14 +146,18 @@ FEATURE_KEYS = frozenset({"image_size", "device", "amp"})
 
 
 class TrainDegradationParams(Section):
-    """The share of training images shown degraded, each drawn per image and kept every epoch
+    """The share of training images shown degraded, each drawn per image, once or every epoch
     (runtime/degrade.py: a 64-160 px short side and back, Gaussian blur of radius 0.5-2.5, JPEG
     quality 15-60), so a model learns what evaluate.robustness scores it on."""
 
     downscale: Fraction = 0.0
     jpeg: Fraction = 0.0
     blur: Fraction = 0.0
-    seed: int = 0  # which images, and how much: the same for every epoch and every rerun
+    seed: int = 0  # which images, and how much: the same for every rerun
+    # false: each image drawn once and kept every epoch (a cache can hold it); true: drawn afresh
+    # every epoch, so the net sees an image clean in some epochs and degraded in others (images
+    # only: a trainable base, or finetune with activation_cache: off)
+    redraw: bool = False
 
 
 class ModelParams(Section):
@@ -195,6 +199,12 @@ class ModelParams(Section):
             raise ValueError("base: finetune needs unfreeze_from (the first module to train in phase two)")
         if self.base != "finetune" and self.unfreeze_from:
             raise ValueError("unfreeze_from applies only to base: finetune")
+        cached = self.base == "frozen" or (self.base == "finetune" and self.activation_cache != "off")
+        if self.train_degradations is not None and self.train_degradations.redraw and cached:
+            raise ValueError(
+                "train_degradations.redraw: featurize caches one copy of each training image for a "
+                f"{self.base} base; redraw needs base: trainable, or activation_cache: off"
+            )
         return self
 
 

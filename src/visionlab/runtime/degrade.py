@@ -48,17 +48,19 @@ def blur(image: Image.Image, radius: float) -> Image.Image:
 
 @dataclass(frozen=True)
 class TrainDegradations:
-    """Each training image degraded with these probabilities, the same way every epoch.
+    """Each training image degraded with these probabilities, the same way every epoch or, with
+    ``redraw``, drawn afresh every epoch.
 
-    The draw depends on the seed and the image's index only, so a preloaded set, a set decoded in
-    worker processes and a resumed run all see the same pixels (and featurize can cache them).
-    Picklable, for the loader's workers.
+    The draw depends on the seed and the image's index (and with ``redraw`` the epoch) only, so a
+    preloaded set, a set decoded in worker processes and a resumed run all see the same pixels (and
+    featurize can cache them where nothing is redrawn). Picklable, for the loader's workers.
     """
 
     downscale: float = 0.0
     jpeg: float = 0.0
     blur: float = 0.0
     seed: int = 0
+    redraw: bool = False
 
     @classmethod
     def of(cls, settings: Mapping[str, Any] | None) -> TrainDegradations | None:
@@ -70,8 +72,9 @@ class TrainDegradations:
     def active(self) -> bool:
         return max(self.downscale, self.jpeg, self.blur) > 0
 
-    def __call__(self, index: int, image: Image.Image) -> Image.Image:
-        draw = random.Random(f"{self.seed}:{index}")  # a string seed hashes the same in every process
+    def __call__(self, index: int, image: Image.Image, epoch: int = 0) -> Image.Image:
+        # A string seed hashes the same in every process; without redraw the epoch is left out.
+        draw = random.Random(f"{self.seed}:{epoch}:{index}" if self.redraw else f"{self.seed}:{index}")
         # Every draw happens whether or not it applies, so one probability's change leaves the
         # other degradations of each image where they were.
         picks = [(draw.random(), draw.random()) for _ in range(3)]

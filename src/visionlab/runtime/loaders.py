@@ -51,6 +51,7 @@ class ImageDataset(Dataset):
         self.degrade = degrade if degrade is not None and degrade.active else None
 
         self.pixels: torch.Tensor | None = None  # decoded uint8 images, once preload() ran
+        self.epoch = 0  # which draw of redrawn degradations (set_epoch)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -60,14 +61,25 @@ class ImageDataset(Dataset):
         with ``degrade``, degraded at full size first, as this index always is."""
         if self.degrade is None:
             return load_rgb(Path(self.paths[index]), self.size)
-        image = self.degrade(index, load_rgb(Path(self.paths[index])))
+        image = self.degrade(index, load_rgb(Path(self.paths[index])), self.epoch)
         return image.resize((self.size, self.size), Image.Resampling.BILINEAR)
+
+    @property
+    def redraws(self) -> bool:
+        """Its images change from epoch to epoch (degradations drawn afresh): none to preload."""
+        return self.degrade is not None and self.degrade.redraw
+
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch whose draw ``read`` degrades by (workers copy it with the set each epoch)."""
+        self.epoch = epoch
 
     def decode(self, index: int) -> torch.Tensor:
         """The image as a uint8 (1 or 3)xHxW tensor at the model's input size."""
         return to_chw(image_pixels(self.read(index), self.grayscale or self.channels == 1))
 
     def preload_bytes(self) -> int:
+        if self.redraws:
+            return 0
         return len(self) * (1 if self.grayscale or self.channels == 1 else 3) * self.size * self.size
 
     def preload(self, threads: int | None = None) -> None:
@@ -76,7 +88,7 @@ class ImageDataset(Dataset):
         Training re-reads the same files every epoch; on a CPU the decoding would otherwise take
         a core away from the model (benchmarks/training_throughput.py measures the difference).
         """
-        if self.pixels is not None or not self.paths:
+        if self.pixels is not None or not self.paths or self.redraws:
             return
         with ThreadPoolExecutor(threads or os.cpu_count() or 1) as pool:
             self.pixels = torch.stack(list(pool.map(self.decode, range(len(self)))))

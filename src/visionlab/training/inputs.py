@@ -68,6 +68,9 @@ def training_inputs(model: Classifier, experiment: ResolvedExperiment) -> Traini
             needed / 1e9,
             time.perf_counter() - started,
         )
+        if train_set.redraws:  # its degradations change every epoch: decoded every epoch
+            log.info("decoding %d training images every epoch: train_degradations.redraw", len(train_set))
+            return TrainingInputs(model, train_set, val_set, decoding_workers(settings.num_workers), False)
         # In memory, worker processes would only copy the tensors around.
         return TrainingInputs(model, train_set, val_set, 0, False)
     log.info(

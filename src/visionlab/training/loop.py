@@ -128,6 +128,8 @@ class _Epochs:
             self.train_batches.generator.manual_seed(self.settings.seed * 100_003 + epoch)
         if hasattr(self.train_batches.sampler, "set_epoch"):
             self.train_batches.sampler.set_epoch(epoch)  # a new shuffle of the shards, same on resume
+        if hasattr(self.train_batches.dataset, "set_epoch"):
+            self.train_batches.dataset.set_epoch(epoch)  # redrawn degradations: this epoch's, on resume too
 
     def run(self, label: str) -> tuple[EpochStats, float, float]:
         """Train one epoch, then score the validation split: (train stats, val loss, val accuracy)."""
