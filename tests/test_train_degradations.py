@@ -173,8 +173,10 @@ def test_redraw_is_refused_where_featurize_caches_the_training_images():
 def test_redraw_enters_the_records_only_where_it_is_set():
     """Records written before the key existed stay the same, so no robust row reruns for it."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    before = feature_inputs(parse_params(raw), "cifar-best-robust")["train_degradations"]
-    assert "redraw" not in before
+    params = parse_params(raw)
+    assert "redraw" not in feature_inputs(params, "cifar-best-robust")["train_degradations"]
+    # The resume key and MLflow's params dump the whole model: a running robust row keeps its checkpoint.
+    assert "redraw" not in params.model_of("cifar-best-robust").model_dump()["train_degradations"]
     model = raw["experiments"]["cifar-best-robust"]["model_overrides"]
     model.update(activation_cache="off", train_degradations={**model["train_degradations"], "redraw": True})
     assert feature_inputs(parse_params(raw), "cifar-best-robust")["train_degradations"]["redraw"] is True

@@ -45,10 +45,7 @@ def feature_inputs(params: Params, experiment: str) -> dict[str, Any]:
         "head": {key: getattr(spec.head, key) for key in HEAD_KEYS},
     }
     if spec.train_degradations is not None:  # absent otherwise: no model's cache reruns for the key
-        degradations = spec.train_degradations.model_dump()
-        if not degradations["redraw"]:  # only where set: records written before it stay the same
-            del degradations["redraw"]
-        found["train_degradations"] = degradations
+        found["train_degradations"] = spec.train_degradations.model_dump()
     return found
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, model_serializer, model_validator
 from pydantic_core import PydanticCustomError
 
 from visionlab.params import architectures
@@ -158,6 +158,15 @@ class TrainDegradationParams(Section):
     # every epoch, so the net sees an image clean in some epochs and degraded in others (images
     # only: a trainable base, or finetune with activation_cache: off)
     redraw: bool = False
+
+    @model_serializer(mode="wrap")
+    def _redraw_only_where_set(self, handler: Any) -> Any:
+        # Added after rows were trained: left off, it stays out of every dump (featurize's and
+        # train's records, the resume key, MLflow's params), so nothing reruns or loses its checkpoint.
+        dumped = handler(self)
+        if not self.redraw:
+            dumped.pop("redraw", None)
+        return dumped
 
 
 class ModelParams(Section):
