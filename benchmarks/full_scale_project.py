@@ -22,6 +22,7 @@ import click
 import yaml
 from provenance import source_commit
 
+from visionlab import paths
 from visionlab.params import load_params
 from visionlab.paths import PROJECT_DIRS, PROJECT_FILES
 from visionlab.reporting.collect import read_datasets
@@ -170,6 +171,9 @@ def result_row(project: Path, experiment: str) -> dict[str, Any]:
             if split.startswith(f"{prefix}_") and isinstance(values, dict)
         }
     row["epoch_seconds"] = epoch_seconds(project / "results" / experiment / "history.csv")
+    # What the loop trained on ("images", or featurize's cached features or activations): a
+    # fine-tuned base with activation_cache: off runs a featurize that caches nothing.
+    row["trained_on"] = read_json(project / paths.model_dir(experiment) / "summary.json").get("trained_on")
     row["provenance"] = provenance(project, experiment, dataset)
     return row
 

@@ -30,6 +30,16 @@ from full_scale_verdicts import (
 )
 
 
+def on_cache(row: dict) -> bool:
+    """Whether the row's loop trained a head (or the top blocks) on featurize's cache rather than a
+    net on decoded images: its summary says so; rows measured before it was recorded had a
+    featurize only where something was cached."""
+    trained_on = row.get("trained_on")
+    if trained_on is not None:
+        return trained_on.startswith("cached")
+    return bool(row.get("featurize_seconds"))
+
+
 def robustness_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Per finished row with degraded test copies: the worst one against clean test, and the same
     on validation where evaluate scored it (what a robust recipe is chosen on)."""
@@ -293,8 +303,7 @@ def render_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         counts = " / ".join(f"{splits.get(s, 0):,}" for s in ("train", "val", "test")) if splits else ""
         epochs = "" if row.get("epochs") is None else f"{row['epochs']:.0f}"
         speed = "" if row.get("images_per_second") is None else f"{row['images_per_second']:.1f}"
-        if speed and row.get("featurize_seconds"):
-            # A head (or the top blocks) on featurize's cache, not a net on decoded images.
+        if speed and on_cache(row):
             speed += " (on cache)"
         f1 = "" if row.get("test_macro_f1") is None else f"{row['test_macro_f1']:.4f}"
         interval = interval_of(row)

@@ -317,3 +317,16 @@ def test_a_later_seed_whose_first_ran_elsewhere_compares_the_code_by_git(tmp_pat
     row["seeds"][1].update(unknown)
     (line,) = tables.seed_lines([row])
     assert line.endswith("whether featurize and train ran the first seed's code is not known.")
+
+
+def test_on_cache_is_what_the_row_trained_on_not_whether_featurize_ran():
+    """A fine-tuned base with activation_cache: off runs a featurize that caches nothing (a fraction
+    of a second), then trains the whole net on images: its speed is no cache's."""
+    on_cache = _full_scale().on_cache
+    assert not on_cache({"featurize_seconds": 0.25, "trained_on": "images"})
+    assert on_cache({"featurize_seconds": 50.0, "trained_on": "cached features, then cached activations"})
+    assert on_cache({"featurize_seconds": 50.0})  # rows measured before trained_on was recorded
+    assert not on_cache({"featurize_seconds": None})
+    rows = {row["experiment"]: row for row in _rows()}
+    assert rows["cifar-best-robust-deep"]["trained_on"] == "images"
+    assert not on_cache(rows["cifar-best-robust-deep"]) and on_cache(rows["catsdogs-all-lite2-bnfrozen"])
