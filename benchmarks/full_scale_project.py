@@ -34,10 +34,11 @@ from visionlab.runtime.feature_cache import featurize_seconds
 REPO = Path(__file__).resolve().parents[1]
 SYNCED_COMMIT = "SOURCE_COMMIT"  # in the work copy: the visionlab commit its code was synced from
 # Data sets whose mirror archive is not the full public set (say so beside their figures).
+CATS_DOGS_COPY = "public copy at 180 px, smaller than Microsoft's originals"
 NOTES = {
     "kaggle_flowers": "sample only (200 images): the full Kaggle set is not available offline",
-    "cats_dogs": "public copy at 180 px, smaller than Microsoft's originals",
-    "cats_dogs_all": "public copy at 180 px, smaller than Microsoft's originals",
+    "cats_dogs": CATS_DOGS_COPY,
+    "cats_dogs_all": CATS_DOGS_COPY,  # the same archive, every photo
 }
 
 

@@ -64,7 +64,7 @@ def training_inputs(model: Classifier, experiment: ResolvedExperiment) -> Traini
         val_set.preload()
         log.info(
             "decoded %d images into %.2f GB in %.1fs",
-            len(train_set) + len(val_set),
+            len(val_set) + (0 if train_set.redraws else len(train_set)),  # a redrawn set is not preloaded
             needed / 1e9,
             time.perf_counter() - started,
         )
