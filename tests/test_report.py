@@ -260,6 +260,20 @@ def test_markdown_and_csv_outputs(results_tree):
     assert curves.groupby("experiment").size().to_dict() == {"toy-cnn": 3, "toy-effnet": 3}
 
 
+def test_trained_on_is_what_the_train_stage_recorded(results_tree):
+    """A net trained on images whose featurize ran and cached nothing (activation_cache: off) is
+    "images", however many seconds featurize logged; runs without the record fall back on whether
+    featurize ran."""
+    frame = lambda: pd.read_csv(  # noqa: E731
+        build_report(toy_params(), results_tree / "reports", root=results_tree, register=False).comparison,
+        keep_default_na=False,
+    ).set_index("experiment")
+    assert frame().trained_on.to_dict() == {"toy-cnn": "images", "toy-effnet": "cache", "toy-pending": ""}
+    write_json(results_tree / "data/models/toy-effnet/summary.json", {"trained_on": "images"})
+    write_json(results_tree / "data/models/toy-cnn/summary.json", {"trained_on": "cached features"})
+    assert frame().trained_on.to_dict() == {"toy-cnn": "cache", "toy-effnet": "images", "toy-pending": ""}
+
+
 def test_report_before_anything_ran(tmp_path):
     files = build_report(toy_params(), tmp_path / "reports", root=tmp_path, register=False)
     page = files.html.read_text()

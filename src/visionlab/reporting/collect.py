@@ -49,6 +49,7 @@ class ExperimentRecord:
     curves_png: Path | None = None
     explanations: Explanations | None = None
     published: PublishedFigure | None = None
+    trained_on_record: str | None = None  # the train stage's summary.json; None before it recorded one
 
     @property
     def has_run(self) -> bool:
@@ -59,6 +60,18 @@ class ExperimentRecord:
         """The featurize stage's seconds; NaN when it cached nothing (a trained base)."""
         value = self.metric("training", "featurize_seconds")
         return value if value > 0 else math.nan
+
+    @property
+    def trained_on(self) -> str:
+        """``images`` or ``cache``: what the net's training epochs read. A head on featurize's cache runs
+        hundreds of times faster than a net on decoded images, so the rate means nothing without it.
+        The train stage records it; runs from before it did are judged by whether featurize ran,
+        which misreads a base trained on images whose featurize cached nothing."""
+        if not self.has_run:
+            return ""
+        if self.trained_on_record:
+            return "images" if self.trained_on_record == "images" else "cache"
+        return "images" if math.isnan(self.featurize_seconds) else "cache"
 
     @property
     def compute_seconds(self) -> float:
@@ -188,6 +201,9 @@ def read_experiment(
         record.problem = f"{metrics_path} is unreadable"
     run = _read_json(root / paths.model_dir(name) / RUN_RECORD)
     record.run_id = str(run["run_id"]) if run and run.get("run_id") else None
+    summary = _read_json(root / paths.model_dir(name) / "summary.json")
+    if summary and isinstance(summary.get("trained_on"), str):
+        record.trained_on_record = summary["trained_on"]
     record.history = _read_csv(root / paths.results_dir(name) / "history.csv")
     record.per_class = _per_class(root, name)
     evaluation = root / paths.eval_dir(name)

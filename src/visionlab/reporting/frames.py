@@ -78,11 +78,7 @@ def comparison_frame(datasets: list[DatasetRecord]) -> pd.DataFrame:
                     "featurize_seconds": e.featurize_seconds,
                     "compute_seconds": e.compute_seconds,
                     "images_per_second": e.metric("training", "images_per_second"),
-                    # A head on featurize's cache runs hundreds of times faster than a net on
-                    # decoded images: the rate says which it counts.
-                    "trained_on": ""
-                    if not e.has_run
-                    else ("images" if math.isnan(e.featurize_seconds) else "cache"),
+                    "trained_on": e.trained_on,  # which the rate counts: images or a cache
                     "epochs": e.metric("training", "epochs"),
                     "published_model": e.published.model if e.published else "",
                     "published_accuracy": published,
