@@ -28,11 +28,16 @@ def _row(name: str, val: float, evaluated: str, dataset: str = "flowers") -> dic
     }
 
 
-def _evaluated(work: Path, name: str, correct: list[bool], md5: str, lock: dict) -> None:
+def _evaluated(
+    work: Path, name: str, correct: list[bool], md5: str, lock: dict, val: list[bool] | None = None
+) -> None:
     folder = work / "data" / "eval" / name
     folder.mkdir(parents=True)
     lines = ["path,correct"] + [f"img{i}.jpg,{c}" for i, c in enumerate(correct)]
     (folder / "predictions.csv").write_text("\n".join(lines) + "\n")
+    if val is not None:
+        lines = ["path,correct"] + [f"val{i}.jpg,{c}" for i, c in enumerate(val)]
+        (folder / "val_predictions.csv").write_text("\n".join(lines) + "\n")
     lock.setdefault("stages", {})[f"evaluate@{name}"] = {"outs": [{"path": f"data/eval/{name}", "md5": md5}]}
 
 
@@ -115,3 +120,27 @@ def test_the_row_chosen_for_degraded_photos_is_tested_on_each_degraded_copy(tmp_
     assert "| flowers | degraded validation | `robust` | jpeg_30 | `plain` | 40 |" in paired.render(
         pairs, [], "c"
     )
+
+
+def test_the_clean_choice_is_also_tested_where_it_was_made_on_validation(tmp_path):
+    """Rows 3 validation photos apart: chosen on validation, but not beyond chance there; a row
+    evaluated before validation's answers were written gets its test pair alone."""
+    paired = _paired()
+    lock: dict = {}
+    test = [True] * 30 + [False] * 10
+    _evaluated(tmp_path, "a", test, "h-a.dir", lock, val=[True] * 17 + [True] * 3)
+    _evaluated(tmp_path, "b", test, "h-b.dir", lock, val=[True] * 17 + [False] * 3)
+    _evaluated(tmp_path, "c", test, "h-c.dir", lock)
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    rows = [_row("a", 1.0, "h-a.dir"), _row("b", 0.85, "h-b.dir"), _row("c", 0.80, "h-c.dir")]
+
+    pairs, missing = paired.paired_rows(rows, tmp_path)
+    assert missing == []
+    found = {(p["other"], p["copy"]): p for p in pairs}
+    assert set(found) == {("b", "plain"), ("b", "validation"), ("c", "plain")}
+    on_val = found[("b", "validation")]
+    assert (on_val["images"], on_val["only_chosen"], on_val["only_other"]) == (20, 3, 0)
+    assert on_val["mcnemar_p"] == 0.25  # 3 photos to none: a coin could do it
+    assert found[("b", "plain")]["images"] == 40
+    text = paired.render(pairs, missing, "abc123")
+    assert "| flowers | validation | `a` | validation | `b` | 20 | 17 | 3 | 0 | 0.25 | no |" in text

@@ -122,6 +122,10 @@ def fake_experiment(
     pd.DataFrame(
         {"path": [f"data/raw/toy/{i}.jpg" for i in range(10)], "correct": [i < right for i in range(10)]}
     ).to_csv(evaluation / "predictions.csv", index=False)
+    val_right = round(20 * (accuracy - 0.02))  # the first `val_right` of the 20 validation images
+    pd.DataFrame(
+        {"path": [f"data/raw/toy/v{i}.jpg" for i in range(20)], "correct": [i < val_right for i in range(20)]}
+    ).to_csv(evaluation / "val_predictions.csv", index=False)
     overlays = [png(explain / c / f"correct-000-{c}-overlay.png", (30, 30, 200), (64, 64)) for c in CLASSES]
     index = {"method": "gradcam", "images": [{"overlay": str(p.relative_to(explain))} for p in overlays]}
     if gallery:  # the extended explain stage: an explicit thumbnail list and an HTML gallery
@@ -242,7 +246,9 @@ def test_markdown_and_csv_outputs(results_tree):
     # Paired on the same 10 test images against the one chosen on validation (toy-effnet): toy-cnn
     # misses one image more, which McNemar cannot tell from chance.
     assert "| vs toy-effnet (chosen on val.) | both right | only toy-effnet | only this one |" in summary
-    assert "| toy-cnn | 8 | 1 | 0 | 1 | no |" in summary
+    # On validation (18 and 16 of 20 right) the choice rests on 2 photos: no margin beyond chance either.
+    assert "| differ at 5%? | on val.: only toy-effnet / only this one | val. McNemar p |" in summary
+    assert "| toy-cnn | 8 | 1 | 0 | 1 | no | 2 / 0 | 0.5 |" in summary
     header = next(line for line in summary.splitlines() if line.startswith("| class |"))
     assert "toy-cnn P" in header and "toy-cnn R" in header and "toy-effnet F1" in header
 
@@ -272,6 +278,19 @@ def test_trained_on_is_what_the_train_stage_recorded(results_tree):
     write_json(results_tree / "data/models/toy-effnet/summary.json", {"trained_on": "images"})
     write_json(results_tree / "data/models/toy-cnn/summary.json", {"trained_on": "cached features"})
     assert frame().trained_on.to_dict() == {"toy-cnn": "cache", "toy-effnet": "images", "toy-pending": ""}
+
+
+def test_the_validation_pair_needs_both_rows_answers_on_the_same_images(results_tree):
+    """Rows evaluated before validation's answers were written, or on another validation split,
+    get no validation test; their test pair stands."""
+    (results_tree / "data/eval/toy-cnn/val_predictions.csv").unlink()
+    summary = build_report(toy_params(), results_tree / "reports", root=results_tree, register=False)
+    assert "| toy-cnn | 8 | 1 | 0 | 1 | no | – | – |" in summary.summary.read_text()
+    pd.DataFrame({"path": ["elsewhere.jpg"], "correct": [True]}).to_csv(
+        results_tree / "data/eval/toy-cnn/val_predictions.csv", index=False
+    )
+    summary = build_report(toy_params(), results_tree / "reports", root=results_tree, register=False)
+    assert "| toy-cnn | 8 | 1 | 0 | 1 | no | – | – |" in summary.summary.read_text()
 
 
 def test_report_before_anything_ran(tmp_path):

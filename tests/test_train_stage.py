@@ -134,6 +134,11 @@ def test_each_model_family_trains_and_evaluates_through_the_stages(project, expe
             predictions[f"correct_{name}"] == (predictions[f"predicted_{name}"] == predictions.label)
         ).all()
         assert predictions[f"correct_{name}"].sum() == metrics[f"test_{name}"]["correct"]
+    # Validation's answers per image too, whatever ran them (featurize's cache or the whole net): the
+    # report tests the row chosen on validation against the runner-up there.
+    answers = pd.read_csv(f"data/eval/{experiment}/val_predictions.csv")
+    assert len(answers) == 4 and answers.correct.sum() == metrics["val"]["correct"]
+    assert (answers.correct == (answers.predicted == answers.label)).all()
     # Wall-clock figures live beside the model, not in it (model.pt stays reproducible).
     assert "train_seconds" not in summary
     timing = json.loads(Path(f"results/{experiment}/training.json").read_text())

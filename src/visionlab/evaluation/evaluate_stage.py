@@ -77,8 +77,10 @@ def _write_outputs(
     test: SplitReport,
     history: pd.DataFrame,
     metrics: dict,
+    val_frame: pd.DataFrame | None,
 ) -> Path:
-    """The evaluation folder (reports, confusion plots, predictions) and the DVC metrics files."""
+    """The evaluation folder (reports, confusion plots, test and validation predictions) and the
+    DVC metrics files."""
     report, counts, normalised = test
     out = paths.eval_dir(experiment)
     with atomic_dir(out) as scratch:
@@ -96,8 +98,10 @@ def _write_outputs(
             ".2f",
         )
         plot_learning_curves(history, experiment, scratch / "learning_curves.png")
-        test_frame.to_csv(scratch / "predictions.csv", index=False)
+        test_frame.to_csv(scratch / paths.PREDICTIONS, index=False)
         test_frame[~test_frame.correct].to_csv(scratch / "misclassified.csv", index=False)
+        if val_frame is not None:  # to test a choice made on validation against the runner-up there
+            val_frame.to_csv(scratch / paths.VAL_PREDICTIONS, index=False)
     results = paths.results_dir(experiment)
     atomic_write_text(results / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(
@@ -156,7 +160,8 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     amp_top = use_amp_on_cached_top(device, recipe.amp)
     model.to(device)
     scoring = dataclasses.replace(trained, model=scoring_copy(model, amp))
-    metrics, test_frame, images = score_splits(params, experiment, scoring, prepared, amp, amp_top)
+    metrics, frames, images = score_splits(params, experiment, scoring, prepared, amp, amp_top)
+    test_frame = frames.get("test")
     if test_frame is None:
         raise VisionlabError(f"{exp.dataset}: the test split is empty (prepare.split.test)")
     variants, answers = score_variants(params, scoring.model, images, amp)
@@ -170,7 +175,7 @@ def evaluate_experiment(params: Params, experiment: str) -> Path:
     history = _read_history(experiment)
     metrics["training"] = _training_figures(experiment, trained.summary, history)
 
-    out = _write_outputs(experiment, classes, test_frame, test, history, metrics)
+    out = _write_outputs(experiment, classes, test_frame, test, history, metrics, frames.get("val"))
     _log_run(experiment, exp.dataset, trained, test_frame, metrics, out)
     log.info("%s: test accuracy %.4f", experiment, metrics["test"]["accuracy"])
     return out

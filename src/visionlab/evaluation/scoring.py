@@ -30,6 +30,7 @@ from visionlab.runtime.inference import gather_outputs
 from visionlab.runtime.loaders import ImageDataset, image_dataset, loader
 
 VARIANT_SPLITS = ("val", "test")  # evaluate.tta and .robustness score both: choose on val, report test
+ANSWERED_SPLITS = ("val", "test")  # whose per-image answers evaluate writes (paths.PREDICTIONS, ...)
 
 
 def predictions_frame(rows: pd.DataFrame, probs: np.ndarray, classes: list[str]) -> pd.DataFrame:
@@ -111,8 +112,10 @@ def score_splits(
     prepared: pd.DataFrame,
     amp: bool,
     amp_top: bool,
-) -> tuple[dict[str, dict[str, float]], pd.DataFrame | None, dict[str, ImageDataset]]:
-    """Scores per split, the test predictions (None when test is empty) and each split's images.
+) -> tuple[dict[str, dict[str, float]], dict[str, pd.DataFrame], dict[str, ImageDataset]]:
+    """Scores per split, the per-image predictions of validation and test (those not empty) and
+    each split's images. Validation's answers let a report test whether the row chosen on
+    validation beat the runner-up there beyond chance, not only on test.
 
     ``amp``: autocast for the whole model; ``amp_top``: for a fine-tuned top on cached
     activations (as in phase two of training).
@@ -120,7 +123,8 @@ def score_splits(
     model, classes, size, grayscale = trained.model, trained.classes, trained.image_size, trained.grayscale
     device = device_of(model)
     metrics: dict[str, dict[str, float]] = {}
-    test_frame, images = None, {}
+    frames: dict[str, pd.DataFrame] = {}
+    images: dict[str, ImageDataset] = {}
     for split in SPLITS:
         rows = prepared[prepared.split == split].reset_index(drop=True)
         if rows.empty:
@@ -143,9 +147,9 @@ def score_splits(
             logits, labels = gather_outputs(model, batches, device, desc=desc, amp=amp, channels_last=amp)
         metrics[split] = scores(logits, labels)
         images[split] = dataset
-        if split == "test":
-            test_frame = predictions_frame(rows, torch.softmax(logits, 1).numpy(), classes)
-    return metrics, test_frame, images
+        if split in ANSWERED_SPLITS:
+            frames[split] = predictions_frame(rows, torch.softmax(logits, 1).numpy(), classes)
+    return metrics, frames, images
 
 
 def scoring_copy(model: torch.nn.Module, amp: bool) -> torch.nn.Module:

@@ -45,6 +45,7 @@ class ExperimentRecord:
     history: pd.DataFrame | None = None
     per_class: pd.DataFrame | None = None  # class, precision, recall, f1[, support]
     answers: pd.Series | None = None  # test image path -> right or wrong (predictions.csv)
+    val_answers: pd.Series | None = None  # validation's, from val_predictions.csv (evaluate writes it)
     confusion_png: Path | None = None
     curves_png: Path | None = None
     explanations: Explanations | None = None
@@ -183,6 +184,14 @@ def _per_class(root: Path, experiment: str) -> pd.DataFrame | None:
     return frame
 
 
+def _answers(path: Path) -> pd.Series | None:
+    """Image path -> right or wrong, from one of evaluate's predictions files (None if absent)."""
+    predictions = _read_csv(path)
+    if predictions is None or not {"path", "correct"} <= set(predictions.columns):
+        return None
+    return predictions.set_index("path")["correct"].astype(bool)
+
+
 def read_experiment(
     root: Path,
     params: Params,
@@ -209,9 +218,8 @@ def read_experiment(
     evaluation = root / paths.eval_dir(name)
     record.confusion_png = _existing(evaluation / "confusion.png")
     record.curves_png = _existing(evaluation / "learning_curves.png")
-    predictions = _read_csv(evaluation / "predictions.csv")
-    if predictions is not None and {"path", "correct"} <= set(predictions.columns):
-        record.answers = predictions.set_index("path")["correct"].astype(bool)
+    record.answers = _answers(evaluation / paths.PREDICTIONS)
+    record.val_answers = _answers(evaluation / paths.VAL_PREDICTIONS)
     record.explanations = read_explanations(root / paths.explain_dir(name), thumbnails)
     return record
 

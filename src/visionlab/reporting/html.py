@@ -170,7 +170,9 @@ def _comparison(dataset: DatasetRecord, rows: pd.DataFrame) -> list[str]:
         parts.append(render_table(paired, "paired"))
         parts.append(
             '<p class="note">McNemar&rsquo;s exact test on the test images exactly one of the two '
-            "models gets right: a small p says the difference is beyond chance.</p>"
+            "models gets right: a small p says the difference is beyond chance. The last two columns "
+            "test the pair on the validation images, where the choice was made: a large p there says "
+            "a few photos, not a clear margin, chose the row.</p>"
         )
     return parts
 

@@ -74,7 +74,11 @@ def render_markdown(
             lines += [*render_table(tables.published_table(dataset)), ""]
         paired = tables.paired_table(dataset)
         if paired is not None:
-            lines += ["Paired on the same test images (McNemar's exact test):", ""]
+            lines += [
+                "Paired on the same test images (McNemar's exact test); the last two columns test "
+                "the same pair on the validation images, where the choice was made:",
+                "",
+            ]
             lines += [*render_table(paired), ""]
         if dataset.cleaning:
             cleaning = dataset.cleaning
