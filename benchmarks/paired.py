@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from full_scale_verdicts import chosen_for_degraded, chosen_on_validation, is_degraded
 from provenance import source_commit, write_result
 
+from visionlab.evaluation.answers import PREDICTIONS, VAL_PREDICTIONS
 from visionlab.evaluation.intervals import mcnemar
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,11 +66,11 @@ def row_answers(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> pd.D
     folder = own_folder(work, stages, row)
     if folder is None:
         return None
-    table = pd.read_csv(folder / "predictions.csv").set_index("path")
+    table = pd.read_csv(folder / PREDICTIONS).set_index("path")
     copies = {column: column.removeprefix("correct_") for column in table if column.startswith("correct_")}
     answers = table[["correct", *copies]].rename(columns={"correct": PLAIN, **copies}).astype(bool)
-    if (folder / "val_predictions.csv").is_file():  # rows evaluated before it was written have none
-        val = pd.read_csv(folder / "val_predictions.csv").set_index("path")["correct"].astype(bool)
+    if (folder / VAL_PREDICTIONS).is_file():  # rows evaluated before it was written have none
+        val = pd.read_csv(folder / VAL_PREDICTIONS).set_index("path")["correct"].astype(bool)
         answers = answers.join(val.rename(VALIDATION), how="outer")
     return answers
 

@@ -85,12 +85,6 @@ def eval_dir(experiment: str) -> Path:
     return Path("data") / "eval" / experiment
 
 
-# In eval_dir: each test image's answer, and each validation image's (to test a choice made on
-# validation against the runner-up there).
-PREDICTIONS = "predictions.csv"
-VAL_PREDICTIONS = "val_predictions.csv"
-
-
 def explain_dir(experiment: str) -> Path:
     return Path("data") / "explain" / experiment
 

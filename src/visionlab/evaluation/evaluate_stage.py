@@ -15,6 +15,7 @@ import pandas as pd
 from visionlab import paths
 from visionlab.atomic import atomic_dir, atomic_write_text
 from visionlab.errors import MissingArtifactError, VisionlabError
+from visionlab.evaluation.answers import PREDICTIONS, VAL_PREDICTIONS
 from visionlab.evaluation.classification_report import confusion, per_class_report, report_markdown
 from visionlab.evaluation.plots import plot_confusion, plot_learning_curves
 from visionlab.evaluation.scoring import (
@@ -98,10 +99,10 @@ def _write_outputs(
             ".2f",
         )
         plot_learning_curves(history, experiment, scratch / "learning_curves.png")
-        test_frame.to_csv(scratch / paths.PREDICTIONS, index=False)
+        test_frame.to_csv(scratch / PREDICTIONS, index=False)
         test_frame[~test_frame.correct].to_csv(scratch / "misclassified.csv", index=False)
         if val_frame is not None:  # to test a choice made on validation against the runner-up there
-            val_frame.to_csv(scratch / paths.VAL_PREDICTIONS, index=False)
+            val_frame.to_csv(scratch / VAL_PREDICTIONS, index=False)
     results = paths.results_dir(experiment)
     atomic_write_text(results / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     atomic_write_text(

@@ -30,7 +30,7 @@ from visionlab.runtime.inference import gather_outputs
 from visionlab.runtime.loaders import ImageDataset, image_dataset, loader
 
 VARIANT_SPLITS = ("val", "test")  # evaluate.tta and .robustness score both: choose on val, report test
-ANSWERED_SPLITS = ("val", "test")  # whose per-image answers evaluate writes (paths.PREDICTIONS, ...)
+ANSWERED_SPLITS = ("val", "test")  # whose per-image answers evaluate writes (evaluation/answers.py)
 
 
 def predictions_frame(rows: pd.DataFrame, probs: np.ndarray, classes: list[str]) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 
 from visionlab import paths
+from visionlab.evaluation.answers import PREDICTIONS, VAL_PREDICTIONS, read_answers
 from visionlab.evaluation.intervals import accuracy_interval
 from visionlab.params import DEGRADATION, Params
 from visionlab.reporting.published import PublishedFigure, load_published
@@ -184,14 +185,6 @@ def _per_class(root: Path, experiment: str) -> pd.DataFrame | None:
     return frame
 
 
-def _answers(path: Path) -> pd.Series | None:
-    """Image path -> right or wrong, from one of evaluate's predictions files (None if absent)."""
-    predictions = _read_csv(path)
-    if predictions is None or not {"path", "correct"} <= set(predictions.columns):
-        return None
-    return predictions.set_index("path")["correct"].astype(bool)
-
-
 def read_experiment(
     root: Path,
     params: Params,
@@ -218,8 +211,8 @@ def read_experiment(
     evaluation = root / paths.eval_dir(name)
     record.confusion_png = _existing(evaluation / "confusion.png")
     record.curves_png = _existing(evaluation / "learning_curves.png")
-    record.answers = _answers(evaluation / paths.PREDICTIONS)
-    record.val_answers = _answers(evaluation / paths.VAL_PREDICTIONS)
+    record.answers = read_answers(evaluation / PREDICTIONS)
+    record.val_answers = read_answers(evaluation / VAL_PREDICTIONS)
     record.explanations = read_explanations(root / paths.explain_dir(name), thumbnails)
     return record
 

@@ -1,0 +1,32 @@
+"""Evaluate's per-image answers: where they live and how a report reads them back.
+
+Test's go to ``predictions.csv`` (with each degraded or TTA copy's answer beside the plain one) and
+validation's to ``val_predictions.csv``, both in ``data/eval/<experiment>/``: with them two models
+are compared image by image, on test, and on validation, where the choice between them was made.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+PREDICTIONS = "predictions.csv"
+VAL_PREDICTIONS = "val_predictions.csv"
+
+
+def read_answers(path: Path) -> pd.Series | None:
+    """Image path -> right or wrong, from one predictions file; None where it is absent or unreadable."""
+    if not path.is_file():
+        return None  # not evaluated yet, or (validation's) evaluated before it was written
+    try:
+        predictions = pd.read_csv(path)
+    except (OSError, ValueError) as exc:
+        log.warning("%s: unreadable (%s); left out of the paired tests", path, exc)
+        return None
+    if not {"path", "correct"} <= set(predictions.columns):
+        return None
+    return predictions.set_index("path")["correct"].astype(bool)
