@@ -98,6 +98,9 @@ def test_repro_noop_and_experiment(tiny_pipeline):
         assert predictions[[f"p_{c}" for c in CLASSES]].sum(axis=1).round(4).eq(1).all()
         assert len(predictions) == 5
         assert metrics["test"]["accuracy"] == pytest.approx(predictions.correct.sum() / 5)
+        val_answers = pd.read_csv(evaluation / "val_predictions.csv")  # the report's validation pairs
+        assert len(val_answers) == metrics["val"]["images"]
+        assert val_answers.correct.sum() == metrics["val"]["correct"]
         explained = json.loads((project / f"data/explain/{name}/index.json").read_text())
         assert explained["images"], "no Grad-CAM images"
         for record in explained["images"]:
