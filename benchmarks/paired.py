@@ -134,6 +134,11 @@ def paired_rows(rows: list[dict[str, Any]], work: Path) -> tuple[list[dict[str, 
     return pairs, missing
 
 
+def _answers_on(copy: str) -> str:
+    """Which images a pair was tested on: the test split, a copy of it, or validation."""
+    return {PLAIN: "test", VALIDATION: "validation"}.get(copy, f"test, {copy}")
+
+
 def render(pairs: list[dict[str, Any]], missing: list[str], commit: str) -> str:
     lines = [
         "# Paired tests between full-scale rows (benchmarks/paired.py)",
@@ -145,13 +150,13 @@ def render(pairs: list[dict[str, Any]], missing: list[str], commit: str) -> str:
         "validation images: a large p there says a few photos, not a clear margin, chose the row. Read "
         f"from the rows' own evaluate outputs; script at commit {commit[:12]}.",
         "",
-        "| data set | chosen on | chosen | images | against | images | both right | only chosen "
+        "| data set | chosen on | chosen | answers on | against | images | both right | only chosen "
         "| only the other | McNemar p | differ at 5%? |",
         "|---|---|---|---|---|---:|---:|---:|---:|---:|---|",
     ]
     for p in pairs:
         lines.append(
-            f"| {p['dataset']} | {p['chosen_on']} | `{p['chosen']}` | {p['copy']} "
+            f"| {p['dataset']} | {p['chosen_on']} | `{p['chosen']}` | {_answers_on(p['copy'])} "
             f"| `{p['other']}` | {p['images']} | {p['both_right']} "
             f"| {p['only_chosen']} | {p['only_other']} | {p['mcnemar_p']:.3g} "
             f"| {'yes' if p['mcnemar_p'] < 0.05 else 'no'} |"

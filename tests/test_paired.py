@@ -60,7 +60,7 @@ def test_the_chosen_row_is_tested_against_the_others_on_their_own_answers(tmp_pa
     assert (pair["both_right"], pair["only_chosen"], pair["only_other"], pair["both_wrong"]) == (27, 12, 1, 0)
     assert pair["mcnemar_p"] < 0.01
     text = paired.render(pairs, missing, "abc123")
-    assert "| flowers | validation | `a` | plain | `b` | 40 | 27 | 12 | 1 |" in text and "| yes |" in text
+    assert "| flowers | validation | `a` | test | `b` | 40 | 27 | 12 | 1 |" in text and "| yes |" in text
 
     # The row chosen on validation leads, whichever tests higher.
     rows[1]["val_accuracy"] = 0.99
@@ -117,7 +117,7 @@ def test_the_row_chosen_for_degraded_photos_is_tested_on_each_degraded_copy(tmp_
         "plain",
     )
     assert (degraded["only_chosen"], degraded["only_other"]) == (10, 0) and degraded["mcnemar_p"] < 0.01
-    assert "| flowers | degraded validation | `robust` | jpeg_30 | `plain` | 40 |" in paired.render(
+    assert "| flowers | degraded validation | `robust` | test, jpeg_30 | `plain` | 40 |" in paired.render(
         pairs, [], "c"
     )
 
