@@ -6,8 +6,11 @@ worst degraded validation copy (the glance's row for smaller, re-encoded photos)
 on each degraded test copy both have answers for (evaluate writes them beside the plain ones in
 predictions.csv: ``correct_jpeg_30``, ...). The per-image answers are each row's own: the work
 folder's `data/eval/<experiment>/predictions.csv`, used only where the folder's `dvc.lock` still
-holds the evaluate output the row recorded (a later run or seed replaces it). Rows whose answers are
-gone are listed as not compared; rerun them to compare.
+holds the evaluate output the row recorded (a later run or seed replaces it). The validation pairs
+(``val_predictions.csv``) test whether the clean choice beat each other row where it was made. A
+pair tested on an earlier run stays in the file while it still describes today's rows (the same
+choice, and both rows' recorded accuracies give its counts). Rows with neither are listed as not
+compared; rerun them to compare.
 
     uv run python benchmarks/paired.py --work WORK
 """
@@ -134,6 +137,45 @@ def paired_rows(rows: list[dict[str, Any]], work: Path) -> tuple[list[dict[str, 
     return pairs, missing
 
 
+def carried_over(
+    earlier: list[dict[str, Any]], pairs: list[dict[str, Any]], rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The earlier pairs this run could not test again (their answers have left the work folder)
+    that still describe today's rows: the chosen row is still its data set's choice, and both rows'
+    recorded accuracies on those images still give the pair's counts. A row rerun since, or a
+    choice that moved, drops the pair."""
+    done = [r for r in rows if r.get("status") == "done"]
+    by_name = {r["experiment"]: r for r in done}
+    choices = {(d, on): row["experiment"] for d, row, on in _choices(done)}
+    tested = {(p["chosen"], p["chosen_on"], p["copy"], p["other"]) for p in pairs}
+    kept = []
+    for pair in earlier:
+        if (pair["chosen"], pair["chosen_on"], pair["copy"], pair["other"]) in tested:
+            continue
+        if choices.get((pair["dataset"], pair["chosen_on"])) != pair["chosen"]:
+            continue
+        right = {
+            "chosen": pair["both_right"] + pair["only_chosen"],
+            "other": pair["both_right"] + pair["only_other"],
+        }
+        if all(
+            _right(by_name.get(pair[side]), pair["copy"], pair["images"]) == n for side, n in right.items()
+        ):
+            kept.append(pair)
+    return kept
+
+
+def _right(row: dict[str, Any] | None, copy: str, images: int) -> int | None:
+    """How many of ``images`` the row's recorded accuracy on that copy says it got right."""
+    if row is None:
+        return None
+    if copy in (PLAIN, VALIDATION):
+        accuracy = row.get("test_accuracy" if copy == PLAIN else "val_accuracy")
+    else:
+        accuracy = (row.get("test_variants") or {}).get(f"test_{copy}")
+    return None if accuracy is None else round(accuracy * images)
+
+
 def _answers_on(copy: str) -> str:
     """Which images a pair was tested on: the test split, a copy of it, or validation."""
     return {PLAIN: "test", VALIDATION: "validation"}.get(copy, f"test, {copy}")
@@ -183,6 +225,12 @@ def main(work: Path, results: Path) -> None:
     commit = source_commit(REPO)
     rows = json.loads((results / "full_scale.json").read_text())["rows"]
     pairs, missing = paired_rows(rows, work)
+    earlier = results / "paired.json"
+    if earlier.is_file():  # a row's answers leave the work folder when it reruns: keep what still holds
+        kept = carried_over(json.loads(earlier.read_text()).get("pairs") or [], pairs, rows)
+        pairs = sorted(pairs + kept, key=lambda p: (p["dataset"], p["chosen_on"] != "validation"))
+        compared = {name for p in pairs for name in (p["chosen"], p["other"])}
+        missing = [name for name in missing if name not in compared]
     data = {"commit": commit, "pairs": pairs, "not_compared": missing}
     write_result(results, "paired", data, render(pairs, missing, commit))
 

@@ -144,3 +144,30 @@ def test_the_clean_choice_is_also_tested_where_it_was_made_on_validation(tmp_pat
     assert found[("b", "plain")]["images"] == 40
     text = paired.render(pairs, missing, "abc123")
     assert "| flowers | validation | `a` | validation | `b` | 20 | 17 | 3 | 0 | 0.25 | no |" in text
+
+
+def test_earlier_pairs_stay_while_they_still_describe_the_rows(tmp_path):
+    """A pair whose answers left the work folder is kept while its rows' recorded accuracies still
+    give its counts and the chosen row is still the choice; a rerun row or a moved choice drops it."""
+    paired = _paired()
+    pair = {
+        "dataset": "flowers",
+        "chosen": "a",
+        "chosen_on": "validation",
+        "copy": "plain",
+        "other": "b",
+        "images": 40,
+        "both_right": 27,
+        "only_chosen": 12,
+        "only_other": 1,
+        "both_wrong": 0,
+        "mcnemar_p": 0.003,
+    }
+    rows = [_row("a", 0.95, "h-a.dir"), _row("b", 0.90, "h-b.dir")]
+    rows[0]["test_accuracy"], rows[1]["test_accuracy"] = 39 / 40, 28 / 40
+    assert paired.carried_over([pair], [], rows) == [pair]
+    assert paired.carried_over([pair], [{**pair, "mcnemar_p": 0.5}], rows) == []  # tested again today
+    rerun = [rows[0], {**rows[1], "test_accuracy": 30 / 40}]
+    assert paired.carried_over([pair], [], rerun) == []
+    moved = [rows[0], {**rows[1], "val_accuracy": 0.99}]  # b now leads on validation
+    assert paired.carried_over([pair], [], moved) == []
