@@ -11,6 +11,7 @@ import pandas as pd
 
 from visionlab.reporting import figures, tables
 from visionlab.reporting.collect import DatasetRecord, ExperimentRecord
+from visionlab.reporting.paired_table import paired_table
 from visionlab.reporting.tables import Table
 from visionlab.tracking.registry import Registration
 
@@ -164,7 +165,7 @@ def _comparison(dataset: DatasetRecord, rows: pd.DataFrame) -> list[str]:
     if dataset.published:
         parts.append("<h3>Published figures</h3>")
         parts.append(render_table(tables.published_table(dataset), "published"))
-    paired = tables.paired_table(dataset)
+    paired = paired_table(dataset)
     if paired is not None:
         parts.append("<h3>Paired on the same test images</h3>")
         parts.append(render_table(paired, "paired"))

@@ -6,6 +6,7 @@ import pandas as pd
 
 from visionlab.reporting import tables
 from visionlab.reporting.collect import DatasetRecord
+from visionlab.reporting.paired_table import paired_table
 from visionlab.reporting.tables import Table
 from visionlab.tracking.registry import Registration
 
@@ -72,7 +73,7 @@ def render_markdown(
             study = next(iter(dataset.published.values())).study
             lines += [f"Published figures ({study}):" if study else "Published figures:", ""]
             lines += [*render_table(tables.published_table(dataset)), ""]
-        paired = tables.paired_table(dataset)
+        paired = paired_table(dataset)
         if paired is not None:
             lines += [
                 "Paired on the same test images (McNemar's exact test); the last two columns test "

@@ -9,7 +9,7 @@ from typing import Literal
 
 import pandas as pd
 
-from visionlab.evaluation.intervals import mcnemar, verdict
+from visionlab.evaluation.intervals import verdict
 from visionlab.reporting.collect import DatasetRecord
 from visionlab.reporting.frames import per_class_frame
 
@@ -137,57 +137,8 @@ def comparison_table(frame: pd.DataFrame) -> Table:
     return Table([c.label for c in COMPARISON], rows, [c.kind != "text" for c in COMPARISON])
 
 
-def paired_table(dataset: DatasetRecord) -> Table | None:
-    """Each experiment against the one chosen on validation, on the test images both answered:
-    McNemar's exact test on the images exactly one of them gets right. Beside it the same test on
-    the validation images, where both wrote theirs: whether validation's choice itself beat this
-    row beyond chance, or a few photos decided it. None with no pair to test."""
-    answered = [e for e in dataset.run if e.answers is not None and len(e.answers)]
-    if len(answered) < 2:
-        return None
-    chosen = max(sorted(answered, key=lambda e: e.name), key=_validation_score)
-    rows = []
-    for other in answered:
-        if other is chosen or set(other.answers.index) != set(chosen.answers.index):
-            continue  # another test split (another cleaning, another data set card): not paired
-        test = _pair(chosen.answers, other.answers)
-        val = _pair(chosen.val_answers, other.val_answers)
-        rows.append(
-            [
-                Cell(other.name),
-                *(Cell(str(count), numeric=True) for count in test[:3]),
-                Cell(f"{test[3]:.3g}", numeric=True),
-                Cell("yes" if test[3] < 0.05 else "no"),
-                Cell(f"{val[1]} / {val[2]}" if val else "–", numeric=True),
-                Cell(f"{val[3]:.3g}" if val else "–", numeric=True),
-            ]
-        )
-    if not rows:
-        return None
-    headers = [
-        f"vs {chosen.name} (chosen on val.)",
-        "both right",
-        f"only {chosen.name}",
-        "only this one",
-        "McNemar p",
-        "differ at 5%?",
-        f"on val.: only {chosen.name} / only this one",
-        "val. McNemar p",
-    ]
-    return Table(headers, rows, [False, True, True, True, True, False, True, True])
-
-
-def _pair(mine: pd.Series | None, theirs: pd.Series | None) -> tuple[int, int, int, float] | None:
-    """Both right, only the first right, only the second right, and McNemar's p over the images
-    both answered; None where either has no answers or they answered other images."""
-    if mine is None or theirs is None or set(mine.index) != set(theirs.index) or not len(mine):
-        return None
-    theirs = theirs.reindex(mine.index)
-    both, only_mine, only_theirs = (mine & theirs).sum(), (mine & ~theirs).sum(), (theirs & ~mine).sum()
-    return int(both), int(only_mine), int(only_theirs), mcnemar(list(mine), list(theirs))
-
-
-def _validation_score(experiment) -> tuple[float, float]:
+def validation_score(experiment) -> tuple[float, float]:
+    """What choosing on validation ranks by: accuracy, then the lower loss."""
     accuracy, loss = experiment.metric("val", "accuracy"), experiment.metric("val", "loss")
     return (
         accuracy if math.isfinite(accuracy) else -math.inf,
@@ -210,7 +161,7 @@ def published_table(dataset: DatasetRecord) -> Table:
     rows = []
     for arch, figure in dataset.published.items():
         ours = [e for e in dataset.run if e.arch == arch and math.isfinite(e.metric("test", "accuracy"))]
-        top = max(sorted(ours, key=lambda e: e.name), key=_validation_score, default=None)
+        top = max(sorted(ours, key=lambda e: e.name), key=validation_score, default=None)
         if top is None:
             run_of_arch = [e.name for e in dataset.experiments if e.arch == arch]
             mine = "not run yet" if run_of_arch else "no experiment"
