@@ -157,6 +157,26 @@ def test_a_redrawn_set_is_decoded_every_epoch_never_preloaded(tmp_path):
     assert all(torch.equal(images.decode(i), first[i]) for i in range(len(files)))  # a resumed epoch
 
 
+def test_the_loaders_worker_processes_decode_the_epoch_the_loop_set(tmp_path):
+    """The train stage decodes a redrawn set in worker processes: each epoch's fresh workers get the
+    epoch set just before (no persistent workers), so they draw that epoch's degradations."""
+    from visionlab.runtime.loaders import loader
+
+    files = [str(write_image(tmp_path / f"{i}.jpg", seed=i, size=(120, 90))) for i in range(12)]
+    degrade = TrainDegradations(jpeg=0.5, blur=0.5, redraw=True)
+    images = ImageDataset(files, [0] * len(files), 64, [0.5] * 3, [0.5] * 3, degrade=degrade)
+    batches = loader(images, batch_size=4, shuffle=False, workers=2)
+
+    def epoch(number: int) -> torch.Tensor:
+        images.set_epoch(number)
+        return torch.cat([x for x, _ in batches])
+
+    first, second = epoch(1), epoch(2)
+    in_process = torch.stack([images[i][0] for i in range(len(files))])  # epoch 2, no workers
+    assert torch.equal(second, in_process) and not torch.equal(first, second)
+    assert torch.equal(epoch(1), first)
+
+
 def test_redraw_is_refused_where_featurize_caches_the_training_images():
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     model = raw["models"]["efficientnet_lite0_finetune"]
