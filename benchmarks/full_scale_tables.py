@@ -24,6 +24,7 @@ from full_scale_verdicts import (
     interval_of,
     pct,
     study_sentences,
+    tied_on_validation,
     unscored_rivals,
     whole_seconds,
     worst_degraded,
@@ -79,9 +80,10 @@ def render_glance(rows: list[dict[str, Any]]) -> str:
     test copy; then the row chosen for degraded photos (:func:`degraded_glance`)."""
     lines = [
         GLANCE_BEGIN,
-        "| data set | the study's best | ours, chosen on validation | test (95% interval) "
-        "| beyond chance? | seeds: test mean ± sd | worst degraded test copy | compute |",
-        "|---|---:|---|---:|---|---:|---:|---:|",
+        "| data set | the study's best | ours, chosen on validation | within chance of it on val. "
+        "| test (95% interval) | beyond chance? | seeds: test mean ± sd | worst degraded test copy "
+        "| compute |",
+        "|---|---:|---|---|---:|---|---:|---:|---:|",
     ]
     for dataset, chosen in chosen_on_validation(rows, published_only=False).items():
         shown = headline(chosen)
@@ -101,13 +103,29 @@ def render_glance(rows: list[dict[str, Any]]) -> str:
         )
         chance = "–" if published is None else chance_cell(chosen, interval, published)
         lines.append(
-            f"| {dataset} | {study} | `{chosen['experiment']}`{shown.label} | {pct(shown.test)}% "
+            f"| {dataset} | {study} | `{chosen['experiment']}`{shown.label} | {_tied_cell(rows, chosen)} "
+            f"| {pct(shown.test)}% "
             f"({pct(interval[0])}–{pct(interval[1])}%) | {chance} | {seeds} | {_worst_cell(chosen)} "
             f"| {compute_cell(chosen)} |"
         )
     lines += degraded_glance(rows)
     lines.append(GLANCE_END)
     return "\n".join(lines)
+
+
+def _tied_cell(rows: list[dict[str, Any]], chosen: dict[str, Any]) -> str:
+    """Which of our other rows validation cannot tell from the choice, and what they test: a choice
+    among them is chance's, and their test figures are what it could have been."""
+    tied = tied_on_validation(rows, chosen)
+    if tied is None:
+        return "–"
+    if not tied:
+        others = [r for r in rows if r.get("status") == "done" and r["dataset"] == chosen["dataset"]]
+        return "none" if len(others) > 1 else "no other row"
+    tests = sorted(headline(r).test for r in tied)
+    if len(tied) == 1:
+        return f"`{tied[0]['experiment']}` (test {pct(tests[0])}%)"
+    return f"{len(tied)} rows (test {pct(tests[0])}–{pct(tests[-1])}%)"
 
 
 def compute_cell(row: dict[str, Any]) -> str:

@@ -74,6 +74,26 @@ def chosen_on_validation(
     return chosen
 
 
+def tied_on_validation(rows: list[dict[str, Any]], chosen: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Our other finished rows of ``chosen``'s data set whose validation accuracy (their headline's)
+    lies within the chosen headline's 95% Wilson interval on its validation images: rows validation
+    cannot tell from the choice, so the choice between them is chance's. None when the chosen row's
+    validation count was never recorded."""
+    total = (chosen.get("split_counts") or {}).get("val")
+    val = headline(chosen).val
+    if not total or val is None:
+        return None
+    low = accuracy_interval(val, total)[0]
+    return [
+        r
+        for r in rows
+        if r is not chosen
+        and r.get("status") == "done"
+        and r["dataset"] == chosen["dataset"]
+        and (headline(r).val or -1.0) >= low
+    ]
+
+
 def test_count(row: dict[str, Any]) -> int | None:
     return row.get("test_images") or (row.get("split_counts") or {}).get("test")
 

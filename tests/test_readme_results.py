@@ -330,3 +330,20 @@ def test_on_cache_is_what_the_row_trained_on_not_whether_featurize_ran():
     rows = {row["experiment"]: row for row in _rows()}
     assert rows["cifar-best-robust-deep"]["trained_on"] == "images"
     assert not on_cache(rows["cifar-best-robust-deep"]) and on_cache(rows["catsdogs-all-lite2-bnfrozen"])
+
+
+def test_the_glance_names_the_rows_validation_cannot_tell_from_the_choice():
+    """Rows whose validation accuracy lies within the chosen one's 95% Wilson interval on its
+    validation images are chance's to choose between: the glance counts them and gives their test."""
+    full_scale = _full_scale()
+    common = {"status": "done", "dataset": "toy", "split_counts": {"val": 800}, "test_ci95": [0.9, 0.99]}
+    chosen = {**common, "experiment": "a", "val_accuracy": 0.99, "test_accuracy": 0.96}
+    near = {**common, "experiment": "b", "val_accuracy": 0.985, "test_accuracy": 0.99}  # 4 photos lower
+    far = {**common, "experiment": "c", "val_accuracy": 0.95, "test_accuracy": 0.97}  # beyond chance
+    assert full_scale.tied_on_validation([chosen, near, far], chosen) == [near]
+    row = lambda rows: next(line for line in full_scale.render_glance(rows).splitlines() if "`a`" in line)  # noqa: E731
+    assert "| `a` | `b` (test 99.00%) |" in row([chosen, near, far])
+    assert "| `a` | 2 rows (test 97.00–99.00%) |" in row([chosen, near, {**far, "val_accuracy": 0.984}])
+    assert "| `a` | none |" in row([chosen, far])
+    assert "| `a` | no other row |" in row([chosen])
+    assert "| `a` | – |" in row([{**chosen, "split_counts": None}, near])  # no count: no interval
