@@ -91,7 +91,7 @@ def test_the_shipped_redrawn_recipe_trains_the_whole_net_on_images_redrawn_each_
         "prepare.max_per_class": "8",
         "train.epochs_cap": "2",
         f"experiments.{REDRAWN}.model_overrides.image_size": "48",
-        f"experiments.{REDRAWN}.train_overrides.batch_size": "16",
+        f"++experiments.{REDRAWN}.train_overrides.batch_size": "16",  # a key the entry lacks: ++
     }
     with serve(shared_datasets) as (url, _):
         sets = [
