@@ -8,7 +8,14 @@ import pytest
 from click.testing import CliRunner
 
 from visionlab.cli import main
-from visionlab.reporting.compare import changed_params, render, rows_from_exp_show, rows_from_full_scale
+from visionlab.reporting.compare import (
+    CompareRow,
+    changed_params,
+    render,
+    rows_from_exp_show,
+    rows_from_full_scale,
+    validation_choices,
+)
 
 PARAMS = {
     "train": {"lr": 0.001, "device": "auto"},
@@ -125,3 +132,23 @@ def test_the_command_reads_committed_results_without_dvc(tmp_path, monkeypatch):
     assert "flowers-best" in done.output and "90.00" in done.output
     empty = CliRunner().invoke(main, ["compare", "--no-dvc", "--results", str(tmp_path / "none.json")])
     assert empty.exit_code == 1 and "no results yet" in empty.output
+
+
+def test_runs_validation_cannot_tell_from_the_best_are_marked_ties():
+    """On one split of 800 validation images, 99.0% and 98.5% are 4 photos apart, inside the best
+    one's 95% interval (98.04-99.49%): a tie. 96% is not; another split or experiment is not compared."""
+
+    def row(source: str, val: float, images: float | None = 800, experiment: str = "cats-best") -> CompareRow:
+        return CompareRow(source, experiment, "", val, 0.9, None, None, images)
+
+    rows = [
+        row("main", 0.985),
+        row("lr-high", 0.99),
+        row("lr-low", 0.96),
+        row("small", 0.999, images=80),  # a quick try on another split
+        row("main", 0.70, experiment="cats-cnn"),  # alone: nothing to choose between
+        row("old", 0.98, images=None),  # no count recorded: no interval
+    ]
+    assert validation_choices(rows) == ["tie", "best", "", "", "", ""]
+    text = render(rows, width=120)
+    assert "lr-high" in text and " best " in text and " tie " in text

@@ -3,8 +3,10 @@
 `dvc exp show` puts every params key and every metrics file of every experiment in its own column
 (hundreds); this table pivots it: a row per experiment a DVC experiment recomputed, with what it
 changed against its baseline commit, validation and test accuracy with the test's 95% interval,
-and what training cost. Committed full-scale results (``benchmarks/results/full_scale.json``)
-join as rows of their own, so a variant and the committed figure sit side by side.
+and what training cost; "on val" marks, among the runs of one experiment on the same validation
+split, the best one and those validation cannot tell from it (``tie``). Committed full-scale
+results (``benchmarks/results/full_scale.json``) join as rows of their own, so a variant and the
+committed figure sit side by side.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class CompareRow:
     test: float | None
     interval: tuple[float, float] | None
     seconds: float | None  # what the model cost: training, plus the frozen base's features
+    val_images: float | None = None  # how many validation images val was measured on
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -116,6 +119,7 @@ def _row(source: str, experiment: str, metrics: Mapping[str, Any], changed: str)
         test=as_number(test.get("accuracy")),
         interval=_interval(test),
         seconds=_compute_seconds(training),
+        val_images=as_number((metrics.get("val") or {}).get("images")),
     )
 
 
@@ -182,9 +186,30 @@ def rows_from_full_scale(document: Mapping[str, Any]) -> list[CompareRow]:
                 test=test,
                 interval=tuple(interval) if interval else None,
                 seconds=seconds or None,
+                val_images=as_number((row.get("split_counts") or {}).get("val")),
             )
         )
     return rows
+
+
+def validation_choices(rows: list[CompareRow]) -> list[str]:
+    """Per row: ``best`` for the highest validation accuracy among the rows of its pipeline
+    experiment measured on as many validation images (the same split), ``tie`` for the others
+    inside that best one's 95% Wilson interval (validation cannot tell them from it: choosing
+    between them is chance's), else empty. A row alone on its split gets nothing to compare."""
+    groups: dict[tuple[str, int], list[int]] = {}
+    for index, row in enumerate(rows):
+        if row.val is not None and row.val_images:
+            groups.setdefault((row.experiment, int(row.val_images)), []).append(index)
+    labels = [""] * len(rows)
+    for (_, images), members in groups.items():
+        if len(members) < 2:
+            continue
+        best = max(members, key=lambda i: rows[i].val or 0.0)
+        low = accuracy_interval(rows[best].val or 0.0, images)[0]
+        for index in members:
+            labels[index] = "best" if index == best else ("tie" if (rows[index].val or 0.0) >= low else "")
+    return labels
 
 
 def _pct(value: float | None) -> str:
@@ -206,16 +231,17 @@ def _line(cells: list[str], widths: list[int]) -> str:
 
 def render(rows: list[CompareRow], width: int = 120) -> str:
     """A plain-text table no wider than ``width``; what changed comes last, in the room left, wrapped."""
-    header = ["source", "experiment", "val %", "test %", "test 95% CI", "compute s", "changed"]
-    widths = [18, 24, 6, 6, 13, 9, 0]
+    header = ["source", "experiment", "val %", "on val", "test %", "test 95% CI", "compute s", "changed"]
+    widths = [18, 24, 6, 6, 6, 13, 9, 0]
     widths[-1] = max(12, width - sum(widths) - 2 * (len(widths) - 1))
     lines = [_line(header, widths)]
-    for row in rows:
+    for row, choice in zip(rows, validation_choices(rows), strict=True):
         baseline = "" if row.source.startswith("full-scale") else "(baseline)"
         cells = [
             row.source,
             row.experiment,
             _pct(row.val),
+            choice,
             _pct(row.test),
             f"{_pct(row.interval[0])}-{_pct(row.interval[1])}" if row.interval else "",
             "" if row.seconds is None else f"{row.seconds:.0f}",
