@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from full_scale_verdicts import chosen_for_degraded, chosen_on_validation, is_degraded
 from provenance import source_commit, write_result
 
-from visionlab.evaluation.answers import PREDICTIONS, VAL_PREDICTIONS
+from visionlab.evaluation.answers import PREDICTIONS, VAL_PREDICTIONS, read_answers
 from visionlab.evaluation.intervals import mcnemar
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,8 +72,8 @@ def row_answers(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> pd.D
     table = pd.read_csv(folder / PREDICTIONS).set_index("path")
     copies = {column: column.removeprefix("correct_") for column in table if column.startswith("correct_")}
     answers = table[["correct", *copies]].rename(columns={"correct": PLAIN, **copies}).astype(bool)
-    if (folder / VAL_PREDICTIONS).is_file():  # rows evaluated before it was written have none
-        val = pd.read_csv(folder / VAL_PREDICTIONS).set_index("path")["correct"].astype(bool)
+    val = read_answers(folder / VAL_PREDICTIONS)  # None for rows evaluated before it was written
+    if val is not None:
         answers = answers.join(val.rename(VALIDATION), how="outer")
     return answers
 
