@@ -602,3 +602,16 @@ def test_the_visionlab_script_ends_a_plan_without_teardown_and_keeps_its_output_
 
     assert quick_exit.code_of(SystemExit()) == 0 and quick_exit.code_of(SystemExit(3)) == 3
     assert quick_exit.code_of(SystemExit("no such file")) == 1
+
+
+def test_a_net_trained_on_images_reads_them_once_or_every_epoch_where_redrawn():
+    counts = plan_counts.Counts(100, 20, 10, measured=True)
+    rates = planning.Rates(forward=50.0, train=10.0, decode=0.01, degrade=0.02)
+    trainable = {"arch": "handmade_cnn", "weights": "none", "base": "trainable"}
+    steps = 4 * (100 / 10 + 20 / 50)
+    plain = planning.estimate(_params_with(trainable), "toy-cnn", counts, rates)
+    assert plain.train == pytest.approx(steps + 120 * 0.01 + 100 * 0.02)  # preloaded once, degraded once
+    redrawn = {**trainable, "train_degradations": {"jpeg": 0.4, "redraw": True}}
+    again = planning.estimate(_params_with(redrawn), "toy-cnn", counts, rates)
+    assert again.train == pytest.approx(steps + 20 * 0.01 + 4 * 100 * (0.01 + 0.02))  # train: every epoch
+    assert again.evaluate == plain.evaluate  # validation and test stay clean, read once

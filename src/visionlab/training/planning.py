@@ -6,7 +6,8 @@ run them. A frozen base runs once, in featurize, and its head trains on the cach
 steps, but dozens of epochs of them); a fine-tuned base with an activation cache runs its frozen
 part once, in featurize, and each fine-tuning epoch runs only the top blocks on the cache; a
 trainable net runs whole every epoch. Featurize and evaluate read each file once (featurize also
-degrades the share of training images a model's ``train_degradations`` names). Evaluate runs the
+degrades the share of training images a model's ``train_degradations`` names); a net trained on
+images reads them in train, once, or every epoch where its degradations are redrawn. Evaluate runs the
 test split through the whole net (and, with a cache, train and val through the top). Image counts
 come from the prepared manifest, else from the published archive with the card's class list,
 per-class cap and exclusion list applied, and CIFAR-10's official 10,000 test images kept
@@ -30,7 +31,7 @@ from typing import Any
 
 from visionlab import paths
 from visionlab.data.folder_source import folder_path
-from visionlab.params import Params, architectures
+from visionlab.params import ModelParams, Params, architectures
 from visionlab.params.resolved import feature_inputs, train_params
 from visionlab.runtime.base_mode import base_mode
 from visionlab.training.plan_counts import Counts
@@ -150,8 +151,8 @@ def estimate(
     dataset = params.experiment(experiment).dataset
     mode = base_mode(spec)
     # Featurize and evaluate read each file they run once, featurize degrading a share of the
-    # training images (train_degradations); a trainable net's epochs are left as timed (its loader
-    # decodes in worker processes beside the training step).
+    # training images (train_degradations); a net trained on images reads them in train
+    # (_reading_images).
     decoded = seen * rates.decode + n_train * rates.degrade
     if not mode.trains_base:  # the base runs once, in featurize; the head trains on its features
         featurize = seen / (rates.featurize or rates.forward) + decoded
@@ -168,7 +169,24 @@ def estimate(
         return Estimate(experiment, dataset, featurize, train, evaluate)
     train = head * seen / rates.forward  # phase one: the base only runs forward
     train += tuned * (n_train / rates.train + counts.val / rates.forward)
+    train += _reading_images(spec, n_train, counts.val, head + tuned, rates)
     return Estimate(experiment, dataset, 0.0, train, counts.total * (1 / rates.forward + rates.decode))
+
+
+def _reading_images(spec: ModelParams, n_train: int, n_val: int, epochs: int, rates: Rates) -> float:
+    """Seconds the train stage of a net trained on images spends reading them.
+
+    It decodes both splits into memory once, degrading the training share (``training/inputs``).
+    With ``train_degradations.redraw`` the training images are decoded and degraded again every
+    epoch instead, in the loader's worker processes: counted in full, as on a 2-core CPU they take
+    the training step's cores. A lower bound: handing each image from a worker to the loop costs
+    more again (cifar-best-robust-redraw's epochs took 55-170 s more than its fixed-copy twin's,
+    docs/results.md, where the probe's 0.4 ms per CIFAR-10 image and its re-encoding count about
+    20 s an epoch).
+    """
+    if spec.train_degradations is not None and spec.train_degradations.redraw:
+        return n_val * rates.decode + epochs * n_train * (rates.decode + rates.degrade)
+    return (n_train + n_val) * rates.decode + n_train * rates.degrade
 
 
 def last_stop(params: Params, experiment: str, root: Path) -> int | None:
