@@ -74,6 +74,23 @@ def chosen_on_validation(
     return chosen
 
 
+HOUR = 3600.0  # issue 24's compute budget: CIFAR-10 >= 94% within an hour on this 2-core CPU
+
+
+def compute_seconds(row: dict[str, Any]) -> float | None:
+    """What the row's model cost here: featurize + train seconds of its first seed."""
+    trained = row.get("train_seconds")
+    return None if trained is None else trained + (row.get("featurize_seconds") or 0)
+
+
+def chosen_within(rows: list[dict[str, Any]], budget: float = HOUR) -> dict[str, dict[str, Any]]:
+    """Per data set: the row validation chooses (as :func:`chosen_on_validation`) among our finished
+    rows whose model cost no more than ``budget`` seconds here. A faster row's test never enters:
+    the budget filters on cost, validation chooses, test only reports."""
+    affordable = [r for r in rows if (compute_seconds(r) or float("inf")) <= budget]
+    return chosen_on_validation(affordable, published_only=False)
+
+
 def tied_on_validation(rows: list[dict[str, Any]], chosen: dict[str, Any]) -> list[dict[str, Any]] | None:
     """Our other finished rows of ``chosen``'s data set whose validation accuracy (their headline's)
     lies within the chosen headline's 95% Wilson interval on its validation images: rows validation

@@ -347,3 +347,37 @@ def test_the_glance_names_the_rows_validation_cannot_tell_from_the_choice():
     assert "| `a` | none |" in row([chosen, far])
     assert "| `a` | no other row |" in row([chosen])
     assert "| `a` | – |" in row([{**chosen, "split_counts": None}, near])  # no count: no interval
+
+
+def test_within_the_hour_validation_chooses_among_the_rows_that_cost_no_more():
+    """Issue 24's budget (CIFAR-10 >= 94% within an hour): the budget filters rows on what they cost
+    here, validation chooses among the rest, and a row over it is named beside, never chosen."""
+    full_scale, verdicts = _full_scale(), _verdicts()
+    common = {"status": "done", "dataset": "toy", "split_counts": {"val": 800, "test": 400}}
+
+    def row(name: str, val: float, test: float, seconds: float) -> dict:
+        measured = {"val_accuracy": val, "test_accuracy": test, "train_seconds": seconds}
+        return {**common, "experiment": name, **measured}
+
+    slow, fast = row("slow", 0.97, 0.96, 4000.0), row("fast", 0.95, 0.90, 3000.0)
+    lucky = row("lucky", 0.94, 0.99, 60.0)  # better on test and cheap, but lower on validation: never chosen
+    # Cheap to train, but its featurize takes it over the hour.
+    cached = {
+        **common,
+        "experiment": "cached",
+        "val_accuracy": 0.96,
+        "test_accuracy": 0.95,
+        "train_seconds": 3000.0,
+        "featurize_seconds": 700.0,
+    }
+    rows = [slow, fast, lucky, cached]
+    assert verdicts.chosen_within(rows) == {"toy": fast}
+    assert verdicts.chosen_within(rows, budget=3700.0) == {"toy": cached}
+    assert verdicts.chosen_within([slow]) == {}
+    lines = full_scale.budget_lines(rows)
+    assert lines[0].startswith("Within 60 minutes of compute")
+    assert lines[-1] == (
+        "| toy | `fast` | 50 min | 95.00% | 90.00% (86.67–92.57%) | `slow`: 67 min, test 96.00% |"
+    )
+    assert full_scale.budget_lines([slow]) == []
+    assert full_scale.budget_lines([fast])[-1].endswith("| the same |")
