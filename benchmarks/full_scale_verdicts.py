@@ -1,6 +1,7 @@
 """What each full-scale row claims against its study: its headline figure (plain or hflip TTA,
 chosen on validation), the 95% interval, the verdict beyond chance, and whether the training
-seeds bear it out; the row chosen on validation per data set. full_scale_tables.py renders them.
+seeds bear it out; the row chosen on validation per data set. full_scale_glance.py and
+full_scale_tables.py render them.
 
 Intervals are recomputed from the test counts for rows recorded before evaluate wrote them.
 """

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,7 +22,9 @@ def _benchmark(name: str):
 
 
 def _full_scale():
-    return _benchmark("full_scale_tables")
+    """The tables, the glance and the verdicts they render, as one namespace."""
+    modules = [_benchmark(name) for name in ("full_scale_verdicts", "full_scale_glance", "full_scale_tables")]
+    return SimpleNamespace(**{k: v for module in modules for k, v in vars(module).items()})
 
 
 def _verdicts():
