@@ -242,7 +242,18 @@ def test_predict_writes_csv_and_json_for_scripts(in_tmp):
     )
     assert as_csv.exit_code == 1 and as_csv.stdout == ""
     rows = list(csv.DictReader(out.open()))
-    assert list(rows[0]) == ["path", "class_1", "probability_1", "class_2", "probability_2", "cam", "error"]
+    header = [
+        "path",
+        "class_1",
+        "probability_1",
+        "class_2",
+        "probability_2",
+        "cam",
+        "error",
+        "jpeg_quality",
+        "note",
+    ]
+    assert list(rows[0]) == header
     assert rows[0]["class_1"] == "" and "cannot read the image" in rows[0]["error"]
     assert rows[1]["class_1"] == one["top"][0]["class"]
     assert float(rows[1]["probability_1"]) == pytest.approx(one["top"][0]["probability"], rel=1e-5)

@@ -64,7 +64,8 @@ def _untrained(experiment: str, checkpoint: Path) -> str:
     type=click.Choice(["text", "csv", "json"]),
     default="text",
     show_default=True,
-    help="text: one line per file; csv: path, class_N, probability_N, cam, error; json: a list.",
+    help="text: one line per file; csv: path, class_N, probability_N, cam, error, jpeg_quality, note; "
+    "json: a list.",
 )
 @click.option(
     "--output",
@@ -101,6 +102,9 @@ def predict(
     """
     if cam_dir is not None and cam_beside:
         raise click.UsageError("give --cam (overlays beside the images) or --cam-dir DIR, not both")
+    from visionlab.explanations.photo_notes import CompressionScores
+
+    scores = None  # a checkpoint of its own has no evaluate figures to quote
     if checkpoint is None:
         if experiment is None:
             raise click.UsageError("give --experiment NAME (or --checkpoint PATH)")
@@ -108,12 +112,15 @@ def predict(
         if not checkpoint.is_file():
             click.echo(f"error: {_untrained(experiment, checkpoint)}", err=True)
             sys.exit(1)
+        metrics = paths.workspace_root() / paths.results_dir(experiment) / "metrics.json"
+        scores = CompressionScores.read(metrics)
     # Imported here: torch and the model zoo take seconds to load, and `visionlab --help` should not.
     from visionlab.explanations.predict import Predictor
     from visionlab.explanations.predict_output import write_stream
 
     try:
-        predictor = Predictor.load(checkpoint, top_k, cam=cam_dir is not None or cam_beside, layer=layer)
+        cam = cam_dir is not None or cam_beside
+        predictor = Predictor.load(checkpoint, top_k, cam=cam, layer=layer, scores=scores)
         results = predictor.stream(list(inputs), cam_dir, cam_beside, alpha, workers)
         # Each result is printed (or written) as its batch finishes: memory holds one batch.
         count, failed = write_stream(results, fmt, predictor.k, output, click.echo)  # type: ignore[arg-type]

@@ -8,5 +8,6 @@
 - :mod:`~visionlab.explanations.gallery`: the HTML page of an explain folder
 - :mod:`~visionlab.explanations.artifact_index`: index.json's list of every picture, and the thumbnail order
 - :mod:`~visionlab.explanations.predict`: classify image files, optionally with a Grad-CAM each
+- :mod:`~visionlab.explanations.photo_notes`: predict's note on a heavily compressed photo
 - :mod:`~visionlab.explanations.explain_stage`: the DVC stage that writes all of the above
 """

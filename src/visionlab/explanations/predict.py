@@ -3,7 +3,8 @@
 A file that cannot be classified (missing, corrupt, not an image) gets a result with a one-line
 error, and the other files are still classified. Overlays go beside each image
 (``<stem>-gradcam.png``) or into one folder; walking a folder skips such overlays, so predicting
-twice does not classify the first run's output.
+twice does not classify the first run's output. A heavily compressed JPEG gets a note with its
+quality and the model's validation accuracy measured at that compression (``photo_notes``).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from visionlab.data.jpeg_quality import jpeg_quality
 from visionlab.explanations.gradcam import grad_cam, overlay, target_layer
 from visionlab.explanations.grids import save_png
+from visionlab.explanations.photo_notes import CompressionScores, compression_note
 from visionlab.explanations.scores import evaluating, model_device, probabilities
 from visionlab.models import load_checkpoint
 from visionlab.runtime.device import use_amp
@@ -50,6 +53,8 @@ class PredictionResult:
     cam: Path | None = None  # the Grad-CAM overlay written for the best class
     error: str | None = None  # why the file could not be classified
     cam_error: str | None = None  # classified, but its overlay could not be written
+    jpeg_quality: int | None = None  # estimated from the file's tables; None: not a JPEG
+    note: str | None = None  # a heavily compressed photo: how the model scored at that compression
 
     @property
     def ok(self) -> bool:
@@ -103,7 +108,8 @@ class _Preprocess:
 
 
 class _Files(Dataset):
-    """Each file as (its index, the input tensor or None, uint8 pixels or None, error or None).
+    """Each file as (its index, the input tensor or None, uint8 pixels or None, error or None, its
+    JPEG quality or None).
 
     Decoding runs in the loader's workers; a bad file is its own result, never a crash.
     """
@@ -117,12 +123,13 @@ class _Files(Dataset):
     def __getitem__(self, index: int):
         path = self.files[index]
         if not path.is_file():
-            return index, None, None, f"{path}: {'not a file' if path.exists() else 'no such file'}"
+            return index, None, None, f"{path}: {'not a file' if path.exists() else 'no such file'}", None
         try:
             pixels = load_pixels(path, self.pre.size, self.pre.grey)
         except Exception as exc:  # any decoding failure is this file's problem only
-            return index, None, None, f"{path}: cannot read the image ({_reason(exc)})"
-        return index, to_tensor(pixels, self.pre), pixels if self.keep_pixels else None, None
+            return index, None, None, f"{path}: cannot read the image ({_reason(exc)})", None
+        kept = pixels if self.keep_pixels else None
+        return index, to_tensor(pixels, self.pre), kept, None, jpeg_quality(path)
 
 
 def _as_list(items):
@@ -145,6 +152,7 @@ class Predictor:
     k: int
     cam_layer: str | None
     amp: bool
+    scores: CompressionScores | None = None  # the model's validation accuracy clean and compressed
 
     @classmethod
     def load(
@@ -154,6 +162,7 @@ class Predictor:
         cam: bool = False,
         layer: str | None = None,
         fold: bool = True,
+        scores: CompressionScores | None = None,
     ) -> Predictor:
         trained = load_checkpoint(Path(checkpoint_path))
         model = trained.model
@@ -167,7 +176,7 @@ class Predictor:
         amp = use_amp(model_device(model), "auto")
         if amp:
             model.to(memory_format=torch.channels_last)
-        return cls(model, classes, pre, max(1, min(top_k, len(classes))), cam_layer, amp)
+        return cls(model, classes, pre, max(1, min(top_k, len(classes))), cam_layer, amp, scores)
 
     def stream(
         self,
@@ -196,10 +205,15 @@ class Predictor:
         )
         device, taken = model_device(self.model), set()
         for items in batches:
-            results = [PredictionResult(files[index], error=error) for index, _, _, error in items]
+            results = [
+                PredictionResult(files[index], error=error, jpeg_quality=quality)
+                for index, _, _, error, quality in items
+            ]
+            for result in results:
+                result.note = compression_note(result.jpeg_quality, self.scores)
             good = [
                 (result, tensor, pixels)
-                for result, (_, tensor, pixels, _) in zip(results, items, strict=True)
+                for result, (_, tensor, pixels, _, _) in zip(results, items, strict=True)
                 if tensor is not None
             ]
             if good:
@@ -254,11 +268,12 @@ def predict_paths(
 
 
 def format_result(result: PredictionResult) -> str:
-    """One line: ``path: class 0.912, class 0.050 [cam: file]``, or the error."""
+    """One line: ``path: class 0.912, class 0.050 [cam: file] [note]``, or the error."""
     if result.error is not None:
         return f"error: {result.error}"
     ranked = ", ".join(f"{name} {probability:.3f}" for name, probability in result.top)
     cam = f"  [cam: {result.cam}]" if result.cam is not None else ""
     if result.cam_error is not None:
         cam = f"  [no cam: {result.cam_error}]"
-    return f"{result.path}: {ranked}{cam}"
+    note = f"  [{result.note}]" if result.note is not None else ""
+    return f"{result.path}: {ranked}{cam}{note}"

@@ -23,6 +23,8 @@ def _record(result: PredictionResult) -> dict:
         "top": [{"class": name, "probability": probability} for name, probability in result.top],
         "cam": None if result.cam is None else str(result.cam),
         "error": result.error if result.error is not None else result.cam_error,
+        "jpeg_quality": result.jpeg_quality,
+        "note": result.note,
     }
 
 
@@ -30,7 +32,7 @@ def _csv_header(k: int) -> list[str]:
     header = ["path"]
     for rank in range(1, k + 1):
         header += [f"class_{rank}", f"probability_{rank}"]
-    return [*header, "cam", "error"]
+    return [*header, "cam", "error", "jpeg_quality", "note"]
 
 
 def _csv_row(result: PredictionResult, k: int) -> list[str]:
@@ -42,7 +44,8 @@ def _csv_row(result: PredictionResult, k: int) -> list[str]:
             row += [name, f"{probability:.6g}"]
         else:
             row += ["", ""]
-    return [*row, record["cam"] or "", record["error"] or ""]
+    quality = "" if result.jpeg_quality is None else str(result.jpeg_quality)
+    return [*row, record["cam"] or "", record["error"] or "", quality, result.note or ""]
 
 
 def _csv_line(row: list[str]) -> str:
@@ -55,7 +58,8 @@ def render_stream(results: Iterable[PredictionResult], fmt: Format, k: int) -> I
     """``results`` in ``fmt``, a piece per result as it comes (the JSON list closes at the end).
 
     CSV: one row per file, so a spreadsheet or `csv.DictReader` sees the files as rows; ``k``
-    top-class columns (failed files leave them empty).
+    top-class columns (failed files leave them empty), then the Grad-CAM file, the error, the JPEG
+    quality and the note on a heavily compressed photo.
     """
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
