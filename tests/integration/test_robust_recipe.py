@@ -4,7 +4,8 @@ the shipped params.yaml, tiny settings, the flowers sample served on 127.0.0.1.
 The unit tests degrade images and featurize a hand-built project; this one checks that the shipped
 experiment carries its `train_degradations` through resolve, featurize, train, evaluate and MLflow:
 its cached training features are not the clean recipe's, its validation features are, evaluate
-scores both splits degraded, and the run records the shares it trained with. And
+scores both splits degraded, the run records the shares it trained with, and `visionlab predict`
+quotes evaluate's figures beside a heavily compressed photo. And
 `cifar-best-robust-redraw`, whose draws change every epoch, on the CIFAR-10 sample with `-S` settings
 alone: it trains on the images, never a cache.
 """
@@ -64,6 +65,23 @@ def test_the_shipped_robust_recipe_trains_on_degraded_copies_and_is_scored_degra
     for name in shipped["evaluate"]["robustness"]:
         for split in ("val", "test"):
             assert 0.0 <= metrics[f"{split}_{name}"]["accuracy"] <= 1.0, (split, name)
+
+    # Predict notes a heavily compressed photo with the figures evaluate measured for this model.
+    from PIL import Image
+
+    photo = next((project / "data/prepared/flowers").rglob("*.jpg"), None) or next(
+        (project / "data/raw/flowers").rglob("*.jpg")
+    )
+    squeezed = tmp_path / "squeezed.jpg"
+    with Image.open(photo) as image:
+        image.convert("RGB").save(squeezed, quality=20)
+    predicted = run(
+        project, sys.executable, "-m", "visionlab.cli", "predict", "--experiment", ROBUST, str(squeezed)
+    )
+    val, jpeg = 100 * metrics["val"]["accuracy"], 100 * metrics["val_jpeg_30"]["accuracy"]
+    assert f"[JPEG quality 20: validation {jpeg:.2f}% at JPEG 30, {val:.2f}% clean]" in predicted, predicted[
+        -1500:
+    ]
 
     # The run says what it trained on.
     _, runs = mlflow_runs(project)
