@@ -16,7 +16,7 @@ BENCHMARKS = REPO / "benchmarks"
 OWN_RECORDS = {"full_scale.py", "bit_identity.py"}
 # Helpers, not benchmarks: provenance itself, full_scale.py's modules, packing and a data check.
 NOT_RESULTS = {"provenance.py", "pack_full_datasets.py", "near_duplicate_check.py"}
-NOT_RESULTS |= {f"full_scale_{part}.py" for part in ("project", "seeds", "tables", "verdicts")}
+NOT_RESULTS |= {f"full_scale_{part}.py" for part in ("project", "seeds", "glance", "tables", "verdicts")}
 
 
 def _called(path: Path) -> set[str]:

@@ -58,7 +58,7 @@ def test_every_stage_gives_the_network_the_same_tensor(photos, net, grayscale):
         assert explained.shape == (net.in_channels, size, size)
         assert torch.equal(training[index][0], explained)
         assert torch.equal(preloaded[index][0], explained)
-        _, predicted, pixels, error = predict[index]
+        _, predicted, pixels, error, _ = predict[index]
         assert error is None
         assert torch.equal(predicted, explained)
         assert np.array_equal(pixels, load_pixels(Path(path), size, grey))
