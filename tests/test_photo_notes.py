@@ -126,7 +126,52 @@ def test_predict_notes_a_heavily_compressed_photo_with_the_models_own_figures(in
         and rows[str(high)]["note"] == ""
     )
 
+    # Trained again since evaluate ran (dvc.lock says so): the earlier model's figures are not quoted.
+    stages = {
+        "train@toy-cnn": {"outs": [{"path": "data/models/toy-cnn", "md5": "new.dir"}]},
+        "evaluate@toy-cnn": {"deps": [{"path": "data/models/toy-cnn", "md5": "old.dir"}]},
+    }
+    (in_tmp / "dvc.lock").write_text(json.dumps({"schema": "2.0", "stages": stages}))
+    again = CliRunner().invoke(main, ["predict", "--experiment", "toy-cnn", str(low)])
+    assert again.stdout.rstrip().endswith(
+        "evaluate has not scored this model since it was trained (rerun its evaluate stage)]"
+    )
+    (in_tmp / "dvc.lock").unlink()
+
     # A checkpoint of its own has no evaluate figures: the note says the model was not scored.
     own = CliRunner().invoke(main, ["predict", "--checkpoint", str(checkpoint), "--format", "json", str(low)])
     (record,) = json.loads(own.stdout)
     assert record["jpeg_quality"] == 20 and "not scored on compressed photos" in record["note"]
+
+
+def test_figures_of_an_earlier_model_are_not_quoted_after_a_train_alone(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from visionlab.explanations.photo_notes import evaluated_current_model
+
+    model = Path("data/models/toy-cnn")
+
+    def lock(trained: str, evaluated: str) -> None:
+        stages = {
+            "train@toy-cnn": {"outs": [{"path": str(model), "md5": trained}]},
+            "evaluate@toy-cnn": {
+                "deps": [{"path": "src/x.py", "md5": "0"}, {"path": str(model), "md5": evaluated}]
+            },
+        }
+        (tmp_path / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": stages}))
+
+    assert evaluated_current_model(tmp_path, model) is None  # nothing ran yet
+    lock("a.dir", "a.dir")
+    assert evaluated_current_model(tmp_path, model) is True
+    lock("b.dir", "a.dir")  # `dvc exp run train@toy-cnn` alone: evaluate read the earlier model
+    assert evaluated_current_model(tmp_path, model) is False
+    assert evaluated_current_model(tmp_path, Path("data/models/other")) is None
+    (tmp_path / "dvc.lock").write_text("stages: [")
+    assert evaluated_current_model(tmp_path, model) is None
+
+    stale = CompressionScores(0.9, {30: 0.8}, stale=True)
+    assert compression_note(20, stale) == (
+        "JPEG quality 20: evaluate has not scored this model since it was trained (rerun its evaluate stage)"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def predict(
     """
     if cam_dir is not None and cam_beside:
         raise click.UsageError("give --cam (overlays beside the images) or --cam-dir DIR, not both")
-    from visionlab.explanations.photo_notes import CompressionScores
+    from visionlab.explanations.photo_notes import CompressionScores, evaluated_current_model
 
     scores = None  # a checkpoint of its own has no evaluate figures to quote
     if checkpoint is None:
@@ -112,8 +113,10 @@ def predict(
         if not checkpoint.is_file():
             click.echo(f"error: {_untrained(experiment, checkpoint)}", err=True)
             sys.exit(1)
-        metrics = paths.workspace_root() / paths.results_dir(experiment) / "metrics.json"
-        scores = CompressionScores.read(metrics)
+        root = paths.workspace_root()
+        scores = CompressionScores.read(root / paths.results_dir(experiment) / "metrics.json")
+        if scores is not None and evaluated_current_model(root, paths.model_dir(experiment)) is False:
+            scores = dataclasses.replace(scores, stale=True)
     # Imported here: torch and the model zoo take seconds to load, and `visionlab --help` should not.
     from visionlab.explanations.predict import Predictor
     from visionlab.explanations.predict_output import write_stream
