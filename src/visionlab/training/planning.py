@@ -177,10 +177,12 @@ def _reading_images(spec: ModelParams, n_train: int, n_val: int, epochs: int, ra
     """Seconds the train stage of a net trained on images spends reading them.
 
     It decodes both splits into memory once, degrading the training share (``training/inputs``).
-    With ``train_degradations.redraw`` the training images are decoded and degraded again every
-    epoch instead, in the loader's worker processes: counted in full, as on a 2-core CPU they take
-    the training step's cores. A lower bound: handing each image from a worker to the loop costs
-    more again (cifar-best-robust-redraw's epochs took 55-170 s more than its fixed-copy twin's,
+    Not counted: a set over ``train.preload_max_gb``, which the loader decodes every epoch instead
+    (CIFAR-10's whole-net rows at 128 px need about 2.5 GB of the default 4). With
+    ``train_degradations.redraw`` the training images are decoded and degraded again every epoch
+    instead, in the loader's worker processes: counted in full, as on a 2-core CPU they take the
+    training step's cores. A lower bound: handing each image from a worker to the loop costs more
+    again (cifar-best-robust-redraw's epochs took 55-170 s more than its fixed-copy twin's,
     docs/results.md, where the probe's 0.4 ms per CIFAR-10 image and its re-encoding count about
     20 s an epoch).
     """
