@@ -615,3 +615,24 @@ def test_a_net_trained_on_images_reads_them_once_or_every_epoch_where_redrawn():
     again = planning.estimate(_params_with(redrawn), "toy-cnn", counts, rates)
     assert again.train == pytest.approx(steps + 20 * 0.01 + 4 * 100 * (0.01 + 0.02))  # train: every epoch
     assert again.evaluate == plain.evaluate  # validation and test stay clean, read once
+
+
+def test_images_over_the_preload_limit_are_read_every_epoch():
+    """train.preload_max_gb: a set whose decoded pixels do not fit is read from disk every epoch,
+    both splits, as training/inputs does; the limit counts uint8 pixels at the input side."""
+    counts = plan_counts.Counts(100, 20, 10, measured=True)
+    rates = planning.Rates(forward=50.0, train=10.0, decode=0.01, degrade=0.02)
+    trainable = {"arch": "handmade_cnn", "weights": "none", "base": "trainable", "image_size": 100}
+    steps = 4 * (100 / 10 + 20 / 50)
+
+    def train_seconds(model: dict, limit_gb: float) -> float:
+        params = _params_with(model, {"preload_max_gb": limit_gb})
+        return planning.estimate(params, "toy-cnn", counts, rates).train
+
+    needed = 120 * 3 * 100 * 100 / 1e9  # both splits, three channels
+    assert train_seconds(trainable, needed * 1.01) == pytest.approx(steps + 120 * 0.01 + 100 * 0.02)
+    assert train_seconds(trainable, needed * 0.99) == pytest.approx(steps + 4 * (120 * 0.01 + 100 * 0.02))
+    redrawn = {**trainable, "train_degradations": {"jpeg": 0.4, "redraw": True}}
+    only_val = 20 * 3 * 100 * 100 / 1e9  # a redrawn training set is never preloaded
+    assert train_seconds(redrawn, only_val * 1.01) == pytest.approx(steps + 20 * 0.01 + 4 * 100 * 0.03)
+    assert train_seconds(redrawn, only_val * 0.99) == pytest.approx(steps + 4 * (120 * 0.01 + 100 * 0.02))

@@ -169,24 +169,42 @@ def estimate(
         return Estimate(experiment, dataset, featurize, train, evaluate)
     train = head * seen / rates.forward  # phase one: the base only runs forward
     train += tuned * (n_train / rates.train + counts.val / rates.forward)
-    train += _reading_images(spec, n_train, counts.val, head + tuned, rates)
+    fits = _preload_fits(params, experiment, n_train, counts.val)
+    train += _reading_images(spec, n_train, counts.val, head + tuned, rates, fits)
     return Estimate(experiment, dataset, 0.0, train, counts.total * (1 / rates.forward + rates.decode))
 
 
-def _reading_images(spec: ModelParams, n_train: int, n_val: int, epochs: int, rates: Rates) -> float:
+def _redraws(spec: ModelParams) -> bool:
+    return spec.train_degradations is not None and spec.train_degradations.redraw
+
+
+def _preload_fits(params: Params, experiment: str, n_train: int, n_val: int) -> bool:
+    """Whether train's preload of the decoded images fits ``train.preload_max_gb``, as
+    ``training/inputs`` decides: uint8 pixels at the input side, a redrawn training set left out."""
+    side = params.image_size_of(experiment)
+    per_image = (1 if params.grayscale_of(experiment) else 3) * side * side
+    kept = n_val + (0 if _redraws(params.model_of(experiment)) else n_train)
+    return kept * per_image <= params.recipe_of(experiment).preload_max_gb * 1e9
+
+
+def _reading_images(
+    spec: ModelParams, n_train: int, n_val: int, epochs: int, rates: Rates, fits: bool = True
+) -> float:
     """Seconds the train stage of a net trained on images spends reading them.
 
-    It decodes both splits into memory once, degrading the training share (``training/inputs``).
-    Not counted: a set over ``train.preload_max_gb``, which the loader decodes every epoch instead
-    (CIFAR-10's whole-net rows at 128 px need about 2.5 GB of the default 4). With
-    ``train_degradations.redraw`` the training images are decoded and degraded again every epoch
-    instead, in the loader's worker processes: counted in full, as on a 2-core CPU they take the
-    training step's cores. A lower bound: handing each image from a worker to the loop costs more
-    again (cifar-best-robust-redraw's epochs took 55-170 s more than its fixed-copy twin's,
-    docs/results.md, where the probe's 0.4 ms per CIFAR-10 image and its re-encoding count about
-    20 s an epoch).
+    Where the preload ``fits``, it decodes both splits into memory once, degrading the training
+    share (``training/inputs``). A set over ``train.preload_max_gb`` is decoded every epoch instead,
+    both splits, the training share degraded again (CIFAR-10's whole-net rows at 128 px need about
+    2.5 GB of the default 4). With ``train_degradations.redraw`` the training images are decoded and
+    degraded again every epoch, in the loader's worker processes: counted in full, as on a 2-core
+    CPU they take the training step's cores. A lower bound: handing each image from a worker to the
+    loop costs more again (cifar-best-robust-redraw's epochs took 55-170 s more than its fixed-copy
+    twin's, docs/results.md, where the probe's 0.4 ms per CIFAR-10 image and its re-encoding count
+    about 20 s an epoch).
     """
-    if spec.train_degradations is not None and spec.train_degradations.redraw:
+    if not fits:
+        return epochs * ((n_train + n_val) * rates.decode + n_train * rates.degrade)
+    if _redraws(spec):
         return n_val * rates.decode + epochs * n_train * (rates.decode + rates.degrade)
     return (n_train + n_val) * rates.decode + n_train * rates.degrade
 
