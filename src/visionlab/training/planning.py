@@ -1,23 +1,23 @@
 """`visionlab plan`: how long each experiment's featurize + train + evaluate would take here.
 
 The estimate is the pipeline's own arithmetic over rates measured on this machine and now
-(``plan_probe``): image counts x epochs / images per second, phase by phase, the way the stages
-run them. A frozen base runs once, in featurize, and its head trains on the cached features (tiny
-steps, but dozens of epochs of them); a fine-tuned base with an activation cache runs its frozen
-part once, in featurize, and each fine-tuning epoch runs only the top blocks on the cache; a
-trainable net runs whole every epoch. Featurize and evaluate read each file once (featurize also
-degrades the share of training images a model's ``train_degradations`` names); a net trained on
-images reads them in train, once, or every epoch where its degradations are redrawn. Evaluate runs the
-test split through the whole net (and, with a cache, train and val through the top). Image counts
-come from the prepared manifest, else from the published archive with the card's class list,
-per-class cap and exclusion list applied, and CIFAR-10's official 10,000 test images kept
-(``plan_counts``). Epochs
-are the recipe's, capped by ``train.epochs_cap``. Where early stopping can end a run, a first run
-is counted at the middle of the epochs it may stop at (:func:`stopping_span`: all of them is only
-the upper bound, and the full-set runs stopped anywhere from the earliest epoch possible to the
-last). Where early stopping ended the experiment's last run here, `plan` counts that run's epochs
-(:func:`last_stop`): a rerun after a params edit tends to stop near there. Not counted: downloads
-(network-bound), prepare and augment (minutes on every core), explain and the report.
+(``plan_probe``): image counts x epochs / images per second, phase by phase, the way the stages run
+them. A frozen base runs once, in featurize, and its head trains on the cached features (tiny steps,
+but dozens of epochs of them); a fine-tuned base with an activation cache runs its frozen part once,
+in featurize, and each fine-tuning epoch runs only the top blocks on the cache; a trainable net runs
+whole every epoch. Featurize and evaluate read each file once (featurize also degrades the share of
+training images a model's ``train_degradations`` names); a net trained on images reads them in
+train, once, or every epoch where its degradations are redrawn or the decoded pixels would not fit
+``train.preload_max_gb``. Evaluate runs the test split through the whole net (and, with a cache,
+train and val through the top). Image counts come from the prepared manifest, else from the
+published archive with the card's class list, per-class cap and exclusion list applied, and
+CIFAR-10's official 10,000 test images kept (``plan_counts``). Epochs are the recipe's, capped by
+``train.epochs_cap``. Where early stopping can end a run, a first run is counted at the middle of
+the epochs it may stop at (:func:`stopping_span`: all of them is only the upper bound, and the
+full-set runs stopped anywhere from the earliest epoch possible to the last). Where early stopping ended
+the experiment's last run here, `plan` counts that run's epochs (:func:`last_stop`): a rerun after a
+params edit tends to stop near there. Not counted: downloads (network-bound), prepare and augment
+(minutes on every core), explain and the report.
 """
 
 from __future__ import annotations
