@@ -636,3 +636,41 @@ def test_images_over_the_preload_limit_are_read_every_epoch():
     only_val = 20 * 3 * 100 * 100 / 1e9  # a redrawn training set is never preloaded
     assert train_seconds(redrawn, only_val * 1.01) == pytest.approx(steps + 20 * 0.01 + 4 * 100 * 0.03)
     assert train_seconds(redrawn, only_val * 0.99) == pytest.approx(steps + 4 * (120 * 0.01 + 100 * 0.02))
+
+
+@pytest.mark.parametrize(
+    ("grayscale", "redraw"), [(False, False), (True, False), (False, True), (True, True)]
+)
+def test_plan_counts_the_preload_as_the_train_stage_does(grayscale: bool, redraw: bool):
+    """planning.preload_bytes against the bytes the train stage's own datasets say they would hold:
+    the experiment's net built as train builds it (one input channel for grey data)."""
+    import pandas as pd
+
+    from visionlab.runtime.experiment import ResolvedExperiment
+    from visionlab.training.inputs import image_sets
+
+    model = {"arch": "handmade_cnn", "weights": "none", "base": "trainable", "image_size": 40}
+    if redraw:
+        model["train_degradations"] = {"jpeg": 0.5, "redraw": True}
+    raw = minimal_params()
+    raw["models"]["cnn"] = {"augmented": False, **model}
+    raw["datasets"]["toy"]["grayscale"] = grayscale
+    params = parse_params(raw)
+    rows = {
+        split: pd.DataFrame({"path": [f"{split}{i}.jpg" for i in range(n)], "label": ["a"] * n})
+        for split, n in (("train", 7), ("val", 3))
+    }
+    experiment = ResolvedExperiment(
+        "toy-cnn",
+        "toy",
+        params.model_of("toy-cnn"),
+        params.recipe_of("toy-cnn"),
+        params.image_size_of("toy-cnn"),
+        params.grayscale_of("toy-cnn"),
+        ["a", "b"],
+        rows,
+    )
+    train_set, val_set = image_sets(experiment.build_model(), experiment)
+    stage_bytes = train_set.preload_bytes() + val_set.preload_bytes()
+    assert planning.preload_bytes(params, "toy-cnn", 7, 3) == stage_bytes
+    assert stage_bytes == (3 if redraw else 10) * (1 if grayscale else 3) * 40 * 40

@@ -15,7 +15,7 @@ from visionlab.params.common import decoding_workers
 from visionlab.runtime.base_mode import base_mode
 from visionlab.runtime.experiment import ResolvedExperiment
 from visionlab.runtime.feature_cache import feature_file, load_features
-from visionlab.runtime.loaders import image_dataset
+from visionlab.runtime.loaders import ImageDataset, image_dataset
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +53,7 @@ def training_inputs(model: Classifier, experiment: ResolvedExperiment) -> Traini
         # base: finetune: phase two trains the top blocks and the head on the cut's activations.
         first.phase_two = later[0] if later else None
         return first
-    splits = experiment.splits
-    shape = (experiment.classes, experiment.image_size, model, experiment.grayscale)
-    train_set = image_dataset(splits["train"], *shape, experiment.train_degradations)
-    val_set = image_dataset(splits["val"], *shape)
+    train_set, val_set = image_sets(model, experiment)
     needed = train_set.preload_bytes() + val_set.preload_bytes()
     if 0 < needed <= settings.preload_max_gb * 1e9:
         started = time.perf_counter()
@@ -80,6 +77,14 @@ def training_inputs(model: Classifier, experiment: ResolvedExperiment) -> Traini
         settings.preload_max_gb,
     )
     return TrainingInputs(model, train_set, val_set, decoding_workers(settings.num_workers), False)
+
+
+def image_sets(model: Classifier, experiment: ResolvedExperiment) -> tuple[ImageDataset, ImageDataset]:
+    """The training and validation images as ``model`` takes them, the training share degraded."""
+    splits = experiment.splits
+    shape = (experiment.classes, experiment.image_size, model, experiment.grayscale)
+    train_set = image_dataset(splits["train"], *shape, experiment.train_degradations)
+    return train_set, image_dataset(splits["val"], *shape)
 
 
 def trained_on(inputs: TrainingInputs, spec: ModelParams) -> str:

@@ -178,13 +178,18 @@ def _redraws(spec: ModelParams) -> bool:
     return spec.train_degradations is not None and spec.train_degradations.redraw
 
 
-def _preload_fits(params: Params, experiment: str, n_train: int, n_val: int) -> bool:
-    """Whether train's preload of the decoded images fits ``train.preload_max_gb``, as
-    ``training/inputs`` decides: uint8 pixels at the input side, a redrawn training set left out."""
+def preload_bytes(params: Params, experiment: str, n_train: int, n_val: int) -> int:
+    """The bytes train's preload would hold, as ``training/inputs`` counts them: uint8 pixels at the
+    input side, one channel for grey data, a redrawn training set left out (decoded every epoch)."""
     side = params.image_size_of(experiment)
     per_image = (1 if params.grayscale_of(experiment) else 3) * side * side
-    kept = n_val + (0 if _redraws(params.model_of(experiment)) else n_train)
-    return kept * per_image <= params.recipe_of(experiment).preload_max_gb * 1e9
+    return (n_val + (0 if _redraws(params.model_of(experiment)) else n_train)) * per_image
+
+
+def _preload_fits(params: Params, experiment: str, n_train: int, n_val: int) -> bool:
+    """Whether train's preload fits ``train.preload_max_gb`` (else both splits are read every epoch)."""
+    needed = preload_bytes(params, experiment, n_train, n_val)
+    return needed <= params.recipe_of(experiment).preload_max_gb * 1e9
 
 
 def _reading_images(
