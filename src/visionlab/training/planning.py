@@ -14,9 +14,9 @@ published archive with the card's class list, per-class cap and exclusion list a
 CIFAR-10's official 10,000 test images kept (``plan_counts``). Epochs are the recipe's, capped by
 ``train.epochs_cap``. Where early stopping can end a run, a first run is counted at the middle of
 the epochs it may stop at (:func:`stopping_span`: all of them is only the upper bound, and the
-full-set runs stopped anywhere from the earliest epoch possible to the last). Where early stopping ended
-the experiment's last run here, `plan` counts that run's epochs (:func:`last_stop`): a rerun after a
-params edit tends to stop near there. Not counted: downloads (network-bound), prepare and augment
+full-set runs stopped anywhere from the earliest epoch possible to the last). Where early stopping
+ended the experiment's last run here, `plan` counts that run's epochs (:func:`last_stop`): a rerun
+after a params edit tends to stop near there. Not counted: downloads (network-bound), prepare and augment
 (minutes on every core), explain and the report.
 """
 
@@ -193,7 +193,7 @@ def _preload_fits(params: Params, experiment: str, n_train: int, n_val: int) -> 
 
 
 def _reading_images(
-    spec: ModelParams, n_train: int, n_val: int, epochs: int, rates: Rates, fits: bool = True
+    spec: ModelParams, n_train: int, n_val: int, epochs: int, rates: Rates, fits: bool
 ) -> float:
     """Seconds the train stage of a net trained on images spends reading them.
 
