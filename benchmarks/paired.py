@@ -10,7 +10,9 @@ holds the evaluate output the row recorded (a later run or seed replaces it). Th
 (``val_predictions.csv``) test whether the clean choice beat each other row where it was made. A
 pair tested on an earlier run stays in the file while it still describes today's rows (the same
 choice, and both rows' recorded accuracies give its counts). Rows with neither are listed as not
-compared; rerun them to compare.
+compared; rerun them to compare. A degraded copy that changed no answer of either row (32 px photos
+brought down to 128 px are the photos as they are) would only repeat the pair's test line: it is
+counted, not listed.
 
     uv run python benchmarks/paired.py --work WORK
 """
@@ -124,17 +126,38 @@ def paired_rows(rows: list[dict[str, Any]], work: Path) -> tuple[list[dict[str, 
                 compared = compare(mine[copy], theirs[copy])
                 if compared is None:
                     continue  # another split: not paired
-                pairs.append(
-                    {
-                        "dataset": dataset,
-                        "chosen": chosen["experiment"],
-                        "chosen_on": chosen_on,
-                        "copy": copy,
-                        "other": other["experiment"],
-                        **compared,
-                    }
-                )
+                pair = {
+                    "dataset": dataset,
+                    "chosen": chosen["experiment"],
+                    "chosen_on": chosen_on,
+                    "copy": copy,
+                    "other": other["experiment"],
+                    **compared,
+                }
+                pair["repeats_plain"] = repeats_plain(pair, pairs, mine, theirs)
+                pairs.append(pair)
     return pairs, missing
+
+
+def repeats_plain(
+    pair: dict[str, Any], pairs: list[dict[str, Any]], mine: pd.DataFrame, theirs: pd.DataFrame
+) -> bool:
+    """Whether a degraded copy's pair only repeats the plain test pair of the same two rows, listed
+    before it: the copy changed no answer of either row (a 128 px downscale of 32 px photos is the
+    photos as they are)."""
+    copy = pair["copy"]
+    if copy in (PLAIN, VALIDATION):
+        return False
+    listed = any(
+        (p["chosen"], p["other"], p["copy"]) == (pair["chosen"], pair["other"], PLAIN) for p in pairs
+    )
+    return listed and all(_same(table[copy], table[PLAIN]) for table in (mine, theirs))
+
+
+def _same(copy: pd.Series, plain: pd.Series) -> bool:
+    """The same answer on every test image."""
+    copy, plain = copy.dropna().astype(bool), plain.dropna().astype(bool)
+    return set(copy.index) == set(plain.index) and bool((copy == plain.reindex(copy.index)).all())
 
 
 def carried_over(
@@ -181,7 +204,7 @@ def _answers_on(copy: str) -> str:
     return {PLAIN: "test", VALIDATION: "validation"}.get(copy, f"test, {copy}")
 
 
-def render(pairs: list[dict[str, Any]], missing: list[str], commit: str) -> str:
+def render(pairs: list[dict[str, Any]], missing: list[str], commit: str, repeated: int = 0) -> str:
     lines = [
         "# Paired tests between full-scale rows (benchmarks/paired.py)",
         "",
@@ -209,6 +232,12 @@ def render(pairs: list[dict[str, Any]], missing: list[str], commit: str) -> str:
         "",
         f"Not compared (their own evaluate outputs are not in the work folder): {len(missing)} rows.",
     ]
+    if repeated:
+        lines.append(
+            f"Left out: {repeated} degraded-copy pair{'s' if repeated > 1 else ''} whose copy changed no "
+            "answer of either row, each a repeat of the same two rows' test line (e.g. a 128 px "
+            "downscale of photos already smaller)."
+        )
     return "\n".join(lines)
 
 
@@ -231,8 +260,10 @@ def main(work: Path, results: Path) -> None:
         pairs = sorted(pairs + kept, key=lambda p: (p["dataset"], p["chosen_on"] != "validation"))
         compared = {name for p in pairs for name in (p["chosen"], p["other"])}
         missing = [name for name in missing if name not in compared]
-    data = {"commit": commit, "pairs": pairs, "not_compared": missing}
-    write_result(results, "paired", data, render(pairs, missing, commit))
+    repeated = [p for p in pairs if p.get("repeats_plain")]
+    pairs = [{k: v for k, v in p.items() if k != "repeats_plain"} for p in pairs if p not in repeated]
+    data = {"commit": commit, "pairs": pairs, "not_compared": missing, "repeats_plain": len(repeated)}
+    write_result(results, "paired", data, render(pairs, missing, commit, len(repeated)))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import yaml
@@ -171,3 +172,40 @@ def test_earlier_pairs_stay_while_they_still_describe_the_rows(tmp_path):
     assert paired.carried_over([pair], [], rerun) == []
     moved = [rows[0], {**rows[1], "val_accuracy": 0.99}]  # b now leads on validation
     assert paired.carried_over([pair], [], moved) == []
+
+
+def test_a_degraded_copy_that_changed_no_answer_is_left_out_as_a_repeat_of_the_test_line(tmp_path):
+    """32 px photos brought down to a 128 px short side are the photos as they are: that pair only
+    repeats the plain one, so the file counts it instead of listing it; JPEG 30, which moved
+    answers, stays."""
+    paired = _paired()
+    lock: dict = {}
+    test = [True] * 30 + [False] * 10
+    for name, md5, jpeg in (("a", "h-a.dir", [True] * 40), ("b", "h-b.dir", [False] * 10 + [True] * 30)):
+        _evaluated(tmp_path, name, test, md5, lock)
+        predictions = tmp_path / "data" / "eval" / name / "predictions.csv"
+        lines = predictions.read_text().splitlines()
+        lines = [lines[0] + ",correct_downscale_128,correct_jpeg_30"] + [
+            f"{line},{line.endswith('True')},{right}" for line, right in zip(lines[1:], jpeg, strict=True)
+        ]
+        predictions.write_text("\n".join(lines) + "\n")
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    a, b = _row("a", 0.95, "h-a.dir"), _row("b", 0.90, "h-b.dir")
+    a["val_variants"], b["val_variants"] = {"val_jpeg_30": 0.93}, {"val_jpeg_30": 0.80}
+
+    pairs, _ = paired.paired_rows([a, b], tmp_path)
+    assert {(p["copy"], p["repeats_plain"]) for p in pairs} == {
+        ("plain", False),
+        ("downscale_128", True),
+        ("jpeg_30", False),
+    }
+
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "full_scale.json").write_text(json.dumps({"rows": [a, b]}))
+    paired.main.main(["--work", str(tmp_path), "--results", str(results)], standalone_mode=False)
+    written = json.loads((results / "paired.json").read_text())
+    assert [p["copy"] for p in written["pairs"]] == ["plain", "jpeg_30"]
+    assert written["repeats_plain"] == 1 and all("repeats_plain" not in p for p in written["pairs"])
+    text = (results / "paired.md").read_text()
+    assert "downscale_128" not in text.split("Left out")[0] and "Left out: 1 degraded-copy pair" in text
