@@ -30,11 +30,24 @@ def _row(name: str, val: float, evaluated: str, dataset: str = "flowers") -> dic
 
 
 def _evaluated(
-    work: Path, name: str, correct: list[bool], md5: str, lock: dict, val: list[bool] | None = None
+    work: Path,
+    name: str,
+    correct: list[bool],
+    md5: str,
+    lock: dict,
+    val: list[bool] | None = None,
+    copies: dict[str, list[bool]] | None = None,
 ) -> None:
+    """A row's evaluate output: test answers (``copies``: a degraded or TTA copy's, by name) and
+    validation's, recorded in ``lock`` as the row's own."""
     folder = work / "data" / "eval" / name
     folder.mkdir(parents=True)
-    lines = ["path,correct"] + [f"img{i}.jpg,{c}" for i, c in enumerate(correct)]
+    copies = copies or {}
+    header = ",".join(["path", "correct", *(f"correct_{copy}" for copy in copies)])
+    lines = [header] + [
+        ",".join([f"img{i}.jpg", str(c), *(str(answers[i]) for answers in copies.values())])
+        for i, c in enumerate(correct)
+    ]
     (folder / "predictions.csv").write_text("\n".join(lines) + "\n")
     if val is not None:
         lines = ["path,correct"] + [f"val{i}.jpg,{c}" for i, c in enumerate(val)]
@@ -91,13 +104,7 @@ def test_the_row_chosen_for_degraded_photos_is_tested_on_each_degraded_copy(tmp_
         ("plain", "h-p.dir", [False] * 10 + [True] * 30),
         ("robust", "h-r.dir", [True] * 40),
     ):
-        _evaluated(tmp_path, name, [True] * 40, md5, lock)
-        predictions = tmp_path / "data" / "eval" / name / "predictions.csv"
-        lines = predictions.read_text().splitlines()
-        lines = [lines[0] + ",correct_tta_hflip,correct_jpeg_30"] + [
-            f"{line},True,{right}" for line, right in zip(lines[1:], jpeg, strict=True)
-        ]
-        predictions.write_text("\n".join(lines) + "\n")
+        _evaluated(tmp_path, name, [True] * 40, md5, lock, copies={"tta_hflip": [True] * 40, "jpeg_30": jpeg})
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     plain, robust = _row("plain", 0.96, "h-p.dir"), _row("robust", 0.95, "h-r.dir")
     plain["val_variants"], robust["val_variants"] = {"val_jpeg_30": 0.80}, {"val_jpeg_30": 0.93}
@@ -182,13 +189,7 @@ def test_a_degraded_copy_that_changed_no_answer_is_left_out_as_a_repeat_of_the_t
     lock: dict = {}
     test = [True] * 30 + [False] * 10
     for name, md5, jpeg in (("a", "h-a.dir", [True] * 40), ("b", "h-b.dir", [False] * 10 + [True] * 30)):
-        _evaluated(tmp_path, name, test, md5, lock)
-        predictions = tmp_path / "data" / "eval" / name / "predictions.csv"
-        lines = predictions.read_text().splitlines()
-        lines = [lines[0] + ",correct_downscale_128,correct_jpeg_30"] + [
-            f"{line},{line.endswith('True')},{right}" for line, right in zip(lines[1:], jpeg, strict=True)
-        ]
-        predictions.write_text("\n".join(lines) + "\n")
+        _evaluated(tmp_path, name, test, md5, lock, copies={"downscale_128": test, "jpeg_30": jpeg})
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     a, b = _row("a", 0.95, "h-a.dir"), _row("b", 0.90, "h-b.dir")
     a["val_variants"], b["val_variants"] = {"val_jpeg_30": 0.93}, {"val_jpeg_30": 0.80}
