@@ -6,13 +6,15 @@ worst degraded validation copy (the glance's row for smaller, re-encoded photos)
 on each degraded test copy both have answers for (evaluate writes them beside the plain ones in
 predictions.csv: ``correct_jpeg_30``, ...). The per-image answers are each row's own: the work
 folder's `data/eval/<experiment>/predictions.csv`, used only where the folder's `dvc.lock` still
-holds the evaluate output the row recorded (a later run or seed replaces it). The validation pairs
+holds the evaluate output the row recorded, else the copy of that output in the folder's DVC cache
+(a later run or seed replaces the folder's, not the cache's). The validation pairs
 (``val_predictions.csv``) test whether the clean choice beat each other row where it was made. A
 pair tested on an earlier run stays in the file while it still describes today's rows (the same
-choice, and both rows' recorded accuracies give its counts). Rows with neither are listed as not
-compared; rerun them to compare. A degraded copy that changed no answer of either row (32 px photos
-brought down to 128 px are the photos as they are) would only repeat the pair's test line: it is
-counted, not listed.
+choice, and both rows' recorded accuracies give its counts). Rows in no pair are listed as not
+compared, with why: their answers are gone (rerun them to compare), or their data set's chosen
+rows' are. A degraded copy that changed no answer of either row (32 px photos brought down to
+128 px are the photos as they are) would only repeat the pair's test line: it is counted, not
+listed.
 
     uv run python benchmarks/paired.py --work WORK
 """
@@ -51,30 +53,47 @@ PLAIN = "plain"  # the test images as they are: predictions.csv's ``correct``
 VALIDATION = "validation"  # the validation images, where the choice was made: val_predictions.csv
 
 
-def own_folder(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> Path | None:
-    """The row's evaluate folder in the work folder, if it still holds the row's own run."""
+def own_files(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> dict[str, Path] | None:
+    """The row's own evaluate files by name: the work folder's, while its `dvc.lock` still holds the
+    output the row recorded, else DVC's cache copy of that output (a later seed or rerun replaced
+    the folder, not the cache); None once both are gone."""
     stage = f"evaluate@{row['experiment']}"
     recorded = ((row.get("provenance") or {}).get("stages") or {}).get(stage)
     if recorded is None:
         return None
     outs = stages.get(stage, {}).get("outs", [])
     folder = f"data/eval/{row['experiment']}"
-    if not any(out.get("path") == folder and out.get("md5") == recorded for out in outs):
-        return None  # the folder holds another run's answers (a later seed, a rerun)
-    return work / folder
+    if any(out.get("path") == folder and out.get("md5") == recorded for out in outs):
+        return {path.name: path for path in (work / folder).iterdir()}
+    return cached_files(work, recorded)
+
+
+def cached_files(work: Path, directory_md5: str) -> dict[str, Path] | None:
+    """The files of a directory output in the work folder's DVC cache (its ``.dir`` manifest lists
+    each file's md5), or None if the cache no longer holds it."""
+    cache = work / ".dvc" / "cache" / "files" / "md5"
+    manifest = cache / directory_md5[:2] / directory_md5[2:]
+    if not directory_md5.endswith(".dir") or not manifest.is_file():
+        return None
+    files = {
+        entry["relpath"]: cache / entry["md5"][:2] / entry["md5"][2:]
+        for entry in json.loads(manifest.read_text())
+    }
+    return files if PREDICTIONS in files and files[PREDICTIONS].is_file() else None
 
 
 def row_answers(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> pd.DataFrame | None:
     """Image path -> right or wrong, a column per copy: the test images (``plain``, then each
     degraded or TTA copy evaluate answered) and, where evaluate wrote them, the validation images
     (``VALIDATION``), from the row's own evaluate output; None if it is gone."""
-    folder = own_folder(work, stages, row)
-    if folder is None:
+    files = own_files(work, stages, row)
+    if files is None:
         return None
-    table = pd.read_csv(folder / PREDICTIONS).set_index("path")
+    table = pd.read_csv(files[PREDICTIONS]).set_index("path")
     copies = {column: column.removeprefix("correct_") for column in table if column.startswith("correct_")}
     answers = table[["correct", *copies]].rename(columns={"correct": PLAIN, **copies}).astype(bool)
-    val = read_answers(folder / VAL_PREDICTIONS)  # None for rows evaluated before it was written
+    # None for rows evaluated before validation's answers were written
+    val = read_answers(files[VAL_PREDICTIONS]) if VAL_PREDICTIONS in files else None
     if val is not None:
         answers = answers.join(val.rename(VALIDATION), how="outer")
     return answers
@@ -188,6 +207,29 @@ def carried_over(
     return kept
 
 
+UNPAIRED = {
+    "answers_gone": "whose own evaluate outputs are gone from the work folder and its DVC cache (rerun "
+    "them to compare)",
+    "no_chosen_answers": "whose answers are here, but no chosen row's of their data set on the same images",
+}
+
+
+def not_compared(
+    rows: list[dict[str, Any]], pairs: list[dict[str, Any]], missing: list[str]
+) -> dict[str, list[str]]:
+    """The finished rows in no pair, by why (``UNPAIRED``), leaving out a data set's only row."""
+    done = [r for r in rows if r.get("status") == "done"]
+    per_dataset = {d: sum(r["dataset"] == d for r in done) for d in {r["dataset"] for r in done}}
+    compared = {name for p in pairs for name in (p["chosen"], p["other"])}
+    alone = [
+        r["experiment"] for r in done if r["experiment"] not in compared and per_dataset[r["dataset"]] > 1
+    ]
+    return {
+        "answers_gone": sorted(name for name in alone if name in missing),
+        "no_chosen_answers": sorted(name for name in alone if name not in missing),
+    }
+
+
 def _right(row: dict[str, Any] | None, copy: str, images: int) -> int | None:
     """How many of ``images`` the row's recorded accuracy on that copy says it got right."""
     if row is None:
@@ -204,7 +246,9 @@ def _answers_on(copy: str) -> str:
     return {PLAIN: "test", VALIDATION: "validation"}.get(copy, f"test, {copy}")
 
 
-def render(pairs: list[dict[str, Any]], missing: list[str], commit: str, repeated: int = 0) -> str:
+def render(
+    pairs: list[dict[str, Any]], unpaired: dict[str, list[str]], commit: str, repeated: int = 0
+) -> str:
     lines = [
         "# Paired tests between full-scale rows (benchmarks/paired.py)",
         "",
@@ -228,10 +272,13 @@ def render(pairs: list[dict[str, Any]], missing: list[str], commit: str, repeate
         )
     if not pairs:
         lines.append("| – | – | – | – | – | | | | | | |")
-    lines += [
-        "",
-        f"Not compared (their own evaluate outputs are not in the work folder): {len(missing)} rows.",
-    ]
+    lines.append("")
+    for reason, names in unpaired.items():
+        if names:
+            rows = ", ".join(f"`{name}`" for name in names)
+            lines.append(
+                f"Not compared, {len(names)} row{'s' if len(names) > 1 else ''} {UNPAIRED[reason]}: {rows}."
+            )
     if repeated:
         lines.append(
             f"Left out: {repeated} degraded-copy pair{'s' if repeated > 1 else ''} whose copy changed no "
@@ -258,12 +305,11 @@ def main(work: Path, results: Path) -> None:
     if earlier.is_file():  # a row's answers leave the work folder when it reruns: keep what still holds
         kept = carried_over(json.loads(earlier.read_text()).get("pairs") or [], pairs, rows)
         pairs = sorted(pairs + kept, key=lambda p: (p["dataset"], p["chosen_on"] != "validation"))
-        compared = {name for p in pairs for name in (p["chosen"], p["other"])}
-        missing = [name for name in missing if name not in compared]
     repeated = [p for p in pairs if p.get("repeats_plain")]
     pairs = [{k: v for k, v in p.items() if k != "repeats_plain"} for p in pairs if p not in repeated]
-    data = {"commit": commit, "pairs": pairs, "not_compared": missing, "repeats_plain": len(repeated)}
-    write_result(results, "paired", data, render(pairs, missing, commit, len(repeated)))
+    left = not_compared(rows, pairs, missing)
+    data = {"commit": commit, "pairs": pairs, "not_compared": left, "repeats_plain": len(repeated)}
+    write_result(results, "paired", data, render(pairs, left, commit, len(repeated)))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 from pathlib import Path
@@ -73,8 +74,10 @@ def test_the_chosen_row_is_tested_against_the_others_on_their_own_answers(tmp_pa
     assert (pair["chosen"], pair["other"], pair["images"]) == ("a", "b", 40)
     assert (pair["both_right"], pair["only_chosen"], pair["only_other"], pair["both_wrong"]) == (27, 12, 1, 0)
     assert pair["mcnemar_p"] < 0.01
-    text = paired.render(pairs, missing, "abc123")
+    text = paired.render(pairs, {"answers_gone": missing}, "abc123")
     assert "| flowers | validation | `a` | test | `b` | 40 | 27 | 12 | 1 |" in text and "| yes |" in text
+    assert "Not compared, 1 row whose own evaluate outputs are gone from the work folder" in text
+    assert text.rstrip().endswith("(rerun them to compare): `c`.")
 
     # The row chosen on validation leads, whichever tests higher.
     rows[1]["val_accuracy"] = 0.99
@@ -126,7 +129,7 @@ def test_the_row_chosen_for_degraded_photos_is_tested_on_each_degraded_copy(tmp_
     )
     assert (degraded["only_chosen"], degraded["only_other"]) == (10, 0) and degraded["mcnemar_p"] < 0.01
     assert "| flowers | degraded validation | `robust` | test, jpeg_30 | `plain` | 40 |" in paired.render(
-        pairs, [], "c"
+        pairs, {}, "c"
     )
 
 
@@ -150,7 +153,7 @@ def test_the_clean_choice_is_also_tested_where_it_was_made_on_validation(tmp_pat
     assert (on_val["images"], on_val["only_chosen"], on_val["only_other"]) == (20, 3, 0)
     assert on_val["mcnemar_p"] == 0.25  # 3 photos to none: a coin could do it
     assert found[("b", "plain")]["images"] == 40
-    text = paired.render(pairs, missing, "abc123")
+    text = paired.render(pairs, {"answers_gone": missing}, "abc123")
     assert "| flowers | validation | `a` | validation | `b` | 20 | 17 | 3 | 0 | 0.25 | no |" in text
 
 
@@ -210,3 +213,55 @@ def test_a_degraded_copy_that_changed_no_answer_is_left_out_as_a_repeat_of_the_t
     assert written["repeats_plain"] == 1 and all("repeats_plain" not in p for p in written["pairs"])
     text = (results / "paired.md").read_text()
     assert "downscale_128" not in text.split("Left out")[0] and "Left out: 1 degraded-copy pair" in text
+
+
+def _cache(work: Path, files: dict[str, str]) -> str:
+    """``files`` (name -> text) as a directory output in ``work``'s DVC cache; its ``.dir`` md5."""
+    cache = work / ".dvc" / "cache" / "files" / "md5"
+    entries = []
+    for name, text in files.items():
+        md5 = hashlib.md5(text.encode()).hexdigest()
+        (cache / md5[:2]).mkdir(parents=True, exist_ok=True)
+        (cache / md5[:2] / md5[2:]).write_text(text)
+        entries.append({"md5": md5, "relpath": name})
+    manifest = json.dumps(entries)
+    directory = hashlib.md5(manifest.encode()).hexdigest() + ".dir"
+    (cache / directory[:2]).mkdir(parents=True, exist_ok=True)
+    (cache / directory[:2] / directory[2:]).write_text(manifest)
+    return directory
+
+
+def test_a_row_whose_folder_a_later_seed_replaced_is_read_from_dvcs_cache(tmp_path):
+    """Seed 43's evaluate replaced the folder's answers; the row records seed 42's output, which
+    DVC's cache still holds: the pair is tested on those, and a row gone from both is not compared,
+    named with why; a row whose answers are here but whose data set's choice's are not, too."""
+    paired = _paired()
+    lock: dict = {}
+    _evaluated(tmp_path, "a", [True] * 40, "h-seed43.dir", lock)  # the folder: a later seed's answers
+    seed42 = ["path,correct"] + [f"img{i}.jpg,{i >= 12}" for i in range(40)]
+    recorded = _cache(tmp_path, {"predictions.csv": "\n".join(seed42) + "\n", "metrics.json": "{}"})
+    _evaluated(tmp_path, "b", [True] * 39 + [False], "h-b.dir", lock)
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+    rows = [_row("a", 0.95, recorded), _row("b", 0.90, "h-b.dir"), _row("c", 0.80, "h-gone.dir")]
+    rows += [
+        _row("u1", 0.9, "h-gone1.dir", "flowers_uncurated"),
+        _row("u2", 0.8, "h-u2.dir", "flowers_uncurated"),
+    ]
+    _evaluated(tmp_path, "u2", [True] * 40, "h-u2.dir", lock)
+    (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
+
+    pairs, missing = paired.paired_rows(rows, tmp_path)
+    (pair,) = pairs
+    assert (pair["chosen"], pair["other"], pair["only_chosen"], pair["only_other"]) == (
+        "a",
+        "b",
+        1,
+        12,
+    )  # seed 42's answers
+    assert missing == ["c", "u1"]
+    assert paired.not_compared(rows, pairs, missing) == {
+        "answers_gone": ["c", "u1"],
+        "no_chosen_answers": ["u2"],
+    }
+    alone = [_row("solo", 0.9, "h-solo.dir", "caltech101_5")]  # a data set's only row: nothing to compare
+    assert paired.not_compared(rows + alone, pairs, [*missing, "solo"])["answers_gone"] == ["c", "u1"]
