@@ -111,7 +111,6 @@ def test_bit_identity_compares_every_output_but_files_of_timing_alone(tmp_path):
 # and then leaves this list. No README figure comes from them.
 BEFORE_PROVENANCE = {
     "flowers",
-    "training_throughput",
     "training_throughput-14-families-idle",
     "zoo_accuracy",
 }
