@@ -156,7 +156,11 @@ def _span(row: dict) -> str:
 
 
 def _ratio(planned: float, measured: float) -> str:
-    return f"{planned / measured:.2f}" if measured else "-"
+    """planned / measured; "-" where there was nothing to time: a net that trains on the images has
+    no features to compute, and its featurize stage's fraction of a second is not a 0.00 ratio."""
+    if not measured or (not planned and measured < 1):
+        return "-"
+    return f"{planned / measured:.2f}"
 
 
 def render(

@@ -128,3 +128,11 @@ def test_the_probe_stops_once_its_budget_is_spent_and_can_be_made_to_time_two_ca
     monkeypatch.setattr(plan_probe, "MIN_REPEATS", 2)
     assert not enough([0.3]) and enough([0.3, 0.2])
     assert enough([plan_probe.LONG_CALL])  # a large net's step: one call all the same
+
+
+def test_a_net_with_nothing_to_featurize_gets_no_featurize_ratio():
+    module = _plan_accuracy()
+    assert module._ratio(0.0, 0.27) == "-"  # trains on the images: the stage only wrote an empty cache
+    assert module._ratio(0.0, 0.0) == "-"
+    assert module._ratio(0.0, 120.0) == "0.00"  # plan counted none where the stage took 2 minutes: a miss
+    assert module._ratio(150.0, 100.0) == "1.50"
