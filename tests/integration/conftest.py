@@ -68,13 +68,25 @@ def tiny_params(project: Path, url: str, shared: Path, experiments: Sequence[str
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def run(project: Path, *args: str, env_extra: dict[str, str] | None = None) -> str:
+def run_env(project: Path, env_extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a command in the project copy gets: none of this shell's MLflow, DVC or
+    visionlab settings, this interpreter's tools first, the copy's code."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "VISIONLAB_"))}
     env.update(env_extra or {})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["PYTHONPATH"] = str(project / "src")  # stages run the copy's code
+    return env
+
+
+def run(project: Path, *args: str, env_extra: dict[str, str] | None = None) -> str:
     result = subprocess.run(
-        args, cwd=project, env=env, capture_output=True, text=True, timeout=1200, check=False
+        args,
+        cwd=project,
+        env=run_env(project, env_extra),
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{output[-6000:]}"

@@ -4,15 +4,21 @@ mapped to its own DVC experiment (no lost runs, no mix-ups, no lock errors)."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
+import signal
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.http_server import serve
+from tests.integration.conftest import run_env
 from tests.integration.test_pipeline import copy_project, git, mlflow_runs, run, tiny_params
 
 pytestmark = pytest.mark.slow
@@ -36,13 +42,16 @@ def test_queued_variants_run_in_parallel_and_all_reach_mlflow(tmp_path, shared_d
         baseline_rev = run(project, "git", "rev-parse", "HEAD").strip()
         for lr in LRS:
             run(project, *dvc, "exp", "run", "--queue", "-S", f"train.lr={lr}")
-        run(project, *dvc, "queue", "start", "-j", "2")
-        deadline = time.monotonic() + 1800
-        while time.monotonic() < deadline:
-            status = run(project, *dvc, "queue", "status")
-            if "Queued" not in status and "Running" not in status:
-                break
-            time.sleep(5)
+        try:
+            start_workers(project, dvc, 2)
+            deadline = time.monotonic() + 1800
+            while time.monotonic() < deadline:
+                status = run(project, *dvc, "queue", "status")
+                if "Queued" not in status and "Running" not in status:
+                    break
+                time.sleep(5)
+        finally:
+            stop_workers(project, dvc)
         assert "Failed" not in status, status
 
     shown = json.loads(run(project, *dvc, "exp", "show", "--json"))
@@ -72,3 +81,34 @@ def test_queued_variants_run_in_parallel_and_all_reach_mlflow(tmp_path, shared_d
     spans = sorted((logged[lr].info.start_time, logged[lr].info.end_time) for lr in LRS)
     assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), spans
     assert not list((project / ".dvc").rglob("mlflow.db")), "a queued run wrote its own store"
+
+
+def start_workers(project: Path, dvc: list[str], workers: int) -> None:
+    """`dvc queue start -j N`, its output to a file: the workers it leaves behind inherit it, and
+    a worker that misses the queue's shutdown (a race in dvc-task: its monitor shut the queue down
+    while this worker still ran a task) would hold a captured pipe open, and the test with it."""
+    with open(project / ".dvc" / "tmp" / "queue-start.log", "w") as log:
+        subprocess.run(
+            [*dvc, "queue", "start", "-j", str(workers)],
+            cwd=project,
+            env=run_env(project),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=120,
+            check=True,
+        )
+
+
+def stop_workers(project: Path, dvc: list[str]) -> None:
+    """`dvc queue stop`, then any worker still alive (the one that missed the shutdown) is killed,
+    so no process outlives the test."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        subprocess.run(
+            [*dvc, "queue", "stop"], cwd=project, env=run_env(project), capture_output=True, timeout=120
+        )
+    for pid_file in (project / ".dvc" / "tmp" / "exps" / "celery").glob("*.pid"):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pid_file.read_text().strip())
+            # Only a queue worker: a worker that exited long ago may have left its number to another.
+            if b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                os.kill(pid, signal.SIGKILL)
