@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +220,7 @@ def not_compared(
 ) -> dict[str, list[str]]:
     """The finished rows in no pair, by why (``UNPAIRED``), leaving out a data set's only row."""
     done = [r for r in rows if r.get("status") == "done"]
-    per_dataset = {d: sum(r["dataset"] == d for r in done) for d in {r["dataset"] for r in done}}
+    per_dataset = Counter(r["dataset"] for r in done)
     compared = {name for p in pairs for name in (p["chosen"], p["other"])}
     alone = [
         r["experiment"] for r in done if r["experiment"] not in compared and per_dataset[r["dataset"]] > 1
