@@ -188,7 +188,7 @@ def test_plan_counts_a_folder_sources_images_before_prepare(tmp_path, params_fil
 
 
 def test_doctor_names_a_moved_folder_and_what_to_change(tmp_path, params_file):
-    from visionlab.doctor import FAIL, OK, _check_folders
+    from visionlab.doctor.project import FAIL, OK, _check_folders
 
     photos = _photos(tmp_path / "p", {"a": 10, "b": 10})
     assert _add(params_file, "mine", str(photos)).exit_code == 0

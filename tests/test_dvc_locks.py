@@ -19,7 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from visionlab.cli import main
-from visionlab.doctor import _check_dvc_locks
+from visionlab.doctor.dvc_state import _check_dvc_locks
 from visionlab.dvc_locks import RWLOCK, clear_stale, holders
 from visionlab.errors import VisionlabError
 

@@ -140,7 +140,7 @@ def test_a_stage_gets_one_clear_error_at_once_from_a_server_that_is_down(monkeyp
 
 def test_doctor_fails_a_down_server_and_warns_one_without_served_artifacts(tmp_path, monkeypatch):
     from tests.http_server import serve
-    from visionlab.doctor import FAIL, WARN, _check_mlflow
+    from visionlab.doctor.store import FAIL, WARN, _check_mlflow
 
     down = f"http://127.0.0.1:{closed_port()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", down)

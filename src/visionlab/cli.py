@@ -79,7 +79,7 @@ def report(params_file: Path | None, out_dir: Path | None, register: bool | None
             )
 
 
-# --- visionlab doctor: the checks live in visionlab/doctor.py ------------------------------------
+# --- visionlab doctor: the checks live in visionlab/doctor/ ---------------------------------------
 
 
 @main.command()

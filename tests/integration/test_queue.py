@@ -20,6 +20,7 @@ import yaml
 from tests.http_server import serve
 from tests.integration.conftest import run_env
 from tests.integration.test_pipeline import copy_project, git, mlflow_runs, run, tiny_params
+from visionlab.dvc_queue import workers
 
 pytestmark = pytest.mark.slow
 
@@ -106,9 +107,6 @@ def stop_workers(project: Path, dvc: list[str]) -> None:
         subprocess.run(
             [*dvc, "queue", "stop"], cwd=project, env=run_env(project), capture_output=True, timeout=120
         )
-    for pid_file in (project / ".dvc" / "tmp" / "exps" / "celery").glob("*.pid"):
-        with contextlib.suppress(ValueError, OSError):
-            pid = int(pid_file.read_text().strip())
-            # Only a queue worker: a worker that exited long ago may have left its number to another.
-            if b"queue-worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                os.kill(pid, signal.SIGKILL)
+    for worker in workers(project):  # only live queue workers: an ended one's PID may be reused
+        with contextlib.suppress(OSError):
+            os.kill(worker.pid, signal.SIGKILL)
