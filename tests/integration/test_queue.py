@@ -20,7 +20,7 @@ import yaml
 from tests.http_server import serve
 from tests.integration.conftest import run_env
 from tests.integration.test_pipeline import copy_project, git, mlflow_runs, run, tiny_params
-from visionlab.dvc_queue import workers
+from visionlab.dvc_queue import workers as queue_workers
 
 pytestmark = pytest.mark.slow
 
@@ -46,14 +46,21 @@ def test_queued_variants_run_in_parallel_and_all_reach_mlflow(tmp_path, shared_d
         try:
             start_workers(project, dvc, 2)
             deadline = time.monotonic() + 1800
+            busy, left_behind = set(), set()  # what `visionlab doctor` would have said meanwhile
             while time.monotonic() < deadline:
                 status = run(project, *dvc, "queue", "status")
                 if "Queued" not in status and "Running" not in status:
                     break
+                seen = queue_workers(project)
+                busy |= {w.pid for w in seen if w.busy}
+                left_behind |= {w.pid for w in seen if w.left_behind}
                 time.sleep(5)
         finally:
             stop_workers(project, dvc)
         assert "Failed" not in status, status
+        # DVC's real workers are found by their pid files, busy while they run an experiment, and
+        # never taken for left behind while the queue runs.
+        assert busy and not left_behind, (busy, left_behind)
 
     shown = json.loads(run(project, *dvc, "exp", "show", "--json"))
     accuracy_by_lr, name_by_lr = {}, {}
@@ -107,6 +114,6 @@ def stop_workers(project: Path, dvc: list[str]) -> None:
         subprocess.run(
             [*dvc, "queue", "stop"], cwd=project, env=run_env(project), capture_output=True, timeout=120
         )
-    for worker in workers(project):  # only live queue workers: an ended one's PID may be reused
+    for worker in queue_workers(project):  # only live queue workers: an ended one's PID may be reused
         with contextlib.suppress(OSError):
             os.kill(worker.pid, signal.SIGKILL)

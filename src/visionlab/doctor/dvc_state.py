@@ -28,20 +28,25 @@ def _check_dvc_locks(root: Path) -> Check:
     return Check(name, OK, f"held by running dvc PID {running}" if running else "none")
 
 
-def _check_queue_workers(root: Path) -> Check:
-    from visionlab.dvc_queue import workers
+def _check_queue_workers(root: Path, now: float | None = None) -> Check:
+    from visionlab.dvc_queue import SETTLE_SECONDS, workers
 
     name = "DVC queue workers"
-    found = workers(root)
-    idle = [w for w in found if not w.busy]
-    if idle:
-        pids = " ".join(str(w.pid) for w in idle)
+    found = workers(root, now)
+    behind = [w for w in found if w.left_behind]
+    if behind:
+        pids = " ".join(str(w.pid) for w in behind)
         return Check(
             name,
             WARN,
-            f"{len(idle)} idling with nothing queued (PID {pids}), left after the queue shut down",
-            "uv run dvc queue stop (or: kill " + pids + ")",
+            f"{len(behind)} idle with nothing queued and silent over {SETTLE_SECONDS:.0f} s (PID {pids}): "
+            "left behind by the queue's shutdown",
+            f"uv run dvc queue stop (or: kill {pids})",
         )
-    if found:
-        return Check(name, OK, "running queued experiments: PID " + " ".join(str(w.pid) for w in found))
-    return Check(name, OK, "none")
+    if not found:
+        return Check(name, OK, "none")
+    busy = " ".join(str(w.pid) for w in found if w.busy)
+    finishing = " ".join(str(w.pid) for w in found if not w.busy)
+    parts = [f"running queued experiments: PID {busy}"] if busy else []
+    parts += [f"finishing (stops itself once the queue is empty): PID {finishing}"] if finishing else []
+    return Check(name, OK, "; ".join(parts))
