@@ -1,4 +1,4 @@
-"""What a crashed or unlucky DVC run leaves behind: stale output locks and idle queue workers."""
+"""What a crashed or unlucky DVC run leaves behind: stale output locks and queue workers left behind."""
 
 from __future__ import annotations
 
