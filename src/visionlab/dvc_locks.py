@@ -34,19 +34,26 @@ class Holder:
     alive: bool
 
 
-def _runs_dvc(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) process whose command line is a DVC command."""
+def live_command(pid: int):
+    """``(process, its command line)`` of a live, not zombie, process ``pid``; None otherwise."""
     import psutil
 
     try:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
-            return False
-        words = process.cmdline()
+            return None
+        return process, process.cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return None
+
+
+def _runs_dvc(pid: int) -> bool:
+    """Whether ``pid`` is a live (not zombie) process whose command line is a DVC command."""
+    found = live_command(pid)
+    if found is None:
         return False
     # `dvc repro`, `python -m dvc ...`, a queue worker: any word naming dvc.
-    return any(os.path.basename(word) in ("dvc", "dvc.exe") or word.startswith("dvc") for word in words)
+    return any(os.path.basename(word) in ("dvc", "dvc.exe") or word.startswith("dvc") for word in found[1])
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -19,6 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from visionlab.dvc_locks import live_command
+
 CELERY = Path(".dvc") / "tmp" / "exps" / "celery"
 SETTLE_SECONDS = 60.0  # five times the idle time after which a worker stops itself
 
@@ -43,15 +45,8 @@ def _queued(root: Path) -> int:
 
 def _worker_process(pid: int):
     """The live process of a queue worker with PID ``pid``, or None."""
-    import psutil
-
-    try:
-        process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
-            return None
-        return process if "queue-worker" in process.cmdline() else None
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-        return None
+    found = live_command(pid)
+    return found[0] if found is not None and "queue-worker" in found[1] else None
 
 
 def _last_sign_of_life(log: Path, started: float) -> float:
@@ -70,6 +65,7 @@ def workers(root: Path, now: float | None = None) -> list[Worker]:
     folder = root / CELERY
     if not folder.is_dir():
         return []
+    now = time.time() if now is None else now
     queued = _queued(root)
     found = []
     for pid_file in sorted(folder.glob("*.pid")):
@@ -85,5 +81,5 @@ def workers(root: Path, now: float | None = None) -> list[Worker]:
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
         heard = _last_sign_of_life(pid_file.with_suffix(".out"), started)
-        found.append(Worker(pid, pid_file.stem, running or queued > 0, (now or time.time()) - heard))
+        found.append(Worker(pid, pid_file.stem, running or queued > 0, now - heard))
     return found
