@@ -78,18 +78,30 @@ class EpochStats:
     seconds: float
 
 
+@dataclass(frozen=True)
+class StepRecipe:
+    """What every optimiser step of a fit computes, fixed for the whole fit.
+
+    ``settings`` gives mixup and label smoothing; ``amp`` runs the forward pass in bfloat16 and
+    ``channels_last`` feeds the batches in that memory format (as train_stage converted the model);
+    ``class_weights`` and ``penalty`` (L2) complete the objective.
+    """
+
+    settings: TrainParams
+    amp: bool
+    channels_last: bool
+    class_weights: torch.Tensor | None
+    penalty: Penalty
+
+
 def train_epoch(
     net: nn.Module,
     batches: DataLoader,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
-    settings: TrainParams,
+    step: StepRecipe,
     *,
-    amp: bool,
-    class_weights: torch.Tensor | None,
-    penalty: Penalty,
     desc: str,
-    channels_last: bool | None = None,
     batch_schedule: torch.optim.lr_scheduler.LRScheduler | None = None,
 ) -> EpochStats:
     """One epoch of optimisation steps on the objective (label smoothing, class weights and L2).
@@ -97,16 +109,16 @@ def train_epoch(
     ``batch_schedule`` steps after every optimiser step (``train.schedule: cosine_batch``).
 
     ``net`` may be a DistributedDataParallel wrapper: the figures are then summed over every rank.
-    ``channels_last`` (default: with ``amp``) feeds the batches in the model's memory format.
     """
-    channels_last = amp if channels_last is None else channels_last
+    settings = step.settings
+    smoothing = settings.label_smoothing
     started = time.perf_counter()
     net.train()
     total_loss, correct, seen = 0.0, 0, 0
     bar = tqdm(batches, desc=desc, mininterval=1.0, disable=not distributed.world().is_main)
     for inputs, targets in bar:
         inputs = inputs.to(device, non_blocking=True)
-        if channels_last and inputs.dim() == 4:  # as train_stage converted the model
+        if step.channels_last and inputs.dim() == 4:  # as train_stage converted the model
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         targets = torch.as_tensor(targets).to(device, non_blocking=True)
         # (label, weight) pairs each input is scored against: its own, and with mixup its partner's
@@ -114,15 +126,14 @@ def train_epoch(
         if settings.mixup_alpha > 0:
             mixed = mix_batch(inputs, targets, settings.mixup_alpha)
             inputs, labels = mixed.inputs, [(targets, mixed.share), (mixed.partners, 1.0 - mixed.share)]
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=step.amp):
             logits = net(inputs)
         logits = logits.float()
         objective = sum(
-            weight
-            * F.cross_entropy(logits, label, weight=class_weights, label_smoothing=settings.label_smoothing)
+            weight * F.cross_entropy(logits, label, weight=step.class_weights, label_smoothing=smoothing)
             for label, weight in labels
         )
-        objective = objective + penalty()
+        objective = objective + step.penalty()
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         optimizer.step()

@@ -32,7 +32,7 @@ from visionlab.runtime.device import use_amp
 from visionlab.training import distributed
 from visionlab.training.epoch import (
     EpochStats,
-    Penalty,
+    StepRecipe,
     evaluate_loss,
     make_optimizer,
     make_schedule,
@@ -107,11 +107,11 @@ class _Epochs:
     optimizer: torch.optim.Optimizer
     scheduler: object
     device: torch.device
-    settings: TrainParams
-    amp: bool
-    channels_last: bool
-    class_weights: torch.Tensor | None
-    penalty: Penalty
+    step: StepRecipe
+
+    @property
+    def settings(self) -> TrainParams:
+        return self.step.settings
 
     @property
     def has_val(self) -> bool:
@@ -138,18 +138,14 @@ class _Epochs:
             self.train_batches,
             self.optimizer,
             self.device,
-            self.settings,
-            amp=self.amp,
-            class_weights=self.class_weights,
-            penalty=self.penalty,
+            self.step,
             desc=label,
-            channels_last=self.channels_last,
             batch_schedule=self.scheduler if self.per_batch else None,  # type: ignore[arg-type]
         )
         if not self.has_val:
             return stats, float("nan"), float("nan")
         distributed.sync_buffers(self.net)
-        return stats, *evaluate_loss(self.net, self.val_batches, self.device, self.amp)
+        return stats, *evaluate_loss(self.net, self.val_batches, self.device, self.step.amp)
 
 
 @dataclass
@@ -259,11 +255,13 @@ def fit(
         optimizer=optimizer,
         scheduler=make_schedule(optimizer, settings, total, len(train_batches)),
         device=device,
-        settings=settings,
-        amp=amp,
-        channels_last=amp if phase.channels_last is None else phase.channels_last,
-        class_weights=hooks.class_weights.to(device) if hooks.class_weights is not None else None,
-        penalty=hooks.penalty,
+        step=StepRecipe(
+            settings=settings,
+            amp=amp,
+            channels_last=amp if phase.channels_last is None else phase.channels_last,
+            class_weights=hooks.class_weights.to(device) if hooks.class_weights is not None else None,
+            penalty=hooks.penalty,
+        ),
     )
     if not run.has_val:
         log.warning("no validation images: early stopping and the LR schedule watch the train loss")
