@@ -26,8 +26,10 @@ from visionlab.params.data import (
     TransformParams,
     normalise_folder,
 )
+from visionlab.params.merge import merged
 from visionlab.params.messages import describe, unknown_name
 from visionlab.params.outputs import DEGRADATION, EvaluateParams, ExplainParams, ReportParams
+from visionlab.params.references import check_folders, check_references
 from visionlab.params.training import (
     ADDED_OFF,
     FEATURE_KEYS,
@@ -63,6 +65,7 @@ __all__ = [
     "TrainParams",
     "TransformParams",
     "load_params",
+    "normalise_folder",
     "parse_params",
     "unknown_name",
     "without_added_off",
@@ -86,88 +89,9 @@ class Params(Section):
     report: ReportParams = ReportParams()
 
     @model_validator(mode="after")
-    def _folders_tracked(self) -> Params:
-        for name, card in self.datasets.items():
-            folder = card.source.folder
-            if folder is None:
-                continue
-            listed = self.folders.get(name)
-            if listed is None:
-                raise ValueError(
-                    f"datasets.{name}.source.folder: DVC tracks a folder through the folders map: add "
-                    f"`folders: {{{name}: {normalise_folder(folder)}}}` to params.yaml "
-                    "(`visionlab data add` writes both)"
-                )
-            if normalise_folder(listed) != normalise_folder(folder):
-                raise ValueError(
-                    f"folders.{name}: {listed!r} is not datasets.{name}.source.folder ({folder!r}): "
-                    "make them the same folder"
-                )
-        for name, listed in self.folders.items():
-            card = self.datasets.get(name)
-            if card is None or card.source.folder is None:
-                raise ValueError(
-                    f"folders.{name}: no data set {name!r} with a folder source; remove it, or give "
-                    f"datasets.{name} `source: {{folder: {listed}}}`"
-                )
-            if listed.startswith("~"):
-                raise ValueError(
-                    f"folders.{name}: DVC does not expand ~: write the full path ({normalise_folder(listed)})"
-                )
-        return self
-
-    @model_validator(mode="after")
-    def _references_exist(self) -> Params:
-        for name, exp in self.experiments.items():
-            if exp.dataset not in self.datasets:
-                raise ValueError(
-                    f"experiments.{name}.dataset: unknown data set {exp.dataset!r}"
-                    + unknown_name(exp.dataset, self.datasets)
-                )
-            if exp.model not in self.models:
-                raise ValueError(
-                    f"experiments.{name}.model: unknown model {exp.model!r}"
-                    + unknown_name(exp.model, self.models)
-                )
-            if exp.recipe not in self.recipes:
-                raise ValueError(
-                    f"experiments.{name}.recipe: unknown recipe {exp.recipe!r}"
-                    + unknown_name(exp.recipe, self.recipes)
-                )
-        for name, overrides in self.recipes.items():
-            _merged(TrainParams, self.train.model_dump(), overrides or {}, f"recipes.{name}")
-            # featurize's DVC params are train.<key>, not recipes (see FEATURE_KEYS).
-            forbidden = sorted(FEATURE_KEYS & set(overrides or {}))
-            if forbidden:
-                key = forbidden[0]
-                where = "train: or in the model's image_size" if key == "image_size" else f"train.{key}"
-                raise ValueError(
-                    f"recipes.{name}.{key}: a recipe cannot set {key} (cached features depend on it); "
-                    f"set it in {where}"
-                )
-        for name, exp in self.experiments.items():
-            if exp.train_images is not None:
-                for where, section in (
-                    (f"models.{exp.model}", self.models[exp.model].model_fields_set),
-                    (f"experiments.{name}.model_overrides", exp.model_overrides),
-                ):
-                    if "augmented" in section:
-                        raise ValueError(
-                            f"{where}.augmented: experiments.{name}.train_images decides which images "
-                            "it trains on; remove augmented"
-                        )
-            # train_overrides belong to train, not to featurize (see FEATURE_KEYS).
-            forbidden = sorted(FEATURE_KEYS & set(exp.train_overrides))
-            if forbidden:
-                key = forbidden[0]
-                where = "model_overrides.image_size" if key == "image_size" else f"train.{key}"
-                raise ValueError(
-                    f"experiments.{name}.train_overrides.{key}: cached features depend on {key}, "
-                    f"so set it in {where} instead"
-                )
-            self.model_of(name)
-            self.recipe_of(name)
-            self.explain_of(name)
+    def _cross_references(self) -> Params:
+        check_folders(self)
+        check_references(self)
         return self
 
     def dataset(self, name: str) -> DatasetCard:
@@ -196,7 +120,7 @@ class Params(Section):
             overrides = dict(exp.model_overrides)
             if exp.train_images is not None and isinstance(exp.model_overrides, dict):
                 overrides["augmented"] = exp.train_images == "augmented"
-            model = _merged(
+            model = merged(
                 ModelParams,
                 self.models[exp.model].model_dump(),
                 overrides,
@@ -212,13 +136,13 @@ class Params(Section):
         """``train``, then the experiment's recipe, then its ``train_overrides``; ``epochs_cap`` last."""
         with trace.quiet():
             exp = self.experiment(experiment)
-            base = _merged(
+            base = merged(
                 TrainParams,
                 self.train.model_dump(),
                 self.recipes.get(exp.recipe) or {},
                 f"recipes.{exp.recipe}",
             )
-            recipe = _merged(
+            recipe = merged(
                 TrainParams,
                 base.model_dump(),
                 exp.train_overrides,
@@ -244,7 +168,7 @@ class Params(Section):
         """``explain`` with the experiment's ``explain_overrides`` (a layer name fits one model only)."""
         with trace.quiet():
             exp = self.experiment(experiment)
-            explain = _merged(
+            explain = merged(
                 ExplainParams,
                 self.explain.model_dump(),
                 exp.explain_overrides,
@@ -267,27 +191,6 @@ class Params(Section):
             or self.dataset_of(experiment).image_size
             or self.recipe_of(experiment).image_size
         )
-
-
-def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _merged(schema: type[Section], base: dict[str, Any], overrides: dict[str, Any], where: str):
-    """``base`` with ``overrides`` laid over it, validated; errors name the override's key."""
-    if not isinstance(overrides, dict):
-        raise ParamsError(f"params.yaml: {where}: expected a mapping (got {overrides!r})")
-    try:
-        return schema.model_validate(_deep_merge(base, overrides))
-    except ValidationError as exc:
-        lines = [f"params.yaml: {where}.{describe(err, schema)}" for err in exc.errors()]
-        raise ParamsError("\n".join(lines)) from None
 
 
 def parse_params(raw: Any, source: str = "params.yaml") -> Params:
