@@ -7,7 +7,9 @@ on each degraded test copy both have answers for (evaluate writes them beside th
 predictions.csv: ``correct_jpeg_30``, ...). The per-image answers are each row's own: the work
 folder's `data/eval/<experiment>/predictions.csv`, used only where the folder's `dvc.lock` still
 holds the evaluate output the row recorded, else the copy of that output in the folder's DVC cache
-(a later run or seed replaces the folder's, not the cache's). The validation pairs
+(a later run or seed replaces the folder's, not the cache's), else the copy of its answers this
+script committed in `benchmarks/results/answers.json` when it last read them (answer_bits.py: a bit
+per image, so the pairs can be tested again on any machine). The validation pairs
 (``val_predictions.csv``) test whether the clean choice beat each other row where it was made. A
 pair tested on an earlier run stays in the file while it still describes today's rows (the same
 choice, and both rows' recorded accuracies give its counts). Rows in no pair are listed as not
@@ -32,6 +34,7 @@ import pandas as pd
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import answer_bits
 from full_scale_verdicts import chosen_for_degraded, chosen_on_validation, is_degraded
 from provenance import source_commit, write_result
 
@@ -59,7 +62,7 @@ def own_files(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> dict[s
     output the row recorded, else DVC's cache copy of that output (a later seed or rerun replaced
     the folder, not the cache); None once both are gone."""
     stage = f"evaluate@{row['experiment']}"
-    recorded = ((row.get("provenance") or {}).get("stages") or {}).get(stage)
+    recorded = _recorded(row)
     if recorded is None:
         return None
     outs = stages.get(stage, {}).get("outs", [])
@@ -125,11 +128,39 @@ def _choices(done: list[dict[str, Any]]) -> list[tuple[str, dict[str, Any], str]
     return sorted(choices, key=lambda choice: choice[0])
 
 
-def paired_rows(rows: list[dict[str, Any]], work: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def _recorded(row: dict[str, Any]) -> str | None:
+    """The evaluate output the row recorded (its md5), if it recorded one."""
+    return ((row.get("provenance") or {}).get("stages") or {}).get(f"evaluate@{row['experiment']}")
+
+
+def gather_answers(
+    rows: list[dict[str, Any]], work: Path, stored: dict[str, dict[str, Any]] | None = None
+) -> tuple[dict[str, pd.DataFrame | None], dict[str, dict[str, Any]]]:
+    """Each finished row's answers (as answer_bits reads them back), and the store to commit.
+
+    A row's own evaluate output wins; where it is gone, the committed copy of that same output
+    (``stored``, matched by the md5 the row recorded). A stored row that no longer matches its row
+    (rerun since, or gone from the table) is dropped from the store.
+    """
+    stages = locked_stages(work)  # read once: it names every row's evaluate output
+    answers: dict[str, pd.DataFrame | None] = {}
+    store: dict[str, dict[str, Any]] = {}
+    for row in (r for r in rows if r.get("status") == "done"):
+        name, recorded = row["experiment"], _recorded(row)
+        found = row_answers(work, stages, row)
+        if found is not None:
+            store[name] = {"evaluate": recorded, "copies": answer_bits.encode(found)}
+        elif recorded is not None and (stored or {}).get(name, {}).get("evaluate") == recorded:
+            store[name] = stored[name]
+        answers[name] = answer_bits.decode(store[name]["copies"]) if name in store else None
+    return answers, store
+
+
+def paired_rows(
+    rows: list[dict[str, Any]], answers: dict[str, pd.DataFrame | None]
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Every comparison with each data set's chosen rows, and the rows that could not be compared."""
     done = [r for r in rows if r.get("status") == "done"]
-    stages = locked_stages(work)  # read once: it names every row's evaluate output
-    answers = {r["experiment"]: row_answers(work, stages, r) for r in done}
     missing = sorted(name for name, found in answers.items() if found is None)
     pairs = []
     for dataset, chosen, chosen_on in _choices(done):
@@ -209,8 +240,8 @@ def carried_over(
 
 
 UNPAIRED = {
-    "answers_gone": "whose own evaluate outputs are gone from the work folder and its DVC cache (rerun "
-    "them to compare)",
+    "answers_gone": "whose own evaluate outputs are gone from the work folder, its DVC cache and "
+    f"benchmarks/results/{answer_bits.STORE} (rerun them to compare)",
     "no_chosen_answers": "whose answers are here, but no chosen row's of their data set on the same images",
 }
 
@@ -258,7 +289,8 @@ def render(
         "degraded test copy both answered: McNemar's exact test on the images exactly one of them "
         "gets right (no TTA). The `validation` lines test the clean choice where it was made, on the "
         "validation images: a large p there says a few photos, not a clear margin, chose the row. Read "
-        f"from the rows' own evaluate outputs; script at commit {commit[:12]}.",
+        f"from the rows' own evaluate outputs, or their copies committed in `{answer_bits.STORE}`; "
+        f"script at commit {commit[:12]}.",
         "",
         "| data set | chosen on | chosen | answers on | against | images | both right | only chosen "
         "| only the other | McNemar p | differ at 5%? |",
@@ -301,7 +333,9 @@ def render(
 def main(work: Path, results: Path) -> None:
     commit = source_commit(REPO)
     rows = json.loads((results / "full_scale.json").read_text())["rows"]
-    pairs, missing = paired_rows(rows, work)
+    answers, store = gather_answers(rows, work, answer_bits.load(results))
+    answer_bits.save(results, store, commit)  # the answers read here, for whoever reruns this without them
+    pairs, missing = paired_rows(rows, answers)
     earlier = results / "paired.json"
     if earlier.is_file():  # a row's answers leave the work folder when it reruns: keep what still holds
         kept = carried_over(json.loads(earlier.read_text()).get("pairs") or [], pairs, rows)

@@ -14,8 +14,9 @@ BENCHMARKS = REPO / "benchmarks"
 # full_scale.py records a commit per row (tests/integration/test_full_scale.py checks it);
 # bit_identity.py records both commits it compares. The rest go through provenance.py.
 OWN_RECORDS = {"full_scale.py", "bit_identity.py"}
-# Helpers, not benchmarks: provenance itself, full_scale.py's modules, packing and a data check.
-NOT_RESULTS = {"provenance.py", "pack_full_datasets.py", "near_duplicate_check.py"}
+# Helpers, not benchmarks: provenance itself, full_scale.py's modules, paired.py's answer store
+# (answers.json, named with paired.py's commit), packing and a data check.
+NOT_RESULTS = {"provenance.py", "answer_bits.py", "pack_full_datasets.py", "near_duplicate_check.py"}
 NOT_RESULTS |= {f"full_scale_{part}.py" for part in ("project", "seeds", "glance", "tables", "verdicts")}
 
 

@@ -19,6 +19,11 @@ def _paired():
     return module
 
 
+def _pairs(paired, rows: list[dict], work: Path, stored: dict | None = None):
+    """paired_rows on the answers gather_answers finds in ``work`` (and ``stored``)."""
+    return paired.paired_rows(rows, paired.gather_answers(rows, work, stored)[0])
+
+
 def _row(name: str, val: float, evaluated: str, dataset: str = "flowers") -> dict:
     return {
         "experiment": name,
@@ -68,7 +73,7 @@ def test_the_chosen_row_is_tested_against_the_others_on_their_own_answers(tmp_pa
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     rows = [_row("a", 0.95, "h-a.dir"), _row("b", 0.90, "h-b.dir"), _row("c", 0.80, "h-c.dir")]
 
-    pairs, missing = paired.paired_rows(rows, tmp_path)
+    pairs, missing = _pairs(paired, rows, tmp_path)
     assert missing == ["c"]  # never compared on another run's answers
     (pair,) = pairs
     assert (pair["chosen"], pair["other"], pair["images"]) == ("a", "b", 40)
@@ -81,7 +86,7 @@ def test_the_chosen_row_is_tested_against_the_others_on_their_own_answers(tmp_pa
 
     # The row chosen on validation leads, whichever tests higher.
     rows[1]["val_accuracy"] = 0.99
-    (pair,) = paired.paired_rows(rows, tmp_path)[0]
+    (pair,) = _pairs(paired, rows, tmp_path)[0]
     assert (pair["chosen"], pair["only_chosen"], pair["only_other"]) == ("b", 1, 12)
 
 
@@ -96,7 +101,7 @@ def test_rows_on_another_test_split_are_not_paired(tmp_path):
     )
     lock["stages"]["evaluate@u"] = {"outs": [{"path": "data/eval/u", "md5": "h-u.dir"}]}
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
-    pairs, missing = paired.paired_rows([_row("a", 0.9, "h-a.dir"), _row("u", 0.8, "h-u.dir")], tmp_path)
+    pairs, missing = _pairs(paired, [_row("a", 0.9, "h-a.dir"), _row("u", 0.8, "h-u.dir")], tmp_path)
     assert pairs == [] and missing == []
 
 
@@ -112,7 +117,7 @@ def test_the_row_chosen_for_degraded_photos_is_tested_on_each_degraded_copy(tmp_
     plain, robust = _row("plain", 0.96, "h-p.dir"), _row("robust", 0.95, "h-r.dir")
     plain["val_variants"], robust["val_variants"] = {"val_jpeg_30": 0.80}, {"val_jpeg_30": 0.93}
 
-    pairs, missing = paired.paired_rows([plain, robust], tmp_path)
+    pairs, missing = _pairs(paired, [plain, robust], tmp_path)
     assert missing == []
     clean, degraded = pairs  # the clean choice on plain images; the robust one on JPEG 30 only (no TTA)
     assert (clean["chosen"], clean["chosen_on"], clean["copy"], clean["mcnemar_p"]) == (
@@ -145,7 +150,7 @@ def test_the_clean_choice_is_also_tested_where_it_was_made_on_validation(tmp_pat
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
     rows = [_row("a", 1.0, "h-a.dir"), _row("b", 0.85, "h-b.dir"), _row("c", 0.80, "h-c.dir")]
 
-    pairs, missing = paired.paired_rows(rows, tmp_path)
+    pairs, missing = _pairs(paired, rows, tmp_path)
     assert missing == []
     found = {(p["other"], p["copy"]): p for p in pairs}
     assert set(found) == {("b", "plain"), ("b", "validation"), ("c", "plain")}
@@ -197,7 +202,7 @@ def test_a_degraded_copy_that_changed_no_answer_is_left_out_as_a_repeat_of_the_t
     a, b = _row("a", 0.95, "h-a.dir"), _row("b", 0.90, "h-b.dir")
     a["val_variants"], b["val_variants"] = {"val_jpeg_30": 0.93}, {"val_jpeg_30": 0.80}
 
-    pairs, _ = paired.paired_rows([a, b], tmp_path)
+    pairs, _ = _pairs(paired, [a, b], tmp_path)
     assert {(p["copy"], p["repeats_plain"]) for p in pairs} == {
         ("plain", False),
         ("downscale_128", True),
@@ -250,7 +255,7 @@ def test_a_row_whose_folder_a_later_seed_replaced_is_read_from_dvcs_cache(tmp_pa
     _evaluated(tmp_path, "u2", [True] * 40, "h-u2.dir", lock)
     (tmp_path / "dvc.lock").write_text(yaml.safe_dump(lock))
 
-    pairs, missing = paired.paired_rows(rows, tmp_path)
+    pairs, missing = _pairs(paired, rows, tmp_path)
     (pair,) = pairs
     assert (pair["chosen"], pair["other"], pair["only_chosen"], pair["only_other"]) == (
         "a",
@@ -265,3 +270,73 @@ def test_a_row_whose_folder_a_later_seed_replaced_is_read_from_dvcs_cache(tmp_pa
     }
     alone = [_row("solo", 0.9, "h-solo.dir", "caltech101_5")]  # a data set's only row: nothing to compare
     assert paired.not_compared(rows + alone, pairs, [*missing, "solo"])["answers_gone"] == ["c", "u1"]
+
+
+def _answer_bits():
+    return _paired().answer_bits  # benchmarks/answer_bits.py, as paired.py imports it
+
+
+def test_answers_read_back_from_bits_line_up_by_image_whatever_order_they_were_written_in():
+    import pandas as pd
+
+    bits = _answer_bits()
+    paths = [f"img{i}.jpg" for i in range(21)]  # not a multiple of 8: the last byte is padded
+    right = [i % 3 != 0 for i in range(21)]
+    first = pd.DataFrame({"plain": right, "jpeg_30": [not r for r in right]}, index=paths)
+    shuffled = first.iloc[::-1]  # the same answers, listed in another order
+    val = pd.Series([True, False], index=["v0.jpg", "v1.jpg"], name="validation")
+    encoded = bits.encode(first.join(val, how="outer"))
+    assert encoded["plain"]["images"] == 21 and encoded["validation"]["images"] == 2
+    assert encoded["plain"]["paths_sha256"] == encoded["jpeg_30"]["paths_sha256"]
+    assert encoded["plain"]["paths_sha256"] != encoded["validation"]["paths_sha256"]
+    back, again = bits.decode(encoded), bits.canonical(shuffled)
+    plain = back["plain"].dropna()
+    assert len(plain) == 21 and int(plain.astype(bool).sum()) == sum(right)
+    assert (again["plain"].reindex(plain.index) == plain).all()  # same images, same positions
+    assert back["validation"].dropna().astype(bool).tolist() == [True, False]
+    encoded["plain"]["images"] = 40  # more images than bits stored: a damaged store is refused
+    try:
+        bits.decode(encoded)
+    except ValueError as exc:
+        assert "plain" in str(exc)
+    else:
+        raise AssertionError("a store with too few bits was read")
+
+
+def test_committed_answers_test_the_pairs_again_once_the_work_folder_has_lost_them(tmp_path):
+    """paired.py commits the answers it read; run again where the evaluate outputs are gone, it
+    tests the same pairs from them, but never a rerun row's earlier answers."""
+    paired = _paired()
+    work, results = tmp_path / "work", tmp_path / "results"
+    results.mkdir()
+    lock: dict = {}
+    _evaluated(work, "a", [True] * 39 + [False], "h-a.dir", lock, val=[True] * 8 + [False] * 2)
+    _evaluated(work, "b", [i >= 12 for i in range(40)], "h-b.dir", lock, val=[True] * 5 + [False] * 5)
+    (work / "dvc.lock").write_text(yaml.safe_dump(lock))
+    rows = [_row("a", 0.95, "h-a.dir"), _row("b", 0.90, "h-b.dir")]
+    (results / "full_scale.json").write_text(json.dumps({"rows": rows}))
+    run = ["--work", str(work), "--results", str(results)]
+    paired.main.main(run, standalone_mode=False)
+    first = json.loads((results / "paired.json").read_text())["pairs"]
+    assert [(p["copy"], p["only_chosen"], p["only_other"]) for p in first] == [
+        ("plain", 12, 1),
+        ("validation", 3, 0),
+    ]
+    stored = json.loads((results / "answers.json").read_text())["rows"]
+    assert set(stored) == {"a", "b"} and stored["a"]["evaluate"] == "h-a.dir"
+
+    (results / "paired.json").unlink()  # no earlier pairs to carry over: tested from the store alone
+    for name in ("a", "b"):
+        for file in (work / "data" / "eval" / name).iterdir():
+            file.unlink()
+    (work / "dvc.lock").unlink()
+    paired.main.main(run, standalone_mode=False)
+    assert json.loads((results / "paired.json").read_text())["pairs"] == first
+
+    rows[1]["provenance"]["stages"]["evaluate@b"] = "h-b-rerun.dir"  # b reran; its answers are gone
+    (results / "full_scale.json").write_text(json.dumps({"rows": rows}))
+    paired.main.main(run, standalone_mode=False)
+    written = json.loads((results / "paired.json").read_text())
+    assert written["pairs"] == [] and written["not_compared"]["answers_gone"] == ["b"]
+    assert set(json.loads((results / "answers.json").read_text())["rows"]) == {"a"}
+
