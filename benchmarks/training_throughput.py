@@ -17,7 +17,7 @@ ImageNet weights are not needed to time a network: all run with ``weights: none`
 same cost).
 
 Usage:  uv run python benchmarks/training_throughput.py [--models handmade_cnn,cifar_residual]
-        [--shared ../shared/datasets] [--images 64] [--run-epochs 10]
+        [--shared ../shared/datasets] [--images 64,512] [--run-epochs 10]
 Writes benchmarks/results/training_throughput.{json,md}.
 """
 
@@ -169,7 +169,12 @@ def _measure(
 
 @click.command()
 @click.option("--shared", type=click.Path(path_type=Path), default=REPO.parent / "shared" / "datasets")
-@click.option("--images", default=64, show_default=True, help="Images per measurement.")
+@click.option(
+    "--images",
+    default="64",
+    show_default=True,
+    help="Images per epoch of a measurement; several (64,512) are measured side by side.",
+)
 @click.option("--epochs", default=2, show_default=True, help="Training epochs timed per measurement.")
 @click.option("--workers", default=2, show_default=True, help="Decoding processes for on-the-fly loading.")
 @click.option("--rounds", default=3, show_default=True, help="Interleaved rounds; the median is reported.")
@@ -184,7 +189,7 @@ def _measure(
 )
 def main(
     shared: Path,
-    images: int,
+    images: str,
     epochs: int,
     workers: int,
     rounds: int,
@@ -200,24 +205,29 @@ def main(
             f"unknown: {', '.join(sorted(wanted - known))}; known: {', '.join(sorted(known))}",
             param_hint="--models",
         )
+    counts = _counts(images)
     torch.manual_seed(0)
     load_before = os.getloadavg()[0]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
-        paths = _images(shared, images, Path(folder))
+        paths = _images(shared, max(counts), Path(folder))
         for case in CASES:
             if wanted and not wanted & {case[0], case[1]}:
                 continue
-            started = time.perf_counter()
-            row = _measure(case, paths, epochs, workers, rounds, min_seconds, run_epochs)
-            row["bench_seconds"] = round(time.perf_counter() - started, 1)
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+            for count in counts:  # side by side: each case at every epoch size before the next case
+                started = time.perf_counter()
+                row = {
+                    "images": count,
+                    **_measure(case, paths[:count], epochs, workers, rounds, min_seconds, run_epochs),
+                }
+                row["bench_seconds"] = round(time.perf_counter() - started, 1)
+                print(json.dumps(row), flush=True)
+                rows.append(row)
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
         "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}",
-        "images": images,
+        "images": counts if len(counts) > 1 else counts[0],
         "epochs": epochs,
         "workers": workers,
         "rounds": rounds,
@@ -228,43 +238,63 @@ def main(
         "cpus": os.cpu_count(),
         "commit": commit,
     }
-    trained = [r for r in rows if r["mode"] == "train"]
+    write_result(RESULTS, "training_throughput", {"meta": meta, "rows": rows}, _render(meta, rows, counts))
+
+
+def _counts(images: str) -> list[int]:
+    try:
+        counts = sorted({int(part) for part in images.split(",") if part.strip()})
+    except ValueError:
+        counts = []
+    if not counts or counts[0] < 1:
+        raise click.BadParameter(f"{images!r}: give image counts, e.g. 64 or 64,512", param_hint="--images")
+    return counts
+
+
+def _render(meta: dict, rows: list[dict], counts: list[int]) -> str:
+    """The result's markdown: what was measured, the headline per epoch size, a row per measurement."""
+    sizes = " and ".join(str(count) for count in counts)
     lines = [
         "# Training throughput: the data path a user gets vs synthetic tensors",
         "",
-        f"{meta['machine']}; {images} real flower JPEGs per case; at least {epochs} epochs and "
-        f"{min_seconds:.0f} s per training measurement; median of {rounds} interleaved rounds; CPU only.",
+        f"{meta['machine']}; {sizes} real flower JPEGs per epoch; at least {meta['epochs']} epochs and "
+        f"{meta['min_seconds']:.0f} s per training measurement; median of {meta['rounds']} interleaved "
+        "rounds; CPU only.",
         "Images/s. *synthetic* = random tensors in memory (the model's own speed); *user, preloaded* =",
-        f"the train stage's path for data under `train.preload_max_gb`, its one-off decoding spread over a "
-        f"{run_epochs}-epoch run;",
-        f"*on the fly* = data over the limit, decoded every epoch in {workers} worker processes; *in memory*"
-        " = the preloaded path",
+        "the train stage's path for data under `train.preload_max_gb`, its one-off decoding spread over a "
+        f"{meta['run_epochs']}-epoch run;",
+        f"*on the fly* = data over the limit, decoded every epoch in {meta['workers']} worker processes; "
+        "*in memory* = the preloaded path",
         "without its decoding (both sides read memory: ~1 by construction). Ratios are to synthetic.",
         f"Load average (1 min) on the {meta['cpus']} CPUs: {meta['load_average_1min'][0]} at the start, "
-        f"{meta['load_average_1min'][1]} at the end; commit {commit[:12]}.",
+        f"{meta['load_average_1min'][1]} at the end; commit {meta['commit'][:12]}.",
         "",
     ]
-    if trained:
+    for count in counts:
+        trained = [r for r in rows if r["mode"] == "train" and r["images"] == count]
+        if not trained:
+            continue
         user = [r["user_preloaded_ratio"] for r in trained]
         fly = [r["on_the_fly_ratio"] for r in trained]
         lines += [
-            f"**Headline (training, {len(trained)} model families):** a user keeps "
-            f"{min(user):.2f}-{max(user):.2f} of the synthetic speed when the images fit in memory "
+            f"**Headline (training, {len(trained)} model families, {count} images an epoch):** a user "
+            f"keeps {min(user):.2f}-{max(user):.2f} of the synthetic speed when the images fit in memory "
             f"(decoding counted) and {min(fly):.2f}-{max(fly):.2f} when they are decoded on the fly.",
             "",
         ]
     lines += [
-        "| model | input | mode | synthetic | user, preloaded | ratio | on the fly | ratio "
+        "| model | input | mode | images an epoch | synthetic | user, preloaded | ratio | on the fly | ratio "
         "| in memory | ratio | decode img/s |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['input']} | {r['mode']} | {r['synthetic']} | {r['user_preloaded']} | "
-            f"{r['user_preloaded_ratio']:.2f} | {r['on_the_fly']} | {r['on_the_fly_ratio']:.2f} | "
-            f"{r['pipeline']} | {r['pipeline_ratio']:.2f} | {r.get('preload', '')} |"
+            f"| {r['model']} | {r['input']} | {r['mode']} | {r['images']} | {r['synthetic']} | "
+            f"{r['user_preloaded']} | {r['user_preloaded_ratio']:.2f} | {r['on_the_fly']} | "
+            f"{r['on_the_fly_ratio']:.2f} | {r['pipeline']} | {r['pipeline_ratio']:.2f} | "
+            f"{r.get('preload', '')} |"
         )
-    write_result(RESULTS, "training_throughput", {"meta": meta, "rows": rows}, "\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
