@@ -340,3 +340,25 @@ def test_committed_answers_test_the_pairs_again_once_the_work_folder_has_lost_th
     assert written["pairs"] == [] and written["not_compared"]["answers_gone"] == ["b"]
     assert set(json.loads((results / "answers.json").read_text())["rows"]) == {"a"}
 
+
+def test_the_committed_answers_give_each_rows_recorded_accuracy():
+    """benchmarks/results/answers.json against full_scale.json: each stored row's right answers on
+    the test images, each copy and validation are the accuracies the row recorded."""
+    paired, bits = _paired(), _answer_bits()
+    results = REPO / "benchmarks" / "results"
+    rows = {r["experiment"]: r for r in json.loads((results / "full_scale.json").read_text())["rows"]}
+    stored = bits.load(results)
+    gone = json.loads((results / "paired.json").read_text())["not_compared"]["answers_gone"]
+    assert stored and not set(gone) & set(stored), "paired.md calls stored answers gone"
+    checked = 0
+    for name, entry in stored.items():
+        row = rows[name]
+        assert entry["evaluate"] == paired._recorded(row), f"{name}: stored answers of another run"
+        for copy, answers in bits.decode(entry["copies"]).items():
+            known = answers.dropna().astype(bool)
+            recorded = paired._right(row, copy, len(known))
+            if recorded is not None:
+                assert int(known.sum()) == recorded, f"{name}, {copy}"
+                checked += 1
+        assert "plain" in entry["copies"], name
+    assert checked >= 2 * len(stored)
