@@ -38,7 +38,7 @@ import answer_bits
 from full_scale_verdicts import chosen_for_degraded, chosen_on_validation, is_degraded
 from provenance import source_commit, write_result
 
-from visionlab.evaluation.answers import PREDICTIONS, VAL_PREDICTIONS, read_answers
+from visionlab.evaluation.answers import PREDICTIONS, VAL_PREDICTIONS, cached_files, read_answers
 from visionlab.evaluation.intervals import mcnemar
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,21 +69,7 @@ def own_files(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> dict[s
     folder = f"data/eval/{row['experiment']}"
     if any(out.get("path") == folder and out.get("md5") == recorded for out in outs):
         return {path.name: path for path in (work / folder).iterdir()}
-    return cached_files(work, recorded)
-
-
-def cached_files(work: Path, directory_md5: str) -> dict[str, Path] | None:
-    """The files of a directory output in the work folder's DVC cache (its ``.dir`` manifest lists
-    each file's md5), or None if the cache no longer holds it."""
-    cache = work / ".dvc" / "cache" / "files" / "md5"
-    manifest = cache / directory_md5[:2] / directory_md5[2:]
-    if not directory_md5.endswith(".dir") or not manifest.is_file():
-        return None
-    files = {
-        entry["relpath"]: cache / entry["md5"][:2] / entry["md5"][2:]
-        for entry in json.loads(manifest.read_text())
-    }
-    return files if PREDICTIONS in files and files[PREDICTIONS].is_file() else None
+    return cached_files(work / ".dvc" / "cache" / "files" / "md5", recorded)
 
 
 def row_answers(work: Path, stages: dict[str, Any], row: dict[str, Any]) -> pd.DataFrame | None:

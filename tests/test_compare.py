@@ -15,6 +15,7 @@ from visionlab.reporting.compare import (
     rows_from_exp_show,
     rows_from_full_scale,
     validation_choices,
+    with_paired,
 )
 
 PARAMS = {
@@ -56,12 +57,18 @@ def _exp_show() -> list[dict]:
     tuned["experiments"]["flowers-effnet"]["train_overrides"] = {"lr": 0.0002}
     tuned["models"]["cnn"]["dropout"] = 0.5  # not flowers-effnet's model: not shown on its row
     metrics = dict(base_metrics, **{"results/flowers-effnet/metrics.json": _metrics(0.92, 46, seconds=3.0)})
+    base, variant = _rev(PARAMS, base_metrics), _rev(tuned, metrics)
+    base["outs"] = {
+        "data/eval/flowers-cnn": {"hash": "h-cnn.dir"},
+        "data/eval/flowers-effnet": {"hash": "h-b.dir"},
+    }
+    variant["outs"] = {**base["outs"], "data/eval/flowers-effnet": {"hash": "h-v.dir"}}
     return [
         {
             "rev": "0123456789abcdef",
             "name": "main",
-            "data": _rev(PARAMS, base_metrics),
-            "experiments": [{"revs": [{"rev": "fedcba98", "name": "slow-lr", "data": _rev(tuned, metrics)}]}],
+            "data": base,
+            "experiments": [{"revs": [{"rev": "fedcba98", "name": "slow-lr", "data": variant}]}],
         }
     ]
 
@@ -152,3 +159,27 @@ def test_runs_validation_cannot_tell_from_the_best_are_marked_ties():
     assert validation_choices(rows) == ["tie", "best", "", "", "", ""]
     text = render(rows, width=120)
     assert "lr-high" in text and " best " in text and " tie " in text
+
+
+def test_a_variant_is_tested_against_its_baseline_on_the_same_test_images():
+    """The images only one of the two gets right and McNemar's p, from the answers of the two
+    evaluate outputs `dvc exp show` names; no test where either is gone or they answered others."""
+    rows = rows_from_exp_show(_exp_show())
+    assert [(r.evaluated, r.baseline_evaluated) for r in rows] == [
+        ("h-cnn.dir", None),
+        ("h-b.dir", None),
+        ("h-v.dir", "h-b.dir"),
+    ]
+    images = [f"img{i}.jpg" for i in range(40)]
+    base = dict.fromkeys(images, True) | {f"img{i}.jpg": False for i in range(12)}
+    variant = dict.fromkeys(images, True) | {"img39.jpg": False}
+    answers = {"h-b.dir": base, "h-v.dir": variant}
+    paired = with_paired(rows, answers.get)
+    assert [r.paired for r in paired[:2]] == ["", ""]  # baselines: nothing to test against
+    said = paired[2].paired
+    assert said.startswith("test vs baseline: 12 right only here, 1 only there, McNemar p=0.0034")
+    assert said.endswith("(differ at 5%)")
+    assert "12 right only here" in render(paired, 160).replace("\n", " ")
+    assert with_paired(rows, {"h-v.dir": variant}.get)[2].paired == ""  # the baseline's are gone
+    other = {f"other{i}.jpg": True for i in range(40)}  # another test split: not paired
+    assert with_paired(rows, {"h-b.dir": base, "h-v.dir": other}.get)[2].paired == ""

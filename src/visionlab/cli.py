@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -132,7 +133,7 @@ def compare(patterns: tuple[str, ...], results: Path, no_dvc: bool, num: int, wi
     import json
     import subprocess
 
-    from visionlab.reporting.compare import render, rows_from_exp_show, rows_from_full_scale
+    from visionlab.reporting.compare import render, rows_from_exp_show, rows_from_full_scale, with_paired
 
     root = paths.workspace_root()
     rows = []
@@ -147,7 +148,7 @@ def compare(patterns: tuple[str, ...], results: Path, no_dvc: bool, num: int, wi
         if shown.returncode != 0:
             click.echo(f"error: `dvc exp show` failed: {shown.stderr.strip()[-500:]}", err=True)
             sys.exit(1)
-        rows += rows_from_exp_show(json.loads(shown.stdout or "[]"))
+        rows += with_paired(rows_from_exp_show(json.loads(shown.stdout or "[]")), _cached_answers(root))
     committed = results if results.is_absolute() else root / results
     if committed.is_file():
         try:
@@ -161,6 +162,31 @@ def compare(patterns: tuple[str, ...], results: Path, no_dvc: bool, num: int, wi
         click.echo("no results yet: run `uv run dvc repro` or `uv run dvc exp run` first", err=True)
         sys.exit(1)
     click.echo(render(rows, width), nl=False)
+
+
+def _cached_answers(root: Path) -> Callable[[str], dict[str, bool] | None]:
+    """Image -> right, by the hash of an evaluate output, from the project's DVC cache (where DVC
+    keeps every experiment's outputs, the baseline's too); None for an output it no longer holds."""
+    import functools
+
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    from visionlab.evaluation.answers import PREDICTIONS, cached_files, read_answers
+
+    try:
+        with Repo(str(root)) as repo:
+            cache = Path(repo.cache.local.path)
+    except (DvcException, OSError):  # no cache to read: the table stands without the paired tests
+        return lambda _hash: None
+
+    @functools.cache
+    def answers(directory_hash: str) -> dict[str, bool] | None:
+        files = cached_files(cache, directory_hash)
+        found = read_answers(files[PREDICTIONS]) if files else None
+        return None if found is None else {str(image): bool(right) for image, right in found.items()}
+
+    return answers
 
 
 @main.command()

@@ -224,6 +224,10 @@ def test_repro_noop_and_experiment(tiny_pipeline):
     assert ran_stages(tuned) == {"resolve"} | model_stages
     status = run(project, *dvc, "status", "featurize@flowers-effnet")
     assert "up to date" in status, status
+    # compare tests that variant against its baseline on the same test images, from DVC's cache.
+    compare = [sys.executable, "-m", "visionlab.cli", "compare", "--experiment", "flowers-effnet"]
+    compared = run(project, *compare)
+    assert "test vs baseline:" in compared and "McNemar p=" in compared, compared
 
     # A head-only change retrains the head on the same cached features.
     head = "++experiments.flowers-effnet.model_overrides.head.dropout=0.25"

@@ -14,11 +14,11 @@ from __future__ import annotations
 import json
 import math
 import textwrap
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
-from visionlab.evaluation.intervals import accuracy_interval
+from visionlab.evaluation.intervals import accuracy_interval, mcnemar
 
 METRICS_PREFIX, METRICS_SUFFIX = "results/", "/metrics.json"
 GLOBAL_SECTIONS = ("train.", "augment.", "prepare.", "evaluate.", "explain.", "download.")
@@ -34,6 +34,9 @@ class CompareRow:
     interval: tuple[float, float] | None
     seconds: float | None  # what the model cost: training, plus the frozen base's features
     val_images: float | None = None  # how many validation images val was measured on
+    evaluated: str | None = None  # the hash of its evaluate output (data/eval/<experiment>)
+    baseline_evaluated: str | None = None  # a variant's baseline's, for the paired test against it
+    paired: str = ""  # that test, in words (with_paired)
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -108,6 +111,12 @@ def _params(data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(((data.get("params") or {}).get("params.yaml") or {}).get("data") or {})
 
 
+def _evaluated(data: Mapping[str, Any], experiment: str) -> str | None:
+    """The hash `dvc exp show` gives the experiment's evaluate output in one revision."""
+    out = (data.get("outs") or {}).get(f"data/eval/{experiment}")
+    return out.get("hash") if isinstance(out, Mapping) else None
+
+
 def _row(source: str, experiment: str, metrics: Mapping[str, Any], changed: str) -> CompareRow:
     test = metrics.get("test") or {}
     training = metrics.get("training") or {}
@@ -143,7 +152,10 @@ def rows_from_exp_show(shown: Iterable[Mapping[str, Any]]) -> list[CompareRow]:
         base = baseline.get("data") or {}
         base_params, base_metrics = _params(base), _metrics(base)
         label = str(baseline.get("name") or str(baseline.get("rev") or "")[:7])
-        rows += [_row(label, name, m, "") for name, m in sorted(base_metrics.items())]
+        rows += [
+            replace(_row(label, name, m, ""), evaluated=_evaluated(base, name))
+            for name, m in sorted(base_metrics.items())
+        ]
         variants = [
             (str(rev.get("name") or group.get("name") or str(rev.get("rev"))[:7]), rev.get("data") or {})
             for group in baseline.get("experiments") or []
@@ -155,9 +167,10 @@ def rows_from_exp_show(shown: Iterable[Mapping[str, Any]]) -> list[CompareRow]:
             params = _params(data)
             for experiment, metrics in sorted(_metrics(data).items()):
                 if metrics != base_metrics.get(experiment):
-                    rows.append(
-                        _row(name, experiment, metrics, changed_params(params, base_params, experiment))
-                    )
+                    row = _row(name, experiment, metrics, changed_params(params, base_params, experiment))
+                    evaluated = {"evaluated": _evaluated(data, experiment)}
+                    evaluated["baseline_evaluated"] = _evaluated(base, experiment)
+                    rows.append(replace(row, **evaluated))
     return rows
 
 
@@ -190,6 +203,32 @@ def rows_from_full_scale(document: Mapping[str, Any]) -> list[CompareRow]:
             )
         )
     return rows
+
+
+def with_paired(
+    rows: list[CompareRow], answers: Callable[[str], Mapping[str, bool] | None]
+) -> list[CompareRow]:
+    """Each DVC experiment's test answers against its baseline's on the same images: the images
+    only one of the two gets right, and McNemar's exact p (a variant beats its baseline beyond
+    chance only where p is small, whatever the two accuracies). ``answers``: image -> right, by
+    the hash of an evaluate output; None where that output is gone from the cache."""
+    paired = []
+    for row in rows:
+        if row.evaluated and row.baseline_evaluated and row.evaluated != row.baseline_evaluated:
+            mine, base = answers(row.evaluated), answers(row.baseline_evaluated)
+            if mine is not None and base is not None and set(mine) == set(base) and mine:
+                images = sorted(mine)
+                ours, theirs = [mine[i] for i in images], [base[i] for i in images]
+                only_here = sum(1 for a, b in zip(ours, theirs, strict=True) if a and not b)
+                only_base = sum(1 for a, b in zip(ours, theirs, strict=True) if b and not a)
+                p = mcnemar(ours, theirs)
+                row = replace(
+                    row,
+                    paired=f"test vs baseline: {only_here} right only here, {only_base} only there, "
+                    f"McNemar p={p:.2g}{' (differ at 5%)' if p < 0.05 else ''}",
+                )
+        paired.append(row)
+    return paired
 
 
 def validation_choices(rows: list[CompareRow]) -> list[str]:
@@ -248,7 +287,8 @@ def render(rows: list[CompareRow], width: int = 120) -> str:
             "",
         ]
         # What changed wraps onto continuation lines rather than being cut: it is the point.
-        wrapped = textwrap.wrap(row.changed or baseline, widths[-1], break_on_hyphens=False) or [""]
+        said = "; ".join(part for part in (row.changed or baseline, row.paired) if part)
+        wrapped = textwrap.wrap(said, widths[-1], break_on_hyphens=False) or [""]
         lines.append(_line([*cells[:-1], wrapped[0]], widths))
         lines += [_line([""] * (len(cells) - 1) + [more], widths) for more in wrapped[1:]]
     return "\n".join(lines) + "\n"
