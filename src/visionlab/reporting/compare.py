@@ -212,23 +212,24 @@ def with_paired(
     only one of the two gets right, and McNemar's exact p (a variant beats its baseline beyond
     chance only where p is small, whatever the two accuracies). ``answers``: image -> right, by
     the hash of an evaluate output; None where that output is gone from the cache."""
-    paired = []
-    for row in rows:
-        if row.evaluated and row.baseline_evaluated and row.evaluated != row.baseline_evaluated:
-            mine, base = answers(row.evaluated), answers(row.baseline_evaluated)
-            if mine is not None and base is not None and set(mine) == set(base) and mine:
-                images = sorted(mine)
-                ours, theirs = [mine[i] for i in images], [base[i] for i in images]
-                only_here = sum(1 for a, b in zip(ours, theirs, strict=True) if a and not b)
-                only_base = sum(1 for a, b in zip(ours, theirs, strict=True) if b and not a)
-                p = mcnemar(ours, theirs)
-                row = replace(
-                    row,
-                    paired=f"test vs baseline: {only_here} right only here, {only_base} only there, "
-                    f"McNemar p={p:.2g}{' (differ at 5%)' if p < 0.05 else ''}",
-                )
-        paired.append(row)
-    return paired
+    return [replace(row, paired=_against_baseline(row, answers)) for row in rows]
+
+
+def _against_baseline(row: CompareRow, answers: Callable[[str], Mapping[str, bool] | None]) -> str:
+    if not (row.evaluated and row.baseline_evaluated) or row.evaluated == row.baseline_evaluated:
+        return ""  # a baseline, or a variant that did not re-evaluate
+    mine, base = answers(row.evaluated), answers(row.baseline_evaluated)
+    if not mine or base is None or set(mine) != set(base):
+        return ""  # an output gone from the cache, or another test split
+    images = sorted(mine)
+    ours, theirs = [mine[i] for i in images], [base[i] for i in images]
+    only_here = sum(1 for a, b in zip(ours, theirs, strict=True) if a and not b)
+    only_base = sum(1 for a, b in zip(ours, theirs, strict=True) if b and not a)
+    p = mcnemar(ours, theirs)
+    return (
+        f"test vs baseline: {only_here} right only here, {only_base} only there, "
+        f"McNemar p={p:.2g}{' (differ at 5%)' if p < 0.05 else ''}"
+    )
 
 
 def validation_choices(rows: list[CompareRow]) -> list[str]:
