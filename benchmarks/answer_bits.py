@@ -45,11 +45,14 @@ def decode(encoded: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """The answer table again, one column per copy, indexed by ``<images' sha256 prefix>:<position>``."""
     columns = {}
     for column, entry in encoded.items():
-        count = int(entry["images"])
-        bits = np.unpackbits(np.frombuffer(base64.b64decode(entry["right"]), dtype=np.uint8))
+        try:
+            count, packed = int(entry["images"]), base64.b64decode(entry["right"], validate=True)
+            prefix = str(entry["paths_sha256"])[:16]
+        except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
+            raise ValueError(f"{column}: unreadable ({exc!r})") from None
+        bits = np.unpackbits(np.frombuffer(packed, dtype=np.uint8))
         if len(bits) < count or len(bits) - count >= 8:
             raise ValueError(f"{column}: {len(bits)} bits stored for {count} images")
-        prefix = entry["paths_sha256"][:16]
         columns[column] = pd.Series(
             bits[:count].astype(bool), index=[f"{prefix}:{i}" for i in range(count)], dtype=object
         )
@@ -66,7 +69,13 @@ def load(results: Path) -> dict[str, dict[str, Any]]:
     path = results / STORE
     if not path.is_file():
         return {}
-    return json.loads(path.read_text()).get("rows") or {}
+    try:
+        rows = json.loads(path.read_text()).get("rows") or {}
+    except (ValueError, AttributeError) as exc:
+        raise ValueError(f"{path}: not an answers store ({exc}); restore it with git") from None
+    if not isinstance(rows, dict):
+        raise ValueError(f"{path}: rows is not a mapping of experiments; restore it with git")
+    return rows
 
 
 def save(results: Path, rows: dict[str, dict[str, Any]], commit: str) -> None:

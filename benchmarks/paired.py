@@ -138,8 +138,18 @@ def gather_answers(
             store[name] = {"evaluate": recorded, "copies": answer_bits.encode(found)}
         elif recorded is not None and (stored or {}).get(name, {}).get("evaluate") == recorded:
             store[name] = stored[name]
-        answers[name] = answer_bits.decode(store[name]["copies"]) if name in store else None
+        answers[name] = _decoded(name, store[name]) if name in store else None
     return answers, store
+
+
+def _decoded(name: str, stored: dict[str, Any]) -> pd.DataFrame:
+    """A row's answers from the store; a damaged entry stops the run naming the row and the fix."""
+    try:
+        return answer_bits.decode(stored["copies"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise click.ClickException(
+            f"{answer_bits.STORE}: {name}: {exc}; restore the file with git, or rerun the row"
+        ) from None
 
 
 def paired_rows(
@@ -319,7 +329,11 @@ def render(
 def main(work: Path, results: Path) -> None:
     commit = source_commit(REPO)
     rows = json.loads((results / "full_scale.json").read_text())["rows"]
-    answers, store = gather_answers(rows, work, answer_bits.load(results))
+    try:
+        stored = answer_bits.load(results)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    answers, store = gather_answers(rows, work, stored)
     answer_bits.save(results, store, commit)  # the answers read here, for whoever reruns this without them
     pairs, missing = paired_rows(rows, answers)
     earlier = results / "paired.json"

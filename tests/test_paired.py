@@ -341,6 +341,26 @@ def test_committed_answers_test_the_pairs_again_once_the_work_folder_has_lost_th
     assert set(json.loads((results / "answers.json").read_text())["rows"]) == {"a"}
 
 
+def test_a_damaged_answers_store_stops_the_run_naming_the_row_and_the_fix(tmp_path):
+    import click
+    import pytest
+
+    paired = _paired()
+    work, results = tmp_path / "work", tmp_path / "results"
+    work.mkdir()
+    results.mkdir()
+    rows = [_row("a", 0.95, "h-a.dir"), _row("b", 0.90, "h-b.dir")]
+    (results / "full_scale.json").write_text(json.dumps({"rows": rows}))
+    run = ["--work", str(work), "--results", str(results)]
+    damaged = {"a": {"evaluate": "h-a.dir", "copies": {"plain": {"images": 40, "right": "not base64!"}}}}
+    (results / "answers.json").write_text(json.dumps({"commit": "abc", "rows": damaged}))
+    with pytest.raises(click.ClickException, match=r"answers.json: a: plain: unreadable.*restore the file"):
+        paired.main.main(run, standalone_mode=False)
+    (results / "answers.json").write_text("{not json")
+    with pytest.raises(click.ClickException, match="not an answers store.*restore it with git"):
+        paired.main.main(run, standalone_mode=False)
+
+
 def test_the_committed_answers_give_each_rows_recorded_accuracy():
     """benchmarks/results/answers.json against full_scale.json: each stored row's right answers on
     the test images, each copy and validation are the accuracies the row recorded."""

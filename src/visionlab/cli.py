@@ -148,7 +148,10 @@ def compare(patterns: tuple[str, ...], results: Path, no_dvc: bool, num: int, wi
         if shown.returncode != 0:
             click.echo(f"error: `dvc exp show` failed: {shown.stderr.strip()[-500:]}", err=True)
             sys.exit(1)
-        rows += with_paired(rows_from_exp_show(json.loads(shown.stdout or "[]")), _cached_answers(root))
+        variants = rows_from_exp_show(json.loads(shown.stdout or "[]"))
+        if any(row.baseline_evaluated for row in variants):  # something to pair: open DVC's cache
+            variants = with_paired(variants, _cached_answers(root))
+        rows += variants
     committed = results if results.is_absolute() else root / results
     if committed.is_file():
         try:

@@ -17,10 +17,13 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visionlab.atomic import atomic_write_text
 from visionlab.errors import VisionlabError
+
+if TYPE_CHECKING:
+    import psutil
 
 RWLOCK = Path(".dvc") / "tmp" / "rwlock"
 
@@ -34,7 +37,7 @@ class Holder:
     alive: bool
 
 
-def live_command(pid: int):
+def live_command(pid: int) -> tuple[psutil.Process, list[str]] | None:
     """``(process, its command line)`` of a live, not zombie, process ``pid``; None otherwise."""
     import psutil
 
